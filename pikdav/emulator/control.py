@@ -1,0 +1,166 @@
+"""The control API under ``/__emulator__/``: accounts, files, token expiry, faults, stats."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from . import errors
+from .faults import BadRule
+from .http import Request, Response
+from .world import FILE, World
+
+PREFIX = "/__emulator__/"
+
+
+class Control:
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def route(self, req: Request) -> Response | None:
+        name = req.path[len(PREFIX) :].strip("/")
+        method = req.method
+        if name == "accounts" and method == "POST":
+            return self.add_account(req.params())
+        if name == "files" and method == "POST":
+            return self.add_file(req.params())
+        if name == "expire-tokens" and method == "POST":
+            body = req.params()
+            count = self.world.expire_tokens(str(body.get("username", "")))
+            return Response.json({"expired": count})
+        if name == "faults":
+            if method == "POST":
+                return self.add_faults(req.params())
+            if method == "DELETE":
+                rule_id = req.query.get("id")
+                self.world.faults.clear(int(rule_id) if rule_id and rule_id.isdigit() else None)
+                return Response.json({"rules": self.world.faults.list()})
+            if method == "GET":
+                return Response.json({"rules": self.world.faults.list()})
+        if name == "stats":
+            if method == "DELETE":
+                self.world.stats.reset()
+            return Response.json(self.world.stats.snapshot())
+        if name == "config" and method == "POST":
+            return self.configure(req.params())
+        if name == "tree" and method == "GET":
+            return self.tree(req.query.get("username", ""))
+        if name == "captcha" and method == "GET":
+            return self.solve_captcha(req.query.get("captcha_token", ""))
+        return None
+
+    def add_account(self, body: dict[str, Any]) -> Response:
+        username, password = body.get("username"), body.get("password")
+        if not isinstance(username, str) or not username or not isinstance(password, str):
+            raise errors.bad_request("username and password are required strings")
+        quota = body.get("quota", 10 << 40)
+        if not isinstance(quota, int) or quota < 0:
+            raise errors.bad_request("quota must be a non-negative integer")
+        acct = self.world.add_account(username, password, quota)
+        return Response.json({"username": acct.username, "user_id": acct.user_id}, 201)
+
+    def _account(self, username: Any):
+        acct = self.world.accounts.get(username) if isinstance(username, str) else None
+        if acct is None:
+            raise errors.ApiError(404, "account_not_found", 5, "no such account")
+        return acct
+
+    def add_file(self, body: dict[str, Any]) -> Response:
+        acct = self._account(body.get("username"))
+        path = body.get("path")
+        if not isinstance(path, str) or not path.strip("/"):
+            raise errors.bad_request("path is required, e.g. 'Movies/film.mkv'")
+        folder_path, _, name = path.strip("/").rpartition("/")
+        if "content" in body:
+            try:
+                data = base64.b64decode(body["content"], validate=True)
+            except (binascii.Error, TypeError, ValueError):
+                raise errors.bad_request("content must be base64") from None
+            blob = self.world.blobs.add_bytes(data)
+        else:
+            size, seed = body.get("size"), body.get("seed", 0)
+            if not isinstance(size, int) or size < 0 or not isinstance(seed, int):
+                raise errors.bad_request("size (bytes) and seed must be non-negative integers")
+            blob = self.world.blobs.add_synthetic(size, seed)
+        with self.world.lock:
+            self.world.check_name(name)
+            parent = self.world.ensure_path(acct, folder_path)
+            existing = next(
+                (n for n in self.world.live_children(acct, parent) if n.name == name), None
+            )
+            if existing is not None:
+                self.world.remove(acct, existing)
+            node = self.world.add_node(acct, parent, name, FILE, blob=blob)
+            node.link_ready_at = 0.0
+            node.transcode = bool(body.get("transcode"))
+            return Response.json(
+                {
+                    "id": node.id,
+                    "parent_id": node.parent_id,
+                    "name": node.name,
+                    "size": node.size,
+                    "hash": node.gcid,
+                },
+                201,
+            )
+
+    def add_faults(self, body: dict[str, Any]) -> Response:
+        specs = body.get("rules") if "rules" in body else [body]
+        if not isinstance(specs, list):
+            raise errors.bad_request("rules must be a list")
+        try:
+            rules = [self.world.faults.add(spec) for spec in specs]
+        except BadRule as exc:
+            raise errors.bad_request(str(exc)) from None
+        return Response.json({"ids": [r.id for r in rules]}, 201)
+
+    def configure(self, body: dict[str, Any]) -> Response:
+        known = {
+            "token_ttl": int,
+            "link_ttl": int,
+            "link_delay": float,
+            "offline_seconds": float,
+            "upload_ttl": int,
+            "task_daily_limit": int,
+        }
+        for key, value in body.items():
+            if key not in known or not isinstance(value, int | float) or value < 0:
+                raise errors.bad_request(f"unknown or invalid setting {key}")
+            setattr(self.world, key, known[key](value))
+        return Response.json({key: getattr(self.world, key) for key in known})
+
+    def tree(self, username: str) -> Response:
+        acct = self._account(username)
+        with self.world.lock:
+            rows = []
+            for node in acct.nodes.values():
+                parts, current = [], node
+                while current is not None:
+                    parts.append(current.name)
+                    current = acct.nodes.get(current.parent_id) if current.parent_id else None
+                rows.append(
+                    {
+                        "path": "/".join(reversed(parts)),
+                        "id": node.id,
+                        "kind": node.kind,
+                        "size": node.size,
+                        "hash": node.gcid,
+                        "phase": node.phase,
+                        "trashed": self.world.is_trashed(acct, node),
+                    }
+                )
+        rows.sort(key=lambda r: r["path"])
+        return Response.json({"files": rows})
+
+    def solve_captcha(self, token: str) -> Response:
+        with self.world.lock:
+            entry = self.world.captcha_tokens.get(token)
+            if entry is None:
+                raise errors.bad_request("unknown captcha_token")
+            entry.solved = True
+        return Response(
+            200,
+            b"<html><body>Verified. You can close this page.</body></html>",
+            [("Content-Type", "text/html; charset=utf-8")],
+        )

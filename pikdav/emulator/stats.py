@@ -1,0 +1,68 @@
+"""Counters the control API reports, overall and per account."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, defaultdict
+from typing import Any
+
+COUNTERS = (
+    "signin",
+    "refresh",
+    "refresh_rejected",
+    "captcha_init",
+    "list",
+    "file_get",
+    "link_issued",
+    "download_requests",
+    "download_bytes",
+    "download_forbidden",
+    "downloads_active",
+    "downloads_closed",
+    "upload_tickets",
+    "instant_uploads",
+    "objstore_requests",
+    "objstore_bytes",
+    "objstore_rejected",
+    "mutations",
+    "tasks_created",
+    "unauthenticated",
+    "captcha_rejected",
+    "faults_fired",
+)
+
+
+class Stats:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._total: Counter[str] = Counter()
+        self._accounts: dict[str, Counter[str]] = defaultdict(Counter)
+        self._download_ips: Counter[str] = Counter()
+
+    def add(self, name: str, account: str | None = None, amount: int = 1) -> None:
+        with self._lock:
+            self._total[name] += amount
+            if account:
+                self._accounts[account][name] += amount
+
+    def download_from(self, ip: str) -> None:
+        with self._lock:
+            self._download_ips[ip] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+
+            def full(counter: Counter[str]) -> dict[str, int]:
+                return {name: counter.get(name, 0) for name in COUNTERS} | dict(counter)
+
+            return {
+                "total": full(self._total),
+                "accounts": {name: full(c) for name, c in self._accounts.items()},
+                "downloads_by_ip": dict(self._download_ips),
+            }
+
+    def reset(self) -> None:
+        with self._lock:
+            self._total.clear()
+            self._accounts.clear()
+            self._download_ips.clear()

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import pytest
+
+from pikdav.emulator import Emulator
+from tests.support.pikpak_raw import RawSession
+
+
+@pytest.fixture
+def emulator(tmp_path):
+    emu = Emulator("127.0.0.1", 0, state_dir=tmp_path / "emulator")
+    emu.world.add_account("alice@example.com", "correct horse")
+    with emu:
+        yield emu
+
+
+@pytest.fixture
+def alice(emulator) -> RawSession:
+    session = RawSession(emulator.base_url, "alice@example.com", "correct horse")
+    assert session.signin().status_code == 200
+    return session
