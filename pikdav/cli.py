@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stop_on_signal(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_emulator(args: argparse.Namespace) -> int:
     from .emulator import Emulator
 
@@ -67,7 +71,7 @@ def run_emulator(args: argparse.Namespace) -> int:
         emulator.world.add_account(user, password)
     emulator.server.prepare()
     print(emulator.base_url, flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: emulator.server.interrupt())
+    signal.signal(signal.SIGTERM, _stop_on_signal)
     try:
         emulator.server.serve()
     except KeyboardInterrupt:

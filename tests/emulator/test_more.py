@@ -1,0 +1,162 @@
+"""Smaller emulator behaviours: link delay, quota, CID lookup, task retry, restore, the CLI."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+import time
+
+import requests
+
+from pikdav.pikpak import gcid
+from tests.support.pikpak_raw import RawSession, control
+
+USER = "alice@example.com"
+
+
+def _ticket(alice, name: str, data: bytes, parent: str = "") -> requests.Response:
+    return alice.post(
+        "/drive/v1/files",
+        {
+            "kind": "drive#file",
+            "name": name,
+            "parent_id": parent,
+            "size": len(data),
+            "hash": gcid.gcid_of_bytes(data),
+            "upload_type": "UPLOAD_TYPE_RESUMABLE",
+            "resumable": {"provider": "PROVIDER_ALIYUN"},
+        },
+    )
+
+
+def test_a_fresh_upload_has_no_link_for_a_while(emulator, alice):
+    control(emulator.base_url, "config", {"link_delay": 1.0})
+    data = b"x" * 100
+    control(
+        emulator.base_url,
+        "files",
+        {"username": USER, "path": "seed.bin", "content": base64.b64encode(data).decode()},
+    )
+    made = _ticket(alice, "again.bin", data).json()  # instant: content is known
+    assert made["file"]["phase"] == "PHASE_TYPE_COMPLETE" and made["resumable"] is None
+    first = alice.get(f"/drive/v1/files/{made['file']['id']}").json()
+    assert first["links"] == {} and first["web_content_link"] == ""
+    time.sleep(1.1)
+    later = alice.get(f"/drive/v1/files/{made['file']['id']}").json()
+    assert later["links"]["application/octet-stream"]["url"]
+
+
+def test_quota_exhausted_is_code_8(emulator):
+    control(emulator.base_url, "accounts", {"username": "tiny", "password": "p", "quota": 10})
+    tiny = RawSession(emulator.base_url, "tiny", "p")
+    assert tiny.signin().status_code == 200
+    resp = _ticket(tiny, "big.bin", b"y" * 11)
+    assert resp.status_code == 400
+    assert resp.json()["error"] == "file_space_not_enough" and resp.json()["error_code"] == 8
+
+
+def test_pending_upload_is_hidden_and_cannot_be_renamed(alice):
+    made = _ticket(alice, "pending.bin", b"z" * 5000).json()
+    assert made["resumable"]["params"]["bucket"] and made["task"]["phase"] == "PHASE_TYPE_PENDING"
+    assert alice.list_all("")[0] == []
+    resp = alice.patch(f"/drive/v1/files/{made['file']['id']}", {"name": "other.bin"})
+    assert resp.status_code == 400 and resp.json()["error"] == "file_rename_uncompleted"
+
+
+def test_resource_cid_finds_known_content(emulator, alice):
+    data = bytes(range(256)) * 400
+    control(
+        emulator.base_url,
+        "files",
+        {"username": USER, "path": "k.bin", "content": base64.b64encode(data).decode()},
+    )
+    blob = emulator.world.blobs.get(gcid.gcid_of_bytes(data))
+    known = alice.get("/drive/v1/resource/cid", cid=blob.cid, file_size=len(data))
+    assert known.json()["gcid"] == gcid.gcid_of_bytes(data)
+    unknown = alice.get("/drive/v1/resource/cid", cid="0" * 40, file_size=5)
+    assert unknown.json()["gcid"] == ""
+    zero = alice.get("/drive/v1/resource/cid", cid="0" * 40, file_size=0)
+    assert zero.status_code == 400
+
+
+def test_failed_offline_task_can_be_retried(emulator, alice):
+    control(emulator.base_url, "config", {"offline_seconds": 0.2})
+    task = alice.post(
+        "/drive/v1/files",
+        {
+            "kind": "drive#file",
+            "upload_type": "UPLOAD_TYPE_URL",
+            "url": {"url": "https://example.org/fail/x.iso"},
+        },
+    ).json()["task"]
+    time.sleep(0.3)
+    errored = alice.get(
+        "/drive/v1/tasks",
+        type="offline",
+        filters='{"phase":{"in":"PHASE_TYPE_RUNNING,PHASE_TYPE_ERROR"}}',
+    )
+    assert [t["phase"] for t in errored.json()["tasks"]] == ["PHASE_TYPE_ERROR"]
+    alice.post("/drive/v1/task", {"type": "offline", "create_type": "RETRY", "id": task["id"]})
+    time.sleep(0.3)
+    assert alice.get(f"/drive/v1/tasks/{task['id']}").json()["phase"] == "PHASE_TYPE_COMPLETE"
+
+
+def test_share_restore_copies_into_the_visitors_drive(emulator, alice):
+    made = control(
+        emulator.base_url, "files", {"username": USER, "path": "pub/a.txt", "size": 10, "seed": 3}
+    )
+    share = alice.post(
+        "/drive/v1/share",
+        {
+            "file_ids": [made["parent_id"]],
+            "share_to": "publiclink",
+            "expiration_days": -1,
+            "pass_code_option": "NOT_REQUIRED",
+        },
+    ).json()
+    control(emulator.base_url, "accounts", {"username": "bob", "password": "pw"})
+    bob = RawSession(emulator.base_url, "bob", "pw")
+    bob.signin()
+    info = bob.get("/drive/v1/share", share_id=share["share_id"]).json()
+    restored = bob.post(
+        "/drive/v1/share/restore",
+        {
+            "share_id": share["share_id"],
+            "pass_code_token": info["pass_code_token"],
+            "file_ids": [made["parent_id"]],
+        },
+    )
+    assert restored.status_code == 200
+    folders, _ = bob.list_all("")
+    assert [f["name"] for f in folders] == ["pub"]
+    assert [f["name"] for f in bob.list_all(folders[0]["id"])[0]] == ["a.txt"]
+
+
+def test_cli_prints_the_base_url_first(tmp_path):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pikdav.cli",
+            "emulator",
+            "--port",
+            "0",
+            "--account",
+            "carol:pw",
+            "--token-ttl",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = proc.stdout.readline().strip()
+        assert base.startswith("http://127.0.0.1:")
+        session = RawSession(base, "carol", "pw")
+        token = session.signin().json()
+        assert token["expires_in"] == 60
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert proc.returncode == 0
