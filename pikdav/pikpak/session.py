@@ -1,0 +1,495 @@
+"""One session per PikPak account: HTTP, tokens, captcha tokens and the retry policy.
+
+Every upstream call goes through :meth:`Session.call`. The access token is refreshed once
+half of its life is gone, or when PikPak refuses it; exactly one refresh runs however many
+threads (a lock) or processes (the token store's lock) want one, and the others reuse its
+result. A rotated refresh token is saved before the new access token is used, because the
+old one is dead the moment PikPak answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+)
+
+from . import identity
+from .errors import (
+    AuthError,
+    HumanCheckRequired,
+    PikPakError,
+    RateLimited,
+    Reaction,
+    Transient,
+    error_from_answer,
+    redact,
+)
+from .tokenstore import StoredAuth, TokenStore
+from .types import Token
+
+log = logging.getLogger(__name__)
+
+USER_API = "https://user.mypikpak.com"
+DRIVE_API = "https://api-drive.mypikpak.com"
+CAPTCHA_MARGIN = 10.0  # seconds: treat a captcha token as expired this early
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The bound on retries: attempts and seconds, and how long to wait between them."""
+
+    attempts: int = 6
+    seconds: float = 90.0
+    backoff: float = 0.5
+    backoff_max: float = 8.0
+    retry_after_max: float = 30.0
+    too_frequent_wait: float = 5.0
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str = ""
+    password: str | None = None
+    refresh_token: str | None = None  # log in with a refresh token alone
+    captcha_token: str | None = None  # a captcha solved by a person, for the next sign-in
+
+
+class _Again(Exception):
+    """Inside the retry loop: try again after ``wait`` seconds (None: the policy decides)."""
+
+    def __init__(self, cause: PikPakError, wait: float | None = None) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.wait = wait
+
+
+@dataclass
+class _Captcha:
+    token: str = ""
+    expires_at: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _not_sent(exc: requests.RequestException) -> bool:
+    """True when the request surely never reached PikPak (safe to repeat any call)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    text = repr(exc)
+    return isinstance(exc, requests.ConnectionError) and (
+        "NewConnectionError" in text or "Connection refused" in text
+    )
+
+
+class Session:
+    def __init__(
+        self,
+        credentials: Credentials,
+        store: TokenStore,
+        *,
+        platform: identity.Platform = identity.WEB,
+        user_api: str = USER_API,
+        drive_api: str = DRIVE_API,
+        pool_size: int = 64,
+        ca_cert: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: tuple[float, float] = (10.0, 60.0),
+        name: str = "pikpak",
+    ) -> None:
+        self.credentials = credentials
+        self.store = store
+        self.platform = platform
+        self.user_api = user_api.rstrip("/")
+        self.drive_api = drive_api.rstrip("/")
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.name = name
+        self.http = requests.Session()
+        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
+        self.http.mount("https://", adapter)
+        self.http.mount("http://", adapter)
+        self.http.trust_env = False
+        if ca_cert:
+            self.http.verify = ca_cert
+        self._refresh_lock = threading.RLock()
+        self._auth: StoredAuth | None = None
+        self._captcha = _Captcha()
+
+    # ------------------------------------------------------------------ state
+    @property
+    def auth(self) -> StoredAuth:
+        if self._auth is None:
+            with self._refresh_lock:
+                if self._auth is None:
+                    self._auth = self._load_or_create()
+        return self._auth
+
+    def _load_or_create(self) -> StoredAuth:
+        with self.store.locked():
+            stored = self.store.load()
+            if (
+                stored is not None
+                and stored.token is not None
+                and stored.platform != self.platform.name
+            ):
+                raise AuthError(
+                    f"the token store holds a login made with platform '{stored.platform}', "
+                    f"but this account is configured for '{self.platform.name}'; a refresh "
+                    "token works only with the platform that issued it. Set the platform "
+                    "back, or run `pikdav login` again."
+                )
+            if stored is None or not stored.device_id:
+                # The device id is made once and kept: PikPak ties logins to it.
+                stored = StoredAuth(
+                    self.platform.name,
+                    identity.new_device_id(),
+                    self.credentials.username,
+                    stored.token if stored else None,
+                )
+                if self.credentials.refresh_token and stored.token is None:
+                    stored = replace(
+                        stored,
+                        token=Token(
+                            "",
+                            self.credentials.refresh_token,
+                            0.0,
+                            0.0,
+                            "",
+                            self.platform.client_id,
+                        ),
+                    )
+                self.store.save(stored)
+            return stored
+
+    @property
+    def device_id(self) -> str:
+        return self.auth.device_id
+
+    @property
+    def user_id(self) -> str:
+        token = self.auth.token
+        return token.user_id if token else ""
+
+    # ------------------------------------------------------------------ headers
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {
+            "User-Agent": self.platform.user_agent,
+            "X-Client-Id": self.platform.client_id,
+            "X-Client-Version": self.platform.client_version,
+            "X-Device-Id": self.device_id,
+        }
+        if self.platform.name == "web":
+            headers["Referer"] = "https://mypikpak.com/"
+        return headers | (extra or {})
+
+    # ------------------------------------------------------------------ tokens
+    def token(self) -> Token:
+        """A usable access token: the current one while fresh, else after one refresh."""
+        current = self.auth.token
+        if current is not None and current.fresh():
+            return current
+        return self.refresh(rejected=current.access_token if current else None)
+
+    def refresh(self, rejected: str | None) -> Token:
+        """Replace the access token ``rejected`` (None: ours is old), once for everyone."""
+        with self._refresh_lock:
+            current = self._auth.token if self._auth else None
+            if current is not None and current.access_token != rejected and current.fresh():
+                return current  # another thread did it while we waited
+            with self.store.locked():
+                stored = self.store.load() or self.auth
+                token = stored.token
+                if (
+                    token is not None
+                    and token.access_token
+                    and token.access_token != rejected
+                    and token.fresh()
+                ):
+                    self._auth = stored  # another process did it; adopt its token
+                    log.debug("%s: adopted the token another process refreshed", self.name)
+                    return token
+                new = self._renew(stored)
+                self._auth = replace(
+                    stored, token=new, username=self.credentials.username or stored.username
+                )
+                self.store.save(self._auth)  # persisted before anything uses it
+                return new
+
+    def _renew(self, stored: StoredAuth) -> Token:
+        """Refresh with the stored refresh token; sign in again when PikPak refuses it.
+        Runs with the store locked."""
+        token = stored.token
+        if token is not None and token.refresh_token:
+            try:
+                new = self._refresh_request(token.refresh_token)
+                log.info("%s: refreshed the access token (valid %d s)", self.name, new.lifetime)
+                return new
+            except AuthError as exc:
+                if exc.reason != "invalid_grant" and exc.code != 4126:
+                    raise
+                log.warning("%s: %s", self.name, exc)
+        return self._sign_in(after_rejection=token is not None)
+
+    def _refresh_request(self, refresh_token: str) -> Token:
+        body = self._auth_post(
+            "/v1/auth/token",
+            {
+                "client_id": self.platform.client_id,
+                "client_secret": self.platform.client_secret,
+                "grant_type": "refresh_token",
+                "refresh_token": refresh_token,
+            },
+        )
+        return Token.from_wire(body, self.platform.client_id)
+
+    def _sign_in(self, after_rejection: bool = False) -> Token:
+        creds = self.credentials
+        if not creds.password or not creds.username:
+            hint = (
+                "PikPak refused the stored refresh token"
+                if after_rejection
+                else "there is no stored login"
+            )
+            raise AuthError(
+                f"{hint}, and no password is configured for {creds.username or 'this account'}: "
+                "run `pikdav login` to sign in again (or set the password in the config so "
+                "pikdav can sign in by itself)."
+            )
+        captcha = creds.captcha_token or self._signin_captcha()
+        for attempt in range(2):
+            try:
+                body = self._auth_post(
+                    "/v1/auth/signin",
+                    {
+                        "client_id": self.platform.client_id,
+                        "client_secret": self.platform.client_secret,
+                        "username": creds.username,
+                        "password": creds.password,
+                        "captcha_token": captcha,
+                    },
+                    captcha=captcha,
+                )
+                break
+            except PikPakError as exc:
+                if (
+                    exc.reason in ("captcha_invalid", "captcha_required")
+                    and attempt == 0
+                    and not isinstance(exc, RateLimited)
+                ):
+                    captcha = self._signin_captcha()
+                    continue
+                raise
+        self.credentials = replace(creds, captcha_token=None)
+        token = Token.from_wire(body, self.platform.client_id)
+        log.info("%s: signed in as %s", self.name, creds.username)
+        return token
+
+    def _signin_captcha(self) -> str:
+        login = self.credentials.username
+        if "@" in login:
+            meta = {"email": login}
+        elif login.lstrip("+").isdigit() and 11 <= len(login.lstrip("+")) <= 18:
+            meta = {"phone_number": login}
+        else:
+            meta = {"username": login}
+        return self._captcha_init("POST:/v1/auth/signin", meta)
+
+    def _captcha_init(self, action: str, meta: dict[str, str]) -> str:
+        body = self._auth_post(
+            "/v1/shield/captcha/init",
+            {
+                "action": action,
+                "client_id": self.platform.client_id,
+                "device_id": self.device_id,
+                "meta": meta,
+            },
+        )
+        if body.get("url"):
+            raise HumanCheckRequired(str(body["url"]))
+        return str(body.get("captcha_token", ""))
+
+    def _sign_meta(self) -> dict[str, str]:
+        timestamp = str(int(time.time() * 1000))
+        return {
+            "captcha_sign": identity.sign_for(self.platform, self.device_id, timestamp),
+            "client_version": self.platform.client_version,
+            "package_name": self.platform.package_name,
+            "timestamp": timestamp,
+            "user_id": self.user_id,
+        }
+
+    def captcha_token(self, action: str = "GET:/drive/v1/files") -> str:
+        """The captcha token drive calls carry; one serves every action until it expires."""
+        state = self._captcha
+        with state.lock:
+            if state.token and time.time() + CAPTCHA_MARGIN < state.expires_at:
+                return state.token
+            body = self._auth_post(
+                "/v1/shield/captcha/init",
+                {
+                    "action": action,
+                    "client_id": self.platform.client_id,
+                    "device_id": self.device_id,
+                    "meta": self._sign_meta(),
+                },
+            )
+            if body.get("url"):
+                raise HumanCheckRequired(str(body["url"]))
+            state.token = str(body.get("captcha_token", ""))
+            state.expires_at = time.time() + float(body.get("expires_in") or 300)
+            return state.token
+
+    def _forget_captcha(self, token: str) -> None:
+        with self._captcha.lock:
+            if self._captcha.token == token:
+                self._captcha.token, self._captcha.expires_at = "", 0.0
+
+    def _auth_post(self, path: str, body: dict[str, Any], captcha: str = "") -> dict[str, Any]:
+        """A call to the user host (no access token). Retries only what is safe."""
+        extra = {"X-Captcha-Token": captcha} if captcha else {}
+
+        def once() -> dict[str, Any]:
+            return self._send(
+                "POST",
+                self.user_api + path,
+                json=body,
+                headers=self._headers(extra),
+                idempotent=False,
+            )
+
+        return self._with_retries(once)
+
+    # ------------------------------------------------------------------ calls
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+        base: str | None = None,
+    ) -> dict[str, Any]:
+        """One drive call with the whole policy: tokens, captcha, retries, typed errors."""
+        method = method.upper()
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD", "DELETE", "PUT")
+        url = (base or self.drive_api) + path
+        renewed = {"token": False, "captcha": False}
+
+        def once() -> dict[str, Any]:
+            token = self.token()
+            captcha = self.captcha_token()
+            headers = self._headers(
+                {"Authorization": f"Bearer {token.access_token}", "X-Captcha-Token": captcha}
+            )
+            try:
+                return self._send(
+                    method, url, params=params, json=json, headers=headers, idempotent=idempotent
+                )
+            except _Refused as refused:
+                exc, rule = refused.exc, refused.rule
+                if rule.reaction is Reaction.REFRESH and not renewed["token"]:
+                    renewed["token"] = True
+                    log.info("%s: %s", self.name, rule.log)
+                    self.refresh(rejected=token.access_token)
+                    raise _Again(exc, 0) from None
+                if rule.reaction is Reaction.RENEW_CAPTCHA and not renewed["captcha"]:
+                    renewed["captcha"] = True
+                    self._forget_captcha(captcha)
+                    raise _Again(exc, 0) from None
+                if rule.reaction is Reaction.RELOGIN and not renewed["token"]:
+                    renewed["token"] = True
+                    self.refresh(rejected=token.access_token)
+                    raise _Again(exc, 0) from None
+                raise exc from None
+
+        return self._with_retries(once)
+
+    def _send(self, method: str, url: str, *, idempotent: bool, **kwargs: Any) -> dict[str, Any]:
+        try:
+            resp = self.http.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            cause = Transient(
+                f"cannot reach PikPak ({type(exc).__name__}: {redact(str(exc))[:160]})"
+            )
+            if idempotent or _not_sent(exc):
+                raise _Again(cause) from None
+            raise cause from None
+        if resp.status_code < 400:
+            try:
+                return resp.json() if resp.content else {}
+            except ValueError:
+                raise Transient(
+                    f"PikPak answered {resp.status_code} with a body that is not JSON"
+                ) from None
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {}
+        retry_after = _retry_after(resp.headers.get("Retry-After"))
+        exc, rule = error_from_answer(resp.status_code, body, retry_after)
+        if rule.reaction is Reaction.BACK_OFF:
+            log.warning("%s: %s", self.name, rule.log)
+            wait = retry_after if retry_after is not None else self.retry.too_frequent_wait
+            raise _Again(exc, min(wait, self.retry.retry_after_max))
+        if rule.reaction is Reaction.RETRY:
+            # 503 and "still processing" answers mean nothing happened: safe for any call.
+            if idempotent or resp.status_code == 503 or exc.reason == "file_rename_uncompleted":
+                raise _Again(exc)
+            raise exc
+        raise _Refused(exc, rule)
+
+    def _with_retries(self, once: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        policy = self.retry
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, _Again) and exc.wait is not None:
+                return exc.wait
+            step = min(policy.backoff_max, policy.backoff * 2 ** (state.attempt_number - 1))
+            return step * (0.5 + random.random() / 2)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.seconds),
+            wait=wait,
+            retry=retry_if_exception_type(_Again),
+            reraise=True,
+        )
+        try:
+            return retrying(once)
+        except _Again as final:
+            raise final.cause from None
+        except _Refused as refused:
+            raise refused.exc from None
+
+
+class _Refused(Exception):
+    """An error answer whose reaction the caller decides (refresh, captcha, give up)."""
+
+    def __init__(self, exc: PikPakError, rule) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
+        self.rule = rule
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
