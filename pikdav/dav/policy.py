@@ -79,7 +79,9 @@ def client_ip(environ: Mapping[str, Any], trusted_proxies: Iterable[IPNetwork] =
     hop = parse_ip(remote)
     if hop is None or not _in_any(hop, trusted):
         return str(hop) if hop is not None else remote
-    forwarded = [part for part in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    forwarded = [
+        part for part in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()
+    ]
     for entry in reversed(forwarded):
         address = parse_ip(entry)
         if address is None:

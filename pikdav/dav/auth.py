@@ -1,0 +1,397 @@
+"""DAV users: password hashes, Basic authentication for WsgiDAV, and a ban on password guessing.
+
+Wiring (the app assembler builds the WsgiDAV config)::
+
+    "http_authenticator": {"domain_controller": PikdavDomainController, "accept_basic": True,
+                           "accept_digest": False, "default_to_digest": False},
+    "middleware_stack": [Cors, ErrorPrinter, LoginThrottle, HTTPAuthenticator, RequestResolver],
+    "pikdav": config.dav_auth_settings(),
+
+`config["pikdav"]` holds::
+
+    users:           {name: {"password_hash": str,
+                             "mounts": ["*"] or [mount names],
+                             "read_only": bool}}
+    mounts:          [every mount name]    # a root path that is no mount is open to every user
+    anonymous:       bool                  # reads without credentials
+    login_failures:  {"max": int, "window": seconds, "ban": seconds}    # max 0: no ban
+    trusted_proxies: [CIDR str or ip_network]   # optional: whose X-Forwarded-For names the client
+    failed_logins:   FailedLogins          # optional: made on first use, shared by the two parts
+
+The domain controller decides everything about a user's rights in one place: it answers 401 for
+wrong credentials, 403 for a mount the user may not see and for a write by a read-only user, and
+leaves `environ["pikdav.user"]`, `["pikdav.read_only"]` and `["pikdav.mounts"]` for the provider
+(see `may_access`). The mount's own `read_only` is the provider's to enforce.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import hashlib
+import hmac
+import logging
+import math
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from wsgidav.dav_error import HTTP_FORBIDDEN, DAVError
+from wsgidav.dc.base_dc import BaseDomainController
+from wsgidav.mw.base_mw import BaseMiddleware
+
+from .policy import client_ip, parse_networks
+
+log = logging.getLogger(__name__)
+
+REALM = "pikdav"
+WRITE_METHODS = frozenset(
+    {"PUT", "POST", "DELETE", "MKCOL", "COPY", "MOVE", "PROPPATCH", "LOCK", "UNLOCK"}
+)
+ALL_MOUNTS = "*"
+
+# --- password hashes ---------------------------------------------------------------------------
+
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+_SCRYPT_MAXMEM = 2**27  # 128 MiB: room for n*r up to 2**19 (the check below)
+
+
+@dataclass(frozen=True)
+class _Hash:
+    scheme: str
+    params: tuple[int, ...]
+    salt: bytes
+    digest: bytes = field(repr=False)
+
+    def derive(self, password: str) -> bytes:
+        if self.scheme == "scrypt":
+            n, r, p = self.params
+            return hashlib.scrypt(
+                password.encode(), salt=self.salt, n=n, r=r, p=p, maxmem=_SCRYPT_MAXMEM,
+                dklen=len(self.digest),
+            )  # fmt: skip
+        return hashlib.pbkdf2_hmac(
+            "sha256", password.encode(), self.salt, self.params[0], len(self.digest)
+        )
+
+
+def hash_password(password: str) -> str:
+    """A self-describing scrypt hash: ``scrypt$16384$8$1$<salt b64>$<hash b64>``."""
+    salt = secrets.token_bytes(16)
+    key_size = bytes(32)  # derive() makes a key as long as the digest it will be compared with
+    digest = _Hash("scrypt", (_SCRYPT_N, _SCRYPT_R, _SCRYPT_P), salt, key_size).derive(password)
+    return "$".join(
+        ["scrypt", str(_SCRYPT_N), str(_SCRYPT_R), str(_SCRYPT_P), _b64(salt), _b64(digest)]
+    )
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Whether `password` matches `stored` (False, too, when `stored` is malformed)."""
+    try:
+        parsed = parse_password_hash(stored)
+    except ValueError:
+        return False
+    return hmac.compare_digest(parsed.derive(password), parsed.digest)
+
+
+def parse_password_hash(stored: str) -> _Hash:
+    """Parse ``scrypt$N$r$p$salt$hash`` or Django's ``pbkdf2_sha256$iterations$salt$hash``.
+
+    Raises ValueError saying what is wrong (never repeating the hash).
+    """
+    parts = stored.split("$") if isinstance(stored, str) else []
+    if parts[:1] == ["scrypt"]:
+        if len(parts) != 6:
+            raise ValueError("a scrypt hash has 6 parts: scrypt$N$r$p$salt$hash")
+        n, r, p = (_int(v, "scrypt parameters") for v in parts[1:4])
+        if n < 2 or n & (n - 1) or not 1 <= r <= 64 or not 1 <= p <= 16 or n * r > 2**19:
+            raise ValueError("scrypt parameters out of range (N a power of 2, N*r <= 2**19)")
+        return _Hash("scrypt", (n, r, p), _unb64(parts[4], "salt"), _unb64(parts[5], "hash"))
+    if parts[:1] == ["pbkdf2_sha256"]:
+        if len(parts) != 4:
+            raise ValueError("a pbkdf2_sha256 hash has 4 parts: pbkdf2_sha256$iterations$salt$hash")
+        iterations = _int(parts[1], "iterations")
+        if not 1 <= iterations <= 10_000_000:
+            raise ValueError("pbkdf2_sha256 iterations out of range (1 to 10000000)")
+        return _Hash("pbkdf2_sha256", (iterations,), parts[2].encode(), _unb64(parts[3], "hash"))
+    raise ValueError("unknown hash scheme (expected scrypt$... or pbkdf2_sha256$...)")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str, what: str) -> bytes:
+    try:
+        data = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except ValueError:
+        raise ValueError(f"the {what} is not base64") from None
+    if len(data) < 8:
+        raise ValueError(f"the {what} is too short")
+    return data
+
+
+def _int(text: str, what: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"{what} must be integers")
+    return int(text)
+
+
+# --- failed logins -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Client:
+    failures: collections.deque[float]
+    banned_until: float = 0.0
+
+
+class FailedLogins:
+    """Failed logins per client IP; `max_failures` within `window` seconds ban the IP for `ban`.
+
+    Thread-safe; remembers at most `max_clients` addresses (the least recently seen go first).
+    `max_failures` 0 turns the ban off.
+    """
+
+    def __init__(
+        self,
+        max_failures: int = 5,
+        window: float = 300,
+        ban: float = 600,
+        *,
+        max_clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_failures, self.window, self.ban = max_failures, window, ban
+        self._max_clients = max_clients
+        self._clock = clock
+        self._clients: collections.OrderedDict[str, _Client] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, float]) -> FailedLogins:
+        """From ``{"max": 5, "window": 300, "ban": 600}`` (`server.login_failures`)."""
+        return cls(
+            int(settings.get("max", 5)), settings.get("window", 300), settings.get("ban", 600)
+        )
+
+    def record_failure(self, ip: str) -> bool:
+        """Count a failed login; True when it starts a ban."""
+        if self.max_failures <= 0:
+            return False
+        with self._lock:
+            now = self._clock()
+            client = self._clients.pop(ip, None) or _Client(collections.deque())
+            self._clients[ip] = client
+            while len(self._clients) > self._max_clients:
+                self._clients.popitem(last=False)
+            while client.failures and client.failures[0] <= now - self.window:
+                client.failures.popleft()
+            client.failures.append(now)
+            if len(client.failures) < self.max_failures:
+                return False
+            client.failures.clear()
+            client.banned_until = now + self.ban
+        log.warning("banning %s for %d s after %d failed logins", ip, self.ban, self.max_failures)
+        return True
+
+    def record_success(self, ip: str) -> None:
+        with self._lock:
+            self._clients.pop(ip, None)
+
+    def retry_after(self, ip: str) -> int:
+        """Seconds left of the IP's ban; 0 when it is not banned."""
+        with self._lock:
+            client = self._clients.get(ip)
+            left = client.banned_until - self._clock() if client else 0.0
+        return math.ceil(left) if left > 0 else 0
+
+
+def failed_logins(config: dict[str, Any]) -> FailedLogins:
+    """The `FailedLogins` shared by the domain controller and `LoginThrottle` of one app."""
+    settings = config["pikdav"]
+    if "failed_logins" not in settings:
+        settings["failed_logins"] = FailedLogins.from_settings(settings.get("login_failures", {}))
+    return settings["failed_logins"]
+
+
+# --- the domain controller ---------------------------------------------------------------------
+
+
+class _RecentLogins:
+    """Credentials verified in the last `ttl` seconds, so that clients which authenticate every
+    request (Kodi, Explorer) do not pay for scrypt each time. Keys are HMACs under a per-process
+    key: a memory dump does not give an attacker a fast hash of a password."""
+
+    def __init__(self, ttl: float = 60, size: int = 1024) -> None:
+        self._ttl, self._size = ttl, size
+        self._key = secrets.token_bytes(32)
+        self._expiry: collections.OrderedDict[bytes, float] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def _digest(self, user: str, password: str, stored: str) -> bytes:
+        message = "\0".join((user, password, stored)).encode()
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def __contains__(self, credentials: tuple[str, str, str]) -> bool:
+        key = self._digest(*credentials)
+        with self._lock:
+            expiry = self._expiry.get(key)
+            if expiry is None or expiry < time.monotonic():
+                self._expiry.pop(key, None)
+                return False
+            self._expiry.move_to_end(key)
+            return True
+
+    def add(self, credentials: tuple[str, str, str]) -> None:
+        key = self._digest(*credentials)
+        with self._lock:
+            self._expiry[key] = time.monotonic() + self._ttl
+            self._expiry.move_to_end(key)
+            while len(self._expiry) > self._size:
+                self._expiry.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class _User:
+    password_hash: str = field(repr=False)
+    mounts: frozenset[str]
+    read_only: bool
+
+
+def may_access(environ: Mapping[str, Any], mount: str) -> bool:
+    """Whether the request's user may see `mount` (for the root listing)."""
+    mounts = environ.get("pikdav.mounts", frozenset())
+    return ALL_MOUNTS in mounts or mount.casefold() in mounts
+
+
+class PikdavDomainController(BaseDomainController):
+    """Basic authentication against `config["pikdav"]["users"]` (see the module docstring).
+
+    One realm for the whole server: every mount takes the same credentials, and a client that
+    logged in at `/` must not be asked again when it opens a mount.
+    """
+
+    def __init__(self, wsgidav_app: Any, config: dict[str, Any]) -> None:
+        super().__init__(wsgidav_app, config)
+        settings = config["pikdav"]
+        self._users = {
+            name: _User(
+                user["password_hash"],
+                frozenset(m.casefold() for m in user.get("mounts", [ALL_MOUNTS])),
+                bool(user.get("read_only", False)),
+            )
+            for name, user in settings.get("users", {}).items()
+        }
+        self._mounts = frozenset(m.casefold() for m in settings["mounts"])
+        self._anonymous = bool(settings.get("anonymous", False))
+        self._trusted_proxies = parse_networks(settings.get("trusted_proxies", ()))
+        self._failed = failed_logins(config)
+        self._recent = _RecentLogins()
+        # Unknown users are checked against this, so that they take as long as known ones.
+        self._decoy_hash = hash_password(secrets.token_hex(8))
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}({len(self._users)} users, anonymous={self._anonymous})"
+
+    def get_domain_realm(self, path_info: str, environ: dict[str, Any] | None) -> str:
+        return REALM
+
+    def supports_http_digest_auth(self) -> bool:
+        return False
+
+    def require_authentication(self, realm: str, environ: dict[str, Any] | None) -> bool:
+        if not self._anonymous:
+            return True
+        if environ is None:
+            return False
+        # A client that sends credentials, or wants to write, gets a user's rights (the 401 makes
+        # it log in); anyone else reads anonymously.
+        if environ.get("HTTP_AUTHORIZATION") or environ["REQUEST_METHOD"] in WRITE_METHODS:
+            return True
+        self._grant(environ, None, read_only=True, mounts=frozenset({ALL_MOUNTS}))
+        return False
+
+    def basic_auth_user(
+        self, realm: str, user_name: str, password: str, environ: dict[str, Any]
+    ) -> bool:
+        ip = client_ip(environ, self._trusted_proxies)
+        user = self._users.get(user_name)
+        if not self._check(user_name, password, user):
+            log.warning("login failed for user %r from %s", user_name, ip)
+            self._failed.record_failure(ip)
+            return False
+        assert user is not None
+        self._failed.record_success(ip)
+
+        mount = self._mount_of(environ)
+        if mount is not None and ALL_MOUNTS not in user.mounts and mount not in user.mounts:
+            log.info("user %r from %s may not open mount %r", user_name, ip, mount)
+            raise DAVError(HTTP_FORBIDDEN, f"user {user_name!r} may not open this folder")
+        if user.read_only and environ["REQUEST_METHOD"] in WRITE_METHODS:
+            raise DAVError(HTTP_FORBIDDEN, f"user {user_name!r} is read-only")
+        self._grant(environ, user_name, read_only=user.read_only, mounts=user.mounts)
+        return True
+
+    def _check(self, user_name: str, password: str, user: _User | None) -> bool:
+        if user is None:
+            verify_password(password, self._decoy_hash)
+            return False
+        credentials = (user_name, password, user.password_hash)
+        if credentials in self._recent:
+            return True
+        if not verify_password(password, user.password_hash):
+            return False
+        self._recent.add(credentials)
+        return True
+
+    def _mount_of(self, environ: dict[str, Any]) -> str | None:
+        """The mount a request is for; None for the root and for paths that are no mount."""
+        provider = environ.get("wsgidav.provider")
+        share = provider.share_path if provider is not None else ""
+        path = share if share not in ("", "/") else environ.get("PATH_INFO", "")
+        name = path.strip("/").partition("/")[0].casefold()
+        return name if name in self._mounts else None
+
+    @staticmethod
+    def _grant(
+        environ: dict[str, Any], user_name: str | None, *, read_only: bool, mounts: frozenset[str]
+    ) -> None:
+        environ["pikdav.user"] = user_name
+        environ["pikdav.read_only"] = read_only
+        environ["pikdav.mounts"] = mounts
+        environ["wsgidav.auth.roles"] = ("reader",) if read_only else ("editor",)
+
+
+# --- the ban -----------------------------------------------------------------------------------
+
+
+class LoginThrottle(BaseMiddleware):
+    """Answers 429 to a client IP banned for failed logins. Goes right before HTTPAuthenticator
+    in WsgiDAV's `middleware_stack`; shares its `FailedLogins` with the domain controller."""
+
+    def __init__(self, wsgidav_app: Any, next_app: Any, config: dict[str, Any]) -> None:
+        super().__init__(wsgidav_app, next_app, config)
+        self.failed = failed_logins(config)
+        self._trusted_proxies = parse_networks(config["pikdav"].get("trusted_proxies", ()))
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        retry_after = self.failed.retry_after(client_ip(environ, self._trusted_proxies))
+        if not retry_after:
+            return self.next_app(environ, start_response)
+        body = f"Too many failed logins from your address; try again in {retry_after} s.\n".encode()
+        # Do not read a banned client's upload: answer at once and close the connection.
+        environ["wsgidav.some_input_read"] = environ["wsgidav.all_input_read"] = 1
+        start_response(
+            "429 Too Many Requests",
+            [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                ("Retry-After", str(retry_after)),
+                ("Connection", "close"),
+            ],
+        )
+        return [body]

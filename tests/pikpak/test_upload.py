@@ -1,0 +1,113 @@
+"""Uploads against the emulator's drive API and object store, over real HTTP."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import requests
+
+from pikdav.pikpak.drive import Drive
+from pikdav.pikpak.errors import PikPakError
+from pikdav.pikpak.session import Credentials, Session
+from pikdav.pikpak.tokenstore import MemoryTokenStore
+from pikdav.pikpak.upload import Uploader, UploadSettings, spool
+from tests.support.pikpak_raw import control
+
+USER = "alice@example.com"
+MIB = 1 << 20
+
+
+@pytest.fixture
+def drive(emulator) -> Drive:
+    session = Session(
+        Credentials(USER, "correct horse"),
+        MemoryTokenStore(),
+        user_api=emulator.base_url,
+        drive_api=emulator.base_url,
+    )
+    return Drive(session)
+
+
+def stats(emulator) -> dict:
+    return emulator.world.stats.snapshot()["accounts"][USER]
+
+
+def files_named(emulator, name: str) -> list[dict]:
+    tree = control(emulator.base_url, f"tree?username={USER}", method="GET")["files"]
+    return [row for row in tree if row["path"].split("/")[-1] == name]
+
+
+@pytest.mark.parametrize("size", [0, 1, 5 * MIB + 1, 64 * MIB], ids=["0B", "1B", "5MiB+1", "64MiB"])
+def test_upload_arrives_byte_identical(emulator, drive, tmp_path, size):
+    data = os.urandom(size)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    uploaded = Uploader(drive).upload_file("", "f.bin", path)
+    assert uploaded.complete and uploaded.size == size and uploaded.name == "f.bin"
+    if size:
+        got = requests.get(drive.download_link(uploaded.id).url).content
+        assert got == data
+    assert [f.name for f in drive.list_folder("")] == ["f.bin"]
+
+
+def test_known_content_moves_no_bytes(emulator, drive, tmp_path):
+    path = tmp_path / "a.bin"
+    path.write_bytes(os.urandom(3 * MIB))
+    up = Uploader(drive)
+    up.upload_file("", "a.bin", path)
+    before = stats(emulator)
+    again = up.upload_file("", "b.bin", path)
+    after = stats(emulator)
+    assert again.complete and after["objstore_bytes"] == before["objstore_bytes"]
+    assert after["instant_uploads"] == before["instant_uploads"] + 1
+
+
+def test_a_part_that_fails_once_is_retried(emulator, drive, tmp_path):
+    data = os.urandom(12 * MIB)
+    path = tmp_path / "p.bin"
+    path.write_bytes(data)
+    control(
+        emulator.base_url,
+        "faults",
+        {"path": "pikpak-emulator", "method": "PUT", "status": 500, "skip": 1, "times": 1},
+    )
+    up = Uploader(drive, UploadSettings(cutoff=4 * MIB, part_size=4 * MIB, concurrency=1))
+    uploaded = up.upload_file("", "p.bin", path)
+    assert requests.get(drive.download_link(uploaded.id).url).content == data
+    assert control(emulator.base_url, "faults", method="GET")["rules"][0]["fired"] == 1
+
+
+@pytest.mark.parametrize("multipart", [False, True], ids=["single", "multipart"])
+def test_a_failure_that_persists_leaves_no_file(emulator, drive, tmp_path, multipart):
+    path = tmp_path / "x.bin"
+    path.write_bytes(os.urandom(9 * MIB))
+    control(
+        emulator.base_url, "faults", {"path": "pikpak-emulator", "method": "PUT", "status": 500}
+    )
+    settings = UploadSettings(cutoff=4 * MIB if multipart else 64 * MIB, part_size=4 * MIB)
+    with pytest.raises(PikPakError):
+        Uploader(drive, settings).upload_file("", "x.bin", path)
+    assert files_named(emulator, "x.bin") == []
+    assert drive.list_folder("") == []
+
+
+def test_expired_upload_credentials_fail_cleanly(emulator, drive, tmp_path):
+    path = tmp_path / "late.bin"
+    path.write_bytes(os.urandom(2 * MIB))
+    control(emulator.base_url, "config", {"upload_ttl": 0})
+    with pytest.raises(PikPakError, match="expired"):
+        Uploader(drive).upload_file("", "late.bin", path)
+    assert files_named(emulator, "late.bin") == []
+
+
+def test_spool_hashes_bodies_of_unknown_length(tmp_path):
+    import io
+
+    from pikdav.pikpak.gcid import gcid_of_bytes
+
+    data = os.urandom(MIB + 5)
+    known = spool(io.BytesIO(data), len(data), str(tmp_path))
+    unknown = spool(io.BytesIO(data), None, str(tmp_path))
+    assert known.gcid == unknown.gcid == gcid_of_bytes(data)
+    assert known.path.read_bytes() == data
