@@ -6,8 +6,13 @@ import argparse
 import logging
 import signal
 import sys
+from pathlib import Path
 
 from . import __version__
+from .pikpak.identity import PLATFORMS
+from .pikpak.session import DRIVE_API, USER_API
+
+DEFAULT_STATE = Path("~/.local/state/pikdav").expanduser()
 
 
 def _account(text: str) -> tuple[str, str]:
@@ -45,7 +50,84 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument(
         "--link-ttl", type=int, default=86400, metavar="S", help="download link lifetime in seconds"
     )
+    login = sub.add_parser("login", help="sign in to PikPak and store the tokens")
+    login.add_argument("--username", help="PikPak e-mail, phone number or user name")
+    login.add_argument("--password", help="PikPak password (asked for when not given)")
+    login.add_argument("--refresh-token", help="log in with a refresh token instead")
+    login.add_argument(
+        "--platform",
+        choices=sorted(PLATFORMS),
+        default="web",
+        help="client identity to use; a token works only with its platform",
+    )
+    login.add_argument("--captcha-token", help="a captcha token from a solved human check")
+    login.add_argument(
+        "--token-store",
+        help="where to keep the tokens (file path or "
+        "redis:// URL; default: ~/.local/state/pikdav/tokens/default.json)",
+    )
+    login.add_argument("--user-api", default=USER_API, help=argparse.SUPPRESS)
+    login.add_argument("--drive-api", default=DRIVE_API, help=argparse.SUPPRESS)
+    login.add_argument("--ca-cert", help=argparse.SUPPRESS)
     return parser
+
+
+def run_login(args: argparse.Namespace) -> int:
+    import getpass
+    from datetime import datetime
+
+    from .pikpak.errors import HumanCheckRequired, PikPakError
+    from .pikpak.session import Credentials, Session
+    from .pikpak.tokenstore import TokenStoreError, open_store
+
+    if not args.username and not args.refresh_token:
+        if not sys.stdin.isatty():
+            print(
+                "pikdav login: give --username (and --password) or --refresh-token", file=sys.stderr
+            )
+            return 2
+        args.username = input("PikPak username (e-mail or phone): ").strip()
+    password = args.password
+    if args.username and not password and not args.refresh_token:
+        if not sys.stdin.isatty():
+            print("pikdav login: give --password, or run it in a terminal", file=sys.stderr)
+            return 2
+        password = getpass.getpass("PikPak password: ")
+    store = open_store(args.token_store, DEFAULT_STATE / "tokens" / "default.json", "default")
+    session = Session(
+        Credentials(
+            args.username or "",
+            password,
+            refresh_token=args.refresh_token,
+            captcha_token=args.captcha_token,
+        ),
+        store,
+        platform=PLATFORMS[args.platform],
+        user_api=args.user_api,
+        drive_api=args.drive_api,
+        ca_cert=args.ca_cert,
+    )
+    try:
+        token = session.login()
+    except HumanCheckRequired as exc:
+        print(
+            f"PikPak wants a human check first. Open this page in a browser:\n  {exc.url}\n"
+            "Solve the puzzle, then run pikdav login again with --captcha-token and the "
+            "captcha_token shown in that page's address.",
+            file=sys.stderr,
+        )
+        return 3
+    except (PikPakError, TokenStoreError) as exc:
+        print(f"pikdav login: {exc}", file=sys.stderr)
+        return 1
+    until = datetime.fromtimestamp(token.expires_at).astimezone()
+    who = args.username or "(refresh token)"
+    print(f"Signed in to PikPak as {who} (user id {token.user_id}, platform {args.platform}).")
+    print(
+        f"The access token is valid until {until:%Y-%m-%d %H:%M %Z}; pikdav refreshes it by itself."
+    )
+    print(f"Tokens are stored in {store.description}.")
+    return 0
 
 
 def _stop_on_signal(*_: object) -> None:
@@ -93,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "emulator":
         return run_emulator(args)
+    if args.command == "login":
+        return run_login(args)
     return 2
 
 

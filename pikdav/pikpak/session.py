@@ -205,12 +205,13 @@ class Session:
 
     def refresh(self, rejected: str | None) -> Token:
         """Replace the access token ``rejected`` (None: ours is old), once for everyone."""
+        base = self.auth  # loaded before the store lock is taken (flock is not re-entrant)
         with self._refresh_lock:
             current = self._auth.token if self._auth else None
             if current is not None and current.access_token != rejected and current.fresh():
                 return current  # another thread did it while we waited
             with self.store.locked():
-                stored = self.store.load() or self.auth
+                stored = self.store.load() or base
                 token = stored.token
                 if (
                     token is not None
@@ -227,6 +228,22 @@ class Session:
                 )
                 self.store.save(self._auth)  # persisted before anything uses it
                 return new
+
+    def login(self) -> Token:
+        """Sign in now (``pikdav login``), replacing whatever login the store held.
+
+        With a refresh token in the credentials, that token is redeemed instead."""
+        with self._refresh_lock, self.store.locked():
+            stored = self.store.load()
+            device = stored.device_id if stored and stored.device_id else identity.new_device_id()
+            self._auth = StoredAuth(self.platform.name, device, self.credentials.username)
+            if self.credentials.refresh_token:
+                new = self._refresh_request(self.credentials.refresh_token)
+            else:
+                new = self._sign_in()
+            self._auth = replace(self._auth, token=new)
+            self.store.save(self._auth)
+            return new
 
     def _renew(self, stored: StoredAuth) -> Token:
         """Refresh with the stored refresh token; sign in again when PikPak refuses it.
