@@ -94,9 +94,6 @@ class UserConfig:
     mounts: tuple[str, ...] = ("*",)
     read_only: bool = False
 
-    def may_access(self, mount: str) -> bool:
-        return "*" in self.mounts or mount.casefold() in (m.casefold() for m in self.mounts)
-
 
 @dataclass(frozen=True)
 class Config:

@@ -405,7 +405,10 @@ class Session:
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "DELETE", "PUT")
         url = (base or self.drive_api) + path
-        renewed = {"token": False, "captcha": False}
+        # Refresh again only if a *new* token is refused (the token may expire again
+        # during a long call); the same token refused twice is a real auth problem.
+        refused_tokens: set[str] = set()
+        renewed = {"captcha": False}
 
         def once() -> dict[str, Any]:
             token = self.token()
@@ -419,8 +422,8 @@ class Session:
                 )
             except _Refused as refused:
                 exc, rule = refused.exc, refused.rule
-                if rule.reaction is Reaction.REFRESH and not renewed["token"]:
-                    renewed["token"] = True
+                if rule.reaction is Reaction.REFRESH and token.access_token not in refused_tokens:
+                    refused_tokens.add(token.access_token)
                     log.info("%s: %s", self.name, rule.log)
                     self.refresh(rejected=token.access_token)
                     raise _Again(exc, 0) from None
@@ -428,8 +431,8 @@ class Session:
                     renewed["captcha"] = True
                     self._forget_captcha(captcha)
                     raise _Again(exc, 0) from None
-                if rule.reaction is Reaction.RELOGIN and not renewed["token"]:
-                    renewed["token"] = True
+                if rule.reaction is Reaction.RELOGIN and token.access_token not in refused_tokens:
+                    refused_tokens.add(token.access_token)
                     self.refresh(rejected=token.access_token)
                     raise _Again(exc, 0) from None
                 raise exc from None

@@ -1,0 +1,308 @@
+"""The config file: what a user sees when it is right, and when it is wrong."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pikdav.config import ConfigError, load_config, parse_config
+from pikdav.dav.auth import hash_password, verify_password
+
+ROOT = Path(__file__).resolve().parent.parent
+HASH = hash_password("kodi")
+
+
+def minimal(**sections) -> dict:
+    data = {
+        "accounts": {"main": {"username": "alice@example.com", "password": "pw"}},
+        "mounts": [{"name": "pikpak", "account": "main"}],
+        "users": {"alice": {"password_hash": HASH}},
+    }
+    data.update(sections)
+    return data
+
+
+def error_of(data, env=None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, "config.yaml", env or {})
+    return str(caught.value)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+# --- right -------------------------------------------------------------------------------------
+
+
+def test_the_example_config_parses(monkeypatch):
+    monkeypatch.setenv("PIKPAK_PASSWORD", "hunter2")
+    config = load_config(ROOT / "config.example.yaml")
+    account = config.account_for("pikpak")
+    assert (account.username, account.password, account.platform) == (
+        "alice@example.com",
+        "hunter2",
+        "web",
+    )
+    assert [m.name for m in config.mounts] == ["pikpak", "movies"]
+    assert config.server.max_upload_size == 50 * 2**30
+    assert config.mount("pikpak").public_ip == ipaddress.ip_address("203.0.113.7")
+    assert config.mount("movies").read_only
+    assert verify_password("correct horse battery staple", config.users["alice"].password_hash)
+    assert config.users["kodi"].mounts == ("movies",)
+    assert config.token_path("main") == Path.home() / ".local/state/pikdav/tokens/main.json"
+
+
+def test_the_example_config_documents_every_key():
+    text = (ROOT / "config.example.yaml").read_text()
+    keys = set(re.findall(r"^\s*-?\s*([a-z_]+):", text, re.MULTILINE))
+    assert keys >= {
+        "host", "port", "tls_cert", "tls_key", "threads", "trusted_proxies", "anonymous",
+        "anonymous_on_public_bind", "max_upload_size", "temp_dir", "login_failures", "max",
+        "window", "ban", "state_dir", "username", "password", "refresh_token", "platform",
+        "token_store", "user_api", "drive_api", "ca_cert", "name", "account", "root_folder_id",
+        "download", "redirect_networks", "public_ip", "force_proxy_user_agents",
+        "force_redirect_user_agents", "use_trash", "read_only", "listing_ttl", "password_hash",
+        "mounts",
+    }  # fmt: skip
+
+
+def test_defaults():
+    config = parse_config(minimal(), "config.yaml", {})
+    server, mount = config.server, config.mounts[0]
+    assert (server.host, server.port, server.threads) == ("127.0.0.1", 8080, 64)
+    assert (server.anonymous, server.max_upload_size, server.tls_cert) == (False, None, None)
+    assert (server.login_failures.max, server.login_failures.window) == (5, 300)
+    assert server.login_failures.ban == 600
+    assert config.state_dir == Path.home() / ".local/state/pikdav"
+    assert (mount.download, mount.use_trash, mount.read_only, mount.listing_ttl) == (
+        "auto",
+        True,
+        False,
+        60,
+    )
+    assert mount.force_proxy_user_agents == ("Microsoft-WebDAV-MiniRedir", "WebDAVFS")
+    assert config.accounts["main"].user_api == "https://user.mypikpak.com"
+    assert config.users["alice"].mounts == ("*",)
+    assert config.dav_auth_settings()["mounts"] == ["pikpak"]
+
+
+def test_environment_variables_are_substituted():
+    data = minimal(server={"port": "${PORT:-9000}", "host": "${HOST:-127.0.0.1}"})
+    data["accounts"]["main"]["password"] = "${PIKPAK_PASSWORD}"
+    data["accounts"]["main"]["username"] = "${PIKPAK_USER}@example.com"
+    data["mounts"][0]["root_folder_id"] = "$${not a variable}"
+    config = parse_config(data, "config.yaml", {"PIKPAK_PASSWORD": "s3cret", "PIKPAK_USER": "bo"})
+    account = config.accounts["main"]
+    assert (account.username, account.password) == ("bo@example.com", "s3cret")
+    assert config.server.port == 9000  # a default, then read as a number
+    assert config.mounts[0].root_folder_id == "${not a variable}"
+    assert parse_config(data, "c", {"PORT": "81", "PIKPAK_PASSWORD": "", "PIKPAK_USER": "x"})
+
+
+def test_secrets_stay_out_of_repr():
+    config = parse_config(minimal(), "config.yaml", {})
+    assert "pw" not in repr(config.accounts["main"]).replace("password", "")
+    assert HASH not in repr(config)
+
+
+def test_sizes_and_relative_paths(tmp_path):
+    (tmp_path / "tls").mkdir()
+    (tmp_path / "tls" / "cert.pem").write_text("cert")
+    (tmp_path / "tls" / "key.pem").write_text("key")
+    path = write(
+        tmp_path,
+        f"""\
+        server:
+          tls_cert: tls/cert.pem
+          tls_key: tls/key.pem
+          max_upload_size: 500M
+        accounts: {{main: {{refresh_token: r1}}}}
+        mounts: [{{name: pikpak}}]   # the only account is the default
+        users: {{alice: {{password_hash: "{HASH}"}}}}
+        """,
+    )
+    config = load_config(path)
+    assert config.server.tls_cert == tmp_path / "tls" / "cert.pem"
+    assert config.server.max_upload_size == 500 * 2**20
+    assert config.mounts[0].account == "main"
+    assert config.accounts["main"].username is None
+
+
+def test_anonymous_without_users_on_loopback():
+    config = parse_config(minimal(server={"anonymous": True}, users=None), "config.yaml", {})
+    assert config.server.anonymous
+    assert config.users == {}
+
+
+# --- wrong -------------------------------------------------------------------------------------
+
+
+def test_a_typo_in_a_key_is_an_error_with_a_suggestion():
+    assert error_of(minimal(server={"prot": 8080})) == (
+        "config.yaml: server.prot: unknown key (did you mean 'port'?)"
+    )
+    assert "config.yaml: mounts[0].redirect_network: unknown key (did you mean" in error_of(
+        minimal(mounts=[{"name": "pikpak", "redirect_network": []}])
+    )
+    assert error_of({**minimal(), "user": {}}).startswith("config.yaml: user: unknown key")
+
+
+def test_a_bad_choice_names_the_choices_and_what_was_given():
+    data = minimal(mounts=[{"name": "a"}, {"name": "b", "download": "redir"}])
+    assert error_of(data) == (
+        "config.yaml: mounts[1].download: must be one of redirect, proxy, auto (got 'redir')"
+    )
+    data = minimal()
+    data["accounts"]["main"]["platform"] = "ios"
+    assert "accounts.main.platform: must be one of web, android, pc (got 'ios')" in error_of(data)
+
+
+def test_a_missing_environment_variable_names_key_and_variable_and_nothing_secret():
+    data = minimal()
+    data["accounts"]["main"]["refresh_token"] = "${PIKPAK_REFRESH_TOKEN}"
+    data["accounts"]["main"]["password"] = "${PIKPAK_PASSWORD}"
+    message = error_of(data, env={"PIKPAK_REFRESH_TOKEN": "tok-very-secret"})
+    assert message == (
+        "config.yaml: accounts.main.password: the environment variable PIKPAK_PASSWORD is not"
+        " set (set it, or give a default: ${PIKPAK_PASSWORD:-default})"
+    )
+    assert "tok-very-secret" not in message
+
+
+def test_values_from_the_environment_are_not_repeated_in_errors():
+    message = error_of(minimal(server={"port": "${SECRET}"}), env={"SECRET": "hunter2"})
+    assert message == (
+        "config.yaml: server.port: must be a whole number (got a value from the environment)"
+    )
+
+
+def test_secret_values_are_not_repeated_in_errors():
+    data = minimal()
+    data["accounts"]["main"]["password"] = ["hunter2"]
+    message = error_of(data)
+    assert message == "config.yaml: accounts.main.password: must be a string"
+    data = minimal(users={"alice": {"password_hash": "hunter2"}})
+    message = error_of(data)
+    assert message.startswith("config.yaml: users.alice.password_hash: is not a hash pikdav can")
+    assert "hunter2" not in message
+
+
+def test_a_yaml_syntax_error_gives_the_line(tmp_path):
+    path = write(
+        tmp_path,
+        """\
+        server:
+          port: 8080
+          host: [127.0.0.1
+        mounts: []
+        """,
+    )
+    with pytest.raises(ConfigError, match=r"config\.yaml: line 4, column \d+: YAML syntax error"):
+        load_config(path)
+
+
+def test_a_key_given_twice_is_an_error(tmp_path):
+    path = write(
+        tmp_path,
+        """\
+        server:
+          port: 8080
+          port: 8081
+        """,
+    )
+    with pytest.raises(ConfigError, match=r"line 3, column 3: .*'port' appears twice"):
+        load_config(path)
+
+
+def test_a_missing_or_empty_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read the config file: No such"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="the file is empty"):
+        load_config(write(tmp_path, ""))
+
+
+def test_anonymous_on_a_public_address_is_refused_unless_confirmed():
+    data = minimal(server={"host": "0.0.0.0", "anonymous": True})
+    message = error_of(data)
+    assert message.startswith(
+        "config.yaml: server.anonymous: anonymous access on host '0.0.0.0' would let anyone"
+    )
+    assert "anonymous_on_public_bind: true" in message
+    data["server"]["anonymous_on_public_bind"] = True
+    assert parse_config(data, "config.yaml", {}).server.anonymous
+    assert parse_config(minimal(server={"host": "::1", "anonymous": True}), "c", {})
+
+
+def test_references_to_unknown_mounts_and_accounts():
+    data = minimal(users={"bob": {"password_hash": HASH, "mounts": ["pikpak", "pikpk"]}})
+    assert error_of(data) == (
+        "config.yaml: users.bob.mounts[1]: no mount is named 'pikpk' (mounts: pikpak;"
+        " '*' means all)"
+    )
+    data = minimal(mounts=[{"name": "pikpak", "account": "mian"}])
+    assert error_of(data) == (
+        "config.yaml: mounts[0].account: no account is named 'mian' (accounts: main)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"server": {"port": 70000}}, "server.port: must be from 0 to 65535 (got 70000)"),
+        ({"server": {"port": "http"}}, "server.port: must be a whole number (got 'http')"),
+        ({"server": {"threads": 0}}, "server.threads: must be from 1 to 1024 (got 0)"),
+        ({"server": {"anonymous": "yes please"}}, "server.anonymous: must be true or false"),
+        ({"server": {"max_upload_size": "ten gigs"}}, "server.max_upload_size: must be a size"),
+        ({"server": {"tls_cert": "/nonexistent/cert.pem"}}, "server.tls_cert: no such file"),
+        (
+            {"server": {"trusted_proxies": ["10.0.0.1/8"]}},
+            "trusted_proxies[0]: '10.0.0.1/8' has host bits set (did you mean '10.0.0.0/8'?)",
+        ),
+        (
+            {"server": {"login_failures": {"max": -1}}},
+            "server.login_failures.max: must be at least 0 (got -1)",
+        ),
+        (
+            {"mounts": [{"name": "p", "redirect_networks": ["lan"]}]},
+            "mounts[0].redirect_networks[0]: 'lan' is not an IP address or CIDR network",
+        ),
+        ({"mounts": [{"name": "p", "public_ip": "me"}]}, "mounts[0].public_ip: must be an IP"),
+        ({"mounts": [{"name": "my files"}]}, "mounts[0].name: may contain letters, digits"),
+        (
+            {"mounts": [{"name": "Films"}, {"name": "films"}]},
+            "mounts[1].name: 'films' is already the name of mounts[0]",
+        ),
+        ({"mounts": []}, "mounts: at least one mount is required"),
+        ({"mounts": {"name": "pikpak"}}, "mounts: must be a list"),
+        ({"accounts": {}}, "accounts: at least one PikPak account is required"),
+        ({"accounts": {"../main": {"username": "a"}}}, "accounts.../main: a name may contain"),
+        ({"accounts": {"main": {"password": "pw"}}}, "accounts.main.username: is required"),
+        (
+            {"accounts": {"main": {"username": "a", "token_store": "mysql://x"}}},
+            "accounts.main.token_store: must be null (a file in state_dir/tokens) or a redis://",
+        ),
+        ({"accounts": {"main": {"username": "a", "user_api": "ftp://x"}}}, "must be an http://"),
+        ({"users": None}, "users: at least one user is required (or set server.anonymous: true)"),
+        ({"users": {"a:b": {"password_hash": HASH}}}, "users.a:b: a name may contain"),
+        ({"users": {"alice": {}}}, "users.alice.password_hash: is required"),
+    ],
+)
+def test_mistakes_are_named(change, expected):
+    data = minimal(**change)
+    assert expected in error_of(data)
+    assert error_of(data).startswith("config.yaml: ")
+
+
+def test_tls_cert_and_key_go_together(tmp_path):
+    (tmp_path / "cert.pem").write_text("cert")
+    data = minimal(server={"tls_cert": str(tmp_path / "cert.pem")})
+    assert error_of(data) == (
+        "config.yaml: server.tls_key: tls_cert and tls_key go together: give both or neither"
+    )
