@@ -50,6 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument(
         "--link-ttl", type=int, default=86400, metavar="S", help="download link lifetime in seconds"
     )
+    serve = sub.add_parser("serve", help="run the WebDAV gateway")
+    serve.add_argument("-c", "--config", required=True, help="YAML config file")
+
+    demo = sub.add_parser("demo", help="run the gateway on the built-in emulator with sample files")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    demo.add_argument("--password", help="the demo user's password (default: random)")
+
+    check = sub.add_parser("check", help="validate a config, log in, show tokens and quota")
+    check.add_argument("-c", "--config", required=True, help="YAML config file")
+
+    hashp = sub.add_parser("hash-password", help="hash a DAV user's password for the config")
+    hashp.add_argument("--stdin", action="store_true", help="read the password from stdin")
+
     login = sub.add_parser("login", help="sign in to PikPak and store the tokens")
     login.add_argument("--username", help="PikPak e-mail, phone number or user name")
     login.add_argument("--password", help="PikPak password (asked for when not given)")
@@ -130,6 +144,151 @@ def run_login(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load(path: str):
+    from .config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"pikdav: {exc}", file=sys.stderr)
+        return None
+
+
+def _serve_until_stopped(server) -> None:
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    try:
+        server.serve()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from .dav.app import build_app, build_mounts, make_server
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    mounts = build_mounts(config)
+    server = make_server(config, build_app(config, mounts))
+    try:
+        server.prepare()
+    except OSError as exc:
+        print(
+            f"pikdav: cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return 1
+    scheme = "https" if config.server.tls_cert else "http"
+    host, port = server.bind_addr[:2]
+    print(f"{scheme}://{host}:{port}/", flush=True)
+    logging.getLogger("pikdav").info(
+        "serving %s on %s://%s:%s/", ", ".join(m.name for m in mounts), scheme, host, port
+    )
+    _serve_until_stopped(server)
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    import secrets
+
+    from .config import parse_config
+    from .dav.app import build_app, build_mounts, make_server
+    from .dav.auth import hash_password
+    from .demo import demo_config, instructions, start_demo_emulator
+
+    password = args.password or secrets.token_urlsafe(9)
+    emulator = start_demo_emulator()
+    config = parse_config(
+        demo_config(emulator, args.host, args.port, hash_password(password)), "demo"
+    )
+    server = make_server(config, build_app(config, build_mounts(config)))
+    try:
+        server.prepare()
+    except OSError:
+        if args.port == 0:
+            raise
+        print(f"pikdav demo: port {args.port} is busy; using a free one", file=sys.stderr)
+        server.bind_addr = (args.host, 0)
+        server.prepare()
+    host, port = server.bind_addr[:2]
+    print(instructions(f"http://{host}:{port}/", "demo", password), flush=True)
+    try:
+        _serve_until_stopped(server)
+    finally:
+        emulator.stop()
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from .dav.app import session_for
+    from .pikpak.drive import Drive
+    from .pikpak.errors import PikPakError
+    from .pikpak.tokenstore import TokenStoreError
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    print(
+        f"{config.source}: the configuration is valid ({len(config.mounts)} mounts, "
+        f"{len(config.users)} users)."
+    )
+    failed = 0
+    for account in config.accounts.values():
+        session = session_for(config, account, pool_size=4)
+        try:
+            stored = session.store.load()
+            held = stored.token if stored else None
+            state = (
+                "no login stored yet"
+                if held is None
+                else f"stored login, access token valid until "
+                f"{datetime.fromtimestamp(held.expires_at).astimezone():%Y-%m-%d %H:%M}"
+            )
+            quota = Drive(session).about()
+        except (PikPakError, TokenStoreError) as exc:
+            print(f"account {account.name}: FAILED: {exc}")
+            failed += 1
+            continue
+        token = session.auth.token
+        limit = "unlimited" if quota.unlimited else f"{quota.limit / 2**30:.1f} GiB"
+        print(
+            f"account {account.name} ({account.username or 'refresh token'}, "
+            f"{account.platform}): {state}; tokens in {session.store.description}"
+        )
+        print(
+            f"  signed in as user {token.user_id}; token valid until "
+            f"{datetime.fromtimestamp(token.expires_at).astimezone():%Y-%m-%d %H:%M}"
+        )
+        print(
+            f"  quota: {quota.usage / 2**30:.2f} GiB used of {limit} "
+            f"({quota.usage_in_trash / 2**30:.2f} GiB in the trash)"
+        )
+    return 1 if failed else 0
+
+
+def run_hash_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    from .dav.auth import hash_password
+
+    if args.stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("DAV password: ")
+        if getpass.getpass("again: ") != password:
+            print("pikdav: the two passwords differ", file=sys.stderr)
+            return 1
+    if not password:
+        print("pikdav: an empty password is not allowed", file=sys.stderr)
+        return 1
+    print(hash_password(password))
+    return 0
+
+
 def _stop_on_signal(*_: object) -> None:
     raise KeyboardInterrupt
 
@@ -166,18 +325,21 @@ def run_emulator(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG
-        if args.verbose > 1
-        else logging.INFO
-        if args.verbose
-        else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if args.command == "emulator":
-        return run_emulator(args)
-    if args.command == "login":
-        return run_login(args)
-    return 2
+    # Default: one line per request and what needs attention; -v adds every upstream call.
+    logging.getLogger("wsgidav").setLevel(logging.WARNING)
+    logging.getLogger("pikdav.pikpak").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    logging.getLogger("pikdav.emulator").setLevel(logging.WARNING)
+    commands = {
+        "emulator": run_emulator,
+        "login": run_login,
+        "serve": run_serve,
+        "demo": run_demo,
+        "check": run_check,
+        "hash-password": run_hash_password,
+    }
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

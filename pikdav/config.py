@@ -531,14 +531,15 @@ class _Reader:
                 _join(path, "username"), "is required (or give a refresh_token to log in with)"
             )
         token_store = self.string(*key("token_store"), optional=True)
-        if token_store is not None and urlsplit(token_store).scheme not in (
-            "redis",
-            "rediss",
-            "unix",
+        if (
+            token_store is not None
+            and token_store != "memory"  # noqa: S105 - a store kind, not a secret
+            and urlsplit(token_store).scheme not in ("redis", "rediss", "unix")
         ):
             raise self.fail(
                 _join(path, "token_store"),
-                "must be null (a file in state_dir/tokens) or a redis://host:port/db URL",
+                "must be null (a file in state_dir/tokens), a redis://host:port/db URL, or "
+                "'memory' (nothing kept: a new sign-in at every start)",
             )
         return AccountConfig(
             name=name,

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -440,8 +441,17 @@ class Session:
         return self._with_retries(once)
 
     def _send(self, method: str, url: str, *, idempotent: bool, **kwargs: Any) -> dict[str, Any]:
+        started = time.perf_counter()
         try:
             resp = self.http.request(method, url, timeout=self.timeout, **kwargs)
+            log.debug(
+                "%s: %s %s -> %d (%.0f ms)",
+                self.name,
+                method,
+                urlsplit(url).path,
+                resp.status_code,
+                (time.perf_counter() - started) * 1000,
+            )
         except requests.RequestException as exc:
             cause = Transient(
                 f"cannot reach PikPak ({type(exc).__name__}: {redact(str(exc))[:160]})"

@@ -1,0 +1,195 @@
+"""Assembly: config → PikPak sessions → mounts → WsgiDAV app → cheroot server.
+
+Around WsgiDAV sit two thin WSGI layers of ours: ``/healthz`` (no login) and one log line
+per request (method, path, status, bytes, milliseconds, redirect or proxy).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from cheroot import wsgi
+from wsgidav.error_printer import ErrorPrinter
+from wsgidav.http_authenticator import HTTPAuthenticator
+from wsgidav.request_resolver import RequestResolver
+from wsgidav.wsgidav_app import WsgiDAVApp
+
+from pikdav.config import AccountConfig, Config
+from pikdav.pikpak import identity
+from pikdav.pikpak.drive import Drive
+from pikdav.pikpak.errors import redact
+from pikdav.pikpak.session import Credentials, Session
+from pikdav.pikpak.tokenstore import open_store
+from pikdav.vfs.tree import DriveTree
+
+from .auth import LoginThrottle, PikdavDomainController
+from .policy import DownloadPolicy
+from .provider import GatewayProvider, Mount
+
+log = logging.getLogger("pikdav.requests")
+
+BLOCK_SIZE = 1 << 20  # WsgiDAV's read size for GET bodies and PUT uploads
+
+
+def session_for(config: Config, account: AccountConfig, pool_size: int = 64) -> Session:
+    store = open_store(account.token_store, config.token_path(account), account.name)
+    return Session(
+        Credentials(account.username or "", account.password, refresh_token=account.refresh_token),
+        store,
+        platform=identity.PLATFORMS[account.platform],
+        user_api=account.user_api,
+        drive_api=account.drive_api,
+        ca_cert=str(account.ca_cert) if account.ca_cert else None,
+        pool_size=pool_size,
+        name=account.name,
+    )
+
+
+def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> list[Mount]:
+    sessions = sessions if sessions is not None else {}
+    drives: dict[str, Drive] = {}
+    mounts = []
+    for mount in config.mounts:
+        account = config.account_for(mount)
+        if account.name not in drives:
+            session = sessions.get(account.name) or session_for(
+                config, account, config.server.threads
+            )
+            sessions[account.name] = session
+            drives[account.name] = Drive(session)
+        drive = drives[account.name]
+        mounts.append(
+            Mount(
+                name=mount.name,
+                drive=drive,
+                tree=DriveTree(drive, mount.root_folder_id, mount.listing_ttl),
+                policy=DownloadPolicy.for_mount(mount, config.server.trusted_proxies),
+                read_only=True,
+                use_trash=mount.use_trash,
+            )
+        )
+    return mounts
+
+
+def build_app(config: Config, mounts: list[Mount]) -> Callable:
+    provider = GatewayProvider(mounts)
+    dav = WsgiDAVApp(
+        {
+            "provider_mapping": {"/": provider},
+            "http_authenticator": {
+                "domain_controller": PikdavDomainController,
+                "accept_basic": True,
+                "accept_digest": False,
+                "default_to_digest": False,
+                "trusted_auth_header": None,
+            },
+            "middleware_stack": [ErrorPrinter, LoginThrottle, HTTPAuthenticator, RequestResolver],
+            "pikdav": config.dav_auth_settings(),
+            "lock_storage": True,
+            "property_manager": True,
+            "dir_browser": {"enable": False},
+            "block_size": BLOCK_SIZE,
+            "hotfixes": {"emulate_win32_lastmod": True},
+            "add_header_MS_Author_Via": True,
+            "suppress_version_info": True,
+            "verbose": 1,
+            "logging": {"enable": False},
+        }
+    )
+    return RequestLog(Healthz(dav))
+
+
+class Healthz:
+    """``GET /healthz`` → 200 without a login, for Docker and load balancers."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/healthz" and environ["REQUEST_METHOD"] in ("GET", "HEAD"):
+            start_response(
+                "200 OK",
+                [
+                    ("Content-Type", "text/plain"),
+                    ("Content-Length", "3"),
+                    ("Cache-Control", "no-store"),
+                ],
+            )
+            return [b"ok\n"] if environ["REQUEST_METHOD"] == "GET" else []
+        return self.app(environ, start_response)
+
+
+@dataclass
+class _Exchange:
+    status: str = "-"
+    sent: int = 0
+
+
+class RequestLog:
+    """One line per request, written when the response is finished or abandoned."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterator[bytes]:
+        started = time.perf_counter()
+        exchange = _Exchange()
+
+        def recording_start(status: str, headers: list, exc_info: Any = None):
+            exchange.status = status.split(" ", 1)[0]
+            return (
+                start_response(status, headers, exc_info)
+                if exc_info
+                else start_response(status, headers)
+            )
+
+        body = self.app(environ, recording_start)
+        try:
+            for chunk in body:
+                exchange.sent += len(chunk)
+                yield chunk
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+            self._log(environ, exchange, started)
+
+    @staticmethod
+    def _log(environ: dict, exchange: _Exchange, started: float) -> None:
+        decision = environ.get("pikdav.delivery")
+        how = ""
+        if decision is not None and environ["REQUEST_METHOD"] == "GET":
+            how = f" {decision.delivery.value} ({decision.reason})"
+        log.info(
+            "%s %s %s %s %d B %.0f ms%s",
+            environ.get("REMOTE_ADDR", "-"),
+            environ["REQUEST_METHOD"],
+            redact(environ.get("PATH_INFO", "")),
+            exchange.status,
+            exchange.sent,
+            (time.perf_counter() - started) * 1000,
+            how,
+        )
+
+
+def make_server(config: Config, app: Callable) -> wsgi.Server:
+    server = wsgi.Server(
+        (config.server.host, config.server.port),
+        app,
+        numthreads=config.server.threads,
+        request_queue_size=128,
+        timeout=300,
+        server_name="pikdav",
+    )
+    server.max_request_body_size = 0  # uploads are bounded by server.max_upload_size
+    if config.server.tls_cert:
+        from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+        server.ssl_adapter = BuiltinSSLAdapter(
+            str(config.server.tls_cert), str(config.server.tls_key)
+        )
+    return server

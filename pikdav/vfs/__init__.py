@@ -1,0 +1,1 @@
+"""Paths over a PikPak drive: path → entry resolution, listing and link caches."""

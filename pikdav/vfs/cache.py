@@ -1,0 +1,89 @@
+"""The caches: folder listings and download links, with invalidation verbs named after the
+events that call them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from cachetools import LRUCache
+
+from pikdav.pikpak.types import Link
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Stamped(Generic[T]):
+    value: T
+    expires_at: float
+
+
+class TtlCache(Generic[T]):
+    """A bounded, thread-safe map whose entries expire; ``fetch`` is single-flight per key,
+    so a burst of requests for a cold folder makes one upstream listing, not one each."""
+
+    def __init__(self, maxsize: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._items: LRUCache[str, _Stamped[T]] = LRUCache(maxsize)
+        self._lock = threading.Lock()
+        self._inflight: dict[str, threading.Lock] = {}
+        self._clock = clock
+
+    def get(self, key: str) -> T | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None or item.expires_at <= self._clock():
+                return None
+            return item.value
+
+    def insert(self, key: str, value: T, ttl: float) -> None:
+        with self._lock:
+            self._items[key] = _Stamped(value, self._clock() + ttl)
+
+    def fetch(self, key: str, load: Callable[[], tuple[T, float]]) -> T:
+        """The cached value, or ``load()`` → (value, ttl) once for all concurrent callers."""
+        value = self.get(key)
+        if value is not None:
+            return value
+        with self._lock:
+            gate = self._inflight.setdefault(key, threading.Lock())
+        with gate:
+            value = self.get(key)
+            if value is not None:
+                return value
+            try:
+                value, ttl = load()
+                self.insert(key, value, ttl)
+                return value
+            finally:
+                with self._lock:
+                    self._inflight.pop(key, None)
+
+    def invalidate(self, key: str) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+    def invalidate_all(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+class LinkCache:
+    """Download links, kept until shortly before PikPak's expiry."""
+
+    def __init__(self, margin: float = 60.0, maxsize: int = 10_000) -> None:
+        self.margin = margin
+        self._cache: TtlCache[Link] = TtlCache(maxsize, clock=time.time)
+
+    def fetch(self, file_id: str, load: Callable[[], Link]) -> Link:
+        def timed() -> tuple[Link, float]:
+            link = load()
+            return link, max(0.0, link.expires_at - self.margin - time.time())
+
+        return self._cache.fetch(file_id, timed)
+
+    def forget(self, file_id: str) -> None:
+        self._cache.invalidate(file_id)

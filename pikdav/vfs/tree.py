@@ -1,0 +1,138 @@
+"""A mount's view of a drive: paths of display names resolved through cached listings.
+
+PikPak allows two items of one name in a folder (uploads and offline tasks can make them);
+a path cannot, so clashing names are disambiguated deterministically: the oldest item keeps
+the name, the others get `` (2)``, `` (3)``… before the extension, in creation order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from pikdav.pikpak.drive import Drive
+from pikdav.pikpak.types import File, Link
+
+from .cache import LinkCache, TtlCache
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One item as a path sees it: its display name and the metadata PROPFIND needs."""
+
+    id: str
+    name: str
+    is_folder: bool
+    size: int
+    created: float
+    modified: float
+    etag: str
+    mime_type: str
+
+    @classmethod
+    def from_file(cls, item: File, name: str | None = None) -> Entry:
+        return cls(
+            item.id,
+            name or item.name,
+            item.is_folder,
+            item.size,
+            _epoch(item.created),
+            _epoch(item.modified),
+            item.hash or f"{item.id}-{item.size}",
+            item.mime_type,
+        )
+
+
+def _epoch(value: datetime) -> float:
+    return value.timestamp()
+
+
+@dataclass(frozen=True)
+class Listing:
+    entries: tuple[Entry, ...]
+    by_name: dict[str, Entry]
+
+
+def disambiguate(files: Iterable[File]) -> Listing:
+    items = sorted(files, key=lambda f: (f.created, f.id))
+    seen: dict[str, int] = {}
+    by_name: dict[str, Entry] = {}
+    for item in items:
+        name = item.name
+        count = seen.get(name, 0) + 1
+        seen[name] = count
+        if count > 1:
+            stem, dot, ext = name.rpartition(".")
+            name = f"{stem} ({count}).{ext}" if dot and stem else f"{name} ({count})"
+            while name in by_name:  # a real item may already carry that name
+                count += 1
+                name = f"{stem} ({count}).{ext}" if dot and stem else f"{item.name} ({count})"
+        by_name[name] = Entry.from_file(item, name)
+    entries = tuple(sorted(by_name.values(), key=lambda e: e.name))
+    return Listing(entries, by_name)
+
+
+class DriveTree:
+    def __init__(
+        self, drive: Drive, root_id: str = "", listing_ttl: float = 60.0, max_folders: int = 4096
+    ) -> None:
+        self.drive = drive
+        self.root_id = root_id
+        self.listing_ttl = listing_ttl
+        self.listings: TtlCache[Listing] = TtlCache(max_folders)
+        self.links = LinkCache()
+        self._lock = threading.Lock()
+
+    @property
+    def root(self) -> Entry:
+        return Entry(self.root_id, "", True, 0, 0.0, 0.0, f"root-{self.root_id}", "")
+
+    # ------------------------------------------------------------------ reading
+    def listing(self, folder_id: str) -> Listing:
+        def load() -> tuple[Listing, float]:
+            return disambiguate(self.drive.iter_folder(folder_id)), self.listing_ttl
+
+        return self.listings.fetch(folder_id, load)
+
+    def children(self, folder: Entry) -> tuple[Entry, ...]:
+        return self.listing(folder.id).entries
+
+    def child(self, folder: Entry, name: str) -> Entry | None:
+        return self.listing(folder.id).by_name.get(name)
+
+    def resolve(self, path: str) -> Entry | None:
+        """``/a/b/c`` (relative to the mount) → entry, or None. ``..`` never escapes."""
+        entry = self.root
+        for part in path.split("/"):
+            if part in ("", "."):
+                continue
+            if part == ".." or not entry.is_folder:
+                return None
+            found = self.child(entry, part)
+            if found is None:
+                return None
+            entry = found
+        return entry
+
+    def link(self, entry: Entry, *, fresh: bool = False) -> Link:
+        if fresh:
+            self.links.forget(entry.id)
+        return self.links.fetch(entry.id, lambda: self.drive.download_link(entry.id))
+
+    # ------------------------------------------------------------------ invalidation
+    def folder_changed(self, folder_id: str) -> None:
+        self.listings.invalidate(folder_id)
+
+    def item_changed(self, entry: Entry, parent_id: str) -> None:
+        self.links.forget(entry.id)
+        self.listings.invalidate(parent_id)
+        if entry.is_folder:
+            self.listings.invalidate(entry.id)
+
+    def forget_everything(self) -> None:
+        self.listings.invalidate_all()

@@ -1,0 +1,62 @@
+"""A pikdav gateway on loopback in front of an emulator, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pikdav.config import Config, parse_config
+from pikdav.dav.app import build_app, build_mounts, make_server
+from pikdav.dav.auth import hash_password
+from pikdav.emulator import Emulator
+
+DAV_USER, DAV_PASSWORD = "alice", "wonderland"
+PIKPAK_USER, PIKPAK_PASSWORD = "alice@example.com", "correct horse"
+_HASH = hash_password(DAV_PASSWORD)
+
+
+@dataclass
+class Gateway:
+    url: str
+    emulator: Emulator
+    config: Config
+    server: Any
+    thread: threading.Thread
+    mounts: list
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return DAV_USER, DAV_PASSWORD
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.thread.join(timeout=10)
+
+
+def start_gateway(emulator: Emulator, state_dir: Path, **mount: Any) -> Gateway:
+    server_opts = mount.pop("server", {})
+    users = mount.pop("users", None) or {DAV_USER: {"password_hash": _HASH, "mounts": ["*"]}}
+    data = {
+        "server": {"host": "127.0.0.1", "port": 0, "threads": 32, **server_opts},
+        "state_dir": str(state_dir),
+        "accounts": {
+            "main": {
+                "username": PIKPAK_USER,
+                "password": PIKPAK_PASSWORD,
+                "user_api": emulator.base_url,
+                "drive_api": emulator.base_url,
+            }
+        },
+        "mounts": [{"name": "pikpak", "account": "main", **mount}],
+        "users": users,
+    }
+    config = parse_config(data, "test-config.yaml")
+    mounts = build_mounts(config)
+    server = make_server(config, build_app(config, mounts))
+    server.prepare()
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    host, port = server.bind_addr[:2]
+    return Gateway(f"http://{host}:{port}", emulator, config, server, thread, mounts)
