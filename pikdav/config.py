@@ -28,7 +28,9 @@ from .dav.policy import MODES, IPAddress, IPNetwork, parse_ip
 log = logging.getLogger(__name__)
 
 PLATFORMS = ("web", "android", "pc")
-DEFAULT_FORCE_PROXY_USER_AGENTS = ("Microsoft-WebDAV-MiniRedir", "WebDAVFS")
+# Explorer's and Finder's redirectors mishandle a 302 to another host; neon (cadaver,
+# davfs2) does not follow a 302 on GET at all.
+DEFAULT_FORCE_PROXY_USER_AGENTS = ("Microsoft-WebDAV-MiniRedir", "WebDAVFS", "neon/")
 # Values of these keys are never repeated in an error message.
 SECRET_KEYS = frozenset({"password", "refresh_token", "password_hash", "token_store"})
 

@@ -87,7 +87,7 @@ def test_defaults():
         False,
         60,
     )
-    assert mount.force_proxy_user_agents == ("Microsoft-WebDAV-MiniRedir", "WebDAVFS")
+    assert mount.force_proxy_user_agents == ("Microsoft-WebDAV-MiniRedir", "WebDAVFS", "neon/")
     assert config.accounts["main"].user_api == "https://user.mypikpak.com"
     assert config.users["alice"].mounts == ("*",)
     assert config.dav_auth_settings()["mounts"] == ["pikpak"]
@@ -286,7 +286,7 @@ def test_references_to_unknown_mounts_and_accounts():
         ({"accounts": {"main": {"password": "pw"}}}, "accounts.main.username: is required"),
         (
             {"accounts": {"main": {"username": "a", "token_store": "mysql://x"}}},
-            "accounts.main.token_store: must be null (a file in state_dir/tokens) or a redis://",
+            "accounts.main.token_store: must be null (a file in state_dir/tokens), a redis://",
         ),
         ({"accounts": {"main": {"username": "a", "user_api": "ftp://x"}}}, "must be an http://"),
         ({"users": None}, "users: at least one user is required (or set server.anonymous: true)"),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cheroot import wsgi
+from wsgidav import util as wsgidav_util
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.http_authenticator import HTTPAuthenticator
 from wsgidav.request_resolver import RequestResolver
@@ -100,27 +101,55 @@ def build_app(config: Config, mounts: list[Mount]) -> Callable:
             "logging": {"enable": False},
         }
     )
-    return RequestLog(Healthz(dav))
+    # WsgiDAV puts its version into error pages; say only its name.
+    wsgidav_util.public_wsgidav_info = "WsgiDAV"
+    allow = (
+        "OPTIONS, HEAD, GET, PROPFIND"
+        if provider.is_readonly()
+        else (
+            "OPTIONS, HEAD, GET, PROPFIND, PUT, DELETE, COPY, MOVE, MKCOL, PROPPATCH, LOCK, UNLOCK"
+        )
+    )
+    return RequestLog(Healthz(dav, allow))
 
 
 class Healthz:
-    """``GET /healthz`` → 200 without a login, for Docker and load balancers."""
+    """``GET /healthz`` → 200 without a login, for Docker and load balancers; and the
+    front door's checks: a path with a ``..`` or ``.`` segment (also ``%2e%2e``) is refused
+    before WsgiDAV would fold it into another mount; a 405 says what is allowed."""
 
-    def __init__(self, app: Callable) -> None:
+    def __init__(self, app: Callable, allow: str) -> None:
         self.app = app
+        self.allow = allow
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == "/healthz" and environ["REQUEST_METHOD"] in ("GET", "HEAD"):
-            start_response(
-                "200 OK",
-                [
-                    ("Content-Type", "text/plain"),
-                    ("Content-Length", "3"),
-                    ("Cache-Control", "no-store"),
-                ],
-            )
-            return [b"ok\n"] if environ["REQUEST_METHOD"] == "GET" else []
-        return self.app(environ, start_response)
+        path = environ.get("PATH_INFO", "")
+        if path == "/healthz" and environ["REQUEST_METHOD"] in ("GET", "HEAD"):
+            return _plain(start_response, "200 OK", "ok\n", environ)
+        if any(part in ("..", ".") for part in path.split("/")):
+            return _plain(start_response, "400 Bad Request", "bad path\n", environ)
+
+        def with_allow(status: str, headers: list, exc_info: Any = None):
+            if status.startswith("405") and not any(k.lower() == "allow" for k, _ in headers):
+                headers = [*headers, ("Allow", self.allow)]
+            if exc_info:
+                return start_response(status, headers, exc_info)
+            return start_response(status, headers)
+
+        return self.app(environ, with_allow)
+
+
+def _plain(start_response: Callable, status: str, text: str, environ: dict) -> list[bytes]:
+    body = text.encode()
+    start_response(
+        status,
+        [
+            ("Content-Type", "text/plain"),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+        ],
+    )
+    return [body] if environ["REQUEST_METHOD"] != "HEAD" else []
 
 
 @dataclass

@@ -184,8 +184,6 @@ class FolderResource(_Resource, DAVCollection):
         ]
 
     def get_member(self, name: str) -> FileResource | FolderResource | None:
-        if is_junk(name):
-            return None
         try:
             entry = self.mount.tree.child(self.entry, name)
         except PikPakError as exc:
@@ -273,12 +271,14 @@ class GatewayProvider(DAVProvider):
         if mount is None or not may_access(environ, mount.name):
             return None
         names = [p for p in rest.split("/") if p]
-        if names and is_junk(names[-1]):
-            return None  # answered at once, without asking PikPak
         if ".." in names:
             return None
+        # Finder, Explorer and Kodi probe names like ._x and desktop.ini in every folder:
+        # answer from the cache alone, so a probe never costs an upstream call (a real file
+        # of that name is still served once its folder has been listed).
+        junk = bool(names) and is_junk(names[-1])
         try:
-            entry = mount.tree.resolve("/".join(names))
+            entry = mount.tree.resolve("/".join(names), cached_only=junk)
         except PikPakError as exc:
             raise upstream_error(exc, f"resolving {path}") from None
         if entry is None:
@@ -300,10 +300,17 @@ class GatewayProvider(DAVProvider):
         ):
             # RFC 9110 §14.2: a Range header that does not parse is ignored (200, whole body).
             del environ["HTTP_RANGE"]
-        if method == "GET":
+        if method in ("GET", "HEAD"):
             resource = self.get_resource_inst(environ["PATH_INFO"], environ)
-            if isinstance(resource, FileResource):
+            if method == "GET" and isinstance(resource, FileResource):
                 return self._get_file(resource, environ, start_response, default_handler)
+            if method == "HEAD" and isinstance(resource, FolderResource | ServerRoot):
+                # Kodi sends HEAD to folders before browsing them; a 403 or 500 there
+                # breaks browsing. Say it exists and is a folder.
+                start_response(
+                    "200 OK", [("Content-Type", "httpd/unix-directory"), ("Content-Length", "0")]
+                )
+                return [b""]
         return default_handler(environ, start_response)
 
     def _get_file(

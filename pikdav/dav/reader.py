@@ -110,7 +110,7 @@ class RangeReader(io.RawIOBase):
             try:
                 if self._resp is None or self.pos >= self._end:
                     self._drop()
-                    self._open(fresh_link=self.resumes > 0)
+                    self._open(fresh_link=False)
                 chunk = self._resp.raw.read(min(want, self._end - self.pos))
                 if not chunk:
                     raise UpstreamGone("the CDN closed the connection early")

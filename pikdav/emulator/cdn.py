@@ -73,7 +73,9 @@ class Cdn:
         expected = self.world.link_signature(fid, expire, user_id, req.client_ip)
         if not hmac.compare_digest(expected, sig):
             return self._forbidden(account, "this link belongs to another address")
-        if expire <= time.time():
+        issued = q.get("t", "0")
+        revoked = self.world.links_revoked_before.get(user_id, 0.0)
+        if expire <= time.time() or (issued.isdigit() and int(issued) < revoked):
             return self._forbidden(account, "link expired")
         blob = self.world.blobs.get(gcid)
         if blob is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from typing import Any
 
 from . import errors
@@ -29,6 +30,11 @@ class Control:
             body = req.params()
             count = self.world.expire_tokens(str(body.get("username", "")))
             return Response.json({"expired": count})
+        if name == "expire-links" and method == "POST":
+            acct = self._account(req.params().get("username"))
+            # Links carry their issue time in milliseconds (the ``t`` parameter).
+            self.world.links_revoked_before[acct.user_id] = time.time() * 1000
+            return Response.json({"expired": True})
         if name == "faults":
             if method == "POST":
                 return self.add_faults(req.params())

@@ -267,7 +267,8 @@ class DriveApi:
         fid = base64.urlsafe_b64encode(bytes.fromhex(blob_gcid)).decode().rstrip("=")
         sig = self.world.link_signature(fid, expire, acct.user_id, req.client_ip)
         query = (
-            f"fid={fid}&from=5&verno=3&prod=pikpak&expire={expire}&g={blob_gcid}"
+            f"fid={fid}&from=5&verno=3&prod=pikpak&expire={expire}&t={int(time.time() * 1000)}"
+            f"&g={blob_gcid}"
             f"&ui={acct.user_id}&f={size}&fileid={node.id}&userid={acct.user_id}"
             f"&pr=emu&sig={sig}&fn={quote(node.name)}"
         )

@@ -335,6 +335,8 @@ class World:
         self.uploads: dict[str, Upload] = {}
         self.tasks: dict[str, Task] = {}
         self.shares: dict[str, Share] = {}
+        # user id -> links issued before this instant (ms) are dead (control API expire-links)
+        self.links_revoked_before: dict[str, float] = {}
 
     # ------------------------------------------------------------------ accounts
     def add_account(self, username: str, password: str, quota: int = 10 << 40) -> Account:

@@ -105,15 +105,20 @@ class DriveTree:
     def child(self, folder: Entry, name: str) -> Entry | None:
         return self.listing(folder.id).by_name.get(name)
 
-    def resolve(self, path: str) -> Entry | None:
-        """``/a/b/c`` (relative to the mount) → entry, or None. ``..`` never escapes."""
+    def resolve(self, path: str, *, cached_only: bool = False) -> Entry | None:
+        """``/a/b/c`` (relative to the mount) → entry, or None. ``..`` never escapes.
+        With ``cached_only`` no listing is fetched: what is not cached is not found."""
         entry = self.root
         for part in path.split("/"):
             if part in ("", "."):
                 continue
             if part == ".." or not entry.is_folder:
                 return None
-            found = self.child(entry, part)
+            if cached_only:
+                listing = self.listings.get(entry.id)
+                found = listing.by_name.get(part) if listing is not None else None
+            else:
+                found = self.child(entry, part)
             if found is None:
                 return None
             entry = found
