@@ -121,6 +121,16 @@ class _Resource:
     def get_display_name(self) -> str:
         return self.entry.name
 
+    def get_property_value(self, name: str):
+        # RFC 4331: only the mount root has a quota; elsewhere the property does not exist
+        # (WsgiDAV itself would answer an empty 200).
+        if name in _QUOTA_PROPS and not getattr(self, "is_mount_root", False):
+            raise DAVError(HTTP_NOT_FOUND)
+        return super().get_property_value(name)
+
+
+_QUOTA_PROPS = ("{DAV:}quota-used-bytes", "{DAV:}quota-available-bytes")
+
 
 class FileResource(_Resource, DAVNonCollection):
     def __init__(self, path: str, environ: dict, mount: Mount, entry: Entry) -> None:
@@ -291,8 +301,14 @@ class GatewayProvider(DAVProvider):
         self, environ: dict, start_response: Callable, default_handler: Callable
     ):
         method = environ["REQUEST_METHOD"]
-        if method == "PROPFIND" and environ.get("HTTP_DEPTH", "infinity") == "infinity":
-            raise DAVError(HTTP_FORBIDDEN, err_condition=PRECONDITION_CODE_PropfindFiniteDepth)
+        if method == "PROPFIND":
+            if environ.get("HTTP_DEPTH", "infinity") == "infinity":
+                raise DAVError(HTTP_FORBIDDEN, err_condition=PRECONDITION_CODE_PropfindFiniteDepth)
+            from .propfind import try_fast_propfind
+
+            answer = try_fast_propfind(self, environ, start_response)
+            if answer is not None:
+                return answer
         if (
             method in ("GET", "HEAD")
             and "HTTP_RANGE" in environ
