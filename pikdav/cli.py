@@ -68,11 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument("--username", help="PikPak e-mail, phone number or user name")
     login.add_argument("--password", help="PikPak password (asked for when not given)")
     login.add_argument("--refresh-token", help="log in with a refresh token instead")
+    login.add_argument("-c", "--config", help="take the account's settings from this config")
+    login.add_argument("--account", help="which account of the config (default: the only one)")
     login.add_argument(
         "--platform",
         choices=sorted(PLATFORMS),
-        default="web",
-        help="client identity to use; a token works only with its platform",
+        default=None,
+        help="client identity to use (default: web, or the config's); a token works only "
+        "with its platform",
     )
     login.add_argument("--captcha-token", help="a captcha token from a solved human check")
     login.add_argument(
@@ -94,6 +97,34 @@ def run_login(args: argparse.Namespace) -> int:
     from .pikpak.session import Credentials, Session
     from .pikpak.tokenstore import TokenStoreError, open_store
 
+    store_path = DEFAULT_STATE / "tokens" / "default.json"
+    store_name = "default"
+    if args.config:
+        # Log in the way `serve -c` will use it: the account's store, platform and hosts.
+        config = _load(args.config)
+        if config is None:
+            return 2
+        name = args.account or (next(iter(config.accounts)) if len(config.accounts) == 1 else None)
+        if name not in config.accounts:
+            print(
+                f"pikdav login: name one of the accounts with --account: "
+                f"{', '.join(config.accounts)}",
+                file=sys.stderr,
+            )
+            return 2
+        account = config.accounts[name]
+        args.username = args.username or account.username
+        args.password = args.password or account.password
+        args.refresh_token = args.refresh_token or (
+            account.refresh_token if not args.password else None
+        )
+        args.platform = account.platform if args.platform is None else args.platform
+        args.token_store = args.token_store or account.token_store
+        args.user_api, args.drive_api = account.user_api, account.drive_api
+        args.ca_cert = args.ca_cert or (str(account.ca_cert) if account.ca_cert else None)
+        store_path, store_name = config.token_path(account), account.name
+    args.platform = args.platform or "web"
+
     if not args.username and not args.refresh_token:
         if not sys.stdin.isatty():
             print(
@@ -107,7 +138,7 @@ def run_login(args: argparse.Namespace) -> int:
             print("pikdav login: give --password, or run it in a terminal", file=sys.stderr)
             return 2
         password = getpass.getpass("PikPak password: ")
-    store = open_store(args.token_store, DEFAULT_STATE / "tokens" / "default.json", "default")
+    store = open_store(args.token_store, store_path, store_name)
     session = Session(
         Credentials(
             args.username or "",

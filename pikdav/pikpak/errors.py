@@ -96,20 +96,16 @@ _TOO_FREQUENT = re.compile(r"too frequent", re.IGNORECASE)
 
 # Keyed by PikPak's reason string ("error"); codes are checked where one reason has several.
 REACTIONS: dict[str, Rule] = {
-    "unauthenticated": Rule(
-        Reaction.REFRESH, AuthError, "PikPak refused the access token; refreshing it"
-    ),
+    "unauthenticated": Rule(Reaction.REFRESH, AuthError, "PikPak refused the access token"),
     "invalid_grant": Rule(
         Reaction.RELOGIN,
         AuthError,
         "PikPak refused the refresh token (it was used already or expired)",
     ),
     "captcha_invalid": Rule(
-        Reaction.RENEW_CAPTCHA, CaptchaError, "PikPak refused the captcha token; getting a new one"
+        Reaction.RENEW_CAPTCHA, CaptchaError, "PikPak refused the captcha token"
     ),
-    "captcha_required": Rule(
-        Reaction.RENEW_CAPTCHA, CaptchaError, "PikPak wants a captcha token; getting one"
-    ),
+    "captcha_required": Rule(Reaction.RENEW_CAPTCHA, CaptchaError, "PikPak wants a captcha token"),
     "invalid_account_or_password": Rule(
         Reaction.GIVE_UP,
         AuthError,
@@ -136,7 +132,7 @@ REACTIONS: dict[str, Rule] = {
     "file_name_invalid": Rule(Reaction.GIVE_UP, PikPakError, "the name is not allowed"),
     "invalid_argument": Rule(Reaction.GIVE_UP, PikPakError, "PikPak refused the request"),
     "file_rename_uncompleted": Rule(
-        Reaction.RETRY, Transient, "PikPak is still processing the item; retrying"
+        Reaction.RETRY, Transient, "PikPak is still processing the item"
     ),
     "file_space_not_enough": Rule(
         Reaction.GIVE_UP, QuotaExceeded, "the PikPak drive is full; free space or upgrade"
@@ -144,12 +140,8 @@ REACTIONS: dict[str, Rule] = {
     "task_daily_create_limit_vip": Rule(
         Reaction.GIVE_UP, QuotaExceeded, "PikPak's daily limit of cloud downloads is reached"
     ),
-    "too_many_requests": Rule(
-        Reaction.BACK_OFF, RateLimited, "PikPak says too many requests; backing off"
-    ),
-    "aborted": Rule(
-        Reaction.BACK_OFF, RateLimited, "PikPak says the operation is too frequent; backing off"
-    ),
+    "too_many_requests": Rule(Reaction.BACK_OFF, RateLimited, "PikPak says too many requests"),
+    "aborted": Rule(Reaction.BACK_OFF, RateLimited, "PikPak says the operation is too frequent"),
 }
 _BY_CODE: dict[int, Rule] = {
     16: REACTIONS["unauthenticated"],
@@ -163,12 +155,22 @@ _BY_CODE: dict[int, Rule] = {
     5: REACTIONS["not_found"],
 }
 _BY_STATUS_TOO_FREQUENT = REACTIONS["aborted"]
-_TRANSIENT = Rule(Reaction.RETRY, Transient, "PikPak had a temporary fault; retrying")
+_TRANSIENT = Rule(Reaction.RETRY, Transient, "PikPak had a temporary fault")
 _UNKNOWN = Rule(Reaction.GIVE_UP, PikPakError, "PikPak refused the request")
+
+
+_ACCESS_PROHIBITED = Rule(
+    Reaction.GIVE_UP,
+    AuthError,
+    "PikPak refuses password sign-in from this network (often a datacenter IP); sign in "
+    "from elsewhere and give pikdav the refresh token: pikdav login --refresh-token TOKEN",
+)
 
 
 def rule_for(status: int, reason: str, code: int, description: str) -> Rule:
     """The one place that maps an answer to a reaction."""
+    if reason == "invalid_grant" and "AccessProhibited" in description:
+        return _ACCESS_PROHIBITED
     if _TOO_FREQUENT.search(description):
         # "Aborted - Your operation is too frequent" comes as captcha_invalid/4002 at sign-in
         # and as code 10 elsewhere: never answer it by asking again at once.

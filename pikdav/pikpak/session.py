@@ -425,7 +425,7 @@ class Session:
                 exc, rule = refused.exc, refused.rule
                 if rule.reaction is Reaction.REFRESH and token.access_token not in refused_tokens:
                     refused_tokens.add(token.access_token)
-                    log.info("%s: %s", self.name, rule.log)
+                    log.info("%s: %s; refreshing it", self.name, rule.log)
                     self.refresh(rejected=token.access_token)
                     raise _Again(exc, 0) from None
                 if rule.reaction is Reaction.RENEW_CAPTCHA and not renewed["captcha"]:
@@ -473,12 +473,13 @@ class Session:
         retry_after = _retry_after(resp.headers.get("Retry-After"))
         exc, rule = error_from_answer(resp.status_code, body, retry_after)
         if rule.reaction is Reaction.BACK_OFF:
-            log.warning("%s: %s", self.name, rule.log)
+            log.warning("%s: %s; backing off", self.name, rule.log)
             wait = retry_after if retry_after is not None else self.retry.too_frequent_wait
             raise _Again(exc, min(wait, self.retry.retry_after_max))
         if rule.reaction is Reaction.RETRY:
             # 503 and "still processing" answers mean nothing happened: safe for any call.
             if idempotent or resp.status_code == 503 or exc.reason == "file_rename_uncompleted":
+                log.info("%s: %s (HTTP %d); retrying", self.name, rule.log, resp.status_code)
                 raise _Again(exc)
             raise exc
         raise _Refused(exc, rule)

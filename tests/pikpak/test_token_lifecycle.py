@@ -18,7 +18,7 @@ import pytest
 from pikdav.pikpak.drive import Drive
 from pikdav.pikpak.errors import AuthError
 from pikdav.pikpak.session import Credentials, Session
-from pikdav.pikpak.tokenstore import FileTokenStore
+from pikdav.pikpak.tokenstore import FileTokenStore, open_store
 from tests.support.pikpak_raw import RawSession
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,12 +75,24 @@ def test_proactive_refresh_at_half_life(emulator, tmp_path):
 
 
 def _run_processes(
-    emulator, tmp_path: Path, mode: str, processes: int = 3, threads: int = 50, rounds: int = 5
+    emulator,
+    tmp_path: Path,
+    mode: str,
+    processes: int = 3,
+    threads: int = 50,
+    rounds: int = 5,
+    store: str | None = None,
 ) -> list[int]:
-    token_file = tmp_path / "shared.json"
-    # One login, then every process shares the token file (no password: only the
+    token_file = store or str(tmp_path / "shared.json")
+    # One login, then every process shares the token store (no password: only the
     # refresh token keeps them alive).
-    Drive(session(emulator, token_file)).about()
+    first = Session(
+        Credentials(USER, PASSWORD),
+        open_store(token_file, Path(token_file), "shared"),
+        user_api=emulator.base_url,
+        drive_api=emulator.base_url,
+    )
+    Drive(first).about()
     signals = tmp_path / "signals"
     signals.mkdir()
     procs = [
@@ -122,6 +134,17 @@ def test_three_processes_share_one_token_file_across_five_expiries(emulator, tmp
     assert sum(failures) == 0
     assert stats["refresh"] == 5
     assert stats["refresh_rejected"] == 0
+
+
+def test_three_hosts_share_one_redis_store_across_five_expiries(emulator, tmp_path):
+    """Several hosts: the same guarantee with the Redis store and a real redis-server."""
+    from tests.support.redis_server import redis_server
+
+    with redis_server(tmp_path) as url:
+        failures = _run_processes(emulator, tmp_path, "safe", store=url)
+    stats = counters(emulator)
+    assert sum(failures) == 0
+    assert stats["refresh"] == 5 and stats["refresh_rejected"] == 0
 
 
 def test_a_naive_refresher_fails_the_same_test(emulator, tmp_path):

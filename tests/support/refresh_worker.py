@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pikdav.pikpak.drive import Drive
 from pikdav.pikpak.session import Credentials, Session
-from pikdav.pikpak.tokenstore import FileTokenStore
+from pikdav.pikpak.tokenstore import open_store
 from pikdav.pikpak.types import Token
 
 
@@ -41,9 +41,11 @@ def main() -> int:
     signals = Path(signal_dir)
     cls = NaiveSession if mode == "naive" else Session
     # No password: a refresh that PikPak refuses cannot be papered over by a new sign-in.
+    # TOKEN_FILE may also be a redis:// URL: several hosts sharing one Redis store.
+    store = open_store(token_file, Path(token_file), "shared")
     session = cls(
         Credentials("alice@example.com"),
-        FileTokenStore(token_file),
+        store,
         user_api=base,
         drive_api=base,
         pool_size=int(threads),
