@@ -30,6 +30,7 @@ from pikdav.vfs.tree import DriveTree
 from .auth import LoginThrottle, PikdavDomainController
 from .policy import DownloadPolicy
 from .provider import GatewayProvider, Mount
+from .writes import SpoolSettings
 
 log = logging.getLogger("pikdav.requests")
 
@@ -53,6 +54,10 @@ def session_for(config: Config, account: AccountConfig, pool_size: int = 64) -> 
 def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> list[Mount]:
     sessions = sessions if sessions is not None else {}
     drives: dict[str, Drive] = {}
+    spool = SpoolSettings(
+        directory=str(config.server.temp_dir) if config.server.temp_dir else None,
+        max_size=config.server.max_upload_size,
+    )
     mounts = []
     for mount in config.mounts:
         account = config.account_for(mount)
@@ -69,8 +74,9 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
                 drive=drive,
                 tree=DriveTree(drive, mount.root_folder_id, mount.listing_ttl),
                 policy=DownloadPolicy.for_mount(mount, config.server.trusted_proxies),
-                read_only=True,
+                read_only=mount.read_only,
                 use_trash=mount.use_trash,
+                spool=spool,
             )
         )
     return mounts

@@ -15,11 +15,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 import requests
 from wsgidav import util
 from wsgidav.dav_error import (
     HTTP_BAD_GATEWAY,
+    HTTP_CONFLICT,
     HTTP_FORBIDDEN,
     HTTP_INSUFFICIENT_STORAGE,
     HTTP_NOT_FOUND,
@@ -43,6 +45,7 @@ from pikdav.vfs.tree import DriveTree, Entry
 from .auth import may_access
 from .policy import DownloadPolicy
 from .reader import RangeReader
+from .writes import SpoolFile, SpoolSettings, Writer, size_hint
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +71,17 @@ class Mount:
     policy: DownloadPolicy
     read_only: bool = True
     use_trash: bool = True
+    spool: SpoolSettings = field(default_factory=SpoolSettings)
     quota_ttl: float = 60.0
     _quota: tuple[float, Quota] | None = field(default=None, repr=False)
     _quota_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _writer: Writer | None = field(default=None, repr=False)
+
+    @property
+    def writer(self) -> Writer:
+        if self._writer is None:
+            self._writer = Writer(self)
+        return self._writer
 
     def quota(self) -> Quota | None:
         with self._quota_lock:
@@ -128,6 +139,101 @@ class _Resource:
             raise DAVError(HTTP_NOT_FOUND)
         return super().get_property_value(name)
 
+    # ------------------------------------------------------------------ writing
+    def _writable(self) -> Writer:
+        if self.mount.read_only:
+            raise DAVError(HTTP_FORBIDDEN, "this folder is read-only")
+        self.environ.pop("pikdav.resolved", None)  # what this request resolved may change
+        return self.mount.writer
+
+    def _parent(self) -> Entry:
+        parent_path = self.path.rstrip("/").rpartition("/")[0]
+        parent = self.provider.get_resource_inst(parent_path or "/", self.environ)
+        if not isinstance(parent, FolderResource):
+            raise DAVError(HTTP_FORBIDDEN, "a mount itself cannot be changed")
+        return parent.entry
+
+    def _destination(self, dest_path: str) -> tuple[Entry, str, Entry | None]:
+        mount, rest = self.provider.mount_of(dest_path)
+        if mount is not self.mount:
+            raise DAVError(
+                HTTP_BAD_GATEWAY,
+                "moving or copying between mounts is not supported; download and upload instead",
+            )
+        parent_path, _, name = rest.strip("/").rpartition("/")
+        try:
+            parent = self.mount.tree.resolve(parent_path)
+            existing = self.mount.tree.resolve(rest.strip("/"))
+        except PikPakError as exc:
+            raise upstream_error(exc, f"resolving {dest_path}") from None
+        if parent is None or not parent.is_folder or not name:
+            raise DAVError(HTTP_CONFLICT, "the destination folder does not exist")
+        return parent, name, existing
+
+    def handle_delete(self) -> bool:
+        writer = self._writable()
+        # WsgiDAV checks the parent's locks only; with a native DELETE the resource's own
+        # (and, for a folder, its members') locks are ours to check: 423 if one is held.
+        lm = self.provider.lock_manager
+        if lm is not None:
+            if "wsgidav.conditions.if" not in self.environ:
+                util.parse_if_header_dict(self.environ)
+            lm.check_write_permission(
+                url=self.get_ref_url(),
+                depth="infinity",
+                token_list=self.environ["wsgidav.ifLockTokenList"],
+                principal=self.environ["wsgidav.user_name"],
+            )
+        try:
+            writer.delete(self.entry, self._parent())
+        except PikPakError as exc:
+            raise upstream_error(exc, f"deleting {self.path}") from None
+        ref = self.get_ref_url()
+        if self.provider.prop_manager:
+            self.provider.prop_manager.remove_properties(ref)
+        if self.provider.lock_manager:
+            self.provider.lock_manager.remove_all_locks_from_url(ref, recursive=True)
+        return True
+
+    def handle_move(self, dest_path: str) -> bool:
+        writer = self._writable()
+        parent, name, existing = self._destination(dest_path)
+        try:
+            writer.move(self.entry, self._parent(), parent, name, existing)
+        except PikPakError as exc:
+            raise upstream_error(exc, f"moving {self.path}") from None
+        self._carry_properties(dest_path, move=True)
+        return True
+
+    def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
+        writer = self._writable()
+        parent, name, existing = self._destination(dest_path)
+        try:
+            writer.copy(
+                self.entry, self._parent(), parent, name, existing, recursive=depth_infinity
+            )
+        except PikPakError as exc:
+            raise upstream_error(exc, f"copying {self.path}") from None
+        self._carry_properties(dest_path, move=False)
+        return True
+
+    def _carry_properties(self, dest_path: str, *, move: bool) -> None:
+        pm = self.provider.prop_manager
+        src = self.get_ref_url()
+        dest = quote(dest_path.rstrip("/") + ("/" if self.is_collection else ""))
+        if pm is not None:
+            if move:
+                pm.move_properties(src, dest, with_children=True)
+            else:
+                pm.copy_properties(src, dest)
+        if move and self.provider.lock_manager:
+            self.provider.lock_manager.remove_all_locks_from_url(src, recursive=True)
+
+    def set_last_modified(self, dest_path: str, time_stamp, *, dry_run: bool) -> bool:
+        # PikPak cannot set a file's time; clients that send one (Explorer's
+        # Win32LastModifiedTime, X-OC-Mtime) are told it worked, and the drive keeps its own.
+        return True
+
 
 _QUOTA_PROPS = ("{DAV:}quota-used-bytes", "{DAV:}quota-available-bytes")
 
@@ -154,6 +260,25 @@ class FileResource(_Resource, DAVNonCollection):
 
     def support_ranges(self) -> bool:
         return True
+
+    def begin_write(self, *, content_type: str | None = None) -> SpoolFile:
+        self._writable()
+        self._spool = SpoolFile(self.mount.spool, size_hint(self.environ))
+        return self._spool
+
+    def end_write(self, *, with_errors: bool) -> None:
+        spool: SpoolFile | None = getattr(self, "_spool", None)
+        if spool is None:
+            return
+        if with_errors:
+            spool.discard()  # a failed PUT leaves nothing behind, and the old file intact
+            return
+        spool.close()
+        old = None if self.entry.id == "" else self.entry
+        try:
+            self.entry = self.mount.writer.store(self._parent(), self.entry.name, spool, old)
+        except PikPakError as exc:
+            raise upstream_error(exc, f"uploading {self.path}") from None
 
     def get_content(self) -> RangeReader:
         session = self.mount.drive.session
@@ -203,6 +328,29 @@ class FolderResource(_Resource, DAVCollection):
         return self.provider.make(
             f"{self.path.rstrip('/')}/{name}", self.environ, self.mount, entry
         )
+
+    def create_empty_resource(self, name: str) -> FileResource:
+        writer = self._writable()
+        path = f"{self.path.rstrip('/')}/{name}"
+        if self.environ["REQUEST_METHOD"] == "LOCK":
+            # LOCK on an unmapped URL creates an empty file (RFC 4918 §9.10.4).
+            try:
+                entry = writer.create_empty(self.entry, name)
+            except PikPakError as exc:
+                raise upstream_error(exc, f"creating {path}") from None
+            return FileResource(path, self.environ, self.mount, entry)
+        # PUT: nothing exists until the upload is complete (see end_write).
+        now = time.time()
+        pending = Entry("", name, False, 0, now, now, "", "")
+        return FileResource(path, self.environ, self.mount, pending)
+
+    def create_collection(self, name: str) -> FolderResource:
+        writer = self._writable()
+        try:
+            entry = writer.mkdir(self.entry, name)
+        except PikPakError as exc:
+            raise upstream_error(exc, f"creating {self.path}{name}") from None
+        return FolderResource(f"{self.path.rstrip('/')}/{name}", self.environ, self.mount, entry)
 
     def get_used_bytes(self) -> int | None:
         quota = self.mount.quota() if self.is_mount_root else None
@@ -316,6 +464,8 @@ class GatewayProvider(DAVProvider):
         ):
             # RFC 9110 §14.2: a Range header that does not parse is ignored (200, whole body).
             del environ["HTTP_RANGE"]
+        if method in ("MOVE", "COPY"):
+            return self._copy_or_move(environ, start_response, default_handler)
         if method in ("GET", "HEAD"):
             resource = self.get_resource_inst(environ["PATH_INFO"], environ)
             if method == "GET" and isinstance(resource, FileResource):
@@ -328,6 +478,24 @@ class GatewayProvider(DAVProvider):
                 )
                 return [b""]
         return default_handler(environ, start_response)
+
+    def _copy_or_move(self, environ: dict, start_response: Callable, default_handler: Callable):
+        """WsgiDAV answers 204 after a native COPY/MOVE; RFC 4918 wants 201 when the
+        destination did not exist before."""
+        dest = unquote(urlsplit(environ.get("HTTP_DESTINATION", "")).path)
+        existed = (
+            bool(dest) and self.get_resource_inst(dest.rstrip("/") or "/", environ) is not None
+        )
+        environ.pop("pikdav.resolved", None)
+
+        def created(status: str, headers: list, exc_info=None):
+            if status.startswith("204") and not existed:
+                status = "201 Created"
+            if exc_info:
+                return start_response(status, headers, exc_info)
+            return start_response(status, headers)
+
+        return default_handler(environ, created)
 
     def _get_file(
         self,

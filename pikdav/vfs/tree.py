@@ -52,6 +52,9 @@ def _epoch(value: datetime) -> float:
     return value.timestamp()
 
 
+HIDDEN_PREFIX = ".pikdav-"
+
+
 @dataclass(frozen=True)
 class Listing:
     entries: tuple[Entry, ...]
@@ -63,6 +66,8 @@ def disambiguate(files: Iterable[File]) -> Listing:
     seen: dict[str, int] = {}
     by_name: dict[str, Entry] = {}
     for item in items:
+        if item.name.startswith(HIDDEN_PREFIX):
+            continue  # the gateway's own temporary names (see pikdav.dav.writes)
         name = item.name
         count = seen.get(name, 0) + 1
         seen[name] = count

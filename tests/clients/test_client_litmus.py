@@ -1,21 +1,9 @@
-"""litmus (the neon WebDAV compliance suite), groups ``basic`` and ``http``, against the gateway.
+"""litmus (the neon WebDAV compliance suite) against the gateway: every group, 100 %.
 
-Every litmus group starts with ``init`` (parse the URL, set up the session: no request) and
-``begin``, which DELETEs and then MKCOLs ``<url>/litmus/`` as its scratch collection; every
-later test works inside it. The gateway is read-only for now - writes answer 405 - so ``begin``
-fails and litmus stops the group there:
-
-    -> running `basic':
-     0. init.................. pass
-     1. begin................. FAIL (Could not create new collection `/pikpak/litmus/' for tests:
-        405 Method Not Allowed
-    Server must allow `MKCOL /pikpak/litmus/' for tests to proceed)
-    <- summary for `basic': of 2 tests run: 1 passed, 1 failed. 50.0%
-
-(and the same for ``http``). That is all a read-only server can pass. The test asserts exactly
-that while the gateway refuses MKCOL, and that the only failures are 405 refusals of a write:
-once the gateway accepts writes (OPTIONS lists MKCOL), every test of both groups must pass -
-basic 16/16, http 4/4, as WsgiDAV itself scores - and this test holds the gateway to it.
+litmus 0.13 runs basic (16), copymove (13), props (30), locks (41) and http (4); WsgiDAV's own
+FilesystemProvider with a property store and locks passes all 104, and so must pikdav on
+PikPak. A read-only mount is checked too: there litmus stops at ``begin`` (it cannot MKCOL
+its scratch collection) and the only failure is that 405.
 """
 
 from __future__ import annotations
@@ -116,9 +104,9 @@ def parse(output: str) -> tuple[dict[str, list[Result]], dict[str, str]]:
     return groups, summaries
 
 
-def run_litmus(url: str, cwd) -> str:
+def run_litmus(url: str, cwd, groups: tuple[str, ...]) -> str:
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    env |= {"HOME": str(cwd), "TESTS": " ".join(GROUPS)}
+    env |= {"HOME": str(cwd), "TESTS": " ".join(groups)}
     cmd = [litmus_binary(), "--keep-going", url, DAV_USER, DAV_PASSWORD]
     try:
         proc = subprocess.run(
@@ -131,54 +119,55 @@ def run_litmus(url: str, cwd) -> str:
     return output
 
 
-def test_litmus_basic_and_http(gateway, emulator, tmp_path):
-    url = f"{gateway.url}/pikpak/"
-    allow = requests.options(url, auth=gateway.auth, timeout=10).headers.get("Allow", "")
-    writable = "MKCOL" in {m.strip() for m in allow.split(",")}
+ALL_GROUPS = ("basic", "copymove", "props", "locks", "http")
+# How many tests litmus 0.13 runs per group (WsgiDAV's FilesystemProvider passes them all).
+COUNTS = {"basic": 16, "copymove": 13, "props": 30, "locks": 41, "http": 4}
 
-    output = run_litmus(url, tmp_path)
-    debug = (tmp_path / "debug.log").read_text(errors="replace")
+
+def test_litmus_every_group_passes_completely(gateway, tmp_path):
+    output = run_litmus(f"{gateway.url}/pikpak/", tmp_path, ALL_GROUPS)
     groups, summaries = parse(output)
-    report = f"{output}\n--- Allow: {allow}"
-    assert list(groups) == list(GROUPS), report
-    assert set(summaries) == set(GROUPS), report
+    assert list(groups) == list(ALL_GROUPS), output
+    for group in ALL_GROUPS:
+        results = groups[group]
+        failed = [r for r in results if r.outcome == "FAIL"]
+        assert failed == [], (group, failed)
+        assert len(results) == COUNTS[group], (group, [r.name for r in results])
+        assert summaries[group] == (
+            f"of {COUNTS[group]} tests run: {COUNTS[group]} passed, 0 failed. 100.0%"
+        ), output
+    assert [r.name for r in groups["basic"]] == FULL["basic"]
+    assert [r.name for r in groups["http"]] == FULL["http"]
 
+
+def test_litmus_against_a_read_only_mount(emulator, tmp_path):
+    """A read-only mount: litmus cannot create its scratch collection; the only failure is
+    the 405 refusal of that write, and nothing reaches the drive."""
+    control(
+        emulator.base_url,
+        "files",
+        {
+            "username": PIKPAK_USER,
+            "path": "Movies/a.mp4",
+            "content": base64.b64encode(b"a movie").decode(),
+        },
+    )
+    gw = start_gateway(emulator, tmp_path / "ro-state", download="proxy", read_only=True)
+    try:
+        url = f"{gw.url}/pikpak/"
+        output = run_litmus(url, tmp_path, GROUPS)
+    finally:
+        gw.stop()
+    groups, summaries = parse(output)
     for group in GROUPS:
         results = groups[group]
-        outcomes = {r.name: r.outcome for r in results}
-        # At least what any server passes, read-only or not.
-        assert outcomes.get("init") == "pass", report
-        # Every failure is the gateway refusing a write, nothing else (no 401, 403, 500, ...).
-        for r in results:
-            if r.outcome == "FAIL":
-                assert "405 Method Not Allowed" in r.detail, (group, r, report)
-                refused = re.search(r"must allow `(\w+) ", r.detail)
-                assert refused and refused[1] not in allow, (group, r, report)
-
-        if not writable:
-            # Read-only: begin cannot create /pikpak/litmus/, and litmus stops the group.
-            assert [(r.name, r.outcome) for r in results] == [
-                ("init", "pass"),
-                ("begin", "FAIL"),
-            ], report
-            assert "Could not create new collection `/pikpak/litmus/'" in results[1].detail
-            assert "Server must allow `MKCOL /pikpak/litmus/'" in results[1].detail
-            assert summaries[group] == "of 2 tests run: 1 passed, 1 failed. 50.0%", report
-        else:
-            # Writes work: the whole group passes (expect warnings, never failures).
-            assert [r.name for r in results] == FULL[group], report
-            assert all(r.outcome in ("pass", "WARNING") for r in results), report
-            assert summaries[group].endswith("100.0%"), report
-
-    if not writable:
-        # The refusal happened on the wire: MKCOL got a 405 after authenticating.
-        assert re.search(r"MKCOL /pikpak/litmus/ HTTP/1\.1\r?\n(?:[^\n]*\n)*?Authorization:", debug)
-        assert "[status-line] < HTTP/1.1 405 Method Not Allowed" in debug
-        # ... and nothing was written to the drive.
-        tree = requests.get(
-            f"{emulator.base_url}/__emulator__/tree", params={"username": PIKPAK_USER}, timeout=10
-        ).json()["files"]
-        assert sorted(row["path"] for row in tree if not row["trashed"]) == [
-            "Movies",
-            "Movies/a.mp4",
-        ]
+        assert [(r.name, r.outcome) for r in results] == [("init", "pass"), ("begin", "FAIL")], (
+            output
+        )
+        assert "405 Method Not Allowed" in results[1].detail
+        assert "Server must allow `MKCOL /pikpak/litmus/'" in results[1].detail
+        assert summaries[group] == "of 2 tests run: 1 passed, 1 failed. 50.0%", output
+    tree = requests.get(
+        f"{emulator.base_url}/__emulator__/tree", params={"username": PIKPAK_USER}, timeout=10
+    ).json()["files"]
+    assert sorted(row["path"] for row in tree if not row["trashed"]) == ["Movies", "Movies/a.mp4"]

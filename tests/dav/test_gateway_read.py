@@ -240,9 +240,11 @@ def test_junk_names_are_404_without_asking_pikpak(emulator, gateway):
     assert after["list"] == before["list"] and after.get("file_get", 0) == before.get("file_get", 0)
 
 
-def test_writes_are_refused_with_405(emulator, gateway):
+def test_a_read_only_mount_refuses_writes_with_405(emulator, make_gateway):
+    gateway = make_gateway(download="proxy", read_only=True)
     add_real(emulator, "keep.txt", b"keep")
     url = gateway.url + "/pikpak/keep.txt"
+    assert "PUT" not in requests.options(url, auth=gateway.auth).headers["Allow"]
     assert requests.put(url, data=b"x", auth=gateway.auth).status_code == 405
     assert requests.delete(url, auth=gateway.auth).status_code == 405
     assert (
