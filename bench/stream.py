@@ -147,6 +147,12 @@ def main() -> None:
     parser.add_argument("--redirect-threads", type=int, default=4)
     parser.add_argument("--redirect-seconds", type=float, default=5.0)
     parser.add_argument("--ttfb-runs", type=int, default=20)
+    parser.add_argument(
+        "--cdn-rate-mbs",
+        type=int,
+        default=200,
+        help="CDN speed (MB/s) for the rate-limited comparison",
+    )
     args = parser.parse_args()
     size = args.size_mib * MIB
     emu = gateway = None
@@ -190,6 +196,16 @@ def main() -> None:
                     _, total, got, code = curl(target, auth=auth)
                     assert (got, code) == (size, 200), (kind, got, code)
                     best[kind] = max(best[kind], size / total / 1e9)
+
+            # 1b. the same with the CDN limited to a realistic speed (it never is unlimited).
+            control(base, "config", {"cdn_rate": args.cdn_rate_mbs * 1_000_000})
+            limited = {"direct": 0.0, "proxy": 0.0}
+            for _ in range(2):
+                for kind, target, auth in (("direct", direct, False), ("proxy", proxied, True)):
+                    _, total, got, code = curl(target, auth=auth)
+                    assert (got, code) == (size, 200), (kind, got, code)
+                    limited[kind] = max(limited[kind], size / total / 1e9)
+            control(base, "config", {"cdn_rate": 0})
 
             # 2. peak RSS with parallel streams.
             before = proc_status(gateway.pid)
@@ -241,6 +257,14 @@ def main() -> None:
     print(f"| direct CDN download, curl, best of {args.runs} | {best['direct']:.2f} GB/s |")
     print(f"| proxied through the gateway, curl, best of {args.runs} | {best['proxy']:.2f} GB/s |")
     print(f"| ratio proxied / direct | **{best['proxy'] / best['direct']:.2f}×** |")
+    print(
+        f"| CDN limited to {args.cdn_rate_mbs} MB/s: direct / proxied, best of 2 | "
+        f"{limited['direct'] * 1000:.0f} / {limited['proxy'] * 1000:.0f} MB/s |"
+    )
+    print(
+        f"| ratio proxied / direct at {args.cdn_rate_mbs} MB/s | "
+        f"**{limited['proxy'] / limited['direct']:.2f}×** |"
+    )
     print(f"| {args.streams} parallel proxied streams, aggregate | {aggregate:.2f} GB/s |")
     print(
         f"| gateway VmHWM after the streams − VmRSS before | "

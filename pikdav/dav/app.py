@@ -19,6 +19,7 @@ from wsgidav.http_authenticator import HTTPAuthenticator
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
+from pikdav.cheroot_writer import DirectWriteConnection
 from pikdav.config import AccountConfig, Config
 from pikdav.pikpak import identity
 from pikdav.pikpak.drive import Drive
@@ -221,6 +222,7 @@ def make_server(config: Config, app: Callable) -> wsgi.Server:
         server_name="pikdav",
     )
     server.max_request_body_size = 0  # uploads are bounded by server.max_upload_size
+    server.ConnectionClass = DirectWriteConnection
     if config.server.tls_cert:
         from cheroot.ssl.builtin import BuiltinSSLAdapter
 

@@ -111,7 +111,7 @@ class RangeReader(io.RawIOBase):
                 if self._resp is None or self.pos >= self._end:
                     self._drop()
                     self._open(fresh_link=False)
-                chunk = self._resp.raw.read(min(want, self._end - self.pos))
+                chunk = self._resp.raw.read(min(want, self._end - self.pos), decode_content=False)
                 if not chunk:
                     raise UpstreamGone("the CDN closed the connection early")
                 self.pos += len(chunk)

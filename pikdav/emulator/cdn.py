@@ -106,10 +106,18 @@ class Cdn:
     def _stream(self, blob, start: int, end: int, account: str | None) -> Iterator[bytes]:
         stats = self.world.stats
         stats.add("downloads_active", account)
+        rate = self.world.cdn_rate
+        began, sent = time.monotonic(), 0
         try:
             for chunk in blob.iter_range(start, end):
                 stats.add("download_bytes", account, len(chunk))
                 yield bytes(chunk)  # the WSGI server wants bytes, not memoryviews
+                sent += len(chunk)
+                if rate:
+                    # A CDN of limited speed (config cdn_rate), as real ones are.
+                    ahead = sent / rate - (time.monotonic() - began)
+                    if ahead > 0:
+                        time.sleep(ahead)
         finally:
             # Runs when the body is done or the client went away (the server closes us).
             stats.add("downloads_active", account, -1)

@@ -129,6 +129,7 @@ class Control:
             "offline_seconds": float,
             "upload_ttl": int,
             "task_daily_limit": int,
+            "cdn_rate": int,
         }
         for key, value in body.items():
             if key not in known or not isinstance(value, int | float) or value < 0:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from cheroot import wsgi
 
+from pikdav.cheroot_writer import DirectWriteConnection
+
 from .app import EmulatorApp
 from .world import World
 
@@ -43,6 +45,7 @@ class Emulator:
             timeout=60,
             server_name="pikpak-emulator",
         )
+        self.server.ConnectionClass = DirectWriteConnection
         self.tls = bool(tls_cert)
         if tls_cert:
             from cheroot.ssl.builtin import BuiltinSSLAdapter

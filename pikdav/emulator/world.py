@@ -325,6 +325,7 @@ class World:
         self.link_delay = link_delay
         self.offline_seconds = offline_seconds
         self.upload_ttl = 3600
+        self.cdn_rate = 0  # bytes per second per download; 0: as fast as possible
         self.task_daily_limit = 100
         self.bucket = "pikpak-emulator"
         self.secret = secrets.token_bytes(32)
