@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 PLATFORMS = ("web", "android", "pc")
 # Explorer's and Finder's redirectors mishandle a 302 to another host; neon (cadaver,
 # davfs2) does not follow a 302 on GET at all.
+# What to do with Finder's ._* (AppleDouble) and .DS_Store files (see pikdav.dav.sidefiles).
+FINDER_METADATA = ("keep_local", "store")
 DEFAULT_FORCE_PROXY_USER_AGENTS = ("Microsoft-WebDAV-MiniRedir", "WebDAVFS", "neon/")
 # Values of these keys are never repeated in an error message.
 SECRET_KEYS = frozenset({"password", "refresh_token", "password_hash", "token_store"})
@@ -85,6 +87,7 @@ class MountConfig:
     force_proxy_user_agents: tuple[str, ...] = DEFAULT_FORCE_PROXY_USER_AGENTS
     force_redirect_user_agents: tuple[str, ...] = ()
     use_trash: bool = True
+    finder_metadata: str = "keep_local"
     read_only: bool = False
     listing_ttl: float = 60
 
@@ -586,6 +589,7 @@ class _Reader:
             use_trash=self.boolean(*key("use_trash")),
             read_only=self.boolean(*key("read_only")),
             listing_ttl=self.number(*key("listing_ttl"), 0),
+            finder_metadata=self.choice(*key("finder_metadata"), FINDER_METADATA),
         )
 
     def user(self, path: str, name: str, value: Any, mounts: list[MountConfig]) -> UserConfig:

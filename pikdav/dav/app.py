@@ -78,6 +78,7 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
                 read_only=mount.read_only,
                 use_trash=mount.use_trash,
                 spool=spool,
+                finder_metadata=mount.finder_metadata,
             )
         )
     return mounts

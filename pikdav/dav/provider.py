@@ -21,6 +21,7 @@ import requests
 from wsgidav import util
 from wsgidav.dav_error import (
     HTTP_BAD_GATEWAY,
+    HTTP_BAD_REQUEST,
     HTTP_CONFLICT,
     HTTP_FORBIDDEN,
     HTTP_INSUFFICIENT_STORAGE,
@@ -45,6 +46,7 @@ from pikdav.vfs.tree import DriveTree, Entry
 from .auth import may_access
 from .policy import DownloadPolicy
 from .reader import RangeReader
+from .sidefiles import SideFile, SideStore, is_finder_metadata
 from .writes import SpoolFile, SpoolSettings, Writer, size_hint
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,8 @@ class Mount:
     read_only: bool = True
     use_trash: bool = True
     spool: SpoolSettings = field(default_factory=SpoolSettings)
+    finder_metadata: str = "keep_local"
+    side_files: SideStore = field(default_factory=SideStore, repr=False)
     quota_ttl: float = 60.0
     _quota: tuple[float, Quota] | None = field(default=None, repr=False)
     _quota_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -188,6 +192,7 @@ class _Resource:
             writer.delete(self.entry, self._parent())
         except PikPakError as exc:
             raise upstream_error(exc, f"deleting {self.path}") from None
+        self.mount.side_files.delete(self.path)
         ref = self.get_ref_url()
         if self.provider.prop_manager:
             self.provider.prop_manager.remove_properties(ref)
@@ -202,6 +207,7 @@ class _Resource:
             writer.move(self.entry, self._parent(), parent, name, existing)
         except PikPakError as exc:
             raise upstream_error(exc, f"moving {self.path}") from None
+        self.mount.side_files.move(self.path, dest_path.rstrip("/"))
         self._carry_properties(dest_path, move=True)
         return True
 
@@ -263,7 +269,8 @@ class FileResource(_Resource, DAVNonCollection):
 
     def begin_write(self, *, content_type: str | None = None) -> SpoolFile:
         self._writable()
-        self._spool = SpoolFile(self.mount.spool, size_hint(self.environ))
+        exact = self.environ.get("CONTENT_LENGTH") not in (None, "")
+        self._spool = SpoolFile(self.mount.spool, size_hint(self.environ), exact=exact)
         return self._spool
 
     def end_write(self, *, with_errors: bool) -> None:
@@ -274,6 +281,15 @@ class FileResource(_Resource, DAVNonCollection):
             spool.discard()  # a failed PUT leaves nothing behind, and the old file intact
             return
         spool.close()
+        if not spool.complete:
+            spool.discard()
+            log.warning(
+                "PUT %s: the body ended after %d of %d bytes; nothing stored",
+                self.path,
+                spool.size,
+                spool.expected,
+            )
+            raise DAVError(HTTP_BAD_REQUEST, "the upload ended before its announced length")
         old = None if self.entry.id == "" else self.entry
         try:
             self.entry = self.mount.writer.store(self._parent(), self.entry.name, spool, old)
@@ -329,9 +345,11 @@ class FolderResource(_Resource, DAVCollection):
             f"{self.path.rstrip('/')}/{name}", self.environ, self.mount, entry
         )
 
-    def create_empty_resource(self, name: str) -> FileResource:
+    def create_empty_resource(self, name: str) -> FileResource | SideFile:
         writer = self._writable()
         path = f"{self.path.rstrip('/')}/{name}"
+        if self.mount.finder_metadata == "keep_local" and is_finder_metadata(name):
+            return SideFile(path, self.environ, self.mount.side_files)
         if self.environ["REQUEST_METHOD"] == "LOCK":
             # LOCK on an unmapped URL creates an empty file (RFC 4918 §9.10.4).
             try:
@@ -435,13 +453,16 @@ class GatewayProvider(DAVProvider):
         # answer from the cache alone, so a probe never costs an upstream call (a real file
         # of that name is still served once its folder has been listed).
         junk = bool(names) and is_junk(names[-1])
+        clean = "/" + "/".join([mount.name, *names])
+        if junk and mount.finder_metadata == "keep_local" and is_finder_metadata(names[-1]):
+            if mount.side_files.get(clean) is not None:
+                return SideFile(clean, environ, mount.side_files)
         try:
             entry = mount.tree.resolve("/".join(names), cached_only=junk)
         except PikPakError as exc:
             raise upstream_error(exc, f"resolving {path}") from None
         if entry is None:
             return None
-        clean = "/" + "/".join([mount.name, *names])
         return self.make(clean, environ, mount, entry)
 
     # ------------------------------------------------------------------ per request

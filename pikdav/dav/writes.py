@@ -66,9 +66,10 @@ class SpoolFile:
     """The file-like object WsgiDAV writes a PUT body into: a temporary file on disk,
     hashed (GCID) as it arrives when the size is announced."""
 
-    def __init__(self, settings: SpoolSettings, expected: int | None) -> None:
+    def __init__(self, settings: SpoolSettings, expected: int | None, exact: bool = False) -> None:
         self.settings = settings
         self.expected = expected
+        self.exact = exact  # Content-Length: a body of any other size is a broken upload
         if settings.max_size is not None and expected is not None and expected > settings.max_size:
             raise DAVError(
                 HTTP_REQUEST_ENTITY_TOO_LARGE, f"uploads are limited to {settings.max_size} bytes"
@@ -105,6 +106,12 @@ class SpoolFile:
         if not self.closed:
             self._out.close()
             self.closed = True
+
+    @property
+    def complete(self) -> bool:
+        """False when the client went away before sending the Content-Length it announced
+        (the server then sees an early end of the body, not an error)."""
+        return not self.exact or self.size == self.expected
 
     def gcid(self) -> str:
         if self._hasher is not None and self.size == self.expected:
