@@ -213,7 +213,25 @@ class RequestLog:
         )
 
 
+def keep_memory_flat() -> None:
+    """Make glibc return large freed buffers to the system at once.
+
+    Streams and uploads allocate and free 1 MiB blocks in many threads. glibc raises its
+    mmap threshold after the first such block is freed and then keeps later ones in its
+    per-thread heaps, so the gateway's RSS grew by 100+ MiB during one 1 GiB upload; a
+    fixed threshold keeps it near the working set (see BENCHMARKS.md)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return  # not glibc: nothing to tune
+    m_mmap_threshold = -3
+    libc.mallopt(m_mmap_threshold, 256 * 1024)
+
+
 def make_server(config: Config, app: Callable) -> wsgi.Server:
+    keep_memory_flat()
     server = wsgi.Server(
         (config.server.host, config.server.port),
         app,

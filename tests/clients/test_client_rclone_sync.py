@@ -21,6 +21,7 @@ import hashlib
 import os
 import random
 import re
+import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -266,7 +267,10 @@ def logged(log: str, verb: str) -> set[str]:
 
 def differing(log: str) -> set[str]:
     """The paths ``rclone check`` reported as different."""
-    return {m[1] for m in re.finditer(r"ERROR : (.+?): (?:files differ|[^\n]*not in)", log)}
+    return {
+        m[1]
+        for m in re.finditer(r"ERROR : (.+?): (?:contents differ|sizes differ|[^\n]*not in)", log)
+    }
 
 
 def assert_check_clean(rclone: Rclone, local: Path, count: int) -> None:
@@ -435,7 +439,40 @@ def test_rclone_sync_round_trips_a_tree_of_500_files(emulator, gateway, tmp_path
     assert not logged(log, "Copied") and not logged(log, "Deleted"), log[-8000:]
     methods = Counter(re.findall(r"DEBUG : ([A-Z]+) \S+ HTTP/1\.1\r?\n", log))
     assert set(methods) <= {"PROPFIND", "OPTIONS", "HEAD", "GET"}, methods
-    check_drive(emulator.base_url, second, old_versions(first, [*replaced, *deleted, *moved_away]))
+    assert methods["PROPFIND"] > len(dirs_of(second)), methods  # it did look at every folder
+    trash = old_versions(first, [*replaced, *deleted, *moved_away])
+    check_drive(emulator.base_url, second, trash)
+
+    # Round 4: rclone's server-side operations, no bytes through rclone: a folder renamed on the
+    # drive (MOVE) and a 20 MiB file copied into a new folder (MKCOL, COPY). The local tree
+    # follows suit, and the moved and copied files read back byte for byte.
+    greek, moved = "Ελληνικά", "Ελληνικά moved"
+    big_one = next(p for p in second if len(second[p]) == 20 * MIB and "/" not in p)
+    copied = "Kopie/der große 20 MiB.bin"
+    proc = rclone("moveto", f":webdav:{greek}", f":webdav:{moved}", "-vv", "--dump", "headers")
+    proc2 = rclone("copyto", f":webdav:{big_one}", f":webdav:{copied}", "-vv", "--dump", "headers")
+    log = proc.stderr.decode("utf-8", "replace") + proc2.stderr.decode("utf-8", "replace")
+    methods = Counter(re.findall(r"DEBUG : ([A-Z]+) \S+ HTTP/1\.1\r?\n", log))
+    assert methods["MOVE"] == 1 and methods["COPY"] == 1, methods
+    assert methods["PUT"] == methods["DELETE"] == 0, methods
+    (local / greek).rename(local / moved)
+    (local / copied).parent.mkdir()
+    shutil.copyfile(local / big_one, local / copied)
+    third = read_tree(local)
+    proc = rclone(
+        "check",
+        str(local),
+        ":webdav:",
+        "--download",
+        "--include",
+        f"/{moved}/**",
+        "--include",
+        f"/{copied}",
+    )
+    report = proc.stderr.decode("utf-8", "replace")
+    in_moved = sum(1 for p in third if p.startswith(f"{moved}/"))
+    assert in_moved >= 21 and f"{in_moved + 1} matching files" in report, report[-8000:]
+    check_drive(emulator.base_url, third, trash)
 
 
 def test_tree_builder_is_deterministic_and_within_bounds():
