@@ -189,7 +189,7 @@ class _Resource:
                 principal=self.environ["wsgidav.user_name"],
             )
         try:
-            writer.delete(self.entry, self._parent())
+            writer.discard(self.entry, self._parent())
         except PikPakError as exc:
             raise upstream_error(exc, f"deleting {self.path}") from None
         self.mount.side_files.delete(self.path)

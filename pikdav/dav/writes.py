@@ -170,7 +170,7 @@ class Writer:
 
     def _swap_in(self, folder: Entry, name: str, made: File, old: Entry | None) -> Entry:
         if old is not None and old.id != made.id:
-            self._remove(old, folder, permanently=old.size == 0 or not self.mount.use_trash)
+            self.discard(old, folder)
         renamed = self.drive.rename(made.id, name)
         return self._done(folder, renamed)
 
@@ -179,15 +179,11 @@ class Writer:
         return Entry.from_file(item)
 
     # ------------------------------------------------------------------ delete
-    def delete(self, entry: Entry, parent: Entry) -> None:
-        self._remove(
-            entry,
-            parent,
-            permanently=not self.mount.use_trash or (not entry.is_folder and entry.size == 0),
-        )
-
-    def _remove(self, entry: Entry, parent: Entry, *, permanently: bool) -> None:
-        if permanently:
+    def discard(self, entry: Entry, parent: Entry) -> None:
+        """DELETE, or an item making way for another: to the trash, unless the mount does
+        not use it or it is an empty file (nothing to recover, and Explorer makes one before
+        every copy)."""
+        if not self.mount.use_trash or (not entry.is_folder and entry.size == 0):
             self.drive.delete([entry.id])
         else:
             self.drive.trash([entry.id])
@@ -214,12 +210,7 @@ class Writer:
         """Move (and rename) in two calls, so the item is never missing: first into the
         destination folder (PikPak numbers the name if it clashes there), then renamed."""
         if existing is not None:
-            self._remove(
-                existing,
-                dest_parent,
-                permanently=not self.mount.use_trash
-                or (not existing.is_folder and existing.size == 0),
-            )
+            self.discard(existing, dest_parent)
         if dest_parent.id != parent.id:
             self.drive.move([entry.id], dest_parent.id)
         if dest_name != entry.name or dest_parent.id != parent.id:
@@ -246,12 +237,7 @@ class Writer:
         recursive: bool,
     ) -> None:
         if existing is not None:
-            self._remove(
-                existing,
-                dest_parent,
-                permanently=not self.mount.use_trash
-                or (not existing.is_folder and existing.size == 0),
-            )
+            self.discard(existing, dest_parent)
         if entry.is_folder:
             self._copy_folder(entry, parent, dest_parent, dest_name, recursive)
         else:
