@@ -124,7 +124,7 @@ def main() -> None:
             gateway = subprocess.Popen(
                 [sys.executable, "-m", "pikdav.cli", "serve", "-c", str(tmp_path / "config.yaml")],
                 stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
+                stderr=(tmp_path / "gateway.log").open("w"),
                 text=True,
             )
             url = gateway.stdout.readline().strip() + "pikpak/"
@@ -163,6 +163,11 @@ def main() -> None:
                 start = time.perf_counter()
                 gcid_of_file(known)
                 hashing.append(time.perf_counter() - start)
+            phases = [
+                line.split("pikdav.dav.provider: ")[1]
+                for line in (tmp_path / "gateway.log").read_text().splitlines()
+                if "received in" in line
+            ]
         finally:
             for proc in (gateway, emu):
                 if proc is not None:
@@ -189,6 +194,8 @@ def main() -> None:
     print(f"| hashing the same file locally (GCID), best of 2 | {min(hashing):.2f} s |")
     print(f"| ratio known PUT / local hashing | **{known_put / min(hashing):.2f}×** |")
     print(f"| bytes sent to the object store by the known-content PUTs | {moved_after - moved} |")
+    for line in phases:
+        print(f"gateway: {line}")
 
 
 if __name__ == "__main__":

@@ -271,6 +271,7 @@ class FileResource(_Resource, DAVNonCollection):
         self._writable()
         exact = self.environ.get("CONTENT_LENGTH") not in (None, "")
         self._spool = SpoolFile(self.mount.spool, size_hint(self.environ), exact=exact)
+        self._started = time.monotonic()
         return self._spool
 
     def end_write(self, *, with_errors: bool) -> None:
@@ -291,10 +292,18 @@ class FileResource(_Resource, DAVNonCollection):
             )
             raise DAVError(HTTP_BAD_REQUEST, "the upload ended before its announced length")
         old = None if self.entry.id == "" else self.entry
+        received = time.monotonic()
         try:
             self.entry = self.mount.writer.store(self._parent(), self.entry.name, spool, old)
         except PikPakError as exc:
             raise upstream_error(exc, f"uploading {self.path}") from None
+        log.info(
+            "PUT %s: %d B received in %.1f s, stored on PikPak in %.1f s",
+            self.path,
+            spool.size,
+            received - self._started,
+            time.monotonic() - received,
+        )
 
     def get_content(self) -> RangeReader:
         session = self.mount.drive.session
