@@ -31,7 +31,7 @@ from pikdav.vfs.tree import DriveTree
 from .auth import LoginThrottle, PikdavDomainController
 from .policy import DownloadPolicy
 from .provider import GatewayProvider, Mount
-from .writes import SpoolSettings
+from .spool import SpoolSettings
 
 log = logging.getLogger("pikdav.requests")
 

@@ -25,7 +25,9 @@ from wsgidav.dav_error import (
     HTTP_CONFLICT,
     HTTP_FORBIDDEN,
     HTTP_INSUFFICIENT_STORAGE,
+    HTTP_METHOD_NOT_ALLOWED,
     HTTP_NOT_FOUND,
+    HTTP_PRECONDITION_FAILED,
     HTTP_SERVICE_UNAVAILABLE,
     DAVError,
     PRECONDITION_CODE_PropfindFiniteDepth,
@@ -35,19 +37,21 @@ from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
 from pikdav.pikpak.drive import Drive
 from pikdav.pikpak.errors import (
     AuthError,
+    Conflict,
     NotFound,
     PikPakError,
     QuotaExceeded,
     RateLimited,
 )
 from pikdav.pikpak.types import Quota
-from pikdav.vfs.tree import DriveTree, Entry
+from pikdav.vfs.tree import HIDDEN_PREFIX, DriveTree, Entry
+from pikdav.vfs.writer import NameTaken, TreeWriter
 
 from .auth import may_access
 from .policy import DownloadPolicy
 from .reader import RangeReader
 from .sidefiles import SideFile, SideStore, is_finder_metadata
-from .writes import SpoolFile, SpoolSettings, Writer, size_hint
+from .spool import SpoolFile, SpoolSettings, size_hint
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +59,7 @@ log = logging.getLogger(__name__)
 _JUNK = re.compile(
     r"^(\._.*|\.DS_Store|Thumbs\.db|desktop\.ini|\.localized|\.hidden|"
     r"\.metadata_never_index|\.Spotlight-V100|\.Trashes|\.nomedia|"
-    r"\.ql_.*|folder\.jpg|Desktop\.ini)$",
+    r"\.ql_.*)$",
     re.IGNORECASE,
 )
 _VALID_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*\s*-\s*\d*\s*)(,\s*\d*\s*-\s*\d*\s*)*$")
@@ -79,12 +83,12 @@ class Mount:
     quota_ttl: float = 60.0
     _quota: tuple[float, Quota] | None = field(default=None, repr=False)
     _quota_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _writer: Writer | None = field(default=None, repr=False)
+    _writer: TreeWriter | None = field(default=None, repr=False)
 
     @property
-    def writer(self) -> Writer:
+    def writer(self) -> TreeWriter:
         if self._writer is None:
-            self._writer = Writer(self)
+            self._writer = TreeWriter(self.drive, self.tree, use_trash=self.use_trash)
         return self._writer
 
     def quota(self) -> Quota | None:
@@ -114,6 +118,8 @@ def upstream_error(exc: PikPakError, what: str) -> DAVError:
         )
     if isinstance(exc, QuotaExceeded):
         return DAVError(HTTP_INSUFFICIENT_STORAGE, "the PikPak drive is full")
+    if isinstance(exc, Conflict):
+        return DAVError(HTTP_CONFLICT, "the name is taken")
     if isinstance(exc, AuthError):
         log.error("%s: %s", what, exc)
         return DAVError(HTTP_BAD_GATEWAY, "the gateway cannot log in to PikPak (see its log)")
@@ -144,17 +150,23 @@ class _Resource:
         return super().get_property_value(name)
 
     # ------------------------------------------------------------------ writing
-    def _writable(self) -> Writer:
+    def _writable(self, name: str | None = None) -> TreeWriter:
         if self.mount.read_only:
             raise DAVError(HTTP_FORBIDDEN, "this folder is read-only")
+        if name is not None and name.startswith(HIDDEN_PREFIX):
+            raise DAVError(
+                HTTP_FORBIDDEN, f"names starting with {HIDDEN_PREFIX} are the gateway's own"
+            )
         self.environ.pop("pikdav.resolved", None)  # what this request resolved may change
         return self.mount.writer
 
     def _parent(self) -> Entry:
         parent_path = self.path.rstrip("/").rpartition("/")[0]
         parent = self.provider.get_resource_inst(parent_path or "/", self.environ)
-        if not isinstance(parent, FolderResource):
+        if isinstance(parent, ServerRoot):
             raise DAVError(HTTP_FORBIDDEN, "a mount itself cannot be changed")
+        if not isinstance(parent, FolderResource):
+            raise DAVError(HTTP_CONFLICT, "the folder no longer exists")
         return parent.entry
 
     def _destination(self, dest_path: str) -> tuple[Entry, str, Entry | None]:
@@ -165,6 +177,10 @@ class _Resource:
                 "moving or copying between mounts is not supported; download and upload instead",
             )
         parent_path, _, name = rest.strip("/").rpartition("/")
+        if name.startswith(HIDDEN_PREFIX):
+            raise DAVError(
+                HTTP_FORBIDDEN, f"names starting with {HIDDEN_PREFIX} are the gateway's own"
+            )
         try:
             parent = self.mount.tree.resolve(parent_path)
             existing = self.mount.tree.resolve(rest.strip("/"))
@@ -172,6 +188,11 @@ class _Resource:
             raise upstream_error(exc, f"resolving {dest_path}") from None
         if parent is None or not parent.is_folder or not name:
             raise DAVError(HTTP_CONFLICT, "the destination folder does not exist")
+        if existing is not None and existing.id == self.entry.id:
+            # The same item under another spelling of its path (mount names ignore case).
+            raise DAVError(HTTP_FORBIDDEN, "cannot copy or move an item onto itself")
+        if existing is not None and self.environ.get("HTTP_OVERWRITE", "T") == "F":
+            raise DAVError(HTTP_PRECONDITION_FAILED, "the destination exists")
         return parent, name, existing
 
     def handle_delete(self) -> bool:
@@ -189,7 +210,7 @@ class _Resource:
                 principal=self.environ["wsgidav.user_name"],
             )
         try:
-            writer.discard(self.entry, self._parent())
+            writer.delete(self.entry, self._parent())
         except PikPakError as exc:
             raise upstream_error(exc, f"deleting {self.path}") from None
         self.mount.side_files.delete(self.path)
@@ -207,21 +228,25 @@ class _Resource:
             writer.move(self.entry, self._parent(), parent, name, existing)
         except PikPakError as exc:
             raise upstream_error(exc, f"moving {self.path}") from None
-        self.mount.side_files.move(self.path, dest_path.rstrip("/"))
-        self._carry_properties(dest_path, move=True)
+        dest = self._canonical(dest_path)
+        self.mount.side_files.move(self.path, dest)
+        self._carry_properties(dest, move=True)
         return True
 
     def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
         writer = self._writable()
         parent, name, existing = self._destination(dest_path)
         try:
-            writer.copy(
-                self.entry, self._parent(), parent, name, existing, recursive=depth_infinity
-            )
+            writer.copy(self.entry, parent, name, existing, recursive=depth_infinity)
         except PikPakError as exc:
             raise upstream_error(exc, f"copying {self.path}") from None
-        self._carry_properties(dest_path, move=False)
+        self._carry_properties(self._canonical(dest_path), move=False)
         return True
+
+    def _canonical(self, dest_path: str) -> str:
+        """The destination as this gateway spells it (the mount's own name)."""
+        _, rest = self.provider.mount_of(dest_path)
+        return "/" + "/".join([self.mount.name, *[p for p in rest.split("/") if p]])
 
     def _carry_properties(self, dest_path: str, *, move: bool) -> None:
         pm = self.provider.prop_manager
@@ -268,7 +293,7 @@ class FileResource(_Resource, DAVNonCollection):
         return True
 
     def begin_write(self, *, content_type: str | None = None) -> SpoolFile:
-        self._writable()
+        self._writable(self.entry.name)
         exact = self.environ.get("CONTENT_LENGTH") not in (None, "")
         self._spool = SpoolFile(self.mount.spool, size_hint(self.environ), exact=exact)
         self._started = time.monotonic()
@@ -297,6 +322,8 @@ class FileResource(_Resource, DAVNonCollection):
             self.entry = self.mount.writer.store(self._parent(), self.entry.name, spool, old)
         except PikPakError as exc:
             raise upstream_error(exc, f"uploading {self.path}") from None
+        finally:
+            spool.discard()
         log.info(
             "PUT %s: %d B received in %.1f s, stored on PikPak in %.1f s",
             self.path,
@@ -355,7 +382,7 @@ class FolderResource(_Resource, DAVCollection):
         )
 
     def create_empty_resource(self, name: str) -> FileResource | SideFile:
-        writer = self._writable()
+        writer = self._writable(name)
         path = f"{self.path.rstrip('/')}/{name}"
         if self.mount.finder_metadata == "keep_local" and is_finder_metadata(name):
             return SideFile(path, self.environ, self.mount.side_files)
@@ -372,9 +399,11 @@ class FolderResource(_Resource, DAVCollection):
         return FileResource(path, self.environ, self.mount, pending)
 
     def create_collection(self, name: str) -> FolderResource:
-        writer = self._writable()
+        writer = self._writable(name)
         try:
             entry = writer.mkdir(self.entry, name)
+        except NameTaken:
+            raise DAVError(HTTP_METHOD_NOT_ALLOWED, "the name is taken") from None
         except PikPakError as exc:
             raise upstream_error(exc, f"creating {self.path}{name}") from None
         return FolderResource(f"{self.path.rstrip('/')}/{name}", self.environ, self.mount, entry)
@@ -414,6 +443,13 @@ class ServerRoot(DAVCollection):
 
     def get_creation_date(self) -> float:
         return self.provider.started
+
+    def prevent_locking(self) -> bool:
+        # A lock on / would block every mount, also for users who cannot see them.
+        return True
+
+    def set_property_value(self, name: str, value, *, dry_run: bool = False) -> None:
+        raise DAVError(HTTP_FORBIDDEN, "the server root has no properties to change")
 
 
 class GatewayProvider(DAVProvider):
@@ -461,11 +497,16 @@ class GatewayProvider(DAVProvider):
         # Finder, Explorer and Kodi probe names like ._x and desktop.ini in every folder:
         # answer from the cache alone, so a probe never costs an upstream call (a real file
         # of that name is still served once its folder has been listed).
-        junk = bool(names) and is_junk(names[-1])
         clean = "/" + "/".join([mount.name, *names])
-        if junk and mount.finder_metadata == "keep_local" and is_finder_metadata(names[-1]):
+        name = names[-1] if names else ""
+        if name and mount.finder_metadata == "keep_local" and is_finder_metadata(name):
             if mount.side_files.get(clean) is not None:
                 return SideFile(clean, environ, mount.side_files)
+        junk = (
+            bool(name)
+            and is_junk(name)
+            and environ["REQUEST_METHOD"] in ("GET", "HEAD", "PROPFIND")
+        )
         try:
             entry = mount.tree.resolve("/".join(names), cached_only=junk)
         except PikPakError as exc:

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Iterator
 
-from .errors import NotFound, Transient
+from .errors import Conflict, NotFound, Transient
 from .session import Session
 from .types import File, Link, Quota, Task
 
@@ -91,10 +91,16 @@ class Drive:
         return File.from_wire(body.get("file") or {})
 
     def rename(self, file_id: str, name: str) -> File:
-        # Renaming to the name it already has is refused, so a repeat is harmless to try.
-        body = self.session.call(
-            "PATCH", f"/drive/v1/files/{file_id}", json={"name": name}, idempotent=True
-        )
+        try:
+            body = self.session.call(
+                "PATCH", f"/drive/v1/files/{file_id}", json={"name": name}, idempotent=True
+            )
+        except Conflict as exc:
+            # PikPak refuses renaming to the current name: when a retry repeats a rename
+            # that had worked, that is success.
+            if exc.reason != "file_rename_to_same_name":
+                raise
+            return self.get_file(file_id)
         return File.from_wire(body)
 
     def move(self, ids: list[str], parent_id: str) -> None:

@@ -202,7 +202,23 @@ class Session:
         current = self.auth.token
         if current is not None and current.fresh():
             return current
-        return self.refresh(rejected=current.access_token if current else None)
+        try:
+            return self.refresh(rejected=current.access_token if current else None)
+        except (Transient, RateLimited) as exc:
+            # A refresh ahead of time that fails is no reason to fail a call while the
+            # token still works; the next call tries again.
+            if (
+                current is not None
+                and current.access_token
+                and current.expires_at > time.time() + 30
+            ):
+                log.warning(
+                    "%s: could not refresh the access token yet (%s); using the current one",
+                    self.name,
+                    exc,
+                )
+                return current
+            raise
 
     def refresh(self, rejected: str | None) -> Token:
         """Replace the access token ``rejected`` (None: ours is old), once for everyone."""
@@ -271,7 +287,10 @@ class Session:
                 "refresh_token": refresh_token,
             },
         )
-        return Token.from_wire(body, self.platform.client_id)
+        token = Token.from_wire(body, self.platform.client_id)
+        if not token.refresh_token:  # not rotated this time: the old one stays valid
+            token = replace(token, refresh_token=refresh_token)
+        return token
 
     def _sign_in(self, after_rejection: bool = False) -> Token:
         creds = self.credentials
@@ -423,18 +442,16 @@ class Session:
                 )
             except _Refused as refused:
                 exc, rule = refused.exc, refused.rule
-                if rule.reaction is Reaction.REFRESH and token.access_token not in refused_tokens:
+                renews_token = rule.reaction in (Reaction.REFRESH, Reaction.RELOGIN)
+                if renews_token and token.access_token not in refused_tokens:
+                    # refresh() re-reads the store, refreshes, or signs in again.
                     refused_tokens.add(token.access_token)
-                    log.info("%s: %s; refreshing it", self.name, rule.log)
+                    log.info("%s: %s; renewing the login", self.name, rule.log)
                     self.refresh(rejected=token.access_token)
                     raise _Again(exc, 0) from None
                 if rule.reaction is Reaction.RENEW_CAPTCHA and not renewed["captcha"]:
                     renewed["captcha"] = True
                     self._forget_captcha(captcha)
-                    raise _Again(exc, 0) from None
-                if rule.reaction is Reaction.RELOGIN and token.access_token not in refused_tokens:
-                    refused_tokens.add(token.access_token)
-                    self.refresh(rejected=token.access_token)
                     raise _Again(exc, 0) from None
                 raise exc from None
 

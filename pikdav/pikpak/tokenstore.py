@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from .errors import AuthError
 from .types import Token
 
 
@@ -59,7 +60,7 @@ class TokenStore(Protocol):
     def locked(self) -> contextlib.AbstractContextManager[None]: ...
 
 
-class TokenStoreError(Exception):
+class TokenStoreError(AuthError):
     """The store cannot be read or written; the message says which file and why."""
 
 
@@ -145,7 +146,9 @@ class MemoryTokenStore:
 class RedisTokenStore:
     """For several hosts: one Redis key per account and a Redis lock around refreshes."""
 
-    def __init__(self, url: str, name: str, lock_timeout: float = 60.0) -> None:
+    # Longer than a refresh can take with its retries (RetryPolicy.seconds), so the lock
+    # cannot expire while its holder still refreshes.
+    def __init__(self, url: str, name: str, lock_timeout: float = 180.0) -> None:
         try:
             import redis
         except ImportError:

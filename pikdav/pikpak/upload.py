@@ -14,13 +14,11 @@ import ipaddress
 import logging
 import math
 import os
-import tempfile
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from .drive import Drive
@@ -50,51 +48,6 @@ def gcid_of_file(path: Path, size: int | None = None) -> str:
         while chunk := fh.read(_READ):
             hasher.update(chunk)
     return hasher.hexdigest()
-
-
-@dataclass(frozen=True)
-class Spooled:
-    """An upload body on local disk, measured and hashed on the way in."""
-
-    path: Path
-    size: int
-    gcid: str
-
-
-def spool(
-    stream: IO[bytes] | Any,
-    size: int | None,
-    directory: str | None = None,
-    on_chunk: Callable[[int], None] | None = None,
-) -> Spooled:
-    """Copy ``stream`` to a temporary file while computing its GCID (in the same pass
-    when the size is known; chunked bodies of unknown length need a second pass)."""
-    fd, name = tempfile.mkstemp(prefix="pikdav-spool-", dir=directory)
-    path = Path(name)
-    hasher = GcidHasher(size) if size is not None else None
-    total = 0
-    try:
-        with os.fdopen(fd, "wb") as out:
-            while True:
-                want = _READ if size is None else min(_READ, size - total)
-                if want <= 0:
-                    break
-                chunk = stream.read(want)
-                if not chunk:
-                    break
-                out.write(chunk)
-                total += len(chunk)
-                if hasher is not None:
-                    hasher.update(chunk)
-                if on_chunk is not None:
-                    on_chunk(total)
-        if size is not None and total != size:
-            raise Transient(f"the upload body ended after {total} of {size} bytes")
-        gcid = hasher.hexdigest() if hasher is not None else gcid_of_file(path, total)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return Spooled(path, total, gcid)
 
 
 class Uploader:

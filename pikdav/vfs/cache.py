@@ -24,12 +24,17 @@ class _Stamped(Generic[T]):
 
 class TtlCache(Generic[T]):
     """A bounded, thread-safe map whose entries expire; ``fetch`` is single-flight per key,
-    so a burst of requests for a cold folder makes one upstream listing, not one each."""
+    so a burst of requests for a cold folder makes one upstream listing, not one each.
+
+    A load that was under way when the key was invalidated (a write happened meanwhile) is
+    returned to its caller but not cached: it may predate the write."""
 
     def __init__(self, maxsize: int, clock: Callable[[], float] = time.monotonic) -> None:
         self._items: LRUCache[str, _Stamped[T]] = LRUCache(maxsize)
         self._lock = threading.Lock()
         self._inflight: dict[str, threading.Lock] = {}
+        self._generation: dict[str, int] = {}
+        self._epoch = 0
         self._clock = clock
 
     def get(self, key: str) -> T | None:
@@ -43,6 +48,9 @@ class TtlCache(Generic[T]):
         with self._lock:
             self._items[key] = _Stamped(value, self._clock() + ttl)
 
+    def _stamp(self, key: str) -> tuple[int, int]:
+        return self._epoch, self._generation.get(key, 0)
+
     def fetch(self, key: str, load: Callable[[], tuple[T, float]]) -> T:
         """The cached value, or ``load()`` → (value, ttl) once for all concurrent callers."""
         value = self.get(key)
@@ -54,9 +62,13 @@ class TtlCache(Generic[T]):
             value = self.get(key)
             if value is not None:
                 return value
+            with self._lock:
+                before = self._stamp(key)
             try:
                 value, ttl = load()
-                self.insert(key, value, ttl)
+                with self._lock:
+                    if self._stamp(key) == before:
+                        self._items[key] = _Stamped(value, self._clock() + ttl)
                 return value
             finally:
                 with self._lock:
@@ -65,10 +77,16 @@ class TtlCache(Generic[T]):
     def invalidate(self, key: str) -> None:
         with self._lock:
             self._items.pop(key, None)
+            self._generation[key] = self._generation.get(key, 0) + 1
+            if len(self._generation) > 4 * (self._items.maxsize or 1):
+                self._generation.clear()  # bounded memory; the epoch keeps loads honest
+                self._epoch += 1
 
     def invalidate_all(self) -> None:
         with self._lock:
             self._items.clear()
+            self._generation.clear()
+            self._epoch += 1
 
 
 class LinkCache:

@@ -8,7 +8,6 @@ the name, the others get `` (2)``, `` (3)``… before the extension, in creation
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,21 +61,28 @@ class Listing:
 
 
 def disambiguate(files: Iterable[File]) -> Listing:
-    items = sorted(files, key=lambda f: (f.created, f.id))
-    seen: dict[str, int] = {}
+    items = [
+        f
+        for f in sorted(files, key=lambda f: (f.created, f.id))
+        if not f.name.startswith(HIDDEN_PREFIX)
+    ]  # the gateway's own temporary names
+    # Every real name is reserved first; then the second and later items of a name get the
+    # first free " (n)" (a real item may carry such a name already).
+    taken = {f.name for f in items}
+    seen: set[str] = set()
     by_name: dict[str, Entry] = {}
     for item in items:
-        if item.name.startswith(HIDDEN_PREFIX):
-            continue  # the gateway's own temporary names (see pikdav.dav.writes)
         name = item.name
-        count = seen.get(name, 0) + 1
-        seen[name] = count
-        if count > 1:
+        if name in seen:
             stem, dot, ext = name.rpartition(".")
-            name = f"{stem} ({count}).{ext}" if dot and stem else f"{name} ({count})"
-            while name in by_name:  # a real item may already carry that name
-                count += 1
+            count = 2
+            while True:
                 name = f"{stem} ({count}).{ext}" if dot and stem else f"{item.name} ({count})"
+                if name not in taken:
+                    break
+                count += 1
+            taken.add(name)
+        seen.add(item.name)
         by_name[name] = Entry.from_file(item, name)
     entries = tuple(sorted(by_name.values(), key=lambda e: e.name))
     return Listing(entries, by_name)
@@ -91,7 +97,6 @@ class DriveTree:
         self.listing_ttl = listing_ttl
         self.listings: TtlCache[Listing] = TtlCache(max_folders)
         self.links = LinkCache()
-        self._lock = threading.Lock()
 
     @property
     def root(self) -> Entry:

@@ -359,3 +359,130 @@ def test_read_only_user_cannot_write(emulator, make_gateway):
     )
     assert dav(gw, "PUT", "/pikpak/x.txt", data=b"x").status_code == 403
     assert tree(emulator) == {}
+
+
+# --- regressions found in review ---------------------------------------------------------
+
+
+def test_moving_onto_itself_under_another_spelling_is_refused(emulator, gw):
+    dav(gw, "PUT", "/pikpak/a.txt", data=b"keep me")
+    resp = dav(gw, "MOVE", "/pikpak/a.txt", headers={"Destination": gw.url + "/PIKPAK/a.txt"})
+    assert resp.status_code == 403
+    assert dav(gw, "GET", "/pikpak/a.txt").content == b"keep me"
+    assert tree(emulator, trashed=True) == {}
+
+
+@pytest.mark.parametrize("use_trash", [True, False])
+def test_a_replace_whose_rename_fails_restores_the_old_file(emulator, make_gateway, use_trash):
+    gw = make_gateway(download="proxy", use_trash=use_trash)
+    dav(gw, "PUT", "/pikpak/doc.txt", data=b"precious")
+    control(
+        emulator.base_url,
+        "faults",
+        {"path": "^/drive/v1/files/[^/]+$", "method": "PATCH", "status": 500},
+    )
+    assert dav(gw, "PUT", "/pikpak/doc.txt", data=b"new").status_code == 502
+    assert dav(gw, "GET", "/pikpak/doc.txt").content == b"precious"
+    assert set(tree(emulator)) == {"doc.txt"}  # and no hidden .pikdav- leftover
+
+
+def test_a_move_whose_rename_fails_leaves_honest_listings(emulator, gw):
+    dav(gw, "MKCOL", "/pikpak/a")
+    dav(gw, "MKCOL", "/pikpak/b")
+    dav(gw, "PUT", "/pikpak/a/x.txt", data=b"x")
+    propfind_names(gw, "/pikpak/b")  # cache b's listing
+    control(
+        emulator.base_url,
+        "faults",
+        {"path": "^/drive/v1/files/[^/]+$", "method": "PATCH", "status": 500},
+    )
+    resp = dav(gw, "MOVE", "/pikpak/a/x.txt", headers={"Destination": gw.url + "/pikpak/b/y.txt"})
+    assert resp.status_code == 502
+    assert propfind_names(gw, "/pikpak/a") == set()
+    assert propfind_names(gw, "/pikpak/b") == {"x.txt"}  # where PikPak has it now
+
+
+def test_overwrite_f_holds_for_names_that_clients_probe(emulator, gw):
+    dav(gw, "MKCOL", "/pikpak/album")
+    dav(gw, "PUT", "/pikpak/album/folder.jpg", data=b"art")
+    dav(gw, "PUT", "/pikpak/cover.jpg", data=b"other")
+    gw.mounts[0].tree.forget_everything()
+    resp = dav(
+        gw,
+        "COPY",
+        "/pikpak/cover.jpg",
+        headers={"Destination": gw.url + "/pikpak/album/folder.jpg", "Overwrite": "F"},
+    )
+    assert resp.status_code == 412
+    gw.mounts[0].tree.forget_everything()
+    assert dav(gw, "GET", "/pikpak/album/folder.jpg").content == b"art"  # not a "probe"
+
+
+def test_locking_the_server_root_is_refused(emulator, make_gateway):
+    gw = make_gateway(download="proxy")
+    resp = dav(
+        gw,
+        "LOCK",
+        "/",
+        headers={"Depth": "infinity", "Timeout": "Second-60"},
+        data=b'<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope>'
+        b"<D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype>"
+        b"</D:lockinfo>",
+    )
+    assert resp.status_code in (403, 405, 423)
+    assert dav(gw, "PUT", "/pikpak/free.txt", data=b"still writable").status_code == 201
+
+
+def test_put_into_a_folder_that_vanished_is_409_and_leaves_no_spool(emulator, gw, tmp_path):
+    import tempfile
+
+    dav(gw, "MKCOL", "/pikpak/tmpdir")
+    before = set(os.listdir(tempfile.gettempdir()))
+    writer = gw.mounts[0].writer
+    original = writer.store
+
+    def vanish_first(folder, name, body, old):
+        dav(gw, "DELETE", "/pikpak/tmpdir")
+        return original(folder, name, body, old)
+
+    writer.store = vanish_first
+    try:
+        resp = dav(gw, "PUT", "/pikpak/tmpdir/f.bin", data=os.urandom(100_000))
+    finally:
+        writer.store = original
+    assert resp.status_code in (404, 409)
+    leaked = {n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("pikdav-")}
+    assert leaked == set()
+
+
+def test_lock_on_unmapped_urls_leaks_no_file_descriptors(emulator, gw):
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    body = (
+        b'<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
+        b"</D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"
+    )
+    dav(gw, "LOCK", "/pikpak/warm.txt", data=body)
+    before = open_fds()
+    for i in range(20):
+        assert dav(gw, "LOCK", f"/pikpak/n{i}.txt", data=body).status_code == 201
+    assert open_fds() - before < 5
+
+
+def test_the_gateways_temporary_names_cannot_be_used(gw):
+    assert dav(gw, "PUT", "/pikpak/.pikdav-put-x-a.txt", data=b"x").status_code == 403
+    assert dav(gw, "MKCOL", "/pikpak/.pikdav-dir").status_code == 403
+
+
+def test_a_damaged_token_file_is_a_502_with_advice_in_the_log(emulator, make_gateway, caplog):
+    import logging
+
+    caplog.set_level(logging.ERROR)
+    gw = make_gateway(download="proxy")
+    token_file = gw.config.token_path("main")
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.write_text("{not json")
+    resp = dav(gw, "PROPFIND", "/pikpak/", headers={"Depth": "1"})
+    assert resp.status_code == 502 and "Traceback" not in resp.text
+    assert "pikdav login" in caplog.text and "Traceback" not in caplog.text

@@ -239,3 +239,45 @@ def test_too_frequent_at_sign_in_backs_off_instead_of_hammering(sleeps):
         Drive(session).about()
     assert len(responses.calls) == 4
     assert all(s >= 5 for s in sleeps)
+
+
+@responses.activate
+def test_a_failed_early_refresh_keeps_using_the_valid_token(sleeps):
+    session = make_session()
+    now = time.time()
+    # More than half of the token's life is gone, but it is valid for another 50 minutes.
+    token = Token("access-1", "os.refresh-1", now + 3000, now - 4200, "USER1", "YUMx5nI8ZU8Ap8pm")
+    session.store.save(StoredAuth("web", "d" * 32, "alice", token))
+    captcha_ok(responses)
+    responses.add(responses.POST, f"{USER_API}/v1/auth/token", status=503)
+    responses.add(responses.GET, ABOUT, json=QUOTA)
+    assert Drive(session).about().limit == 100
+    assert responses.calls[-1].request.headers["Authorization"] == "Bearer access-1"
+
+
+@responses.activate
+def test_a_rename_repeated_after_a_lost_answer_is_success(sleeps):
+    captcha_ok(responses)
+    url = f"{DRIVE_API}/drive/v1/files/F1"
+    responses.add(responses.PATCH, url, body=requests.ConnectionError("reset after send"))
+    responses.add(responses.PATCH, url, status=400, json=err("file_rename_to_same_name", 3))
+    responses.add(
+        responses.GET, url, json={"id": "F1", "name": "new.txt", "kind": "drive#file", "size": "3"}
+    )
+    renamed = Drive(make_session()).rename("F1", "new.txt")
+    assert renamed.name == "new.txt"
+
+
+@responses.activate
+def test_a_refresh_answer_without_a_new_refresh_token_keeps_the_old_one(sleeps):
+    captcha_ok(responses)
+    responses.add(responses.GET, ABOUT, status=401, json=err("unauthenticated", 16))
+    responses.add(
+        responses.POST,
+        f"{USER_API}/v1/auth/token",
+        json={"access_token": "access-2", "expires_in": 7200, "token_type": "Bearer"},
+    )
+    responses.add(responses.GET, ABOUT, json=QUOTA)
+    session = make_session()
+    Drive(session).about()
+    assert session.store.load().token.refresh_token == "os.refresh-1"

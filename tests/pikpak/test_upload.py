@@ -11,7 +11,7 @@ from pikdav.pikpak.drive import Drive
 from pikdav.pikpak.errors import PikPakError
 from pikdav.pikpak.session import Credentials, Session
 from pikdav.pikpak.tokenstore import MemoryTokenStore
-from pikdav.pikpak.upload import Uploader, UploadSettings, spool
+from pikdav.pikpak.upload import Uploader, UploadSettings
 from tests.support.pikpak_raw import control
 
 USER = "alice@example.com"
@@ -99,15 +99,3 @@ def test_expired_upload_credentials_fail_cleanly(emulator, drive, tmp_path):
     with pytest.raises(PikPakError, match="expired"):
         Uploader(drive).upload_file("", "late.bin", path)
     assert files_named(emulator, "late.bin") == []
-
-
-def test_spool_hashes_bodies_of_unknown_length(tmp_path):
-    import io
-
-    from pikdav.pikpak.gcid import gcid_of_bytes
-
-    data = os.urandom(MIB + 5)
-    known = spool(io.BytesIO(data), len(data), str(tmp_path))
-    unknown = spool(io.BytesIO(data), None, str(tmp_path))
-    assert known.gcid == unknown.gcid == gcid_of_bytes(data)
-    assert known.path.read_bytes() == data

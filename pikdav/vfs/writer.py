@@ -1,0 +1,207 @@
+"""Changing a mount's drive: uploads, replacing, moving, copying, deleting, each followed by
+the cache invalidations it needs (in ``finally``: a half-done change still drops what it
+touched).
+
+PikPak cannot overwrite in place, so an item that must make way for another (the old version
+of a replaced file, the destination of a MOVE or COPY with ``Overwrite: T``) is first moved to
+the trash; only once the new item has its name is the old one deleted for good (when the mount
+does not use the trash, or it was an empty file), and if the change fails it is restored from
+the trash. Replacing a file uploads the new content under a hidden temporary name in the same
+folder (``.pikdav-put-…``; PikPak keeps it pending, invisible, until every byte is there);
+readers see the old content until the rename, and between trashing the old version and the
+rename (a fraction of a second) the name is free. A crash there leaves the new content under
+its hidden name and the old one in PikPak's trash: nothing is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from pikdav.pikpak.drive import Drive
+from pikdav.pikpak.errors import Conflict, PikPakError
+from pikdav.pikpak.types import File
+from pikdav.pikpak.upload import Uploader
+
+from .tree import HIDDEN_PREFIX, DriveTree, Entry
+
+log = logging.getLogger(__name__)
+
+
+class Body(Protocol):
+    """A received upload body on local disk (see pikdav.dav.spool)."""
+
+    path: Path
+    size: int
+
+    def gcid(self) -> str: ...
+
+
+class NameTaken(Conflict):
+    """The name is taken (by an item of another kind, or by someone else meanwhile)."""
+
+
+def temp_name(kind: str, name: str) -> str:
+    return f"{HIDDEN_PREFIX}{kind}-{secrets.token_hex(4)}-{name}"[:250]
+
+
+class TreeWriter:
+    def __init__(
+        self,
+        drive: Drive,
+        tree: DriveTree,
+        *,
+        use_trash: bool = True,
+        uploader: Uploader | None = None,
+    ) -> None:
+        self.drive = drive
+        self.tree = tree
+        self.use_trash = use_trash
+        self.uploader = uploader or Uploader(drive)
+
+    # ------------------------------------------------------------------ making way
+    def _keep_permanently(self, entry: Entry) -> bool:
+        return self.use_trash and (entry.is_folder or entry.size > 0)
+
+    @contextlib.contextmanager
+    def _making_way(self, entry: Entry | None, parent: Entry) -> Iterator[None]:
+        """Trash ``entry`` for the duration of a change; restore it if the change fails,
+        delete it for good after success when it is not worth keeping."""
+        if entry is None:
+            yield
+            return
+        self.drive.trash([entry.id])
+        self.tree.item_changed(entry, parent.id)
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(PikPakError):
+                self.drive.untrash([entry.id])
+                log.info("restored %s from the trash after a failed change", entry.name)
+            raise
+        if not self._keep_permanently(entry):
+            self.drive.delete([entry.id])
+
+    # ------------------------------------------------------------------ put
+    def store(self, folder: Entry, name: str, body: Body, old: Entry | None) -> Entry:
+        """Upload ``body`` as ``folder/name``, replacing ``old`` if it exists."""
+        try:
+            gcid = body.gcid()
+            if old is None:
+                made = self.uploader.upload_file(
+                    folder.id, name, body.path, size=body.size, gcid=gcid
+                )
+                if made.name == name:
+                    return Entry.from_file(made)
+                # PikPak numbered it: the name was taken meanwhile. Replace a file; never a
+                # folder.
+                self.tree.folder_changed(folder.id)
+                clash = self.tree.child(folder, name)
+                if clash is not None and clash.is_folder:
+                    self.drive.delete([made.id])
+                    raise NameTaken("a folder of that name exists")
+                return self._swap_in(folder, name, made, clash)
+            made = self.uploader.upload_file(
+                folder.id, temp_name("put", name), body.path, size=body.size, gcid=gcid
+            )
+            return self._swap_in(folder, name, made, old)
+        finally:
+            self.tree.folder_changed(folder.id)
+
+    def _swap_in(self, folder: Entry, name: str, made: File, old: Entry | None) -> Entry:
+        try:
+            with self._making_way(old if old is not None and old.id != made.id else None, folder):
+                return Entry.from_file(self.drive.rename(made.id, name))
+        except BaseException:
+            with contextlib.suppress(PikPakError):
+                self.drive.delete([made.id])  # no hidden leftover when the swap failed
+            raise
+
+    def create_empty(self, folder: Entry, name: str) -> Entry:
+        """An empty file (LOCK on an unmapped URL creates one, as RFC 4918 says)."""
+        with tempfile.NamedTemporaryFile(prefix="pikdav-empty-") as empty:
+            made = self.uploader.upload_file(folder.id, name, Path(empty.name), size=0)
+        self.tree.folder_changed(folder.id)
+        return Entry.from_file(made)
+
+    # ------------------------------------------------------------------ delete, mkcol
+    def delete(self, entry: Entry, parent: Entry) -> None:
+        """To the trash, unless the mount does not use it or it is an empty file (nothing
+        to recover, and Explorer makes one before every copy)."""
+        try:
+            if self._keep_permanently(entry):
+                self.drive.trash([entry.id])
+            else:
+                self.drive.delete([entry.id])
+        finally:
+            self.tree.item_changed(entry, parent.id)
+
+    def mkdir(self, parent: Entry, name: str) -> Entry:
+        try:
+            made = self.drive.mkdir(parent.id, name)
+            if made.name != name:  # PikPak numbered it: the name was taken after all
+                self.drive.delete([made.id])
+                raise NameTaken("the name is taken")
+            return Entry.from_file(made)
+        finally:
+            self.tree.folder_changed(parent.id)
+
+    # ------------------------------------------------------------------ move, copy
+    def move(
+        self,
+        entry: Entry,
+        parent: Entry,
+        dest_parent: Entry,
+        dest_name: str,
+        existing: Entry | None,
+    ) -> None:
+        """Into the destination folder first (PikPak numbers the name if it clashes there),
+        then renamed: two calls, and the item always exists."""
+        try:
+            with self._making_way(existing, dest_parent):
+                if dest_parent.id != parent.id:
+                    self.drive.move([entry.id], dest_parent.id)
+                if dest_name != entry.name or dest_parent.id != parent.id:
+                    self.drive.rename(entry.id, dest_name)
+        finally:
+            self.tree.item_changed(entry, parent.id)
+            self.tree.folder_changed(dest_parent.id)
+
+    def copy(
+        self,
+        entry: Entry,
+        dest_parent: Entry,
+        dest_name: str,
+        existing: Entry | None,
+        *,
+        recursive: bool,
+    ) -> None:
+        try:
+            with self._making_way(existing, dest_parent):
+                if entry.is_folder:
+                    self._copy_folder(entry, dest_parent, dest_name, recursive)
+                else:
+                    self._copy_file(entry, dest_parent, dest_name)
+        finally:
+            self.tree.folder_changed(dest_parent.id)
+
+    def _copy_file(self, entry: Entry, dest_parent: Entry, dest_name: str) -> None:
+        """PikPak knows the content by its hash: a copy is an instant upload, any folder."""
+        self.uploader.copy_by_hash(dest_parent.id, dest_name, entry.size, entry.etag)
+
+    def _copy_folder(
+        self, entry: Entry, dest_parent: Entry, dest_name: str, recursive: bool
+    ) -> None:
+        target = self.mkdir(dest_parent, dest_name)
+        if not recursive:
+            return
+        for child in self.tree.children(entry):
+            if child.is_folder:
+                self._copy_folder(child, target, child.name, True)
+            else:
+                self._copy_file(child, target, child.name)
