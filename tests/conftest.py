@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from pikdav.emulator import Emulator
+from tests.support.gateway import start_gateway
 from tests.support.pikpak_raw import RawSession
 
 
@@ -19,3 +20,23 @@ def alice(emulator) -> RawSession:
     session = RawSession(emulator.base_url, "alice@example.com", "correct horse")
     assert session.signin().status_code == 200
     return session
+
+
+@pytest.fixture
+def make_gateway(emulator, tmp_path):
+    """``make_gateway(**mount)`` starts a gateway on the emulator (stopped after the test)."""
+    started = []
+
+    def make(**mount):
+        gw = start_gateway(emulator, tmp_path / f"state{len(started)}", **mount)
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.stop()
+
+
+@pytest.fixture
+def gateway(make_gateway):
+    return make_gateway(download="proxy")

@@ -8,20 +8,12 @@ and a clear failure for a missing file.
 
 from __future__ import annotations
 
-import base64
-import os
 import random
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
-from tests.support.gateway import DAV_PASSWORD, DAV_USER, PIKPAK_USER, start_gateway
-from tests.support.pikpak_raw import control
-
-TIMEOUT = 60
+from tests.support.davclients import cadaver, put_files
 
 TREE: dict[str, bytes] = {
     "My Documents/notes 2024.txt": b"line one\nline two\n",
@@ -37,70 +29,10 @@ TREE: dict[str, bytes] = {
 _ROW = re.compile(r"^(Coll:|     )\s+(.*\S)\s+(\d+)\s+\w{3}\s+\d+\s+\S+$")
 
 
-def cadaver_binary() -> str:
-    found = shutil.which("cadaver")
-    if not found:
-        pytest.fail("cadaver is not installed: apt-get install cadaver", pytrace=False)
-    return found
-
-
-@pytest.fixture
-def make_gateway(emulator, tmp_path):
-    started = []
-
-    def make(**mount):
-        gw = start_gateway(emulator, tmp_path / f"state{len(started)}", **mount)
-        started.append(gw)
-        return gw
-
-    yield make
-    for gw in started:
-        gw.stop()
-
-
 @pytest.fixture
 def drive(emulator):
-    for path, data in TREE.items():
-        control(
-            emulator.base_url,
-            "files",
-            {"username": PIKPAK_USER, "path": path, "content": base64.b64encode(data).decode()},
-        )
+    put_files(emulator, TREE)
     return emulator
-
-
-@pytest.fixture
-def home(tmp_path) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    netrc = home / ".netrc"
-    netrc.write_text(f"machine 127.0.0.1\nlogin {DAV_USER}\npassword {DAV_PASSWORD}\n")
-    netrc.chmod(0o600)
-    return home
-
-
-def cadaver(url: str, home: Path, *commands: str) -> str:
-    """Run one cadaver session in ``home`` (also its cwd); return what it printed."""
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    env |= {"HOME": str(home), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-    script = "\n".join([*commands, "quit", ""])
-    try:
-        proc = subprocess.run(
-            [cadaver_binary(), url],
-            input=script.encode(),
-            cwd=home,
-            env=env,
-            capture_output=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as e:
-        raise AssertionError(f"cadaver timed out after {TIMEOUT}s\n{e.stdout!r}") from None
-    out = proc.stdout.decode("utf-8", "replace") + proc.stderr.decode("utf-8", "replace")
-    assert proc.returncode == 0, out
-    # A login problem would show as a prompt for credentials or a 401.
-    assert "Username:" not in out and "401" not in out, out
-    return out
 
 
 def listing(out: str, collection: str) -> dict[str, tuple[bool, int]]:

@@ -10,21 +10,18 @@ plain HTTP) from deleting, replacing or moving the file (423) until it is releas
 
 from __future__ import annotations
 
-import hashlib
-import os
 import random
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.support.gateway import DAV_PASSWORD, DAV_USER, PIKPAK_USER, start_gateway
+from pikdav.pikpak.gcid import gcid_of_bytes
+from tests.support.davclients import cadaver
+from tests.support.gateway import DAV_PASSWORD, DAV_USER, PIKPAK_USER
 from tests.support.pikpak_raw import control
 
-TIMEOUT = 60
 COMPLETE = "PHASE_TYPE_COMPLETE"
 TEMP_PREFIX = ".pikdav-"
 FOLDER_KIND = "drive#folder"
@@ -44,64 +41,14 @@ LOCKINFO = (
 )
 
 
-def cadaver_binary() -> str:
-    found = shutil.which("cadaver")
-    if not found:
-        pytest.fail("cadaver is not installed: apt-get install cadaver", pytrace=False)
-    return found
-
-
-def gcid(data: bytes) -> str:
-    """PikPak's content hash: SHA-1 over the SHA-1s of 256 KiB blocks (files here are small)."""
-    assert len(data) <= 512 * 256 * 1024
-    outer = hashlib.sha1()  # noqa: S324 - PikPak's content id
-    for start in range(0, len(data), 256 * 1024):
-        outer.update(hashlib.sha1(data[start : start + 256 * 1024]).digest())  # noqa: S324
-    return outer.hexdigest().upper()
-
-
 @pytest.fixture
-def gateway(emulator, tmp_path):
-    gw = start_gateway(emulator, tmp_path / "state", download="proxy")
-    yield gw
-    gw.stop()
-
-
-@pytest.fixture
-def home(tmp_path) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    netrc = home / ".netrc"
-    netrc.write_text(f"machine 127.0.0.1\nlogin {DAV_USER}\npassword {DAV_PASSWORD}\n")
-    netrc.chmod(0o600)
+def home(home: Path) -> Path:
+    """cadaver's HOME, with the files the tests put."""
     (home / VIDEO).write_bytes(VIDEO_BYTES)
     (home / "v2.bin").write_bytes(VIDEO_V2)
     (home / NOTES).write_bytes(NOTES_BYTES)
     (home / "leer.txt").write_bytes(b"")
     return home
-
-
-def cadaver(url: str, home: Path, *commands: str) -> str:
-    """Run one cadaver session in ``home`` (also its cwd); return what it printed."""
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    env |= {"HOME": str(home), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-    script = "\n".join([*commands, "quit", ""])
-    try:
-        proc = subprocess.run(
-            [cadaver_binary(), url],
-            input=script.encode(),
-            cwd=home,
-            env=env,
-            capture_output=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as e:
-        raise AssertionError(f"cadaver timed out after {TIMEOUT}s\n{e.stdout!r}") from None
-    out = proc.stdout.decode("utf-8", "replace") + proc.stderr.decode("utf-8", "replace")
-    assert proc.returncode == 0, out
-    assert "Username:" not in out and "401" not in out, out
-    return out
 
 
 def succeeded(out: str, *lines: str) -> None:
@@ -147,7 +94,7 @@ class Drive:
 
 
 def entry(data: bytes) -> tuple[int, str]:
-    return len(data), gcid(data)
+    return len(data), gcid_of_bytes(data)
 
 
 def test_cadaver_put_mkcol_move_copy_lock_delete_rmcol(gateway, emulator, home):

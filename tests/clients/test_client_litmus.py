@@ -8,18 +8,15 @@ its scratch collection) and the only failure is that 405.
 
 from __future__ import annotations
 
-import base64
-import os
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass
 
 import pytest
 import requests
 
-from tests.support.gateway import DAV_PASSWORD, DAV_USER, PIKPAK_USER, start_gateway
-from tests.support.pikpak_raw import control
+from tests.support.davclients import installed, put_files
+from tests.support.gateway import DAV_PASSWORD, DAV_USER, PIKPAK_USER
+from tests.support.tools import run_tool, tool_env
 
 TIMEOUT = 180
 GROUPS = ("basic", "http")
@@ -55,27 +52,11 @@ class Result:
     detail: str
 
 
-def litmus_binary() -> str:
-    found = shutil.which("litmus")
-    if not found:
-        pytest.fail("litmus is not installed: apt-get install litmus", pytrace=False)
-    return found
-
-
 @pytest.fixture
-def gateway(emulator, tmp_path):
-    control(
-        emulator.base_url,
-        "files",
-        {
-            "username": PIKPAK_USER,
-            "path": "Movies/a.mp4",
-            "content": base64.b64encode(b"not really a movie").decode(),
-        },
-    )
-    gw = start_gateway(emulator, tmp_path / "state", download="proxy")
-    yield gw
-    gw.stop()
+def gateway(emulator, make_gateway):
+    """The shared proxying gateway, on a drive that is not empty."""
+    put_files(emulator, {"Movies/a.mp4": b"not really a movie"})
+    return make_gateway(download="proxy")
 
 
 _GROUP = re.compile(r"^-> running `(\w+)':$")
@@ -105,15 +86,13 @@ def parse(output: str) -> tuple[dict[str, list[Result]], dict[str, str]]:
 
 
 def run_litmus(url: str, cwd, groups: tuple[str, ...]) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    env |= {"HOME": str(cwd), "TESTS": " ".join(groups)}
-    cmd = [litmus_binary(), "--keep-going", url, DAV_USER, DAV_PASSWORD]
-    try:
-        proc = subprocess.run(
-            cmd, cwd=cwd, env=env, capture_output=True, timeout=TIMEOUT, check=False
-        )
-    except subprocess.TimeoutExpired as e:
-        raise AssertionError(f"litmus timed out after {TIMEOUT}s\n{e.stdout!r}") from None
+    proc = run_tool(
+        [installed("litmus"), "--keep-going", url, DAV_USER, DAV_PASSWORD],
+        env=tool_env(HOME=str(cwd), TESTS=" ".join(groups)),
+        cwd=cwd,
+        timeout=TIMEOUT,
+        check=False,
+    )
     output = proc.stdout.decode("utf-8", "replace") + proc.stderr.decode("utf-8", "replace")
     assert proc.returncode == 0, f"litmus exited {proc.returncode}\n{output}"
     return output
@@ -140,24 +119,12 @@ def test_litmus_every_group_passes_completely(gateway, tmp_path):
     assert [r.name for r in groups["http"]] == FULL["http"]
 
 
-def test_litmus_against_a_read_only_mount(emulator, tmp_path):
+def test_litmus_against_a_read_only_mount(emulator, make_gateway, tmp_path):
     """A read-only mount: litmus cannot create its scratch collection; the only failure is
     the 405 refusal of that write, and nothing reaches the drive."""
-    control(
-        emulator.base_url,
-        "files",
-        {
-            "username": PIKPAK_USER,
-            "path": "Movies/a.mp4",
-            "content": base64.b64encode(b"a movie").decode(),
-        },
-    )
-    gw = start_gateway(emulator, tmp_path / "ro-state", download="proxy", read_only=True)
-    try:
-        url = f"{gw.url}/pikpak/"
-        output = run_litmus(url, tmp_path, GROUPS)
-    finally:
-        gw.stop()
+    put_files(emulator, {"Movies/a.mp4": b"a movie"})
+    gw = make_gateway(download="proxy", read_only=True)
+    output = run_litmus(f"{gw.url}/pikpak/", tmp_path, GROUPS)
     groups, summaries = parse(output)
     for group in GROUPS:
         results = groups[group]

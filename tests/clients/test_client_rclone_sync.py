@@ -17,20 +17,16 @@ a user would.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import random
 import re
 import shutil
-import subprocess
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
-from tests.support.gateway import DAV_PASSWORD, DAV_USER, PIKPAK_USER, start_gateway
+from pikdav.pikpak.gcid import gcid_of_bytes
+from tests.support.davclients import Rclone, dirs_of, read_tree
+from tests.support.gateway import PIKPAK_USER
 from tests.support.pikpak_raw import control
-from tests.support.rclone import rclone_binary
 
 TIMEOUT = 900  # per rclone command
 KIB, MIB = 1024, 1024 * 1024
@@ -80,18 +76,6 @@ EXTENSIONS = [".txt", ".bin", ".jpg", ".mkv", ".flac", ".md", "", ".tar.gz", ".J
 
 
 # ---------------------------------------------------------------------------- tree building
-def gcid(data: bytes) -> str:
-    """PikPak's content hash (written from the fact sheet, independent of pikdav's): SHA-1 over
-    the SHA-1 digests of blocks of 256 KiB, doubled while there are more than 512, up to 2 MiB."""
-    block = 256 * KIB
-    while len(data) // block > 512 and block < 2 * MIB:
-        block *= 2
-    outer = hashlib.sha1()  # noqa: S324 - PikPak's content id
-    for start in range(0, len(data), block):
-        outer.update(hashlib.sha1(data[start : start + block]).digest())  # noqa: S324
-    return outer.hexdigest().upper()
-
-
 def make_folders(rng: random.Random, count: int) -> list[str]:
     """``count`` distinct folder paths, 1 to 4 levels deep, each with its parents."""
     folders: list[str] = []
@@ -153,26 +137,10 @@ def write_tree(root: Path, tree: dict[str, bytes]) -> None:
         target.write_bytes(data)
 
 
-def read_tree(root: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
 def remove_empty_dirs(root: Path) -> None:
     for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         if path.is_dir() and not any(path.iterdir()):
             path.rmdir()
-
-
-def dirs_of(paths) -> set[str]:
-    out = set()
-    for path in paths:
-        parts = path.split("/")[:-1]
-        out.update("/".join(parts[: i + 1]) for i in range(len(parts)))
-    return out
 
 
 def different_bytes(rng: random.Random, data: bytes) -> bytes:
@@ -184,82 +152,6 @@ def different_bytes(rng: random.Random, data: bytes) -> bytes:
 
 
 # ---------------------------------------------------------------------------- rclone
-class Rclone:
-    def __init__(self, url: str, home: Path) -> None:
-        self.binary = rclone_binary()
-        self.home = home
-        home.mkdir(parents=True, exist_ok=True)
-        config = home / "rclone.conf"
-        config.write_text("")
-        self.env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.upper().startswith("RCLONE_")
-            and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
-        }
-        self.env.update(
-            HOME=str(home),
-            XDG_CONFIG_HOME=str(home / ".config"),
-            XDG_CACHE_HOME=str(home / ".cache"),
-        )
-        obscured = self._run([self.binary, "obscure", "-"], input=DAV_PASSWORD.encode())
-        self.flags = [
-            "--config",
-            str(config),
-            "--webdav-url",
-            f"{url}/pikpak",
-            "--webdav-vendor",
-            "other",
-            "--webdav-user",
-            DAV_USER,
-            "--webdav-pass",
-            obscured.stdout.decode().strip(),
-            "--transfers",
-            "4",
-            "--checkers",
-            "8",
-            # Errors must show, not be retried away.
-            "--retries",
-            "1",
-            "--low-level-retries",
-            "1",
-            "--contimeout",
-            "10s",
-            "--timeout",
-            "60s",
-        ]
-
-    def _run(self, cmd, check=True, input=None) -> subprocess.CompletedProcess:
-        try:
-            proc = subprocess.run(
-                cmd,
-                env=self.env,
-                cwd=self.home,
-                input=input,
-                capture_output=True,
-                timeout=TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as e:
-            raise AssertionError(
-                f"timed out after {TIMEOUT}s: {cmd[-6:]}\n"
-                f"{(e.stderr or b'').decode('utf-8', 'replace')[-6000:]}"
-            ) from None
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"rclone {' '.join(str(c) for c in cmd[-6:])} exited {proc.returncode}\n"
-                f"--- stderr ---\n{proc.stderr.decode('utf-8', 'replace')[-8000:]}"
-            )
-        return proc
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return self._run([self.binary, *self.flags, *args], check=check)
-
-    def log(self, *args: str, check: bool = True) -> str:
-        """Run with ``-v`` and return what rclone logged."""
-        return self(*args, "-v", check=check).stderr.decode("utf-8", "replace")
-
-
 def logged(log: str, verb: str) -> set[str]:
     """The paths of rclone's ``INFO  : <path>: <verb>...`` lines, e.g. verb ``Copied``."""
     return {m[1] for m in re.finditer(rf"INFO  : (.+?): {verb}\b", log)}
@@ -297,7 +189,7 @@ def check_drive(base: str, local: dict[str, bytes], trashed_expected: Counter) -
     duplicates = [p for p, n in Counter(r["path"] for r in live_files).items() if n > 1]
     assert duplicates == []
     assert {r["path"]: r["size"] for r in live_files} == {p: len(d) for p, d in local.items()}
-    wrong_hash = [r["path"] for r in live_files if r["hash"] != gcid(local[r["path"]])]
+    wrong_hash = [r["path"] for r in live_files if r["hash"] != gcid_of_bytes(local[r["path"]])]
     assert wrong_hash == []
 
     # Live folders: exactly those holding the files (rclone removes the ones it emptied).
@@ -321,19 +213,18 @@ def check_drive(base: str, local: dict[str, bytes], trashed_expected: Counter) -
 
 
 def old_versions(tree: dict[str, bytes], paths) -> Counter:
-    return Counter((p, len(tree[p]), gcid(tree[p])) for p in paths if tree[p])
+    return Counter((p, len(tree[p]), gcid_of_bytes(tree[p])) for p in paths if tree[p])
 
 
 # ---------------------------------------------------------------------------- the test
-@pytest.fixture
-def gateway(emulator, tmp_path):
-    gw = start_gateway(emulator, tmp_path / "state", download="proxy")
-    yield gw
-    gw.stop()
-
-
 def test_rclone_sync_round_trips_a_tree_of_500_files(emulator, gateway, tmp_path):
-    rclone = Rclone(gateway.url, tmp_path / "home")
+    rclone = Rclone(
+        gateway.url,
+        tmp_path / "home",
+        timeout=TIMEOUT,
+        io_timeout="60s",
+        extra_flags=["--transfers", "4", "--checkers", "8"],
+    )
     local = tmp_path / "local"
     first = build_tree(seed=2024)
     write_tree(local, first)

@@ -10,21 +10,14 @@ rclone to the (emulated) CDN.
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import random
 import re
-import subprocess
-from pathlib import Path
 
 import pytest
 
-from tests.support.gateway import DAV_PASSWORD, DAV_USER, PIKPAK_USER, start_gateway
-from tests.support.pikpak_raw import control
-from tests.support.rclone import rclone_binary
+from tests.support.davclients import Rclone, dirs_of, put_files, read_tree
 
-TIMEOUT = 120
 BIG = "Big Files/random 3MiB.bin"
 
 
@@ -56,111 +49,11 @@ TREE: dict[str, bytes] = {
 }
 
 
-def dirs_of(paths) -> set[str]:
-    out = set()
-    for path in paths:
-        parts = path.split("/")[:-1]
-        out.update("/".join(parts[: i + 1]) for i in range(len(parts)))
-    return out
-
-
-@pytest.fixture
-def make_gateway(emulator, tmp_path):
-    started = []
-
-    def make(**mount):
-        gw = start_gateway(emulator, tmp_path / f"state{len(started)}", **mount)
-        started.append(gw)
-        return gw
-
-    yield make
-    for gw in started:
-        gw.stop()
-
-
 @pytest.fixture
 def drive(emulator):
     """The emulator with TREE in alice's drive."""
-    for path, data in TREE.items():
-        control(
-            emulator.base_url,
-            "files",
-            {"username": PIKPAK_USER, "path": path, "content": base64.b64encode(data).decode()},
-        )
+    put_files(emulator, TREE)
     return emulator
-
-
-class Rclone:
-    def __init__(self, url: str, home: Path) -> None:
-        self.binary = rclone_binary()
-        self.home = home
-        home.mkdir(parents=True, exist_ok=True)
-        self.config = home / "rclone.conf"
-        self.config.write_text("")
-        self.env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.upper().startswith("RCLONE_")
-            and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
-        }
-        self.env.update(
-            HOME=str(home),
-            XDG_CONFIG_HOME=str(home / ".config"),
-            XDG_CACHE_HOME=str(home / ".cache"),
-        )
-        obscured = self._run([self.binary, "obscure", "-"], input=DAV_PASSWORD.encode())
-        self.flags = [
-            "--config",
-            str(self.config),
-            "--webdav-url",
-            f"{url}/pikpak",
-            "--webdav-vendor",
-            "other",
-            "--webdav-user",
-            DAV_USER,
-            "--webdav-pass",
-            obscured.stdout.decode().strip(),
-            # Errors must show, not be retried away.
-            "--retries",
-            "1",
-            "--low-level-retries",
-            "1",
-            "--contimeout",
-            "10s",
-            "--timeout",
-            "30s",
-        ]
-
-    def _run(self, cmd, check=True, input=None):
-        try:
-            proc = subprocess.run(
-                cmd,
-                env=self.env,
-                cwd=self.home,
-                input=input,
-                capture_output=True,
-                timeout=TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as e:
-            raise AssertionError(f"timed out after {TIMEOUT}s: {cmd}\n{e.stderr!r}") from None
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"{cmd[1:]} exited {proc.returncode}\n"
-                f"--- stderr ---\n{proc.stderr.decode('utf-8', 'replace')[-6000:]}"
-            )
-        return proc
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return self._run([self.binary, *self.flags, *args], check=check)
-
-
-def local_tree(root: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 # Each request and each response head is one atomic log record in ``--dump headers`` output
@@ -203,7 +96,7 @@ def test_rclone_lists_copies_and_checks_the_tree(drive, make_gateway, tmp_path, 
     # copy: byte-identical files, and the bytes took the configured route.
     local = tmp_path / "copy"
     copied = rclone("copy", ":webdav:", str(local), "--dump", "headers")
-    assert local_tree(local) == TREE
+    assert read_tree(local) == TREE
     requests, responses = dumped(copied.stderr)
     gateway_host = gw.url.removeprefix("http://")
     to_gateway = [
@@ -267,12 +160,7 @@ PROBE_NAMES = {
 
 
 def test_rclone_copies_files_named_like_client_probes(drive, make_gateway, tmp_path):
-    for path, data in PROBE_NAMES.items():
-        control(
-            drive.base_url,
-            "files",
-            {"username": PIKPAK_USER, "path": path, "content": base64.b64encode(data).decode()},
-        )
+    put_files(drive, PROBE_NAMES)
     rclone = Rclone(make_gateway(download="proxy").url, tmp_path / "home")
     listing = json.loads(rclone("lsjson", "-R", ":webdav:").stdout)
     listed = {e["Path"]: e["Size"] for e in listing if not e["IsDir"]}
@@ -280,7 +168,7 @@ def test_rclone_copies_files_named_like_client_probes(drive, make_gateway, tmp_p
     # What is listed can be downloaded (today: 404 for every PROBE_NAMES entry).
     local = tmp_path / "copy"
     rclone("copy", ":webdav:", str(local))
-    assert local_tree(local) == TREE | PROBE_NAMES
+    assert read_tree(local) == TREE | PROBE_NAMES
 
 
 def test_rclone_reports_a_missing_path(drive, make_gateway, tmp_path):

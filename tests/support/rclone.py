@@ -8,7 +8,6 @@ and ``--ca-cert`` makes it trust the emulator's test certificate.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import shutil
@@ -19,10 +18,7 @@ from typing import Any
 
 from .connect_proxy import ConnectProxy
 from .tlsca import TestCA
-
-log = logging.getLogger(__name__)
-
-_STDERR_TAIL = 4000
+from .tools import run_tool, tool_env
 
 
 def rclone_binary() -> str:
@@ -41,12 +37,27 @@ def rclone_binary() -> str:
     )
 
 
-def _tail(text: str | bytes | None, limit: int = _STDERR_TAIL) -> str:
-    if text is None:
-        return ""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return text[-limit:]
+def rclone_env(home: Path) -> dict[str, str]:
+    """Environment for rclone: no proxy, no inherited RCLONE_*, and ``home`` as HOME."""
+    env = {k: v for k, v in tool_env().items() if not k.upper().startswith("RCLONE_")}
+    env.update(
+        {
+            # Keep rclone away from the real user's config and caches.
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+        }
+    )
+    return env
+
+
+def obscure(password: str, env: dict[str, str]) -> str:
+    """rclone's obscured form of ``password``, for a config file or a ``--*-pass`` flag."""
+    # Through stdin so the password does not show up in process listings.
+    proc = run_tool(
+        [rclone_binary(), "obscure", "-"], env=env, timeout=60, input=password, text=True
+    )
+    return proc.stdout.strip()
 
 
 class RcloneRemote:
@@ -75,7 +86,7 @@ class RcloneRemote:
         options = {
             "type": "pikpak",
             "user": username,
-            "pass": self._obscure(password),
+            "pass": obscure(password, rclone_env(self.workdir)),
             **(extra_options or {}),
         }
         lines = [f"[{name}]"]
@@ -111,7 +122,7 @@ class RcloneRemote:
 
     def env(self) -> dict[str, str]:
         """Environment for rclone: our proxy, an isolated HOME, no inherited RCLONE_*."""
-        env = self._base_env()
+        env = rclone_env(self.workdir)
         proxy_url = self.proxy.url
         env.update(
             {
@@ -119,22 +130,6 @@ class RcloneRemote:
                 "https_proxy": proxy_url,
                 "NO_PROXY": "",
                 "no_proxy": "",
-            }
-        )
-        return env
-
-    def _base_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.upper().startswith("RCLONE_")}
-        # Plain-HTTP proxies would only matter for http:// URLs, which pikpak never uses;
-        # drop them so a developer's proxy settings cannot leak in.
-        for key in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
-            env.pop(key, None)
-        env.update(
-            {
-                # Keep rclone away from the real user's config and caches.
-                "HOME": str(self.workdir),
-                "XDG_CONFIG_HOME": str(self.workdir / ".config"),
-                "XDG_CACHE_HOME": str(self.workdir / ".cache"),
             }
         )
         return env
@@ -177,33 +172,15 @@ class RcloneRemote:
             and not self.has_token()
         ):
             self.authorize()
-        cmd = self.command(*args)
-        shown = " ".join(cmd)
-        log.info("running %s", shown)
-        try:
-            proc = subprocess.run(
-                cmd,
-                env=self.env(),
-                cwd=self.workdir,
-                input=input,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as e:
-            raise AssertionError(
-                f"rclone timed out after {timeout}s: {shown}\n"
-                f"--- stderr (tail) ---\n{_tail(e.stderr)}"
-            ) from None
-        log.debug("rclone exit %d; stderr tail:\n%s", proc.returncode, _tail(proc.stderr, 2000))
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"rclone exited with {proc.returncode}: {shown}\n"
-                f"--- stdout (tail) ---\n{_tail(proc.stdout, 1000)}\n"
-                f"--- stderr (tail) ---\n{_tail(proc.stderr)}"
-            )
-        return proc
+        return run_tool(
+            self.command(*args),
+            env=self.env(),
+            cwd=self.workdir,
+            input=input,
+            timeout=timeout,
+            check=check,
+            text=True,
+        )
 
     def lsjson(self, path: str = "", *flags: str) -> list[dict[str, Any]]:
         """``rclone lsjson`` of a path relative to the remote's root, parsed."""
@@ -212,18 +189,3 @@ class RcloneRemote:
         if not isinstance(result, list):
             raise AssertionError(f"lsjson returned {type(result).__name__}, not a list")
         return result
-
-    def _obscure(self, password: str) -> str:
-        # Through stdin so the password does not show up in process listings.
-        proc = subprocess.run(
-            [self.binary, "obscure", "-"],
-            input=password,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env=self._base_env(),
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"rclone obscure failed: {_tail(proc.stderr)}")
-        return proc.stdout.strip()
