@@ -17,7 +17,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -25,13 +24,13 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cheroot import wsgi
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 import pikdav.dav.propfind as fast
 from pikdav.emulator import Emulator
 from tests.support.gateway import PIKPAK_PASSWORD, PIKPAK_USER, start_gateway
 from tests.support.rclone import rclone_binary
+from tests.support.wsgi_server import serving
 
 
 def timed(url: str, auth, runs: int) -> tuple[float, int]:
@@ -99,16 +98,10 @@ def main() -> None:
                 "logging": {"enable": False},
             }
         )
-        server = wsgi.Server(("127.0.0.1", 0), app, numthreads=8)
-        server.prepare()
-        thread = threading.Thread(target=server.serve, daemon=True)
-        thread.start()
-        try:
+        with serving(app) as port:
             results["WsgiDAV FilesystemProvider"] = timed(
-                f"http://127.0.0.1:{server.bind_addr[1]}/", None, args.runs
+                f"http://127.0.0.1:{port}/", None, args.runs
             )
-        finally:
-            server.stop()
 
         port = free_port()
         rclone = subprocess.Popen(

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-from cheroot import wsgi
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.fs_dav_provider import FilesystemProvider
 from wsgidav.http_authenticator import HTTPAuthenticator
@@ -30,6 +28,7 @@ from pikdav.dav.auth import (
     verify_password,
 )
 from tests.support.netsource import session_from
+from tests.support.wsgi_server import serving
 
 ALICE = ("alice", "alice's long passphrase")
 BOB = ("bob", "bob's passphrase")  # may see /files only
@@ -70,15 +69,8 @@ def serve(tmp_path: Path, settings: dict) -> Iterator[str]:
             "logging": {"enable": False},
         }
     )
-    server = wsgi.Server(("127.0.0.1", 0), app, numthreads=8)
-    server.prepare()
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.bind_addr[1]}"
-    finally:
-        server.stop()
-        thread.join(timeout=5)
+    with serving(app) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,12 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
 import boto3
 import botocore.exceptions
-import cheroot.wsgi
 import defusedxml.ElementTree as ElementTree
 import pytest
 import requests
@@ -31,7 +29,6 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
-from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from pikdav.emulator import world as world_module
 from pikdav.emulator.http import Request
@@ -75,20 +72,7 @@ class Served:
         return [body] if req.method != "HEAD" else []
 
 
-@contextmanager
-def serving(app: Served, tls: Any = None) -> Iterator[int]:
-    server = cheroot.wsgi.Server(("127.0.0.1", 0), app, numthreads=4)
-    server.shutdown_timeout = 1  # a TLS worker may wait for a handshake that never comes
-    if tls is not None:
-        server.ssl_adapter = BuiltinSSLAdapter(str(tls.server_cert), str(tls.server_key))
-    server.prepare()
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    try:
-        yield server.bind_addr[1]
-    finally:
-        server.stop()
-        thread.join(5)
+from tests.support.wsgi_server import serving  # noqa: E402
 
 
 @pytest.fixture

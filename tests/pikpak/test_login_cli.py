@@ -8,6 +8,8 @@ import sys
 
 from tests.support.pikpak_raw import control
 
+ALICE = ("--username", "alice@example.com", "--password", "correct horse")
+
 
 def run_login(emulator, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -33,10 +35,7 @@ def test_login_with_password_stores_tokens_and_prints_no_secret(emulator, tmp_pa
     store = tmp_path / "tokens.json"
     proc = run_login(
         emulator,
-        "--username",
-        "alice@example.com",
-        "--password",
-        "correct horse",
+        *ALICE,
         "--token-store",
         str(store),
     )
@@ -55,15 +54,7 @@ def test_login_with_password_stores_tokens_and_prints_no_secret(emulator, tmp_pa
 
 def test_login_with_a_refresh_token(emulator, tmp_path):
     first = tmp_path / "a.json"
-    run_login(
-        emulator,
-        "--username",
-        "alice@example.com",
-        "--password",
-        "correct horse",
-        "--token-store",
-        str(first),
-    )
+    run_login(emulator, *ALICE, "--token-store", str(first))
     refresh = json.loads(first.read_text())["token"]["refresh_token"]
     proc = run_login(
         emulator, "--refresh-token", refresh, "--token-store", str(tmp_path / "b.json")
@@ -95,10 +86,7 @@ def test_human_check_prints_the_url_and_accepts_the_solved_token(emulator, tmp_p
     store = str(tmp_path / "t.json")
     proc = run_login(
         emulator,
-        "--username",
-        "alice@example.com",
-        "--password",
-        "correct horse",
+        *ALICE,
         "--token-store",
         store,
     )
@@ -110,10 +98,7 @@ def test_human_check_prints_the_url_and_accepts_the_solved_token(emulator, tmp_p
     solved = url.split("captcha_token=")[1].split("&")[0]
     again = run_login(
         emulator,
-        "--username",
-        "alice@example.com",
-        "--password",
-        "correct horse",
+        *ALICE,
         "--token-store",
         store,
         "--captcha-token",
