@@ -88,6 +88,7 @@ class MountConfig:
     force_redirect_user_agents: tuple[str, ...] = ()
     use_trash: bool = True
     finder_metadata: str = "keep_local"
+    background_uploads: bool = False
     read_only: bool = False
     listing_ttl: float = 60
 
@@ -590,6 +591,7 @@ class _Reader:
             read_only=self.boolean(*key("read_only")),
             listing_ttl=self.number(*key("listing_ttl"), 0),
             finder_metadata=self.choice(*key("finder_metadata"), FINDER_METADATA),
+            background_uploads=self.boolean(*key("background_uploads")),
         )
 
     def user(self, path: str, name: str, value: Any, mounts: list[MountConfig]) -> UserConfig:

@@ -26,6 +26,7 @@ from pikdav.pikpak.drive import Drive
 from pikdav.pikpak.errors import redact
 from pikdav.pikpak.session import Credentials, Session
 from pikdav.pikpak.tokenstore import open_store
+from pikdav.vfs.pending import PendingUploads
 from pikdav.vfs.tree import DriveTree
 
 from .auth import LoginThrottle, PikdavDomainController
@@ -81,6 +82,14 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
                 finder_metadata=mount.finder_metadata,
             )
         )
+    for mount, settings in zip(mounts, config.mounts, strict=True):
+        if settings.background_uploads:
+            directory = config.state_dir / "uploads" / mount.name
+            mount.pending = PendingUploads(directory, mount.writer, mount.tree)
+            mount.tree.pending = mount.pending
+            # Bodies are spooled where they wait, so taking one over is a rename.
+            mount.spool = SpoolSettings(directory=str(directory), max_size=spool.max_size)
+            mount.pending.start()  # uploads left from before a restart
     return mounts
 
 

@@ -44,6 +44,7 @@ from pikdav.pikpak.errors import (
     RateLimited,
 )
 from pikdav.pikpak.types import Quota
+from pikdav.vfs.pending import PENDING, PendingUploads
 from pikdav.vfs.tree import HIDDEN_PREFIX, DriveTree, Entry
 from pikdav.vfs.writer import NameTaken, TreeWriter
 
@@ -84,6 +85,7 @@ class Mount:
     _quota: tuple[float, Quota] | None = field(default=None, repr=False)
     _quota_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _writer: TreeWriter | None = field(default=None, repr=False)
+    pending: PendingUploads | None = field(default=None, repr=False)
 
     @property
     def writer(self) -> TreeWriter:
@@ -197,6 +199,16 @@ class _Resource:
 
     def handle_delete(self) -> bool:
         writer = self._writable()
+        if self.entry.id.startswith(PENDING):
+            parent = self._parent()
+            self.mount.pending.cancel(parent.id, self.entry.name)
+            stored = self.mount.tree.child(parent, self.entry.name, stored_only=True)
+            if stored is not None:  # the version it was to replace goes too
+                try:
+                    writer.delete(stored, parent)
+                except PikPakError as exc:
+                    raise upstream_error(exc, f"deleting {self.path}") from None
+            return True
         # WsgiDAV checks the parent's locks only; with a native DELETE the resource's own
         # (and, for a folder, its members') locks are ours to check: 423 if one is held.
         lm = self.provider.lock_manager
@@ -221,9 +233,17 @@ class _Resource:
             self.provider.lock_manager.remove_all_locks_from_url(ref, recursive=True)
         return True
 
+    def _not_uploading(self, *entries: Entry | None) -> None:
+        if any(e is not None and e.id.startswith(PENDING) for e in entries):
+            raise DAVError(
+                HTTP_CONFLICT, "the file is still uploading; try again when the upload has finished"
+            )
+
     def handle_move(self, dest_path: str) -> bool:
         writer = self._writable()
+        self._not_uploading(self.entry)
         parent, name, existing = self._destination(dest_path)
+        self._not_uploading(existing)
         try:
             writer.move(self.entry, self._parent(), parent, name, existing)
         except PikPakError as exc:
@@ -235,7 +255,9 @@ class _Resource:
 
     def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
         writer = self._writable()
+        self._not_uploading(self.entry)
         parent, name, existing = self._destination(dest_path)
+        self._not_uploading(existing)
         try:
             writer.copy(self.entry, parent, name, existing, recursive=depth_infinity)
         except PikPakError as exc:
@@ -317,6 +339,18 @@ class FileResource(_Resource, DAVNonCollection):
             )
             raise DAVError(HTTP_BAD_REQUEST, "the upload ended before its announced length")
         old = None if self.entry.id == "" else self.entry
+        if self.mount.pending is not None:
+            spool.close(durable=True)
+            self.entry = self.mount.pending.add(
+                self._parent(), self.entry.name, spool.path, spool.size, spool.gcid()
+            )
+            log.info(
+                "PUT %s: %d B received in %.1f s; uploading in the background",
+                self.path,
+                spool.size,
+                time.monotonic() - self._started,
+            )
+            return
         received = time.monotonic()
         try:
             self.entry = self.mount.writer.store(self._parent(), self.entry.name, spool, old)
@@ -332,7 +366,12 @@ class FileResource(_Resource, DAVNonCollection):
             time.monotonic() - received,
         )
 
-    def get_content(self) -> RangeReader:
+    def get_content(self):
+        if (
+            self.mount.pending is not None
+            and (local := self.mount.pending.local_file(self.entry)) is not None
+        ):
+            return open(local, "rb")  # still uploading: served from the local copy
         session = self.mount.drive.session
         return RangeReader(
             self.mount.tree,
@@ -578,7 +617,7 @@ class GatewayProvider(DAVProvider):
         entry, mount = resource.entry, resource.mount
         decision = mount.policy.decide(environ)
         environ["pikdav.delivery"] = decision
-        if entry.size == 0:
+        if entry.size == 0 or entry.id.startswith(PENDING):
             return default_handler(environ, start_response)
         if decision.redirect and not _conditional(environ):
             try:

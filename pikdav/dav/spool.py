@@ -79,8 +79,11 @@ class SpoolFile:
         for chunk in chunks:
             self.write(chunk)
 
-    def close(self) -> None:
+    def close(self, *, durable: bool = False) -> None:
         if not self.closed:
+            if durable:  # the PUT is answered before the upload: the body must survive
+                self._out.flush()
+                os.fsync(self._out.fileno())
             self._out.close()
             self.closed = True
 

@@ -97,6 +97,7 @@ class DriveTree:
         self.listing_ttl = listing_ttl
         self.listings: TtlCache[Listing] = TtlCache(max_folders)
         self.links = LinkCache()
+        self.pending = None  # PendingUploads, when the mount uploads in the background
 
     @property
     def root(self) -> Entry:
@@ -110,9 +111,18 @@ class DriveTree:
         return self.listings.fetch(folder_id, load)
 
     def children(self, folder: Entry) -> tuple[Entry, ...]:
-        return self.listing(folder.id).entries
+        entries = self.listing(folder.id).entries
+        waiting = self.pending.in_folder(folder.id) if self.pending is not None else {}
+        if not waiting:
+            return entries
+        merged = {e.name: e for e in entries} | waiting  # a waiting upload is the newest
+        return tuple(sorted(merged.values(), key=lambda e: e.name))
 
-    def child(self, folder: Entry, name: str) -> Entry | None:
+    def child(self, folder: Entry, name: str, *, stored_only: bool = False) -> Entry | None:
+        if self.pending is not None and not stored_only:
+            waiting = self.pending.in_folder(folder.id).get(name)
+            if waiting is not None:
+                return waiting
         return self.listing(folder.id).by_name.get(name)
 
     def resolve(self, path: str, *, cached_only: bool = False) -> Entry | None:
@@ -127,6 +137,8 @@ class DriveTree:
             if cached_only:
                 listing = self.listings.get(entry.id)
                 found = listing.by_name.get(part) if listing is not None else None
+                if self.pending is not None:
+                    found = self.pending.in_folder(entry.id).get(part, found)
             else:
                 found = self.child(entry, part)
             if found is None:

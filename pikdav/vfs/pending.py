@@ -1,0 +1,226 @@
+"""Background uploads: a PUT is answered once its body is safely on local disk, and the
+upload to PikPak goes on afterwards (the ``background_uploads`` mount option).
+
+NAS sync tools time out when a gateway answers a PUT of several GiB only after PikPak has the
+whole file. In background mode each upload waits in ``state_dir/uploads/<mount>/`` as two
+files: ``<id>.data`` (the body, fsynced) and ``<id>.json`` (where it goes, its size and GCID,
+written atomically). Until PikPak has it, the file is listed and readable from there; a
+restart resumes every upload still in the folder; failures are retried with backoff and, when
+final, logged and kept there for the user. A DELETE cancels a waiting upload; MOVE and COPY
+of a file still uploading are refused with 409 (try again once it is stored).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import mimetypes
+import os
+import queue
+import secrets
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pikdav.pikpak.errors import PikPakError, QuotaExceeded
+
+from .tree import DriveTree, Entry
+from .writer import TreeWriter
+
+log = logging.getLogger(__name__)
+
+PENDING = "pending:"
+
+
+@dataclass(frozen=True)
+class Waiting:
+    id: str
+    folder_id: str
+    name: str
+    size: int
+    gcid: str
+    created: float
+    attempts: int = 0
+    failed: bool = False
+
+    @property
+    def entry(self) -> Entry:
+        mime = mimetypes.guess_type(self.name)[0] or "application/octet-stream"
+        return Entry(
+            PENDING + self.id,
+            self.name,
+            False,
+            self.size,
+            self.created,
+            self.created,
+            self.gcid,
+            mime,
+        )
+
+
+class _Body:
+    def __init__(self, path: Path, size: int, gcid: str) -> None:
+        self.path, self.size, self._gcid = path, size, gcid
+
+    def gcid(self) -> str:
+        return self._gcid
+
+
+class PendingUploads:
+    retry_base = 5.0  # seconds; doubled after each failure
+    retry_max = 300.0
+    attempts = 5
+
+    def __init__(self, directory: Path, writer: TreeWriter, tree: DriveTree) -> None:
+        self.directory = directory
+        self.writer = writer
+        self.tree = tree
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock = threading.Lock()
+        self._waiting: dict[str, Waiting] = {}
+        self._queue: queue.Queue[str] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        for journal in sorted(self.directory.glob("*.json")):
+            try:
+                item = Waiting(**json.loads(journal.read_text()))
+            except (OSError, ValueError, TypeError) as exc:
+                log.error("cannot read the upload journal %s (%s); its data is kept", journal, exc)
+                continue
+            item = dataclasses.replace(item, attempts=0, failed=False)
+            self._waiting[item.id] = item
+            self._queue.put(item.id)
+            log.info(
+                "resuming the upload of %s (%d B) left from before a restart", item.name, item.size
+            )
+
+    # ------------------------------------------------------------------ paths
+    def data_path(self, upload_id: str) -> Path:
+        return self.directory / f"{upload_id}.data"
+
+    def _journal_path(self, upload_id: str) -> Path:
+        return self.directory / f"{upload_id}.json"
+
+    def _write_journal(self, item: Waiting) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".journal-")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(dataclasses.asdict(item), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self._journal_path(item.id))
+
+    # ------------------------------------------------------------------ overlay
+    def in_folder(self, folder_id: str) -> dict[str, Entry]:
+        with self._lock:
+            return {w.name: w.entry for w in self._waiting.values() if w.folder_id == folder_id}
+
+    def local_file(self, entry: Entry) -> Path | None:
+        if not entry.id.startswith(PENDING):
+            return None
+        path = self.data_path(entry.id[len(PENDING) :])
+        return path if path.exists() else None
+
+    # ------------------------------------------------------------------ changes
+    def add(self, folder: Entry, name: str, data: Path, size: int, gcid: str) -> Entry:
+        """Take over ``data`` (already fsynced, in this folder) as the body of a new upload."""
+        self.cancel(folder.id, name)  # a newer PUT of the same name replaces a waiting one
+        item = Waiting(secrets.token_hex(8), folder.id, name, size, gcid, time.time())
+        os.replace(data, self.data_path(item.id))
+        self._write_journal(item)
+        dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        with self._lock:
+            self._waiting[item.id] = item
+        self._queue.put(item.id)
+        self._start()
+        return item.entry
+
+    def cancel(self, folder_id: str, name: str) -> bool:
+        with self._lock:
+            found = [
+                w for w in self._waiting.values() if w.folder_id == folder_id and w.name == name
+            ]
+            for item in found:
+                del self._waiting[item.id]
+        for item in found:
+            self._forget(item.id)
+        return bool(found)
+
+    def _forget(self, upload_id: str) -> None:
+        self._journal_path(upload_id).unlink(missing_ok=True)
+        self.data_path(upload_id).unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ the worker
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="pikdav-uploads", daemon=True
+                )
+                self._thread.start()
+
+    def start(self) -> None:
+        if not self._queue.empty():
+            self._start()
+
+    def _run(self) -> None:
+        while True:
+            upload_id = self._queue.get()
+            with self._lock:
+                item = self._waiting.get(upload_id)
+            if item is None:
+                continue  # cancelled
+            self._upload(item)
+
+    def _upload(self, item: Waiting) -> None:
+        folder = Entry(item.folder_id, "", True, 0, 0.0, 0.0, "", "")
+        body = _Body(self.data_path(item.id), item.size, item.gcid)
+        try:
+            self.tree.folder_changed(item.folder_id)
+            old = self.tree.child(folder, item.name, stored_only=True)
+            self.writer.store(folder, item.name, body, old)
+        except (PikPakError, OSError) as exc:
+            self._failed(item, exc)
+            return
+        with self._lock:
+            still = self._waiting.pop(item.id, None)
+        if still is not None:
+            self._forget(item.id)
+        log.info("background upload of %s (%d B) done", item.name, item.size)
+
+    def _failed(self, item: Waiting, exc: Exception) -> None:
+        attempts = item.attempts + 1
+        final = attempts >= self.attempts or isinstance(exc, QuotaExceeded)
+        item = dataclasses.replace(item, attempts=attempts, failed=final)
+        with self._lock:
+            if item.id not in self._waiting:
+                return  # cancelled meanwhile
+            self._waiting[item.id] = item
+        self._write_journal(item)
+        if final:
+            log.error(
+                "background upload of %s failed for good after %d attempts (%s); the "
+                "content is kept in %s and is tried again after a restart",
+                item.name,
+                attempts,
+                exc,
+                self.data_path(item.id),
+            )
+            return
+        delay = min(self.retry_max, self.retry_base * 2 ** (attempts - 1))
+        log.warning(
+            "background upload of %s failed (%s); retrying in %.0f s", item.name, exc, delay
+        )
+        timer = threading.Timer(delay, self._queue.put, args=(item.id,))
+        timer.daemon = True
+        timer.start()
+
+    def idle(self) -> bool:
+        """True when nothing waits (failed uploads count as waiting)."""
+        with self._lock:
+            return not self._waiting
