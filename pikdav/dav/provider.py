@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import mimetypes
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from pikdav.pikpak.errors import (
     RateLimited,
 )
 from pikdav.pikpak.types import Quota
+from pikdav.vfs.cache import TtlCache
 from pikdav.vfs.pending import PENDING, PendingUploads
 from pikdav.vfs.tree import HIDDEN_PREFIX, DriveTree, Entry
 from pikdav.vfs.writer import NameTaken, TreeWriter
@@ -82,8 +82,7 @@ class Mount:
     finder_metadata: str = "keep_local"
     side_files: SideStore = field(default_factory=SideStore, repr=False)
     quota_ttl: float = 60.0
-    _quota: tuple[float, Quota] | None = field(default=None, repr=False)
-    _quota_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _quota: TtlCache[Quota] = field(default_factory=lambda: TtlCache(1), repr=False)
     _writer: TreeWriter | None = field(default=None, repr=False)
     pending: PendingUploads | None = field(default=None, repr=False)
 
@@ -94,17 +93,11 @@ class Mount:
         return self._writer
 
     def quota(self) -> Quota | None:
-        with self._quota_lock:
-            if self._quota is not None and time.monotonic() - self._quota[0] < self.quota_ttl:
-                return self._quota[1]
         try:
-            quota = self.drive.about()
+            return self._quota.fetch("about", lambda: (self.drive.about(), self.quota_ttl))
         except PikPakError as exc:
             log.warning("mount %s: cannot read the quota: %s", self.name, exc)
             return None
-        with self._quota_lock:
-            self._quota = (time.monotonic(), quota)
-        return quota
 
 
 def upstream_error(exc: PikPakError, what: str) -> DAVError:
