@@ -92,9 +92,7 @@ class Uploader:
                 raise Transient(f"the upload to PikPak's store failed: {_describe(exc)}") from None
             raise
 
-    def copy_by_hash(
-        self, parent_id: str, name: str, size: int, gcid: str, source_id: str = ""
-    ) -> File:
+    def copy_by_hash(self, parent_id: str, name: str, size: int, gcid: str) -> File:
         """A new file with the content of one PikPak already has: an instant upload, no
         byte moves. Refused (and cleaned up) if PikPak does not know the hash."""
         ticket = self._ticket(parent_id, name, size, gcid)
