@@ -14,6 +14,7 @@ from typing import Any
 
 from cheroot import wsgi
 from wsgidav import util as wsgidav_util
+from wsgidav.dav_error import DAVError, get_http_status_string
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.http_authenticator import HTTPAuthenticator
 from wsgidav.request_resolver import RequestResolver
@@ -30,6 +31,7 @@ from pikdav.vfs.pending import PendingUploads
 from pikdav.vfs.tree import DriveTree
 
 from .auth import LoginThrottle, PikdavDomainController
+from .paths import check_request
 from .policy import DownloadPolicy
 from .provider import GatewayProvider, Mount
 from .spool import SpoolSettings
@@ -132,8 +134,10 @@ def build_app(config: Config, mounts: list[Mount]) -> Callable:
 
 class Healthz:
     """``GET /healthz`` → 200 without a login, for Docker and load balancers; and the
-    front door's checks: a path with a ``..`` or ``.`` segment (also ``%2e%2e``) is refused
-    before WsgiDAV would fold it into another mount; a 405 says what is allowed."""
+    front door's checks: a path that is not a valid DAV path (see :mod:`.paths`: a ``..``
+    or ``.`` segment, also ``%2e%2e``, that WsgiDAV would fold into another place; control
+    characters; not UTF-8), in the request line or in a header, is refused before WsgiDAV
+    sees it; a 405 says what is allowed."""
 
     def __init__(self, app: Callable, allow: str) -> None:
         self.app = app
@@ -143,8 +147,11 @@ class Healthz:
         path = environ.get("PATH_INFO", "")
         if path == "/healthz" and environ["REQUEST_METHOD"] in ("GET", "HEAD"):
             return _plain(start_response, "200 OK", "ok\n", environ)
-        if any(part in ("..", ".") for part in path.split("/")):
-            return _plain(start_response, "400 Bad Request", "bad path\n", environ)
+        try:
+            check_request(environ)
+        except DAVError as exc:
+            reason = f"{exc.context_info}\n"
+            return _plain(start_response, get_http_status_string(exc), reason, environ)
 
         def with_allow(status: str, headers: list, exc_info: Any = None):
             if status.startswith("405") and not any(k.lower() == "allow" for k, _ in headers):

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 import requests
 from wsgidav import util
@@ -49,6 +49,7 @@ from pikdav.vfs.tree import HIDDEN_PREFIX, DriveTree, Entry
 from pikdav.vfs.writer import NameTaken, TreeWriter
 
 from .auth import may_access
+from .paths import destination_path
 from .policy import DownloadPolicy
 from .reader import RangeReader
 from .sidefiles import SideFile, SideStore, is_finder_metadata
@@ -172,6 +173,11 @@ class _Resource:
                 "moving or copying between mounts is not supported; download and upload instead",
             )
         parent_path, _, name = rest.strip("/").rpartition("/")
+        if not name:
+            raise DAVError(HTTP_FORBIDDEN, "a mount itself cannot be a Destination")
+        if self.path.startswith(self._canonical(dest_path).rstrip("/") + "/"):
+            # Overwrite: T would first remove the destination, and the source with it.
+            raise DAVError(HTTP_FORBIDDEN, "the destination contains the source")
         if name.startswith(HIDDEN_PREFIX):
             raise DAVError(
                 HTTP_FORBIDDEN, f"names starting with {HIDDEN_PREFIX} are the gateway's own"
@@ -524,8 +530,8 @@ class GatewayProvider(DAVProvider):
         if mount is None or not may_access(environ, mount.name):
             return None
         names = [p for p in rest.split("/") if p]
-        if ".." in names:
-            return None
+        if any(n in (".", "..") for n in names):
+            return None  # never folded into another place (see paths.py)
         # Finder, Explorer and Kodi probe names like ._x and desktop.ini in every folder:
         # answer from the cache alone, so a probe never costs an upstream call (a real file
         # of that name is still served once its folder has been listed).
@@ -585,10 +591,8 @@ class GatewayProvider(DAVProvider):
     def _copy_or_move(self, environ: dict, start_response: Callable, default_handler: Callable):
         """WsgiDAV answers 204 after a native COPY/MOVE; RFC 4918 wants 201 when the
         destination did not exist before."""
-        dest = unquote(urlsplit(environ.get("HTTP_DESTINATION", "")).path)
-        existed = (
-            bool(dest) and self.get_resource_inst(dest.rstrip("/") or "/", environ) is not None
-        )
+        dest = destination_path(environ)  # a clear 4xx for no place, before WsgiDAV reads it
+        existed = self.get_resource_inst(dest.rstrip("/"), environ) is not None
         environ.pop("pikdav.resolved", None)
 
         def created(status: str, headers: list, exc_info=None):

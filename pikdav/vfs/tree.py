@@ -126,13 +126,14 @@ class DriveTree:
         return self.listing(folder.id).by_name.get(name)
 
     def resolve(self, path: str, *, cached_only: bool = False) -> Entry | None:
-        """``/a/b/c`` (relative to the mount) → entry, or None. ``..`` never escapes.
+        """``/a/b/c`` (relative to the mount) → entry, or None. A ``.`` or ``..`` segment
+        resolves to nothing: a path never names its folder or escapes it.
         With ``cached_only`` no listing is fetched: what is not cached is not found."""
         entry = self.root
         for part in path.split("/"):
-            if part in ("", "."):
+            if part == "":
                 continue
-            if part == ".." or not entry.is_folder:
+            if part in (".", "..") or not entry.is_folder:
                 return None
             if cached_only:
                 listing = self.listings.get(entry.id)

@@ -1,0 +1,39 @@
+"""Which names a path can carry, and how a name PikPak holds is shown when it cannot.
+
+PikPak accepts names with control characters (the PikPak app and offline tasks can make
+them), but XML 1.0 cannot carry most of them, so one such name would make its whole folder's
+PROPFIND answer unreadable. The gateway refuses them in new names and shows stored ones with
+each control character replaced by its Unicode control picture (U+2400–U+241F, U+2421), as
+rclone's name encoding does; characters without a picture become U+FFFD. The shown name is
+the item's path from then on: reading, replacing, moving and deleting work through it.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_NAME = 255  # characters; PikPak refuses longer names
+
+# C0 and C1 controls and DEL; U+FFFE/U+FFFF and lone surrogates (not characters at all).
+_UNFIT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def unfit_character(name: str) -> str | None:
+    """The first character of ``name`` that a path may not carry, or None."""
+    found = _UNFIT.search(name)
+    return found.group() if found else None
+
+
+def _picture(match: re.Match[str]) -> str:
+    char = match.group()
+    if char < "\x20":
+        return chr(0x2400 + ord(char))
+    if char == "\x7f":
+        return "\u2421"
+    return "\ufffd"
+
+
+def shown_name(name: str) -> str:
+    """``name`` as a path can carry it: unchanged unless it holds an unfit character or is
+    longer than PikPak's own limit (cut there; a clash is then numbered like any other)."""
+    return _UNFIT.sub(_picture, name)[:MAX_NAME]
