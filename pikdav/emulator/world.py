@@ -469,7 +469,8 @@ class World:
     def check_name(self, name: Any) -> str:
         if not isinstance(name, str) or not name.strip():
             raise errors.ApiError(400, "file_name_empty", 3, "The file name cannot be empty")
-        if "/" in name or len(name.encode()) > MAX_NAME or name in (".", ".."):
+        # PikPak counts characters, not bytes, and takes control characters in a name.
+        if "/" in name or len(name) > MAX_NAME or name in (".", ".."):
             raise errors.ApiError(400, "file_name_invalid", 3, "The file name is invalid")
         return name
 

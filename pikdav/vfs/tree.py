@@ -16,6 +16,7 @@ from pikdav.pikpak.drive import Drive
 from pikdav.pikpak.types import File, Link
 
 from .cache import LinkCache, TtlCache
+from .names import MAX_NAME, shown_name
 
 log = logging.getLogger(__name__)
 
@@ -66,26 +67,36 @@ def disambiguate(files: Iterable[File]) -> Listing:
         for f in sorted(files, key=lambda f: (f.created, f.id))
         if not f.name.startswith(HIDDEN_PREFIX)
     ]  # the gateway's own temporary names
-    # Every real name is reserved first; then the second and later items of a name get the
-    # first free " (n)" (a real item may carry such a name already).
-    taken = {f.name for f in items}
+    # Names are shown as a path can carry them (see names.py), then every shown name is
+    # reserved first; the second and later items of a name get the first free " (n)" (a
+    # real item may carry such a name already).
+    shown = {f.id: shown_name(f.name) for f in items}
+    taken = set(shown.values())
     seen: set[str] = set()
     by_name: dict[str, Entry] = {}
     for item in items:
-        name = item.name
+        name = shown[item.id]
         if name in seen:
-            stem, dot, ext = name.rpartition(".")
             count = 2
-            while True:
-                name = f"{stem} ({count}).{ext}" if dot and stem else f"{item.name} ({count})"
-                if name not in taken:
-                    break
+            while (numbered := _numbered(shown[item.id], count)) in taken:
                 count += 1
+            name = numbered
             taken.add(name)
-        seen.add(item.name)
+        seen.add(shown[item.id])
         by_name[name] = Entry.from_file(item, name)
     entries = tuple(sorted(by_name.values(), key=lambda e: e.name))
     return Listing(entries, by_name)
+
+
+def _numbered(name: str, count: int) -> str:
+    """``a.txt`` → ``a (2).txt``; shortened to stay within PikPak's name length."""
+    stem, dot, ext = name.rpartition(".")
+    tag = f" ({count})"
+    if not (dot and stem) or len(tag) + 1 + len(ext) >= MAX_NAME:
+        stem, ext = name, ""
+    else:
+        ext = "." + ext
+    return stem[: MAX_NAME - len(tag) - len(ext)] + tag + ext
 
 
 class DriveTree:
