@@ -339,7 +339,6 @@ class FileResource(_Resource, DAVNonCollection):
             raise DAVError(HTTP_BAD_REQUEST, "the upload ended before its announced length")
         old = None if self.entry.id == "" else self.entry
         if self.mount.pending is not None:
-            spool.close(durable=True)
             self.entry = self.mount.pending.add(
                 self._parent(), self.entry.name, spool.path, spool.size, spool.gcid()
             )

@@ -16,6 +16,7 @@ from wsgidav.dav_error import (
 
 from pikdav.pikpak.gcid import GcidHasher
 from pikdav.pikpak.upload import gcid_of_file
+from pikdav.vfs.pending import SPOOL_PREFIX
 
 SPACE_MARGIN = 64 << 20  # keep this much free on the spool disk
 
@@ -56,7 +57,7 @@ class SpoolFile:
             raise DAVError(
                 HTTP_INSUFFICIENT_STORAGE, "the gateway has no room to receive this file"
             )
-        fd, name = tempfile.mkstemp(prefix="pikdav-put-", dir=directory)
+        fd, name = tempfile.mkstemp(prefix=SPOOL_PREFIX, dir=directory)
         self.path = Path(name)
         self._out = os.fdopen(fd, "wb")
         self._hasher = GcidHasher(expected) if expected is not None else None
@@ -79,11 +80,10 @@ class SpoolFile:
         for chunk in chunks:
             self.write(chunk)
 
-    def close(self, *, durable: bool = False) -> None:
+    def close(self) -> None:
+        # WsgiDAV calls this before end_write: a body that must survive a crash (background
+        # uploads) is made durable by whoever takes it over (PendingUploads.add).
         if not self.closed:
-            if durable:  # the PUT is answered before the upload: the body must survive
-                self._out.flush()
-                os.fsync(self._out.fileno())
             self._out.close()
             self.closed = True
 

@@ -3,11 +3,13 @@ upload to PikPak goes on afterwards (the ``background_uploads`` mount option).
 
 NAS sync tools time out when a gateway answers a PUT of several GiB only after PikPak has the
 whole file. In background mode each upload waits in ``state_dir/uploads/<mount>/`` as two
-files: ``<id>.data`` (the body, fsynced) and ``<id>.json`` (where it goes, its size and GCID,
-written atomically). Until PikPak has it, the file is listed and readable from there; a
-restart resumes every upload still in the folder; failures are retried with backoff and, when
-final, logged and kept there for the user. A DELETE cancels a waiting upload; MOVE and COPY
-of a file still uploading are refused with 409 (try again once it is stored).
+files: ``<id>.data`` (the body) and ``<id>.json`` (where it goes, its size and GCID, written
+atomically); the PUT is answered only once both are on disk (fsynced: the body, the folder,
+the journal, the folder again), so a crash right after the answer loses nothing. Until
+PikPak has it, the file is listed and readable from there; a restart resumes every upload
+still in the folder; failures are retried with backoff and, when final, logged and kept there
+for the user. A DELETE cancels a waiting upload; MOVE and COPY of a file still uploading are
+refused with 409 (try again once it is stored).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from .writer import TreeWriter
 log = logging.getLogger(__name__)
 
 PENDING = "pending:"
+SPOOL_PREFIX = "pikdav-put-"  # a PUT body on its way in (see pikdav.dav.spool)
+_JOURNAL_PREFIX = ".journal-"
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,16 @@ class Waiting:
         )
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file's data, or a folder's entries, to disk (Linux flushes the inode, whatever
+    descriptor asks)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class _Body:
     def __init__(self, path: Path, size: int, gcid: str) -> None:
         self.path, self.size, self._gcid = path, size, gcid
@@ -83,6 +97,7 @@ class PendingUploads:
         self._waiting: dict[str, Waiting] = {}
         self._queue: queue.Queue[str] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._sweep()
         for journal in sorted(self.directory.glob("*.json")):
             try:
                 item = Waiting(**json.loads(journal.read_text()))
@@ -96,6 +111,16 @@ class PendingUploads:
                 "resuming the upload of %s (%d B) left from before a restart", item.name, item.size
             )
 
+    def _sweep(self) -> None:
+        """Drop what a stop left half-made: bodies still arriving, journals being written,
+        bodies whose journal was never written. None of them was answered with a 201."""
+        journaled = {p.stem for p in self.directory.glob("*.json")}
+        for path in self.directory.iterdir():
+            unjournaled = path.suffix == ".data" and path.stem not in journaled
+            if unjournaled or path.name.startswith((SPOOL_PREFIX, _JOURNAL_PREFIX)):
+                log.info("removing %s, left unfinished by an earlier run", path.name)
+                path.unlink(missing_ok=True)
+
     # ------------------------------------------------------------------ paths
     def data_path(self, upload_id: str) -> Path:
         return self.directory / f"{upload_id}.data"
@@ -104,7 +129,7 @@ class PendingUploads:
         return self.directory / f"{upload_id}.json"
 
     def _write_journal(self, item: Waiting) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".journal-")
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=_JOURNAL_PREFIX)
         with os.fdopen(fd, "w") as fh:
             json.dump(dataclasses.asdict(item), fh)
             fh.flush()
@@ -124,16 +149,18 @@ class PendingUploads:
 
     # ------------------------------------------------------------------ changes
     def add(self, folder: Entry, name: str, data: Path, size: int, gcid: str) -> Entry:
-        """Take over ``data`` (already fsynced, in this folder) as the body of a new upload."""
+        """Take over ``data`` (a closed file in this folder) as the body of a new upload;
+        when this returns, the upload survives a crash of the gateway or of the machine.
+
+        The order matters: the body's bytes, then its new name (the folder), then the
+        journal and its name. A journal is only ever found beside a complete body."""
         self.cancel(folder.id, name)  # a newer PUT of the same name replaces a waiting one
         item = Waiting(secrets.token_hex(8), folder.id, name, size, gcid, time.time())
+        _fsync(data)  # WsgiDAV has closed the body file already: fsync it by its name
         os.replace(data, self.data_path(item.id))
+        _fsync(self.directory)
         self._write_journal(item)
-        dir_fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _fsync(self.directory)
         with self._lock:
             self._waiting[item.id] = item
         self._queue.put(item.id)

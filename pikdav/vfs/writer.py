@@ -6,11 +6,13 @@ PikPak cannot overwrite in place, so an item that must make way for another (the
 of a replaced file, the destination of a MOVE or COPY with ``Overwrite: T``) is first moved to
 the trash; only once the new item has its name is the old one deleted for good (when the mount
 does not use the trash, or it was an empty file), and if the change fails it is restored from
-the trash. Replacing a file uploads the new content under a hidden temporary name in the same
-folder (``.pikdav-put-…``; PikPak keeps it pending, invisible, until every byte is there);
-readers see the old content until the rename, and between trashing the old version and the
-rename (a fraction of a second) the name is free. A crash there leaves the new content under
-its hidden name and the old one in PikPak's trash: nothing is lost.
+the trash. Every upload, new file or replacement, goes up under a hidden temporary name in the
+same folder (``.pikdav-put-…``; PikPak keeps it pending, invisible, until every byte is there)
+and is renamed into place once complete: readers see the old content until the rename, and
+between trashing the old version and the rename (a fraction of a second) the name is free. A
+crash there leaves the new content under its hidden name and the old one in PikPak's trash:
+nothing is lost; a crash before leaves a pending file under a hidden name only, so the real
+name stays free for the next try.
 """
 
 from __future__ import annotations
@@ -89,25 +91,15 @@ class TreeWriter:
 
     # ------------------------------------------------------------------ put
     def store(self, folder: Entry, name: str, body: Body, old: Entry | None) -> Entry:
-        """Upload ``body`` as ``folder/name``, replacing ``old`` if it exists."""
+        """Upload ``body`` as ``folder/name``, replacing ``old`` if it exists.
+
+        The content always goes up under a hidden temporary name and is renamed into place
+        once complete: an upload cut by a crash leaves PikPak a pending file, invisible in
+        listings but holding its name, and that must never be the real name (the next
+        upload of it, a resumed background one too, could not take it)."""
         try:
-            gcid = body.gcid()
-            if old is None:
-                made = self.uploader.upload_file(
-                    folder.id, name, body.path, size=body.size, gcid=gcid
-                )
-                if made.name == name:
-                    return Entry.from_file(made)
-                # PikPak numbered it: the name was taken meanwhile. Replace a file; never a
-                # folder.
-                self.tree.folder_changed(folder.id)
-                clash = self.tree.child(folder, name)
-                if clash is not None and clash.is_folder:
-                    self.drive.delete([made.id])
-                    raise NameTaken("a folder of that name exists")
-                return self._swap_in(folder, name, made, clash)
             made = self.uploader.upload_file(
-                folder.id, temp_name("put", name), body.path, size=body.size, gcid=gcid
+                folder.id, temp_name("put", name), body.path, size=body.size, gcid=body.gcid()
             )
             return self._swap_in(folder, name, made, old)
         finally:
@@ -115,8 +107,19 @@ class TreeWriter:
 
     def _swap_in(self, folder: Entry, name: str, made: File, old: Entry | None) -> Entry:
         try:
-            with self._making_way(old if old is not None and old.id != made.id else None, folder):
-                return Entry.from_file(self.drive.rename(made.id, name))
+            try:
+                with self._making_way(old, folder):
+                    return Entry.from_file(self.drive.rename(made.id, name))
+            except NameTaken:
+                raise
+            except Conflict:
+                # The name was taken meanwhile: replace a file, never a folder.
+                self.tree.folder_changed(folder.id)
+                clash = self.tree.child(folder, name, stored_only=True)
+                if clash is None or clash.is_folder or (old is not None and clash.id == old.id):
+                    raise NameTaken("the name is taken") from None
+                with self._making_way(clash, folder):
+                    return Entry.from_file(self.drive.rename(made.id, name))
         except BaseException:
             with contextlib.suppress(PikPakError):
                 self.drive.delete([made.id])  # no hidden leftover when the swap failed
