@@ -31,6 +31,7 @@ from pikdav.vfs.pending import PendingUploads
 from pikdav.vfs.tree import DriveTree
 
 from .auth import LoginThrottle, PikdavDomainController
+from .deadprops import CappedPropertyManager
 from .paths import check_request
 from .policy import DownloadPolicy
 from .provider import GatewayProvider, Mount
@@ -110,7 +111,7 @@ def build_app(config: Config, mounts: list[Mount]) -> Callable:
             "middleware_stack": [ErrorPrinter, LoginThrottle, HTTPAuthenticator, RequestResolver],
             "pikdav": config.dav_auth_settings(),
             "lock_storage": True,
-            "property_manager": True,
+            "property_manager": CappedPropertyManager(),
             "dir_browser": {"enable": False},
             "block_size": BLOCK_SIZE,
             "hotfixes": {"emulate_win32_lastmod": True},

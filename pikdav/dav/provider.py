@@ -49,6 +49,7 @@ from pikdav.vfs.tree import HIDDEN_PREFIX, DriveTree, Entry
 from pikdav.vfs.writer import NameTaken, TreeWriter
 
 from .auth import may_access
+from .limits import bound_request_body
 from .paths import destination_path
 from .policy import DownloadPolicy
 from .reader import RangeReader
@@ -557,6 +558,7 @@ class GatewayProvider(DAVProvider):
         self, environ: dict, start_response: Callable, default_handler: Callable
     ):
         method = environ["REQUEST_METHOD"]
+        bound_request_body(environ)
         if method == "PROPFIND":
             if environ.get("HTTP_DEPTH", "infinity") == "infinity":
                 raise DAVError(HTTP_FORBIDDEN, err_condition=PRECONDITION_CODE_PropfindFiniteDepth)
