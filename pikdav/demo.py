@@ -1,7 +1,8 @@
 """``pikdav demo``: the gateway on the built-in emulator, with a drive that looks real.
 
-The sample drive has folders, photos and a few small real video files (shipped with the
-package), a 2 GiB file whose bytes are generated on the fly, and a folder of 10,000 files.
+The sample drive has folders, photos and three small real video files of a minute or more
+(shipped with the package, see ``demo_media/README.md``), a 2 GiB file whose bytes are
+generated on the fly, and a folder of 10,000 files.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import DEFAULT_FORCE_PROXY_USER_AGENTS
 from .emulator import Emulator
 from .emulator.world import FILE, FOLDER, World
 
@@ -18,12 +20,28 @@ MEDIA = Path(__file__).with_name("demo_media")
 PIKPAK_USER = "demo@pikdav.local"
 MANY = 10_000
 
+# (shipped file, name on the demo drive, length in seconds: said in README.txt, checked by
+# the tests against the file itself)
+MOVIES = (
+    ("test-pattern.mp4", "Test Pattern (2026).mp4", 90),
+    ("mandelbrot.webm", "Mandelbrot Zoom.webm", 60),
+    ("color-bars.mkv", "Colour Bars.mkv", 60),
+)
+
+
+def _minutes(seconds: int) -> str:
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
 README = """Welcome to the pikdav demo.
 
 This drive lives in pikdav's built-in PikPak emulator: nothing here leaves your machine.
-Open the videos in Movies (they stream with seeking), look at Photos, copy the 2 GiB file in
-Large to see the transfer speed, and open "10000 files" to see how fast a big folder lists.
-"""
+Open the videos in Movies and seek in them (the test pattern shows its own clock), look at
+Photos, copy the 2 GiB file in Large to see the transfer speed, and open "10000 files" to see
+how fast a big folder lists.
+
+Movies:
+""" + "".join(f"  {name}  ({_minutes(seconds)})\n" for _, name, seconds in MOVIES)
 
 
 def populate(world: World, username: str = PIKPAK_USER) -> None:
@@ -37,11 +55,7 @@ def populate(world: World, username: str = PIKPAK_USER) -> None:
             world.add_node(acct, parent, name, FILE, blob=world.blobs.add_bytes(data))
 
         movies = folder("", "Movies")
-        for src, name in (
-            ("test-pattern.mp4", "Test Pattern (2026).mp4"),
-            ("mandelbrot.webm", "Mandelbrot Zoom.webm"),
-            ("color-bars.mkv", "Colour Bars.mkv"),
-        ):
+        for src, name, _ in MOVIES:
             real(movies, name, (MEDIA / src).read_bytes())
         photos = folder("", "Photos")
         for src in ("photo-testsrc.jpg", "photo-mandelbrot.jpg", "photo-cellauto.png"):
@@ -105,6 +119,9 @@ def demo_config(
                 "account": "demo",
                 "download": "auto",
                 "redirect_networks": ["127.0.0.1/32"],
+                # ffmpeg and ffplay (Lavf) ask the first URL again, without credentials,
+                # for every seek after a 302, and give up at the 401: proxy them.
+                "force_proxy_user_agents": [*DEFAULT_FORCE_PROXY_USER_AGENTS, "Lavf/"],
             }
         ],
         "users": {"demo": {"password_hash": password_hash, "mounts": ["*"]}},
@@ -123,9 +140,11 @@ Mount it:
   Windows Explorer  net use P: {mount} /user:{user} {password}
                     (plain HTTP needs BasicAuthLevel=2, see the README)
   macOS Finder      Go > Connect to Server…  {url}
-  rclone            rclone lsf :webdav:pikpak --webdav-url {url} \\
+  rclone            rclone lsf :webdav: --webdav-url {mount} \\
                       --webdav-vendor other --webdav-user {user} \\
                       --webdav-pass "$(rclone obscure '{password}')"
-  curl              curl -u {user}:{password} {mount}/Documents/README.txt
+                    (rclone about :webdav: with the same flags shows the quota)
+  curl              curl -L -u {user}:{password} {mount}/Documents/README.txt
+                    (-L: the demo sends local clients to the emulator's CDN)
 
 Press Ctrl+C to stop."""
