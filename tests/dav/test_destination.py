@@ -134,3 +134,32 @@ def test_the_tree_resolves_a_dot_segment_to_nothing(emulator, mount):
     assert tree.resolve("Victim3/keep1.txt").name == "keep1.txt"
     for path in ("Victim3/.", "./Victim3", "Victim3/./keep1.txt", "Victim3/keep1.txt/..", "."):
         assert tree.resolve(path) is None, path
+
+
+def test_an_if_header_tagged_with_an_absolute_url_is_evaluated(emulator, mount):
+    gw, name = mount
+    url = f"{gw.url}/{name}/Victim3/keep1.txt"
+    etag = requests.head(url, auth=gw.auth, timeout=30).headers["ETag"]
+    # WsgiDAV compares a tag with the resource's path: a full URL never matched, and the
+    # condition was ignored (the PUT replaced the file though its ETag was another).
+    for tag in (url, f"/{name}/Victim3/keep1.txt", url.replace("keep1", "%6beep1")):
+        stale = requests.put(
+            url, data=b"new", auth=gw.auth, headers={"If": f'<{tag}> (["not-{etag[1:]})'}
+        )
+        assert stale.status_code == 412, (tag, stale.status_code)
+    assert_victim_intact(emulator, gw, name)
+    fresh = requests.put(url, data=b"new", auth=gw.auth, headers={"If": f"<{url}> ([{etag}])"})
+    assert fresh.status_code == 204
+    assert requests.get(url, auth=gw.auth, timeout=30).content == b"new"
+
+
+def test_a_lock_token_no_server_gives_is_refused(mount):
+    gw, name = mount
+    answer = requests.request(
+        "UNLOCK",
+        f"{gw.url}/{name}/Victim3/keep1.txt",
+        auth=gw.auth,
+        headers={"Lock-Token": "<opaquelocktoken:" + "x" * 300 + ">"},
+        timeout=30,
+    )
+    assert answer.status_code == 400 and "lock token" in answer.text
