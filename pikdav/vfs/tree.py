@@ -16,7 +16,7 @@ from pikdav.pikpak.drive import Drive
 from pikdav.pikpak.types import File, Link
 
 from .cache import LinkCache, TtlCache
-from .names import MAX_NAME, shown_name
+from .names import MAX_NAME, shown_name, unfit_character
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,8 @@ class Entry:
             _epoch(item.created),
             _epoch(item.modified),
             item.hash or f"{item.id}-{item.size}",
-            item.mime_type,
+            # Listed in every PROPFIND: a type XML cannot carry is not shown (guessed instead).
+            item.mime_type if unfit_character(item.mime_type) is None else "",
         )
 
 

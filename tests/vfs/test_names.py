@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 from pikdav.pikpak.types import File
@@ -44,3 +45,9 @@ def test_numbered_names_stay_within_pikpaks_limit():
     assert names["1"] == long_name and names["3"] == no_ext
     assert names["2"].endswith("x (2).mkv") and len(names["2"]) == MAX_NAME
     assert names["4"].endswith("y (2)") and len(names["4"]) == MAX_NAME
+
+
+def test_a_content_type_xml_cannot_carry_is_not_listed():
+    odd = dataclasses.replace(file("a.txt", "1", 1), mime_type="text/\x01plain")
+    assert disambiguate([odd]).entries[0].mime_type == ""
+    assert disambiguate([file("b.txt", "2", 1)]).entries[0].mime_type == "text/plain"
