@@ -147,7 +147,8 @@ def run_login(args: argparse.Namespace) -> int:
     if not args.username and not args.refresh_token:
         if not sys.stdin.isatty():
             print(
-                "pikdav login: give --username (and --password) or --refresh-token", file=sys.stderr
+                "pikdav login: give --username (and --password-stdin) or --refresh-token",
+                file=sys.stderr,
             )
             return 2
         args.username = input("PikPak username (e-mail or phone): ").strip()

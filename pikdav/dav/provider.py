@@ -101,7 +101,11 @@ class Mount:
         try:
             return self._quota.fetch("about", lambda: (self.drive.about(), self.quota_ttl))
         except PikPakError as exc:
-            log.warning("mount %s: cannot read the quota: %s", self.name, exc)
+            # A pause on sign-ins is logged once when it starts, not with every PROPFIND.
+            quiet = isinstance(exc, LoginPaused)
+            (log.debug if quiet else log.warning)(
+                "mount %s: cannot read the quota: %s", self.name, exc
+            )
             return None
 
 
