@@ -389,10 +389,9 @@ class Session:
                 if after_rejection
                 else "there is no stored login"
             )
+            # What to do comes with the pause this starts (LOGIN_PAUSES["no_password"]).
             raise AuthError(
-                f"{hint}, and no password is configured for {creds.username or 'this account'}: "
-                f"run `{self.login_hint}` to sign in again (or set the password in the config "
-                "so pikdav can sign in by itself).",
+                f"{hint}, and no password is configured for {creds.username or 'this account'}",
                 pause="no_password",
             )
         captcha = creds.captcha_token or self._signin_captcha()
