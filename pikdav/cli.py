@@ -66,7 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     login = sub.add_parser("login", help="sign in to PikPak and store the tokens")
     login.add_argument("--username", help="PikPak e-mail, phone number or user name")
-    login.add_argument("--password", help="PikPak password (asked for when not given)")
+    secret = login.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--password",
+        help="PikPak password (asked for when not given). Visible to other users in `ps` "
+        "and kept in shell history: prefer the prompt or --password-stdin",
+    )
+    secret.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the PikPak password from the first line of stdin (for scripts and pipes)",
+    )
     login.add_argument("--refresh-token", help="log in with a refresh token instead")
     login.add_argument("-c", "--config", help="take the account's settings from this config")
     login.add_argument("--account", help="which account of the config (default: the only one)")
@@ -99,6 +109,12 @@ def run_login(args: argparse.Namespace) -> int:
 
     store_path = DEFAULT_STATE / "tokens" / "default.json"
     store_name = "default"
+    hint = "pikdav login"
+    if args.password_stdin:
+        args.password = sys.stdin.readline().rstrip("\r\n")
+        if not args.password:
+            print("pikdav login: --password-stdin read an empty line", file=sys.stderr)
+            return 2
     if args.config:
         # Log in the way `serve -c` will use it: the account's store, platform and hosts.
         config = _load(args.config)
@@ -113,6 +129,9 @@ def run_login(args: argparse.Namespace) -> int:
             )
             return 2
         account = config.accounts[name]
+        from .dav.app import login_command
+
+        hint = login_command(config, account)
         args.username = args.username or account.username
         args.password = args.password or account.password
         args.refresh_token = args.refresh_token or (
@@ -128,17 +147,22 @@ def run_login(args: argparse.Namespace) -> int:
     if not args.username and not args.refresh_token:
         if not sys.stdin.isatty():
             print(
-                "pikdav login: give --username (and --password) or --refresh-token", file=sys.stderr
+                "pikdav login: give --username (and --password-stdin) or --refresh-token",
+                file=sys.stderr,
             )
             return 2
         args.username = input("PikPak username (e-mail or phone): ").strip()
     password = args.password
     if args.username and not password and not args.refresh_token:
         if not sys.stdin.isatty():
-            print("pikdav login: give --password, or run it in a terminal", file=sys.stderr)
+            print(
+                "pikdav login: give --password-stdin (and the password on stdin), or run it "
+                "in a terminal",
+                file=sys.stderr,
+            )
             return 2
         password = getpass.getpass("PikPak password: ")
-    store = open_store(args.token_store, store_path, store_name)
+    store = open_store(args.token_store, store_path, store_name, hint)
     session = Session(
         Credentials(
             args.username or "",
@@ -151,13 +175,15 @@ def run_login(args: argparse.Namespace) -> int:
         user_api=args.user_api,
         drive_api=args.drive_api,
         ca_cert=args.ca_cert,
+        login=hint,
     )
     try:
+        previous = store.load()
         token = session.login()
     except HumanCheckRequired as exc:
         print(
             f"PikPak wants a human check first. Open this page in a browser:\n  {exc.url}\n"
-            "Solve the puzzle, then run pikdav login again with --captcha-token and the "
+            f"Solve the puzzle, then run `{hint} --captcha-token TOKEN` with the "
             "captcha_token shown in that page's address.",
             file=sys.stderr,
         )
@@ -172,6 +198,8 @@ def run_login(args: argparse.Namespace) -> int:
         f"The access token is valid until {until:%Y-%m-%d %H:%M %Z}; pikdav refreshes it by itself."
     )
     print(f"Tokens are stored in {store.description}.")
+    if previous is not None and previous.pause is not None:
+        print("Sign-ins were paused for this account; that pause is over now.")
     return 0
 
 
@@ -252,12 +280,18 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# `check` is a person waiting at a terminal: a refused connection fails within a second,
+# not after serve's patient retries.
+CHECK_RETRY_ATTEMPTS, CHECK_RETRY_SECONDS = 2, 5.0
+
+
 def run_check(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from .dav.app import session_for
     from .pikpak.drive import Drive
-    from .pikpak.errors import PikPakError
+    from .pikpak.errors import LoginPaused, PikPakError
+    from .pikpak.session import RetryPolicy
     from .pikpak.tokenstore import TokenStoreError
 
     config = _load(args.config)
@@ -267,9 +301,10 @@ def run_check(args: argparse.Namespace) -> int:
         f"{config.source}: the configuration is valid ({len(config.mounts)} mounts, "
         f"{len(config.users)} users)."
     )
+    retry = RetryPolicy(attempts=CHECK_RETRY_ATTEMPTS, seconds=CHECK_RETRY_SECONDS)
     failed = 0
     for account in config.accounts.values():
-        session = session_for(config, account, pool_size=4)
+        session = session_for(config, account, pool_size=4, retry=retry)
         try:
             stored = session.store.load()
             held = stored.token if stored else None
@@ -280,6 +315,11 @@ def run_check(args: argparse.Namespace) -> int:
                 f"{datetime.fromtimestamp(held.expires_at).astimezone():%Y-%m-%d %H:%M}"
             )
             quota = Drive(session).about()
+            paused = session.paused()
+        except LoginPaused as exc:
+            print(f"account {account.name}: FAILED: sign-ins are paused: {exc}")
+            failed += 1
+            continue
         except (PikPakError, TokenStoreError) as exc:
             print(f"account {account.name}: FAILED: {exc}")
             failed += 1
@@ -294,11 +334,31 @@ def run_check(args: argparse.Namespace) -> int:
             f"  signed in as user {token.user_id}; token valid until "
             f"{datetime.fromtimestamp(token.expires_at).astimezone():%Y-%m-%d %H:%M}"
         )
+        print(f"  password: {_password_state(session, account.password)}")
         print(
             f"  quota: {quota.usage / 2**30:.2f} GiB used of {limit} "
             f"({quota.usage_in_trash / 2**30:.2f} GiB in the trash)"
         )
+        if paused is not None:
+            # The token works for now, but the next sign-in would be refused.
+            print(f"  sign-ins are paused: {paused}")
+            failed += 1
     return 1 if failed else 0
+
+
+def _password_state(session, password: str | None) -> str:
+    if session.last_sign_in is not None:
+        return "verified (pikdav signed in with it just now)"
+    if not password:
+        return (
+            "none configured; when PikPak refuses the refresh token, run "
+            f"`{session.login_hint}` to sign in again"
+        )
+    return (
+        "NOT verified: pikdav used the stored token and did not sign in; it uses the "
+        "password only when PikPak refuses the refresh token. To test the password now, "
+        f"run `{session.login_hint}`"
+    )
 
 
 def run_hash_password(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ per request (method, path, status, bytes, milliseconds, redirect or proxy).
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from pikdav.config import AccountConfig, Config
 from pikdav.pikpak import identity
 from pikdav.pikpak.drive import Drive
 from pikdav.pikpak.errors import redact
-from pikdav.pikpak.session import Credentials, Session
+from pikdav.pikpak.session import Credentials, RetryPolicy, Session
 from pikdav.pikpak.tokenstore import open_store
 from pikdav.vfs.pending import PendingUploads
 from pikdav.vfs.tree import DriveTree
@@ -42,8 +43,20 @@ log = logging.getLogger("pikdav.requests")
 BLOCK_SIZE = 1 << 20  # WsgiDAV's read size for GET bodies and PUT uploads
 
 
-def session_for(config: Config, account: AccountConfig, pool_size: int = 64) -> Session:
-    store = open_store(account.token_store, config.token_path(account), account.name)
+def login_command(config: Config, account: AccountConfig) -> str:
+    """The `pikdav login` that signs this account in, for the messages that ask for it."""
+    command = f"pikdav login -c {shlex.quote(config.source)}"
+    return command + (f" --account {account.name}" if len(config.accounts) > 1 else "")
+
+
+def session_for(
+    config: Config,
+    account: AccountConfig,
+    pool_size: int = 64,
+    retry: RetryPolicy | None = None,
+) -> Session:
+    login = login_command(config, account)
+    store = open_store(account.token_store, config.token_path(account), account.name, login)
     return Session(
         Credentials(account.username or "", account.password, refresh_token=account.refresh_token),
         store,
@@ -52,7 +65,9 @@ def session_for(config: Config, account: AccountConfig, pool_size: int = 64) -> 
         drive_api=account.drive_api,
         ca_cert=str(account.ca_cert) if account.ca_cert else None,
         pool_size=pool_size,
+        retry=retry,
         name=account.name,
+        login=login,
     )
 
 

@@ -8,6 +8,7 @@ from one cached listing, never from a lookup per child.
 from __future__ import annotations
 
 import logging
+import math
 import mimetypes
 import re
 import time
@@ -37,10 +38,14 @@ from pikdav.pikpak.drive import Drive
 from pikdav.pikpak.errors import (
     AuthError,
     Conflict,
+    HumanCheckRequired,
+    LinkNotReady,
+    LoginPaused,
     NotFound,
     PikPakError,
     QuotaExceeded,
     RateLimited,
+    Unreachable,
 )
 from pikdav.pikpak.types import Quota
 from pikdav.vfs.cache import TtlCache
@@ -98,20 +103,39 @@ class Mount:
         try:
             return self._quota.fetch("about", lambda: (self.drive.about(), self.quota_ttl))
         except PikPakError as exc:
-            log.warning("mount %s: cannot read the quota: %s", self.name, exc)
+            # A pause on sign-ins is logged once when it starts, not with every PROPFIND.
+            quiet = isinstance(exc, LoginPaused)
+            (log.debug if quiet else log.warning)(
+                "mount %s: cannot read the quota: %s", self.name, exc
+            )
             return None
 
 
 def upstream_error(exc: PikPakError, what: str) -> DAVError:
-    """A PikPak failure as a clean DAV status with a short reason (never a traceback)."""
+    """A PikPak failure as a clean DAV status with a short reason (never a traceback, a
+    token or an upstream URL). What is logged once elsewhere (a paused sign-in) is not
+    logged again per request."""
     if isinstance(exc, NotFound):
         return DAVError(HTTP_NOT_FOUND)
+    if isinstance(exc, LoginPaused):
+        log.debug("%s: %s", what, exc)
+        left = exc.seconds_left()
+        return _unavailable(
+            f"the gateway cannot sign in to PikPak: {exc.short}. To fix it: {exc.remedy}. "
+            f"It tries again in {left} s",
+            left,
+        )
+    if isinstance(exc, HumanCheckRequired):
+        log.warning("%s: %s", what, exc)
+        return _unavailable(f"the gateway cannot reach the drive: {exc}", 60)
     if isinstance(exc, RateLimited):
         log.warning("%s: PikPak asks us to slow down: %s", what, exc)
-        return DAVError(
-            HTTP_SERVICE_UNAVAILABLE,
-            "PikPak is rate limiting; try again shortly",
-            add_headers=[("Retry-After", str(int(exc.retry_after or 30)))],
+        return _unavailable("PikPak is rate limiting; try again shortly", exc.retry_after or 30)
+    if isinstance(exc, LinkNotReady):
+        log.info("%s: %s", what, exc)
+        return _unavailable(
+            "PikPak is still preparing this file's download link; try again shortly",
+            exc.retry_after or 15,
         )
     if isinstance(exc, QuotaExceeded):
         return DAVError(HTTP_INSUFFICIENT_STORAGE, "the PikPak drive is full")
@@ -120,8 +144,19 @@ def upstream_error(exc: PikPakError, what: str) -> DAVError:
     if isinstance(exc, AuthError):
         log.error("%s: %s", what, exc)
         return DAVError(HTTP_BAD_GATEWAY, "the gateway cannot log in to PikPak (see its log)")
+    if isinstance(exc, Unreachable):
+        log.warning("%s: %s", what, exc)
+        return DAVError(HTTP_BAD_GATEWAY, "the gateway cannot reach PikPak; try again later")
     log.warning("%s: %s", what, exc)
     return DAVError(HTTP_BAD_GATEWAY, "PikPak did not answer properly; try again")
+
+
+def _unavailable(reason: str, retry_after: float) -> DAVError:
+    return DAVError(
+        HTTP_SERVICE_UNAVAILABLE,
+        reason,
+        add_headers=[("Retry-After", str(max(1, math.ceil(retry_after))))],
+    )
 
 
 class _Resource:
@@ -371,6 +406,14 @@ class FileResource(_Resource, DAVNonCollection):
             and (local := self.mount.pending.local_file(self.entry)) is not None
         ):
             return open(local, "rb")  # still uploading: served from the local copy
+        if self.entry.size > 0 and not self.entry.id.startswith(PENDING):
+            try:
+                # The link before the answer starts: a file whose link is not ready yet
+                # gets a 503 with Retry-After now, not a stream that stalls (and the
+                # reader finds the link cached).
+                self.mount.tree.link(self.entry)
+            except PikPakError as exc:
+                raise upstream_error(exc, f"link for {self.path}") from None
         session = self.mount.drive.session
         return RangeReader(
             self.mount.tree,

@@ -72,6 +72,11 @@ class Cdn:
             return self._forbidden(account, "malformed link")
         expected = self.world.link_signature(fid, expire, user_id, req.client_ip)
         if not hmac.compare_digest(expected, sig):
+            unusable = self.world.link_signature(fid, expire, user_id, req.client_ip, usable=False)
+            if hmac.compare_digest(unusable, sig):
+                # Handed out without a valid captcha token: PikPak's CDN does not serve it.
+                self.world.stats.add("download_not_found", account)
+                return Response(404, b"404 Not Found\n", [("Content-Type", "text/plain")])
             return self._forbidden(account, "this link belongs to another address")
         issued = q.get("t", "0")
         revoked = self.world.links_revoked_before.get(user_id, 0.0)

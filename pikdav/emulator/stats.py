@@ -7,7 +7,8 @@ from collections import Counter, defaultdict
 from typing import Any
 
 COUNTERS = (
-    "signin",
+    "signin",  # every sign-in request, refused ones included
+    "signin_rejected",  # ... of which refused for a wrong username or password
     "refresh",
     "refresh_rejected",
     "captcha_init",
@@ -17,6 +18,7 @@ COUNTERS = (
     "download_requests",
     "download_bytes",
     "download_forbidden",
+    "download_not_found",
     "downloads_active",
     "downloads_closed",
     "upload_tickets",
@@ -28,6 +30,7 @@ COUNTERS = (
     "tasks_created",
     "unauthenticated",
     "captcha_rejected",
+    "links_without_captcha",
     "faults_fired",
 )
 

@@ -148,6 +148,11 @@ class UserApi:
         )
         password = str(params.get("password") or "")
         captcha = str(params.get("captcha_token") or req.header("X-Captcha-Token"))
+        with self.world.lock:
+            known = self.world.account_by_login(login)
+        # Every attempt counts, refused ones too: a client that keeps signing in with a
+        # wrong password is what earns an account PikPak's "too frequent".
+        self.world.stats.add("signin", known.username if known else None)
         if not captcha:
             raise errors.ApiError(
                 400,
@@ -160,6 +165,7 @@ class UserApi:
         with self.world.lock:
             acct = self.world.account_by_login(login)
             if acct is None or not secrets.compare_digest(acct.password, password):
+                self.world.stats.add("signin_rejected", acct.username if acct else None)
                 raise errors.ApiError(
                     400,
                     "invalid_account_or_password",
@@ -167,7 +173,6 @@ class UserApi:
                     "invalid_account_or_password",
                     message="Incorrect account or password",
                 )
-            self.world.stats.add("signin", acct.username)
             return Response.json(self.world.issue_tokens(acct, client_id))
 
     # ------------------------------------------------------------------ refresh

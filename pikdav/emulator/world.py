@@ -414,13 +414,21 @@ class World:
         return count
 
     # ------------------------------------------------------------------ captcha
-    def check_captcha(self, token: str, acct: Account | None = None) -> None:
-        """Drive calls that need a captcha token: a missing, expired or unsolved one is code 9."""
+    def captcha_valid(self, token: str) -> bool:
         with self.lock:
             entry = self.captcha_tokens.get(token)
-            if entry is None or entry.expires_at <= time.time() or not entry.solved:
-                self.stats.add("captcha_rejected", acct.username if acct else None)
-                raise errors.captcha_invalid_drive()
+            return entry is not None and entry.expires_at > time.time() and entry.solved
+
+    def check_captcha(
+        self, token: str, acct: Account | None = None, *, missing_ok: bool = False
+    ) -> None:
+        """Drive calls that need a captcha token: an expired, unknown or unsolved one is
+        code 9; so is a missing one, unless the endpoint lets it pass (``missing_ok``)."""
+        if missing_ok and not token:
+            return
+        if not self.captcha_valid(token):
+            self.stats.add("captcha_rejected", acct.username if acct else None)
+            raise errors.captcha_invalid_drive()
 
     # ------------------------------------------------------------------ tree
     def node(self, acct: Account, file_id: str, *, allow_trashed: bool = True) -> Node:
@@ -590,9 +598,13 @@ class World:
             )
 
     # ------------------------------------------------------------------ links
-    def link_signature(self, fid: str, expire: int, user_id: str, ip: str) -> str:
-        raw = f"{fid}|{expire}|{user_id}|{ip}".encode()
-        return hmac.new(self.secret, raw, hashlib.sha256).hexdigest()[:32]
+    def link_signature(
+        self, fid: str, expire: int, user_id: str, ip: str, *, usable: bool = True
+    ) -> str:
+        """The ``sig`` of a download link. A link handed out without a valid captcha token
+        looks like any other but is signed as unusable: the CDN answers it with 404."""
+        raw = f"{fid}|{expire}|{user_id}|{ip}" + ("" if usable else "|no-captcha")
+        return hmac.new(self.secret, raw.encode(), hashlib.sha256).hexdigest()[:32]
 
     # ------------------------------------------------------------------ tasks
     def new_task(

@@ -7,19 +7,20 @@ import logging
 import time
 from collections.abc import Iterator
 
-from .errors import Conflict, NotFound, Transient
+from .errors import Conflict, LinkNotReady, NotFound, Transient
 from .session import Session
 from .types import File, Link, Quota, Task
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500  # the most PikPak returns per page
+LINK_RETRY_AFTER = 15  # seconds; PikPak's links appear within about a minute of an upload
 LIVE = {"phase": {"eq": "PHASE_TYPE_COMPLETE"}, "trashed": {"eq": False}}
 
 
 class Drive:
     def __init__(
-        self, session: Session, *, task_timeout: float = 60.0, link_wait: float = 30.0
+        self, session: Session, *, task_timeout: float = 60.0, link_wait: float = 3.0
     ) -> None:
         self.session = session
         self.task_timeout = task_timeout
@@ -61,8 +62,9 @@ class Drive:
         return File.from_wire(body)
 
     def download_link(self, file_id: str) -> Link:
-        """The file's download link. PikPak may hold it back for a short while after an
-        upload; we ask again until it appears or ``link_wait`` runs out."""
+        """The file's download link. PikPak holds it back for a while after an upload (half
+        a minute to a minute): we ask again for ``link_wait`` seconds at most, then raise
+        :class:`LinkNotReady`, so that a client hears "try again later" instead of silence."""
         deadline = time.monotonic() + self.link_wait
         delay = 0.5
         while True:
@@ -72,8 +74,10 @@ class Drive:
             if item.size == 0 and not item.is_folder:
                 raise NotFound("an empty file has no download link")
             if time.monotonic() + delay > deadline:
-                raise Transient(
-                    "PikPak has no download link for this file yet; try again in a minute"
+                raise LinkNotReady(
+                    "PikPak has no download link for this file yet (it was uploaded moments "
+                    f"ago); try again in {LINK_RETRY_AFTER} s",
+                    retry_after=LINK_RETRY_AFTER,
                 )
             time.sleep(delay)
             delay = min(delay * 2, 5.0)

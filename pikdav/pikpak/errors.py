@@ -9,9 +9,20 @@ in the log. Nothing else in the code base decides this.
 from __future__ import annotations
 
 import enum
+import errno
+import http.client
+import math
 import re
+import socket
+import ssl
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import urllib3.exceptions
 
 
 class PikPakError(Exception):
@@ -26,6 +37,7 @@ class PikPakError(Exception):
         code: int = 0,
         retry_after: float | None = None,
         hint: str = "",
+        pause: str = "",
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -33,6 +45,14 @@ class PikPakError(Exception):
         self.code = code
         self.retry_after = retry_after
         self.hint = hint
+        # Non-empty: met while signing in or refreshing, this failure stops sign-ins for a
+        # while (a key of LOGIN_PAUSES); asking again at once cannot help.
+        self.pause = pause
+
+    @property
+    def problem(self) -> str:
+        """What went wrong, in a sentence for a log line or a paused sign-in."""
+        return str(self)
 
 
 class AuthError(PikPakError):
@@ -44,16 +64,57 @@ class CaptchaError(PikPakError):
 
 
 class HumanCheckRequired(CaptchaError):
-    """PikPak wants a person to solve a puzzle at ``url`` before it lets this device in."""
+    """PikPak wants a person to solve a puzzle at ``url`` before it lets this device in.
 
-    def __init__(self, url: str) -> None:
+    The message never carries the URL (it holds a captcha token): the URL goes to the one
+    place that shows it to the person, `pikdav login`'s terminal or one log line."""
+
+    def __init__(self, url: str, login: str = "pikdav login") -> None:
         super().__init__(
-            "PikPak asks for a human check before signing in. Open the link printed by "
-            "`pikdav login`, solve the puzzle, then run `pikdav login --captcha-token TOKEN` "
-            "with the token the page gives you.",
+            "PikPak asks for a human check (a puzzle) before it lets this device sign in. "
+            f"Run `{login}`: it prints the page to open; solve the puzzle, then run "
+            f"`{login} --captcha-token TOKEN` with the token the page gives you.",
             hint="human check",
+            pause="human_check",
         )
         self.url = url
+
+    @property
+    def problem(self) -> str:
+        return LOGIN_PAUSES["human_check"].short
+
+
+class LoginPaused(AuthError):
+    """Signing in failed for a reason that asking again cannot fix, so pikdav does not ask
+    PikPak again until ``until`` (Unix time); every call that needs a login fails at once.
+
+    ``problem`` says what is wrong and ``remedy`` what a person should do; both are safe to
+    show to anyone (no token, no password, no URL)."""
+
+    def __init__(self, kind: str, problem: str, until: float, login: str = "pikdav login") -> None:
+        pause = LOGIN_PAUSES.get(kind, LOGIN_PAUSES["other"])
+        remedy = pause.remedy.format(login=login)
+        left = max(1, math.ceil(until - time.time()))
+        stamp = time.strftime("%H:%M:%S", time.localtime(until))
+        super().__init__(
+            f"{problem.rstrip('.')}. pikdav does not sign in to PikPak again before {stamp} "
+            f"(in {left} s). To fix it: {remedy}.",
+            retry_after=left,
+            hint=pause.short,
+            pause=kind,
+        )
+        self.kind = kind
+        self.detail = problem
+        self.short = pause.short
+        self.remedy = remedy
+        self.until = until
+
+    @property
+    def problem(self) -> str:
+        return self.detail
+
+    def seconds_left(self) -> int:
+        return max(1, math.ceil(self.until - time.time()))
 
 
 class RateLimited(PikPakError):
@@ -76,6 +137,82 @@ class Transient(PikPakError):
     """A fault worth retrying: 5xx, a dropped connection, an operation still in progress."""
 
 
+class LinkNotReady(Transient):
+    """PikPak has the file but no download link for it yet (for a while after an upload)."""
+
+
+class Unreachable(Transient):
+    """No answer from PikPak at all: refused, name not resolved, TLS, timeout."""
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps: requests wraps urllib3, which wraps the socket's error."""
+    todo, seen = [exc], set()
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        reason = getattr(current, "reason", None)
+        todo += [reason] if isinstance(reason, BaseException) else []
+        todo += [a for a in current.args if isinstance(a, BaseException)]
+        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
+
+
+def _cause_in_words(exc: BaseException, timeout: tuple[float, float] | None) -> str:
+    causes = list(_causes(exc))
+
+    def found(*kinds: type[BaseException]) -> bool:
+        return any(isinstance(c, kinds) for c in causes)
+
+    connect, read = timeout or (None, None)
+    # Order matters: urllib3's NewConnectionError is itself a ConnectTimeoutError.
+    if found(ConnectionRefusedError):
+        return "connection refused"
+    if found(socket.gaierror, urllib3.exceptions.NameResolutionError):
+        return "the host name could not be resolved (DNS)"
+    if found(ssl.SSLCertVerificationError):
+        return (
+            "its TLS certificate is not trusted (behind a TLS-intercepting proxy, set the "
+            "account's ca_cert)"
+        )
+    if found(ssl.SSLError, requests.exceptions.SSLError):
+        return "the TLS handshake failed"
+    if found(requests.exceptions.ProxyError, urllib3.exceptions.ProxyError):
+        return "the proxy refused the connection"
+    if found(requests.ConnectTimeout):
+        return "timed out while connecting" + (f" ({connect:g} s)" if connect else "")
+    if found(requests.ReadTimeout, urllib3.exceptions.ReadTimeoutError):
+        return "timed out waiting for an answer" + (f" ({read:g} s)" if read else "")
+    for cause in causes:
+        if isinstance(cause, OSError) and cause.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return "no route to the host (network unreachable)"
+    if found(ConnectionResetError, http.client.RemoteDisconnected, BrokenPipeError):
+        return "the connection was closed before an answer came"
+    if found(urllib3.exceptions.ProtocolError, requests.exceptions.ChunkedEncodingError):
+        return "the connection broke in the middle of the answer"
+    if found(TimeoutError, urllib3.exceptions.TimeoutError):
+        return "timed out"
+    return f"network error ({type(exc).__name__})"
+
+
+def unreachable(
+    exc: BaseException, url: str, timeout: tuple[float, float] | None = None
+) -> Unreachable:
+    """A network failure as a sentence: which host:port, and what went wrong in words.
+
+    Never the URL itself: its path and query may carry ids or signatures."""
+    parts = urlsplit(url)
+    default = 443 if parts.scheme == "https" else 80
+    try:
+        port = parts.port or default
+    except ValueError:
+        port = default
+    where = f"{parts.hostname or '?'}:{port}"
+    return Unreachable(f"cannot reach PikPak at {where}: {_cause_in_words(exc, timeout)}")
+
+
 class Reaction(enum.Enum):
     REFRESH = "refresh the access token, then retry once"
     RELOGIN = "re-read the token store, else sign in again with the stored password"
@@ -90,6 +227,51 @@ class Rule:
     reaction: Reaction
     error: type[PikPakError]
     log: str
+    pause: str = ""  # at sign-in or refresh: stop signing in for a while (LOGIN_PAUSES)
+
+
+@dataclass(frozen=True)
+class Pause:
+    """What a person reads while sign-ins are paused: ``short`` for DAV clients, ``remedy``
+    (with ``{login}``, the `pikdav login -c …` command for the config in use) for everyone."""
+
+    short: str
+    remedy: str
+
+
+# Why sign-ins stop for a while, and what a person does about each. The pause lasts
+# RetryPolicy.login_pause; a `pikdav login` (a new login in the token store) ends it.
+LOGIN_PAUSES: dict[str, Pause] = {
+    "password_refused": Pause(
+        "PikPak refused the configured username or password",
+        "put the right password in the config, then run `{login}` once",
+    ),
+    "access_prohibited": Pause(
+        "PikPak refuses password sign-in from this network",
+        "sign in from another network and give pikdav the refresh token: "
+        "`{login} --refresh-token TOKEN`",
+    ),
+    "human_check": Pause(
+        "PikPak wants a human check (a puzzle) before it lets this device sign in",
+        "open the page named in pikdav's log (or run `{login}`, which prints it), solve the "
+        "puzzle, then run `{login} --captcha-token TOKEN` with the token the page gives you",
+    ),
+    "too_frequent": Pause(
+        "PikPak says sign-ins from here are too frequent",
+        "wait: pikdav tries again by itself when the pause ends (restarting does not help; "
+        "it would ask again), or sign in later with `{login}`",
+    ),
+    "no_password": Pause(
+        "the gateway has no working PikPak login and no password to sign in with",
+        "run `{login}` to sign in (or set the account's password in the config so pikdav "
+        "can sign in by itself)",
+    ),
+    "client_refused": Pause(
+        "PikPak does not accept the configured client identity",
+        "check the account's platform setting, then run `{login}`",
+    ),
+    "other": Pause("PikPak refused the sign-in", "see pikdav's log, then run `{login}`"),
+}
 
 
 _TOO_FREQUENT = re.compile(r"too frequent", re.IGNORECASE)
@@ -111,11 +293,13 @@ REACTIONS: dict[str, Rule] = {
         AuthError,
         "PikPak refused the username or password (accounts made with Google/Facebook need a "
         "password set in the PikPak app)",
+        pause="password_refused",
     ),
     "invalid_client": Rule(
         Reaction.GIVE_UP,
         AuthError,
         "PikPak does not accept this client id; check the platform setting",
+        pause="client_refused",
     ),
     "file_not_found": Rule(Reaction.GIVE_UP, NotFound, "not found on PikPak"),
     "not_found": Rule(Reaction.GIVE_UP, NotFound, "not found on PikPak"),
@@ -140,8 +324,15 @@ REACTIONS: dict[str, Rule] = {
     "task_daily_create_limit_vip": Rule(
         Reaction.GIVE_UP, QuotaExceeded, "PikPak's daily limit of cloud downloads is reached"
     ),
-    "too_many_requests": Rule(Reaction.BACK_OFF, RateLimited, "PikPak says too many requests"),
-    "aborted": Rule(Reaction.BACK_OFF, RateLimited, "PikPak says the operation is too frequent"),
+    "too_many_requests": Rule(
+        Reaction.BACK_OFF, RateLimited, "PikPak says too many requests", pause="too_frequent"
+    ),
+    "aborted": Rule(
+        Reaction.BACK_OFF,
+        RateLimited,
+        "PikPak says the operation is too frequent",
+        pause="too_frequent",
+    ),
 }
 _BY_CODE: dict[int, Rule] = {
     16: REACTIONS["unauthenticated"],
@@ -163,7 +354,8 @@ _ACCESS_PROHIBITED = Rule(
     Reaction.GIVE_UP,
     AuthError,
     "PikPak refuses password sign-in from this network (often a datacenter IP); sign in "
-    "from elsewhere and give pikdav the refresh token: pikdav login --refresh-token TOKEN",
+    "from elsewhere and give pikdav the refresh token",
+    pause="access_prohibited",
 )
 
 
@@ -212,7 +404,14 @@ def error_from_answer(
         + (f" {code}" if code else "")
         + f": {shown})"
     )
-    exc = rule.error(message, status=status, reason=reason, code=code, retry_after=retry_after)
+    exc = rule.error(
+        message,
+        status=status,
+        reason=reason,
+        code=code,
+        retry_after=retry_after,
+        pause=rule.pause,
+    )
     return exc, rule
 
 

@@ -32,14 +32,15 @@ from . import identity
 from .errors import (
     AuthError,
     HumanCheckRequired,
+    LoginPaused,
     PikPakError,
     RateLimited,
     Reaction,
     Transient,
     error_from_answer,
-    redact,
+    unreachable,
 )
-from .tokenstore import StoredAuth, TokenStore
+from .tokenstore import LoginPause, StoredAuth, TokenStore
 from .types import Token
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,16 @@ class RetryPolicy:
     backoff_max: float = 8.0
     retry_after_max: float = 30.0
     too_frequent_wait: float = 5.0
+    # Sign-ins that fail for a reason no retry can fix (wrong password, human check, "too
+    # frequent"...) pause all sign-ins: this long at first, twice as long each time after.
+    login_pause_first: float = 60.0
+    login_pause_max: float = 3600.0
+
+    def login_pause(self, failures: int, retry_after: float | None = None) -> float:
+        """Seconds to stop signing in after the ``failures``-th such failure in a row (or
+        longer, when PikPak's Retry-After says so)."""
+        step = min(self.login_pause_max, self.login_pause_first * 2 ** max(0, failures - 1))
+        return max(step, retry_after or 0.0)
 
 
 @dataclass(frozen=True)
@@ -109,8 +120,11 @@ class Session:
         retry: RetryPolicy | None = None,
         timeout: tuple[float, float] = (10.0, 60.0),
         name: str = "pikpak",
+        login: str = "pikdav login",
     ) -> None:
         self.credentials = credentials
+        # The command that signs this account in (`pikdav login -c <config>`), for messages.
+        self.login_hint = login
         self.store = store
         self.platform = platform
         self.user_api = user_api.rstrip("/")
@@ -128,6 +142,8 @@ class Session:
         self._refresh_lock = threading.RLock()
         self._auth: StoredAuth | None = None
         self._captcha = _Captcha()
+        self._pause_seen = 0.0  # the start of the last sign-in pause this process logged
+        self.last_sign_in: float | None = None  # when this session signed in with the password
 
     # ------------------------------------------------------------------ state
     @property
@@ -150,7 +166,7 @@ class Session:
                     f"the token store holds a login made with platform '{stored.platform}', "
                     f"but this account is configured for '{self.platform.name}'; a refresh "
                     "token works only with the platform that issued it. Set the platform "
-                    "back, or run `pikdav login` again."
+                    f"back, or run `{self.login_hint} --platform {self.platform.name}`."
                 )
             if stored is None or not stored.device_id:
                 # The device id is made once and kept: PikPak ties logins to it.
@@ -204,7 +220,7 @@ class Session:
             return current
         try:
             return self.refresh(rejected=current.access_token if current else None)
-        except (Transient, RateLimited) as exc:
+        except (Transient, RateLimited, LoginPaused) as exc:
             # A refresh ahead of time that fails is no reason to fail a call while the
             # token still works; the next call tries again.
             if (
@@ -212,39 +228,110 @@ class Session:
                 and current.access_token
                 and current.expires_at > time.time() + 30
             ):
-                log.warning(
-                    "%s: could not refresh the access token yet (%s); using the current one",
-                    self.name,
-                    exc,
-                )
+                if not isinstance(exc, LoginPaused):  # a pause is logged when it starts
+                    log.warning(
+                        "%s: could not refresh the access token yet (%s); using the current one",
+                        self.name,
+                        exc,
+                    )
                 return current
             raise
 
     def refresh(self, rejected: str | None) -> Token:
-        """Replace the access token ``rejected`` (None: ours is old), once for everyone."""
+        """Replace the access token ``rejected`` (None: ours is old), once for everyone.
+
+        While sign-ins are paused this raises :class:`LoginPaused` at once, without asking
+        PikPak; a new login in the token store (`pikdav login`, another process) ends it."""
         base = self.auth  # loaded before the store lock is taken (flock is not re-entrant)
         with self._refresh_lock:
             current = self._auth.token if self._auth else None
             if current is not None and current.access_token != rejected and current.fresh():
                 return current  # another thread did it while we waited
+            # During a pause every call lands here: a look at the store without its lock
+            # answers it, and costs neither a lock nor a PikPak call.
+            token = self._settled(self.store.load() or base, rejected)
+            if token is not None:
+                return token
             with self.store.locked():
                 stored = self.store.load() or base
-                token = stored.token
-                if (
-                    token is not None
-                    and token.access_token
-                    and token.access_token != rejected
-                    and token.fresh()
-                ):
-                    self._auth = stored  # another process did it; adopt its token
-                    log.debug("%s: adopted the token another process refreshed", self.name)
+                token = self._settled(stored, rejected)
+                if token is not None:
                     return token
-                new = self._renew(stored)
+                if stored.pause is not None:
+                    log.info("%s: the pause on signing in is over; trying again", self.name)
+                try:
+                    new = self._renew(stored)
+                except PikPakError as exc:
+                    if not exc.pause:
+                        raise
+                    raise self._start_pause(stored, exc) from exc
+                if stored.pause is not None:
+                    log.info("%s: logged in to PikPak again; sign-ins resume", self.name)
+                self._pause_seen = 0.0
                 self._auth = replace(
-                    stored, token=new, username=self.credentials.username or stored.username
+                    stored,
+                    token=new,
+                    username=self.credentials.username or stored.username,
+                    pause=None,
                 )
                 self.store.save(self._auth)  # persisted before anything uses it
                 return new
+
+    def _settled(self, stored: StoredAuth, rejected: str | None) -> Token | None:
+        """The stored token when it is usable (another process or `pikdav login` wrote
+        it); :class:`LoginPaused` while a pause lasts; None when a renewal is due."""
+        token = stored.token
+        if (
+            token is not None
+            and token.access_token
+            and token.access_token != rejected
+            and token.fresh()
+        ):
+            if self._pause_seen:
+                log.info(
+                    "%s: the token store holds a new login; sign-ins are no longer paused",
+                    self.name,
+                )
+                self._pause_seen = 0.0
+            else:
+                log.debug("%s: adopted the token another process refreshed", self.name)
+            self._auth = stored
+            return token
+        pause = stored.pause
+        if pause is None or not pause.active():
+            return None
+        paused = self._paused(pause)
+        if self._pause_seen != pause.since:  # recorded by another process: say it once
+            self._pause_seen = pause.since
+            log.warning("%s: %s", self.name, paused)
+        raise paused
+
+    def paused(self) -> LoginPaused | None:
+        """The pause on sign-ins that the token store holds now (any process's), if any."""
+        stored = self.store.load()
+        pause = stored.pause if stored is not None else None
+        return self._paused(pause) if pause is not None and pause.active() else None
+
+    def _paused(self, pause: LoginPause) -> LoginPaused:
+        return LoginPaused(pause.kind, pause.problem, pause.until, self.login_hint)
+
+    def _start_pause(self, stored: StoredAuth, exc: PikPakError) -> LoginPaused:
+        """Record in the store that sign-ins stop for a while, log it once, and say so."""
+        failures = stored.pause.failures + 1 if stored.pause is not None else 1
+        now = time.time()
+        wait = self.retry.login_pause(failures, exc.retry_after)
+        pause = LoginPause(exc.pause, exc.problem, now, now + wait, failures)
+        self._auth = replace(stored, pause=pause)
+        self.store.save(self._auth)
+        self._pause_seen = now
+        paused = self._paused(pause)
+        # The puzzle's page is for the person who runs pikdav: one log line, never a
+        # DAV answer (it carries the captcha token the puzzle validates).
+        page = getattr(exc, "url", "")
+        log.warning(
+            "%s: %s%s", self.name, paused, f" The human check's page: {page}" if page else ""
+        )
+        return paused
 
     def login(self) -> Token:
         """Sign in now (``pikdav login``), replacing whatever login the store held.
@@ -253,7 +340,9 @@ class Session:
         with self._refresh_lock, self.store.locked():
             stored = self.store.load()
             device = stored.device_id if stored and stored.device_id else identity.new_device_id()
+            # A new login, and no pause: whatever the store held is replaced.
             self._auth = StoredAuth(self.platform.name, device, self.credentials.username)
+            self._pause_seen = 0.0
             if self.credentials.refresh_token:
                 new = self._refresh_request(self.credentials.refresh_token)
             else:
@@ -272,7 +361,7 @@ class Session:
                 log.info("%s: refreshed the access token (valid %d s)", self.name, new.lifetime)
                 return new
             except AuthError as exc:
-                if exc.reason != "invalid_grant" and exc.code != 4126:
+                if exc.pause or (exc.reason != "invalid_grant" and exc.code != 4126):
                     raise
                 log.warning("%s: %s", self.name, exc)
         return self._sign_in(after_rejection=token is not None)
@@ -300,10 +389,10 @@ class Session:
                 if after_rejection
                 else "there is no stored login"
             )
+            # What to do comes with the pause this starts (LOGIN_PAUSES["no_password"]).
             raise AuthError(
-                f"{hint}, and no password is configured for {creds.username or 'this account'}: "
-                "run `pikdav login` to sign in again (or set the password in the config so "
-                "pikdav can sign in by itself)."
+                f"{hint}, and no password is configured for {creds.username or 'this account'}",
+                pause="no_password",
             )
         captcha = creds.captcha_token or self._signin_captcha()
         for attempt in range(2):
@@ -331,6 +420,7 @@ class Session:
                 raise
         self.credentials = replace(creds, captcha_token=None)
         token = Token.from_wire(body, self.platform.client_id)
+        self.last_sign_in = time.time()
         log.info("%s: signed in as %s", self.name, creds.username)
         return token
 
@@ -355,7 +445,7 @@ class Session:
             },
         )
         if body.get("url"):
-            raise HumanCheckRequired(str(body["url"]))
+            raise HumanCheckRequired(str(body["url"]), self.login_hint)
         return str(body.get("captcha_token", ""))
 
     def _sign_meta(self) -> dict[str, str]:
@@ -382,9 +472,10 @@ class Session:
                     "device_id": self.device_id,
                     "meta": self._sign_meta(),
                 },
+                signing_in=False,
             )
             if body.get("url"):
-                raise HumanCheckRequired(str(body["url"]))
+                raise HumanCheckRequired(str(body["url"]), self.login_hint)
             state.token = str(body.get("captcha_token", ""))
             state.expires_at = time.time() + float(body.get("expires_in") or 300)
             return state.token
@@ -394,8 +485,11 @@ class Session:
             if self._captcha.token == token:
                 self._captcha.token, self._captcha.expires_at = "", 0.0
 
-    def _auth_post(self, path: str, body: dict[str, Any], captcha: str = "") -> dict[str, Any]:
-        """A call to the user host (no access token). Retries only what is safe."""
+    def _auth_post(
+        self, path: str, body: dict[str, Any], captcha: str = "", *, signing_in: bool = True
+    ) -> dict[str, Any]:
+        """A call to the user host (no access token). Retries only what is safe; while
+        ``signing_in``, a failure that pauses sign-ins is not retried at all."""
         extra = {"X-Captcha-Token": captcha} if captcha else {}
 
         def once() -> dict[str, Any]:
@@ -405,6 +499,7 @@ class Session:
                 json=body,
                 headers=self._headers(extra),
                 idempotent=False,
+                signing_in=signing_in,
             )
 
         return self._with_retries(once)
@@ -457,7 +552,15 @@ class Session:
 
         return self._with_retries(once)
 
-    def _send(self, method: str, url: str, *, idempotent: bool, **kwargs: Any) -> dict[str, Any]:
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        idempotent: bool,
+        signing_in: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
         started = time.perf_counter()
         try:
             resp = self.http.request(method, url, timeout=self.timeout, **kwargs)
@@ -470,9 +573,7 @@ class Session:
                 (time.perf_counter() - started) * 1000,
             )
         except requests.RequestException as exc:
-            cause = Transient(
-                f"cannot reach PikPak ({type(exc).__name__}: {redact(str(exc))[:160]})"
-            )
+            cause = unreachable(exc, url, self.timeout)
             if idempotent or _not_sent(exc):
                 raise _Again(cause) from None
             raise cause from None
@@ -489,6 +590,8 @@ class Session:
             body = {}
         retry_after = _retry_after(resp.headers.get("Retry-After"))
         exc, rule = error_from_answer(resp.status_code, body, retry_after)
+        if signing_in and rule.pause:
+            raise exc  # asking again cannot help: the caller pauses sign-ins instead
         if rule.reaction is Reaction.BACK_OFF:
             log.warning("%s: %s; backing off", self.name, rule.log)
             wait = retry_after if retry_after is not None else self.retry.too_frequent_wait

@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,28 +26,66 @@ from .types import Token
 
 
 @dataclass(frozen=True)
+class LoginPause:
+    """Sign-ins stopped until ``until`` (Unix time) after a failure that asking again
+    cannot fix. Kept with the login, so every process sharing the store honours it and
+    `pikdav check` can show it; a new login written to the store ends it."""
+
+    kind: str  # a key of errors.LOGIN_PAUSES
+    problem: str  # what went wrong, safe to show (no secret)
+    since: float
+    until: float
+    failures: int = 1  # pauses in a row: each lasts longer than the one before
+
+    def active(self, now: float | None = None) -> bool:
+        return (time.time() if now is None else now) < self.until
+
+    @classmethod
+    def from_json(cls, data: Any) -> LoginPause | None:
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(
+                kind=str(data.get("kind", "other")),
+                problem=str(data.get("problem", "")),
+                since=float(data.get("since", 0.0)),
+                until=float(data.get("until", 0.0)),
+                failures=max(1, int(data.get("failures", 1))),
+            )
+        except (TypeError, ValueError):
+            return None  # a pause we cannot read is no reason to refuse the login
+
+
+@dataclass(frozen=True)
 class StoredAuth:
     platform: str
     device_id: str
     username: str = ""
     token: Token | None = None
+    pause: LoginPause | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "platform": self.platform,
             "device_id": self.device_id,
             "username": self.username,
             "token": dataclasses.asdict(self.token) if self.token else None,
         }
+        if self.pause is not None:
+            data["pause"] = dataclasses.asdict(self.pause)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StoredAuth:
+        # Files written before pauses existed have no "pause" key; older pikdav versions
+        # ignore the key when they read newer files.
         token = data.get("token")
         return cls(
             platform=str(data.get("platform", "web")),
             device_id=str(data.get("device_id", "")),
             username=str(data.get("username", "")),
             token=Token(**token) if isinstance(token, dict) else None,
+            pause=LoginPause.from_json(data.get("pause")),
         )
 
 
@@ -67,8 +106,9 @@ class TokenStoreError(AuthError):
 class FileTokenStore:
     """A JSON file (mode 0600) written by rename, and a sidecar lock file (flock)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, login: str = "pikdav login") -> None:
         self.path = Path(path).expanduser()
+        self.login = login  # the command that writes a new login, for error messages
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.description = f"file {self.path}"
 
@@ -84,7 +124,7 @@ class FileTokenStore:
         except (ValueError, TypeError) as exc:
             raise TokenStoreError(
                 f"the token store {self.path} is damaged ({exc}); delete it and run "
-                "`pikdav login` again"
+                f"`{self.login}` again"
             ) from None
 
     def save(self, auth: StoredAuth) -> None:
@@ -183,13 +223,15 @@ class RedisTokenStore:
                 lock.release()
 
 
-def open_store(spec: str | None, default_path: Path, name: str) -> TokenStore:
+def open_store(
+    spec: str | None, default_path: Path, name: str, login: str = "pikdav login"
+) -> TokenStore:
     """``None`` → the default file; ``redis://…`` → Redis; ``memory`` → nothing kept;
-    anything else is a file path."""
+    anything else is a file path. ``login`` is the command a message tells a person to run."""
     if not spec:
-        return FileTokenStore(default_path)
+        return FileTokenStore(default_path, login)
     if spec.startswith(("redis://", "rediss://", "unix://")):
         return RedisTokenStore(spec, name)
     if spec == "memory":
         return MemoryTokenStore()
-    return FileTokenStore(spec)
+    return FileTokenStore(spec, login)

@@ -116,13 +116,14 @@ def test_expired_access_token_is_401_unauthenticated(alice):
     assert alice.get("/drive/v1/about").status_code == 200
 
 
-def test_drive_calls_that_need_a_captcha_answer_code_9(alice):
+def test_a_wrong_captcha_token_on_a_drive_call_is_code_9(alice):
     alice.captcha_token = "ck0.not-a-token"
-    resp = alice.get("/drive/v1/files/VNOTHERE")
+    resp = alice.post("/drive/v1/files", {"kind": "drive#folder", "name": "x", "parent_id": ""})
     assert resp.status_code == 400
     assert resp.json()["error"] == "captcha_invalid" and resp.json()["error_code"] == 9
-    alice.captcha("GET:/drive/v1/files/VNOTHERE")
-    assert alice.get("/drive/v1/files/VNOTHERE").status_code == 404
+    alice.captcha("POST:/drive/v1/files")
+    made = alice.post("/drive/v1/files", {"kind": "drive#folder", "name": "x", "parent_id": ""})
+    assert made.status_code == 200
 
 
 def test_human_check_blocks_signin_until_solved(emulator):

@@ -235,10 +235,14 @@ def test_too_frequent_at_sign_in_backs_off_instead_of_hammering(sleeps):
             "Aborted - Your operation is too frequent, please try again later",
         ),
     )
-    with pytest.raises(errors.RateLimited):
-        Drive(session).about()
-    assert len(responses.calls) == 4
-    assert all(s >= 5 for s in sleeps)
+    # Asking again while PikPak says "too frequent" only prolongs the block: no retry at
+    # all, and a pause on sign-ins that every later call meets without asking PikPak.
+    for _ in range(3):
+        with pytest.raises(errors.LoginPaused) as caught:
+            Drive(session).about()
+        assert caught.value.kind == "too_frequent" and caught.value.retry_after >= 59
+    assert len(responses.calls) == 1
+    assert sleeps == []
 
 
 @responses.activate

@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from pikdav.pikpak.drive import Drive
-from pikdav.pikpak.errors import HumanCheckRequired
+from pikdav.pikpak.errors import LoginPaused
 from pikdav.pikpak.session import Credentials, Session
 from pikdav.pikpak.tokenstore import MemoryTokenStore
 from tests.support.pikpak_raw import control
@@ -73,15 +73,19 @@ def test_captcha_expiry_on_a_drive_call_is_renewed(emulator):
     assert stats["captcha_init"] == 3  # sign-in, first drive token, the renewal
 
 
-def test_human_check_then_a_solved_token_signs_in(emulator):
+def test_human_check_then_a_solved_token_signs_in(emulator, caplog):
     control(
         emulator.base_url,
         "faults",
         {"path": "^/v1/shield/captcha/init$", "captcha": {}, "times": 1},
     )
-    with pytest.raises(HumanCheckRequired) as caught:
+    with pytest.raises(LoginPaused) as caught:
         drive_for(emulator).about()
-    url = caught.value.url
+    assert caught.value.kind == "human_check" and "__emulator__" not in str(caught.value)
+    # The page is for the person running pikdav: one log line carries it.
+    pages = [w for r in caplog.records for w in r.getMessage().split() if "captcha_token=" in w]
+    assert len(pages) == 1
+    url = pages[0]
     assert requests.get(url).status_code == 200  # the person solves the puzzle
     solved = url.split("captcha_token=")[1].split("&")[0]
     assert drive_for(emulator, captcha_token=solved).about().limit > 0
