@@ -250,14 +250,12 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    import secrets
-
     from .config import parse_config
     from .dav.app import build_app, build_mounts, make_server
     from .dav.auth import hash_password
-    from .demo import demo_config, instructions, start_demo_emulator
+    from .demo import demo_config, instructions, new_password, start_demo_emulator
 
-    password = args.password or secrets.token_urlsafe(9)
+    password = args.password or new_password()
     emulator = start_demo_emulator()
     config = parse_config(
         demo_config(emulator, args.host, args.port, hash_password(password)), "demo"

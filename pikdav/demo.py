@@ -8,6 +8,7 @@ generated on the fly, and a folder of 10,000 files.
 from __future__ import annotations
 
 import secrets
+import string
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,13 @@ how fast a big folder lists.
 
 Movies:
 """ + "".join(f"  {name}  ({_minutes(seconds)})\n" for _, name, seconds in MOVIES)
+
+
+def new_password(length: int = 12) -> str:
+    """A random password of letters and digits: safe to paste into the printed shell lines
+    (a leading ``-`` would be read as an option by ``rclone obscure``)."""
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
 def populate(world: World, username: str = PIKPAK_USER) -> None:
