@@ -67,7 +67,7 @@ class HumanCheckRequired(CaptchaError):
     """PikPak wants a person to solve a puzzle at ``url`` before it lets this device in.
 
     The message never carries the URL (it holds a captcha token): the URL goes to the one
-    place that shows it to the person, `pikdav login`'s terminal or one log line."""
+    place that shows it to the person who asked, `pikdav login`'s terminal."""
 
     def __init__(self, url: str, login: str = "pikdav login") -> None:
         super().__init__(

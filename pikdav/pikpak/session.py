@@ -325,12 +325,9 @@ class Session:
         self.store.save(self._auth)
         self._pause_seen = now
         paused = self._paused(pause)
-        # The puzzle's page is for the person who runs pikdav: one log line, never a
-        # DAV answer (it carries the captcha token the puzzle validates).
-        page = getattr(exc, "url", "")
-        log.warning(
-            "%s: %s%s", self.name, paused, f" The human check's page: {page}" if page else ""
-        )
+        # A human check's page carries the captcha token the puzzle validates: it is shown
+        # only where a person asked for it (`pikdav login`'s terminal), never in the log.
+        log.warning("%s: %s", self.name, paused)
         return paused
 
     def login(self) -> Token:
