@@ -253,8 +253,8 @@ LOGIN_PAUSES: dict[str, Pause] = {
     ),
     "human_check": Pause(
         "PikPak wants a human check (a puzzle) before it lets this device sign in",
-        "open the page named in pikdav's log (or run `{login}`, which prints it), solve the "
-        "puzzle, then run `{login} --captcha-token TOKEN` with the token the page gives you",
+        "run `{login}`: it prints the page to open; solve the puzzle, then run "
+        "`{login} --captcha-token TOKEN` with the token the page gives you",
     ),
     "too_frequent": Pause(
         "PikPak says sign-ins from here are too frequent",
