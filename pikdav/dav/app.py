@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from cheroot import wsgi
 from wsgidav import util as wsgidav_util
 from wsgidav.dav_error import DAVError, get_http_status_string
 from wsgidav.error_printer import ErrorPrinter
@@ -21,8 +20,8 @@ from wsgidav.http_authenticator import HTTPAuthenticator
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
-from pikdav.cheroot_writer import DirectWriteConnection
 from pikdav.config import AccountConfig, Config
+from pikdav.httpserver import Server
 from pikdav.pikpak import identity
 from pikdav.pikpak.drive import Drive
 from pikdav.pikpak.errors import redact
@@ -263,22 +262,17 @@ def keep_memory_flat() -> None:
     libc.mallopt(m_arena_max, 2)
 
 
-def make_server(config: Config, app: Callable) -> wsgi.Server:
+def make_server(config: Config, app: Callable) -> Server:
     keep_memory_flat()
-    server = wsgi.Server(
+    server = Server(
         (config.server.host, config.server.port),
         app,
         numthreads=config.server.threads,
         request_queue_size=128,
-        timeout=300,
+        timeout=300,  # how long an idle kept-alive connection stays open
         server_name="pikdav",
     )
     server.max_request_body_size = 0  # uploads are bounded by server.max_upload_size
-    server.ConnectionClass = DirectWriteConnection
     if config.server.tls_cert:
-        from cheroot.ssl.builtin import BuiltinSSLAdapter
-
-        server.ssl_adapter = BuiltinSSLAdapter(
-            str(config.server.tls_cert), str(config.server.tls_key)
-        )
+        server.use_tls(str(config.server.tls_cert), str(config.server.tls_key))
     return server

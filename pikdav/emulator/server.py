@@ -8,9 +8,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from cheroot import wsgi
-
-from pikdav.cheroot_writer import DirectWriteConnection
+from pikdav.httpserver import Server
 
 from .app import EmulatorApp
 from .world import World
@@ -37,7 +35,7 @@ class Emulator:
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="pikdav-emulator-"))
         self.world = World(self.state_dir, token_ttl=token_ttl, link_ttl=link_ttl)
         self.app = EmulatorApp(self.world)
-        self.server = wsgi.Server(
+        self.server = Server(
             (host, port),
             self.app,
             numthreads=threads,
@@ -45,12 +43,9 @@ class Emulator:
             timeout=60,
             server_name="pikpak-emulator",
         )
-        self.server.ConnectionClass = DirectWriteConnection
         self.tls = bool(tls_cert)
         if tls_cert:
-            from cheroot.ssl.builtin import BuiltinSSLAdapter
-
-            self.server.ssl_adapter = BuiltinSSLAdapter(str(tls_cert), str(tls_key))
+            self.server.use_tls(str(tls_cert), str(tls_key))
         self._thread: threading.Thread | None = None
 
     @property

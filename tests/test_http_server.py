@@ -1,0 +1,141 @@
+"""The gateway's HTTP server (pikdav.httpserver) against slow, silent and stalling clients:
+slowloris connections hold no worker and get 408 at the deadline, silent TLS connections do
+not block the others, a stalled upload ends, an upload refused before its body is not read
+first, and a player that pauses a stream still gets all of it. Real sockets on loopback."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+import time
+from urllib.parse import urlsplit
+
+import requests
+
+from tests.support.gateway import start_gateway
+from tests.support.pikpak_raw import control
+from tests.support.tlsca import make_test_ca
+
+USER = "alice@example.com"
+DATA = bytes(range(256)) * 4096  # 1 MiB
+
+
+def connect(gw, timeout: float = 10) -> socket.socket:
+    parts = urlsplit(gw.url)
+    return socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+
+
+def _dribble(socks: list[socket.socket], stop: threading.Event) -> None:
+    """One header line every half second on each connection, never the end of the head."""
+    n = 0
+    while not stop.wait(0.5):
+        n += 1
+        for sock in socks:
+            try:
+                sock.sendall(f"X-Slow-{n}: a\r\n".encode())
+            except OSError:
+                pass
+
+
+def test_slow_and_silent_connections_hold_no_worker_and_get_408_at_the_deadline(
+    make_gateway,
+):
+    # Given a gateway with 4 workers and a 3 s deadline for a request's head
+    gw = make_gateway(download="proxy", server={"threads": 4})
+    gw.server.head_timeout = 3.0
+    # ... and three times as many connections that send their head a line at a time, or
+    # nothing at all
+    dribbling = [connect(gw) for _ in range(8)]
+    for sock in dribbling:
+        sock.sendall(b"PROPFIND /pikpak/ HTTP/1.1\r\nHost: x\r\n")
+    silent = [connect(gw) for _ in range(4)]
+    opened = time.monotonic()
+    stop = threading.Event()
+    dribbler = threading.Thread(target=_dribble, args=(dribbling, stop), daemon=True)
+    dribbler.start()
+    try:
+        # When normal clients ask meanwhile, they are served at once
+        for _ in range(6):
+            resp = requests.request(
+                "PROPFIND", gw.url + "/pikpak/", headers={"Depth": "1"}, auth=gw.auth, timeout=2
+            )
+            assert resp.status_code == 207
+        assert time.monotonic() - opened < 3.0  # all while the slow ones were still open
+        # Then each slow connection is answered 408 and closed by the deadline
+        for sock in dribbling + silent:
+            sock.settimeout(gw.server.head_timeout + 3)
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408 Request Timeout"), answer
+        assert time.monotonic() - opened < gw.server.head_timeout + 3
+    finally:
+        stop.set()
+        for sock in dribbling + silent:
+            sock.close()
+
+
+def test_silent_tls_connections_do_not_stop_others_from_connecting(emulator, tmp_path):
+    # Given a TLS gateway, and clients that connect and never begin the TLS handshake
+    ca = make_test_ca(tmp_path / "tls")
+    gw = start_gateway(
+        emulator,
+        tmp_path / "state",
+        download="proxy",
+        server={"threads": 4, "tls_cert": str(ca.server_cert), "tls_key": str(ca.server_key)},
+    )
+    try:
+        gw.server.head_timeout = 3.0
+        port = gw.server.bind_addr[1]
+        silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]
+        # When a real client connects meanwhile, it is served at once
+        began = time.monotonic()
+        for _ in range(3):
+            resp = requests.request(
+                "PROPFIND",
+                f"https://127.0.0.1:{port}/pikpak/",
+                headers={"Depth": "1"},
+                auth=gw.auth,
+                verify=str(ca.ca_cert),
+                timeout=2,
+            )
+            assert resp.status_code == 207
+        assert time.monotonic() - began < 3.0
+        # Then the silent ones are closed by the deadline
+        for sock in silent:
+            sock.settimeout(gw.server.head_timeout + 3)
+            assert sock.recv(4096) == b""
+            sock.close()
+    finally:
+        gw.stop()
+
+
+def test_an_upload_refused_before_its_body_is_not_read_first(make_gateway):
+    # A 1 GiB PUT without a login: cheroot used to read the whole body into memory (or wait
+    # for it) before answering; it is answered at once and the connection closed instead.
+    gw = make_gateway(download="proxy", read_only=False)
+    with connect(gw, timeout=5) as sock:
+        sock.sendall(
+            b"PUT /pikpak/big.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n"
+            b"Expect: 100-continue\r\n\r\n"
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert b"HTTP/1.1 401 " in answer, answer[:300]
+    assert b"\r\nConnection: close\r\n" in answer
+
+
+def test_a_client_that_pauses_reading_a_stream_gets_all_of_it(emulator, make_gateway):
+    # The head and body timeouts are short here; a player that pauses longer than both
+    # still gets the rest of its stream (only the send timeout applies to it).
+    body = {"username": USER, "path": "film.mkv", "content": base64.b64encode(DATA * 8).decode()}
+    control(emulator.base_url, "files", body)
+    gw = make_gateway(download="proxy")
+    gw.server.head_timeout = gw.server.body_timeout = 1.0
+    resp = requests.get(gw.url + "/pikpak/film.mkv", auth=gw.auth, stream=True, timeout=30)
+    first = resp.raw.read(65536)
+    time.sleep(2.5)
+    rest = resp.raw.read()
+    assert first + rest == DATA * 8
