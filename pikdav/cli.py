@@ -1,11 +1,15 @@
-"""The ``pikdav`` command."""
+"""The ``pikdav`` command: ``serve``, ``demo``, ``emulator``, ``check``, ``login`` and
+``hash-password``."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 from . import __version__
@@ -13,6 +17,7 @@ from .pikpak.identity import PLATFORMS
 from .pikpak.session import DRIVE_API, USER_API
 
 DEFAULT_STATE = Path("~/.local/state/pikdav").expanduser()
+DEMO_PORT = 8080
 
 
 def _account(text: str) -> tuple[str, str]:
@@ -23,7 +28,12 @@ def _account(text: str) -> tuple[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pikdav", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="pikdav",
+        description="pikdav serves a PikPak cloud drive over WebDAV, for Windows Explorer, "
+        "macOS Finder, Infuse, Kodi, rclone and other WebDAV clients. Try it with `pikdav "
+        "demo`; run it with `pikdav serve -c config.yaml`.",
+    )
     parser.add_argument("--version", action="version", version=f"pikdav {__version__}")
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more logging (-v: upstream calls)"
@@ -31,8 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     emu = sub.add_parser("emulator", help="run a PikPak-compatible server for tests and demos")
-    emu.add_argument("--host", default="127.0.0.1")
-    emu.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    emu.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    emu.add_argument(
+        "--port", type=int, default=0, help="port to listen on (default 0: a free one)"
+    )
     emu.add_argument(
         "--account",
         action="append",
@@ -54,8 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("-c", "--config", required=True, help="YAML config file")
 
     demo = sub.add_parser("demo", help="run the gateway on the built-in emulator with sample files")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    demo.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    demo.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help=f"port to listen on (default: {DEMO_PORT}, or a free one if {DEMO_PORT} is busy; "
+        "0 picks a free one)",
+    )
     demo.add_argument("--password", help="the demo user's password (default: random)")
 
     check = sub.add_parser("check", help="validate a config, log in, show tokens and quota")
@@ -213,14 +235,62 @@ def _load(path: str):
         return None
 
 
-def _serve_until_stopped(server) -> None:
-    signal.signal(signal.SIGTERM, _stop_on_signal)
-    try:
-        server.serve()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+class _StopRequest:
+    """SIGTERM or SIGINT asks for a stop; a second one exits at once.
+
+    The handler only notes the signal. It used to raise KeyboardInterrupt, which surfaced at
+    any bytecode of the thread running cheroot's accept loop, also between a lock's acquire
+    and its release inside ``queue.Queue.put`` and ``threading.Condition.notify``: a
+    ``notify`` cut after releasing a waiter's lock but before dropping it from the waiter list
+    left a stale waiter that swallowed the next wake-up, so one worker never saw its shutdown
+    request and cheroot's ``ThreadPool.stop`` joined it forever (the hang of
+    ``test_login_with_config_then_serve``). Nothing is raised into cheroot now; the main
+    thread waits for the flag and stops the server from outside its loops."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+
+    def handle(self, signum: int, _frame: object) -> None:
+        if self.signum:
+            os.write(2, b"pikdav: second signal: exiting at once\n")
+            os._exit(128 + signum)
+        self.signum = signum
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self.handle)
+        signal.signal(signal.SIGINT, self.handle)
+
+
+def _serve_until_signalled(server, on_stop=None) -> int:
+    """Run a prepared server until SIGTERM/SIGINT, then stop it within a few seconds whatever
+    is open (see pikdav.httpserver.Server.stop). 0 after a requested stop."""
+    request = _StopRequest()
+    request.install()
+    loop = threading.Thread(target=server.serve, name="pikdav-accept", daemon=True)
+    loop.start()
+    while not request.signum and loop.is_alive():
+        time.sleep(0.1)
+    log = logging.getLogger("pikdav")
+    if request.signum:
+        log.info("stopping (%s)", signal.Signals(request.signum).name)
+    else:
+        log.error("the server's accept loop ended by itself; stopping")
+    server.stop()
+    loop.join(timeout=1)
+    if on_stop is not None:
+        on_stop()
+    log.info("stopped")
+    lingering = [
+        t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon
+    ]
+    if lingering:
+        # Python would wait for them at exit (an upload's part in flight, say): the stop must
+        # not. What was journaled resumes at the next start.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0 if request.signum else 1)
+    return 0 if request.signum else 1
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -233,11 +303,8 @@ def run_serve(args: argparse.Namespace) -> int:
     server = make_server(config, build_app(config, mounts))
     try:
         server.prepare()
-    except OSError as exc:
-        print(
-            f"pikdav: cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}",
-            file=sys.stderr,
-        )
+    except OSError as exc:  # a ListenError says which address and why
+        print(f"pikdav: {exc}", file=sys.stderr)
         return 1
     scheme = "https" if config.server.tls_cert else "http"
     host, port = server.bind_addr[:2]
@@ -245,8 +312,7 @@ def run_serve(args: argparse.Namespace) -> int:
     logging.getLogger("pikdav").info(
         "serving %s on %s://%s:%s/", ", ".join(m.name for m in mounts), scheme, host, port
     )
-    _serve_until_stopped(server)
-    return 0
+    return _serve_until_signalled(server)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -256,26 +322,30 @@ def run_demo(args: argparse.Namespace) -> int:
     from .demo import demo_config, instructions, new_password, start_demo_emulator
 
     password = args.password or new_password()
+    port = DEMO_PORT if args.port is None else args.port
     emulator = start_demo_emulator()
-    config = parse_config(
-        demo_config(emulator, args.host, args.port, hash_password(password)), "demo"
-    )
+    config = parse_config(demo_config(emulator, args.host, port, hash_password(password)), "demo")
     server = make_server(config, build_app(config, build_mounts(config)))
     try:
         server.prepare()
-    except OSError:
-        if args.port == 0:
-            raise
-        print(f"pikdav demo: port {args.port} is busy; using a free one", file=sys.stderr)
+    except OSError as exc:
+        if args.port is not None:  # a port the user chose: theirs to change, not ours
+            print(
+                f"pikdav demo: {exc}; choose another --port (0 picks a free one)", file=sys.stderr
+            )
+            emulator.stop()
+            return 1
+        print(f"pikdav demo: port {port} is busy; using a free one", file=sys.stderr)
         server.bind_addr = (args.host, 0)
-        server.prepare()
+        try:
+            server.prepare()
+        except OSError as again:
+            print(f"pikdav demo: {again}", file=sys.stderr)
+            emulator.stop()
+            return 1
     host, port = server.bind_addr[:2]
     print(instructions(f"http://{host}:{port}/", "demo", password), flush=True)
-    try:
-        _serve_until_stopped(server)
-    finally:
-        emulator.stop()
-    return 0
+    return _serve_until_signalled(server, on_stop=emulator.stop)
 
 
 # `check` is a person waiting at a terminal: a refused connection fails within a second,
@@ -296,8 +366,8 @@ def run_check(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     print(
-        f"{config.source}: the configuration is valid ({len(config.mounts)} mounts, "
-        f"{len(config.users)} users)."
+        f"{config.source}: the configuration is valid ({_count(len(config.mounts), 'mount')}, "
+        f"{_count(len(config.users), 'user')})."
     )
     retry = RetryPolicy(attempts=CHECK_RETRY_ATTEMPTS, seconds=CHECK_RETRY_SECONDS)
     failed = 0
@@ -359,6 +429,10 @@ def _password_state(session, password: str | None) -> str:
     )
 
 
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
+
+
 def run_hash_password(args: argparse.Namespace) -> int:
     import getpass
 
@@ -378,10 +452,6 @@ def run_hash_password(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stop_on_signal(*_: object) -> None:
-    raise KeyboardInterrupt
-
-
 def run_emulator(args: argparse.Namespace) -> int:
     from .emulator import Emulator
 
@@ -399,16 +469,13 @@ def run_emulator(args: argparse.Namespace) -> int:
     )
     for user, password in args.account:
         emulator.world.add_account(user, password)
-    emulator.server.prepare()
-    print(emulator.base_url, flush=True)
-    signal.signal(signal.SIGTERM, _stop_on_signal)
     try:
-        emulator.server.serve()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
-    return 0
+        emulator.server.prepare()
+    except OSError as exc:
+        print(f"pikdav emulator: {exc}", file=sys.stderr)
+        return 1
+    print(emulator.base_url, flush=True)
+    return _serve_until_signalled(emulator.server, on_stop=emulator.stop)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import requests
-import yaml
 
-from pikdav.dav.auth import hash_password, verify_password
-
-PIKDAV = [sys.executable, "-m", "pikdav.cli"]
+from pikdav.dav.auth import verify_password
+from tests.support.command import PIKDAV, write_config
 
 
 def run(*args: str, **kw) -> subprocess.CompletedProcess[str]:
@@ -25,28 +22,6 @@ def run(*args: str, **kw) -> subprocess.CompletedProcess[str]:
         stdin=kw.pop("stdin", subprocess.DEVNULL),
         **kw,
     )
-
-
-def write_config(tmp_path, emulator, password: str | None = "correct horse") -> str:
-    config = {
-        "server": {"host": "127.0.0.1", "port": 0},
-        "state_dir": str(tmp_path / "state"),
-        "accounts": {
-            "main": {
-                "username": "alice@example.com",
-                "password": password,
-                "user_api": emulator.base_url,
-                "drive_api": emulator.base_url,
-            }
-        },
-        "mounts": [{"name": "pikpak", "download": "proxy"}],
-        "users": {"alice": {"password_hash": hash_password("wonderland")}},
-    }
-    if password is None:
-        del config["accounts"]["main"]["password"]
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
 
 
 def test_version():
@@ -70,7 +45,7 @@ def test_hash_password_from_stdin():
 def test_check_validates_logs_in_and_shows_quota(emulator, tmp_path):
     proc = run("check", "-c", write_config(tmp_path, emulator))
     assert proc.returncode == 0, proc.stderr
-    assert "the configuration is valid" in proc.stdout
+    assert "the configuration is valid (1 mount, 1 user)." in proc.stdout
     assert "quota: 0.00 GiB used of 10240.0 GiB" in proc.stdout
     assert "token valid until" in proc.stdout
     token = json.loads((tmp_path / "state" / "tokens" / "main.json").read_text())["token"]
@@ -115,6 +90,7 @@ def test_login_with_config_then_serve(emulator, tmp_path):
     log = serve.stderr.read()
     assert serve.returncode == 0
     assert "PROPFIND /pikpak/ 207" in log  # one line per request
+    assert log.rstrip().endswith("pikdav: stopped")
     assert emulator.world.stats.snapshot()["total"]["signin"] == 1  # the stored login served
 
 
@@ -130,5 +106,33 @@ def test_serve_reports_a_busy_port(emulator, tmp_path):
         open(config, "w").write(text)
         started = time.time()
         proc = run("serve", "-c", config)
-    assert proc.returncode == 1 and "cannot listen" in proc.stderr
+    assert proc.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: address already in use" in proc.stderr
+    assert "None" not in proc.stderr and "Traceback" not in proc.stderr
     assert time.time() - started < 60
+
+
+def test_demo_with_a_busy_port_it_was_given_fails_and_says_why():
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = run("demo", "--port", str(port))
+    assert proc.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: address already in use" in proc.stderr
+    assert "choose another --port" in proc.stderr
+    assert "Traceback" not in proc.stderr and "http://" not in proc.stdout
+
+
+def test_help_describes_pikdav_and_its_options():
+    top = run("--help")
+    assert top.returncode == 0
+    assert "serves a PikPak cloud drive over WebDAV" in top.stdout
+    assert "``" not in top.stdout
+    for command in ("demo", "emulator"):
+        text = run(command, "--help").stdout
+        assert "--host HOST address to listen on (default: 127.0.0.1)" in " ".join(text.split())
+    demo = " ".join(run("demo", "--help").stdout.split())
+    assert "default: 8080, or a free one if 8080 is busy" in demo

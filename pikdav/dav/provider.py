@@ -34,6 +34,7 @@ from wsgidav.dav_error import (
 )
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
 
+from pikdav.httpserver import STOPPING
 from pikdav.pikpak.drive import Drive
 from pikdav.pikpak.errors import (
     AuthError,
@@ -422,6 +423,7 @@ class FileResource(_Resource, DAVNonCollection):
             planned=self.environ.get("pikdav.range"),
             verify=session.http.verify,
             user_agent=session.platform.user_agent,
+            stop=self.environ.get(STOPPING),
         )
 
 

@@ -5,16 +5,25 @@ served. The reader opens the upstream request on the first read, passing the ran
 when the connection drops or the link expires in the middle (PikPak links are short-lived
 and IP-bound) it fetches a fresh link and resumes at the byte it had reached. Closing it
 (WsgiDAV does when the client goes away) closes the upstream connection.
+
+When the CDN cannot be had after the resumes, a stream that has not sent a byte yet fails with
+a 502; one already under way ends early (one warning in the log): the status has gone out, and
+the server closes the connection on the short body, which is what the client can understand.
+A server stop ends the stream the same way, at once: the upstream socket is shut from the
+stopping thread, so a read waiting on a slow CDN returns.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import socket
 
 import requests
 import urllib3
+from wsgidav.dav_error import HTTP_BAD_GATEWAY, DAVError
 
+from pikdav.httpserver import StopSignal
 from pikdav.pikpak.errors import PikPakError
 from pikdav.vfs.tree import DriveTree, Entry
 
@@ -38,6 +47,7 @@ class RangeReader(io.RawIOBase):
         timeout: float = 60.0,
         verify: bool | str = True,
         user_agent: str = "",
+        stop: StopSignal | None = None,
     ) -> None:
         super().__init__()
         self.tree = tree
@@ -51,6 +61,9 @@ class RangeReader(io.RawIOBase):
         self._end = entry.size
         self._resp: requests.Response | None = None
         self.resumes = 0
+        self.delivered = 0  # bytes handed to WsgiDAV
+        self._stop = stop
+        self._unsubscribe = stop.subscribe(self._cut_upstream) if stop is not None else None
 
     def readable(self) -> bool:
         return True
@@ -103,7 +116,7 @@ class RangeReader(io.RawIOBase):
             self._resp = None
 
     def read(self, size: int = -1) -> bytes:
-        if self.pos >= self.entry.size:
+        if self.pos >= self.entry.size or self._stopping():
             return b""
         want = self.entry.size - self.pos if size is None or size < 0 else size
         while True:
@@ -112,17 +125,20 @@ class RangeReader(io.RawIOBase):
                     self._drop()
                     self._open(fresh_link=False)
                 chunk = self._resp.raw.read(min(want, self._end - self.pos), decode_content=False)
+                if self._stopping():
+                    return b""  # what came may be cut short by the shut socket
                 if not chunk:
                     raise UpstreamGone("the CDN closed the connection early")
                 self.pos += len(chunk)
+                self.delivered += len(chunk)
                 return chunk
             except (*_STREAM_ERRORS, PikPakError) as exc:
                 self._drop()
+                if self._stopping():
+                    return b""
                 self.resumes += 1
                 if self.resumes > _RESUMES:
-                    raise UpstreamGone(
-                        f"giving up on {self.entry.name} at byte {self.pos}: {type(exc).__name__}"
-                    ) from None
+                    return self._give_up(exc)
                 log.info(
                     "stream of %s interrupted at byte %d (%s); resuming",
                     self.entry.name,
@@ -130,11 +146,42 @@ class RangeReader(io.RawIOBase):
                     type(exc).__name__,
                 )
 
+    def _give_up(self, exc: Exception) -> bytes:
+        what = f"{self.entry.name} at byte {self.pos} after {_RESUMES} resumes"
+        if not self.delivered:
+            log.warning("stream of %s: giving up (%s)", what, type(exc).__name__)
+            raise DAVError(
+                HTTP_BAD_GATEWAY, "PikPak's download server did not deliver the file; try again"
+            )
+        log.warning(
+            "stream of %s: giving up (%s); the client gets a short body",
+            what,
+            type(exc).__name__,
+        )
+        self.pos = self.entry.size  # nothing more to read: WsgiDAV ends the answer here
+        return b""
+
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
+    def _cut_upstream(self) -> None:
+        """From the stopping thread: wake a read that waits on the CDN."""
+        resp = self._resp
+        sock = getattr(getattr(resp.raw, "connection", None), "sock", None) if resp else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
 
     def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         self._drop()
         super().close()
