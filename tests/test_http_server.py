@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from tests.support.command import basic
 from tests.support.gateway import start_gateway
 from tests.support.pikpak_raw import control
 from tests.support.tlsca import make_test_ca
@@ -109,6 +110,25 @@ def test_silent_tls_connections_do_not_stop_others_from_connecting(emulator, tmp
             sock.close()
     finally:
         gw.stop()
+
+
+def test_a_stalled_upload_gets_408_and_stores_nothing(emulator, make_gateway):
+    gw = make_gateway(download="proxy", read_only=False)
+    gw.server.body_timeout = 1.0
+    with connect(gw) as sock:
+        sock.sendall(
+            b"PUT /pikpak/stalled.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+            + f"Authorization: {basic()}\r\n\r\n".encode()
+            + b"only the first bytes"
+        )
+        sock.settimeout(10)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout"), answer
+    assert b"stalled" in answer
+    listing = control(emulator.base_url, f"tree?username={USER}", method="GET")
+    assert not any(f["path"].endswith("stalled.bin") for f in listing["files"])
 
 
 def test_an_upload_refused_before_its_body_is_not_read_first(make_gateway):

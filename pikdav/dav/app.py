@@ -1,22 +1,17 @@
 """Assembly: config → PikPak sessions → mounts → WsgiDAV app → cheroot server.
 
-Around WsgiDAV sit two thin WSGI layers of ours: ``/healthz`` (no login) and one log line
-per request (method, path, status, bytes, milliseconds, redirect or proxy).
+Around WsgiDAV sit two thin WSGI layers of ours: the front door (see :mod:`.frontdoor`: bad
+requests, HEAD, errors, the stop, one log line per request) and ``/healthz`` (no login).
 """
 
 from __future__ import annotations
 
-import logging
 import shlex
-import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from wsgidav import util as wsgidav_util
 from wsgidav.dav_error import DAVError, get_http_status_string
-from wsgidav.error_printer import ErrorPrinter
-from wsgidav.http_authenticator import HTTPAuthenticator
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
@@ -24,20 +19,18 @@ from pikdav.config import AccountConfig, Config
 from pikdav.httpserver import Server
 from pikdav.pikpak import identity
 from pikdav.pikpak.drive import Drive
-from pikdav.pikpak.errors import redact
 from pikdav.pikpak.session import Credentials, RetryPolicy, Session
 from pikdav.pikpak.tokenstore import open_store
 from pikdav.vfs.pending import PendingUploads
 from pikdav.vfs.tree import DriveTree
 
-from .auth import LoginThrottle, PikdavDomainController
+from .auth import BasicAuthenticator, LoginThrottle, PikdavDomainController
 from .deadprops import CappedPropertyManager
+from .frontdoor import ErrorAnswers, FrontDoor, quiet_client_errors
 from .paths import check_request
 from .policy import DownloadPolicy
 from .provider import GatewayProvider, Mount
 from .spool import SpoolSettings
-
-log = logging.getLogger("pikdav.requests")
 
 BLOCK_SIZE = 1 << 20  # WsgiDAV's read size for GET bodies and PUT uploads
 
@@ -122,7 +115,7 @@ def build_app(config: Config, mounts: list[Mount]) -> Callable:
                 "default_to_digest": False,
                 "trusted_auth_header": None,
             },
-            "middleware_stack": [ErrorPrinter, LoginThrottle, HTTPAuthenticator, RequestResolver],
+            "middleware_stack": [ErrorAnswers, LoginThrottle, BasicAuthenticator, RequestResolver],
             "pikdav": config.dav_auth_settings(),
             "lock_storage": True,
             "property_manager": CappedPropertyManager(),
@@ -144,7 +137,8 @@ def build_app(config: Config, mounts: list[Mount]) -> Callable:
             "OPTIONS, HEAD, GET, PROPFIND, PUT, DELETE, COPY, MOVE, MKCOL, PROPPATCH, LOCK, UNLOCK"
         )
     )
-    return RequestLog(Healthz(dav, allow))
+    quiet_client_errors()
+    return FrontDoor(Healthz(dav, allow))
 
 
 class Healthz:
@@ -189,59 +183,6 @@ def _plain(start_response: Callable, status: str, text: str, environ: dict) -> l
         ],
     )
     return [body] if environ["REQUEST_METHOD"] != "HEAD" else []
-
-
-@dataclass
-class _Exchange:
-    status: str = "-"
-    sent: int = 0
-
-
-class RequestLog:
-    """One line per request, written when the response is finished or abandoned."""
-
-    def __init__(self, app: Callable) -> None:
-        self.app = app
-
-    def __call__(self, environ: dict, start_response: Callable) -> Iterator[bytes]:
-        started = time.perf_counter()
-        exchange = _Exchange()
-
-        def recording_start(status: str, headers: list, exc_info: Any = None):
-            exchange.status = status.split(" ", 1)[0]
-            return (
-                start_response(status, headers, exc_info)
-                if exc_info
-                else start_response(status, headers)
-            )
-
-        body = self.app(environ, recording_start)
-        try:
-            for chunk in body:
-                exchange.sent += len(chunk)
-                yield chunk
-        finally:
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()
-            self._log(environ, exchange, started)
-
-    @staticmethod
-    def _log(environ: dict, exchange: _Exchange, started: float) -> None:
-        decision = environ.get("pikdav.delivery")
-        how = ""
-        if decision is not None and environ["REQUEST_METHOD"] == "GET":
-            how = f" {decision.delivery.value} ({decision.reason})"
-        log.info(
-            "%s %s %s %s %d B %.0f ms%s",
-            environ.get("REMOTE_ADDR", "-"),
-            environ["REQUEST_METHOD"],
-            redact(environ.get("PATH_INFO", "")),
-            exchange.status,
-            exchange.sent,
-            (time.perf_counter() - started) * 1000,
-            how,
-        )
 
 
 def keep_memory_flat() -> None:

@@ -4,7 +4,7 @@ Wiring (the app assembler builds the WsgiDAV config)::
 
     "http_authenticator": {"domain_controller": PikdavDomainController, "accept_basic": True,
                            "accept_digest": False, "default_to_digest": False},
-    "middleware_stack": [Cors, ErrorPrinter, LoginThrottle, HTTPAuthenticator, RequestResolver],
+    "middleware_stack": [ErrorAnswers, LoginThrottle, BasicAuthenticator, RequestResolver],
     "pikdav": config.dav_auth_settings(),
 
 `config["pikdav"]` holds::
@@ -41,9 +41,12 @@ from typing import Any
 
 from wsgidav.dav_error import HTTP_FORBIDDEN, DAVError
 from wsgidav.dc.base_dc import BaseDomainController
+from wsgidav.http_authenticator import HTTPAuthenticator
 from wsgidav.mw.base_mw import BaseMiddleware
 
-from .policy import client_ip, parse_networks
+from .frontdoor import plain_answer
+from .logtext import client_text
+from .policy import client_ip, parse_ip, parse_networks
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +198,20 @@ class FailedLogins:
                 return False
             client.failures.clear()
             client.banned_until = now + self.ban
-        log.warning("banning %s for %d s after %d failed logins", ip, self.ban, self.max_failures)
+        log.warning(
+            "banning %s for %d s after %d failed logins (only a restart lifts it sooner)",
+            client_text(ip),
+            self.ban,
+            self.max_failures,
+        )
+        if _is_loopback(ip):
+            log.warning(
+                "the banned address %s is this machine's own: behind a reverse proxy on this "
+                "machine every client shares it, so the ban locks out everyone; set "
+                "server.trusted_proxies to the proxy's address so that bans fall on the real "
+                "client (X-Forwarded-For)",
+                client_text(ip),
+            )
         return True
 
     def record_success(self, ip: str) -> None:
@@ -216,6 +232,11 @@ def failed_logins(config: dict[str, Any]) -> FailedLogins:
     if "failed_logins" not in settings:
         settings["failed_logins"] = FailedLogins.from_settings(settings.get("login_failures", {}))
     return settings["failed_logins"]
+
+
+def _is_loopback(ip: str) -> bool:
+    address = parse_ip(ip)
+    return address is not None and address.is_loopback
 
 
 # --- the domain controller ---------------------------------------------------------------------
@@ -321,7 +342,9 @@ class PikdavDomainController(BaseDomainController):
         ip = client_ip(environ, self._trusted_proxies)
         user = self._users.get(user_name)
         if not self._check(user_name, password, user):
-            log.warning("login failed for user %r from %s", user_name, ip)
+            log.warning(
+                "login failed for user '%s' from %s", client_text(user_name), client_text(ip)
+            )
             self._failed.record_failure(ip)
             return False
         assert user is not None
@@ -329,7 +352,12 @@ class PikdavDomainController(BaseDomainController):
 
         mount = self._mount_of(environ)
         if mount is not None and ALL_MOUNTS not in user.mounts and mount not in user.mounts:
-            log.info("user %r from %s may not open mount %r", user_name, ip, mount)
+            log.info(
+                "user '%s' from %s may not open mount %s",
+                client_text(user_name),
+                client_text(ip),
+                mount,
+            )
             raise DAVError(HTTP_FORBIDDEN, f"user {user_name!r} may not open this folder")
         if user.read_only and environ["REQUEST_METHOD"] in WRITE_METHODS:
             raise DAVError(HTTP_FORBIDDEN, f"user {user_name!r} is read-only")
@@ -364,6 +392,57 @@ class PikdavDomainController(BaseDomainController):
         environ["pikdav.read_only"] = read_only
         environ["pikdav.mounts"] = mounts
         environ["wsgidav.auth.roles"] = ("reader",) if read_only else ("editor",)
+
+
+# --- Basic authentication ----------------------------------------------------------------------
+
+MAX_AUTHORIZATION = 4096  # characters; a real Basic header is well under 1 KB
+
+
+def parse_basic(header: str) -> tuple[str, str] | None:
+    """User name and password of a ``Basic`` Authorization header; None when it is malformed
+    (not base64, not UTF-8, no colon)."""
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):  # binascii.Error is a ValueError
+        return None
+    user_name, colon, password = decoded.partition(":")
+    return (user_name, password) if colon else None
+
+
+class BasicAuthenticator(HTTPAuthenticator):
+    """WsgiDAV's authenticator, reading the Basic header itself: a malformed one is a 401 and
+    an oversized one a 400, not a 500 with a Python exception; and WsgiDAV's own log line of
+    a failed login (the user name whole, 75 KB of it if so sent) is replaced by the domain
+    controller's, escaped and cut."""
+
+    def handle_basic_auth_request(self, environ: dict[str, Any], start_response: Callable):
+        header = environ["HTTP_AUTHORIZATION"]
+        if len(header) > MAX_AUTHORIZATION:
+            environ["wsgidav.some_input_read"] = environ["wsgidav.all_input_read"] = 1
+            return plain_answer(
+                start_response,
+                400,
+                "the Authorization header is too long",
+                [("Connection", "close")],
+            )
+        credentials = parse_basic(header)
+        if credentials is None:
+            log.info(
+                "malformed Basic credentials from %s",
+                client_text(environ.get("REMOTE_ADDR", "-")),
+            )
+            return self.send_basic_auth_response(environ, start_response)
+        user_name, password = credentials
+        realm = self.domain_controller.get_domain_realm(environ["PATH_INFO"], environ)
+        if self.domain_controller.basic_auth_user(realm, user_name, password, environ):
+            environ["wsgidav.auth.realm"] = realm
+            environ["wsgidav.auth.user_name"] = user_name
+            return self.next_app(environ, start_response)
+        return self.send_basic_auth_response(environ, start_response)
 
 
 # --- the ban -----------------------------------------------------------------------------------

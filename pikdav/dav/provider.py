@@ -55,6 +55,7 @@ from pikdav.vfs.tree import HIDDEN_PREFIX, DriveTree, Entry
 from pikdav.vfs.writer import NameTaken, TreeWriter
 
 from .auth import may_access
+from .folderpage import folder_page
 from .limits import bound_request_body
 from .paths import destination_path
 from .policy import DownloadPolicy
@@ -623,15 +624,17 @@ class GatewayProvider(DAVProvider):
             return self._copy_or_move(environ, start_response, default_handler)
         if method in ("GET", "HEAD"):
             resource = self.get_resource_inst(environ["PATH_INFO"], environ)
-            if method == "GET" and isinstance(resource, FileResource):
-                return self._get_file(resource, environ, start_response, default_handler)
-            if method == "HEAD" and isinstance(resource, FolderResource | ServerRoot):
+            if isinstance(resource, FolderResource | ServerRoot):
+                if method == "GET":
+                    return folder_page(environ, start_response)
                 # Kodi sends HEAD to folders before browsing them; a 403 or 500 there
                 # breaks browsing. Say it exists and is a folder.
                 start_response(
                     "200 OK", [("Content-Type", "httpd/unix-directory"), ("Content-Length", "0")]
                 )
                 return [b""]
+            if method == "GET" and isinstance(resource, FileResource):
+                return self._get_file(resource, environ, start_response, default_handler)
         return default_handler(environ, start_response)
 
     def _copy_or_move(self, environ: dict, start_response: Callable, default_handler: Callable):

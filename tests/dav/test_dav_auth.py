@@ -236,7 +236,9 @@ def test_unauthenticated_probes_and_forbidden_mounts_are_not_failures(dav):
     assert propfind(f"{dav}/files/", auth=BOB).status_code == 207
 
 
-def test_behind_a_trusted_proxy_the_forwarded_client_is_banned_not_the_proxy(tmp_path, hashes):
+def test_behind_a_trusted_proxy_the_forwarded_client_is_banned_not_the_proxy(
+    tmp_path, hashes, caplog
+):
     settings = settings_for(hashes, trusted_proxies=["127.0.0.1/32"])
     for base in serve(tmp_path, settings):
         guesser = {"X-Forwarded-For": "198.51.100.66"}
@@ -245,6 +247,19 @@ def test_behind_a_trusted_proxy_the_forwarded_client_is_banned_not_the_proxy(tmp
         assert propfind(f"{base}/files/", ALICE, headers=guesser).status_code == 429
         neighbour = {"X-Forwarded-For": "198.51.100.67"}
         assert propfind(f"{base}/files/", ALICE, headers=neighbour).status_code == 207
+    assert "banning 198.51.100.66 for 600 s" in caplog.text
+    assert "trusted_proxies" not in caplog.text  # a real client's address: no hint
+
+
+def test_a_ban_of_this_machines_own_address_says_what_it_means(dav, caplog):
+    # Behind a reverse proxy on the same machine without server.trusted_proxies, every
+    # client is 127.0.0.1: one guesser locks everyone out until the ban ends or a restart.
+    for _ in range(5):
+        propfind(f"{dav}/files/", auth=("alice", "guess"))
+    assert propfind(f"{dav}/files/", auth=ALICE).status_code == 429
+    ban = [r.getMessage() for r in caplog.records if "banning 127.0.0.1" in r.getMessage()]
+    assert len(ban) == 1 and "only a restart lifts it sooner" in ban[0]
+    assert "set server.trusted_proxies to the proxy's address" in caplog.text
 
 
 def test_failed_logins_memory_is_bounded():

@@ -1,0 +1,267 @@
+"""The front door, as an attacker or a careless client meets it: forged log lines, HEAD on
+kept-alive connections, malformed paths, credentials and bodies, unexpected errors, status
+lines, streams the CDN gives up on, and a browser at a folder. Gateway and emulator run on
+loopback and talk real HTTP."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import logging
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from pikdav.dav.reader import RangeReader
+from pikdav.vfs.tree import DriveTree
+from tests.support.command import basic
+from tests.support.pikpak_raw import control
+
+USER = "alice@example.com"
+DATA = bytes(range(256)) * 4096  # 1 MiB
+
+
+def add_file(emulator, path: str, data: bytes = DATA) -> dict:
+    body = {"username": USER, "path": path, "content": base64.b64encode(data).decode()}
+    return control(emulator.base_url, "files", body)
+
+
+def connect(gw, timeout: float = 10) -> socket.socket:
+    parts = urlsplit(gw.url)
+    return socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+
+
+def exchange(gw, request: bytes, timeout: float = 10) -> bytes:
+    """Send raw bytes on a new connection; everything the server sends until it closes."""
+    with connect(gw, timeout) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        return data
+
+
+def http_conn(gw, timeout: float = 10) -> http.client.HTTPConnection:
+    parts = urlsplit(gw.url)
+    return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+
+
+AUTH = {"Authorization": basic()}
+
+
+# --- log forging ---------------------------------------------------------------------------------
+
+FORGED = (
+    "2026-12-01 07:00:00,000 INFO pikdav.requests: 203.0.113.9 DELETE /pikpak/Docs 204 0 B 1 ms"
+)
+
+
+def test_nothing_a_client_sends_forges_or_floods_a_log_line(emulator, make_gateway, caplog):
+    caplog.set_level(logging.DEBUG)
+    gw = make_gateway(download="proxy")
+    add_file(emulator, "a.txt", b"hello")
+    path = "/x%0d%0a" + FORGED.replace(" ", "%20") + "%1b[31m%e2%80%a8"
+    # A forged line in the path (refused: names have no control characters; but logged)
+    for request in (
+        f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n",
+        f"GET /pikpak{path} HTTP/1.1\r\nHost: x\r\nAuthorization: {basic()}\r\n\r\n",
+    ):
+        assert exchange(gw, request.encode()).startswith(b"HTTP/1.1 400 Bad Request")
+    # A user name with a line break, an escape sequence, and one of 75 KB
+    for name in (f"eve\r\n{FORGED}\x1b[2J", "A" * 75_000):
+        answer = exchange(
+            gw,
+            f"GET /pikpak/a.txt HTTP/1.1\r\nHost: x\r\nAuthorization: {basic(name, 'x')}"
+            "\r\n\r\n".encode(),
+        )
+        assert answer.startswith((b"HTTP/1.1 401", b"HTTP/1.1 400")), answer[:100]
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("GET /x\\x0d\\x0a2026-12-01" in m for m in messages)  # logged, escaped
+    assert any("login failed for user 'eve\\x0d\\x0a2026" in m for m in messages)
+    for message in messages:
+        assert "\r" not in message and "\n" not in message and "\x1b" not in message, message
+        assert "\u2028" not in message
+        assert len(message) < 1000, message[:200]
+
+
+# --- HEAD ----------------------------------------------------------------------------------------
+
+
+def test_head_answers_have_no_body_whatever_their_status(emulator, make_gateway):
+    add_file(emulator, "Films/a.mp4")
+    gw = make_gateway(download="proxy")
+    conn = http_conn(gw)
+    # Kodi's way: HEAD without credentials first, then on the same connection with them
+    for headers, status in (
+        ({}, 401),
+        (AUTH, 200),
+        ({**AUTH, "Range": "bytes=5000000-"}, 416),
+        ({**AUTH, "Range": "bytes=10-19"}, 206),
+        ({"Authorization": "Basic !!!"}, 401),
+    ):
+        conn.request("HEAD", "/pikpak/Films/a.mp4", headers=headers)
+        resp = conn.getresponse()
+        assert resp.status == status
+        resp.read()
+        # The next request on the connection reads its own answer, not a HEAD's body
+        conn.request("GET", "/pikpak/Films/a.mp4", headers={**AUTH, "Range": "bytes=0-3"})
+        resp = conn.getresponse()
+        assert resp.status == 206 and resp.read() == DATA[:4]
+    for path, status in (("/pikpak/missing.mp4", 404), ("/%ff", 400)):
+        conn.request("HEAD", path, headers=AUTH)
+        resp = conn.getresponse()
+        assert resp.status == status
+        resp.read()
+    conn.request("GET", "/healthz")
+    assert conn.getresponse().read() == b"ok\n"
+
+
+# --- malformed requests --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/%ff", "/%c0%ae", "/%e2%82", "/pikpak/%ff.txt"])
+def test_a_path_that_is_not_utf8_is_a_400(make_gateway, caplog, path):
+    gw = make_gateway(download="proxy")
+    for headers in ("", f"Authorization: {basic()}\r\n"):
+        answer = exchange(gw, f"GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+        assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer[:200]
+        assert answer.endswith(b"\r\n\r\nthe path is not valid UTF-8\n")
+    assert "Traceback" not in caplog.text and "UnicodeDecodeError" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("authorization", "status"),
+    [
+        ("Basic !!!", 401),
+        ("Basic " + base64.b64encode(b"no colon here").decode(), 401),
+        ("Basic ", 401),
+        ("Basic", 401),
+        ("Basic " + base64.b64encode(b"\xff\xfe:\xc0").decode(), 401),
+        ("Basic " + "QUFB" * 25_000, 400),
+    ],
+)
+def test_a_malformed_basic_header_is_a_401_or_400(make_gateway, caplog, authorization, status):
+    gw = make_gateway(download="proxy")
+    conn = http_conn(gw)
+    conn.request("PROPFIND", "/pikpak/", headers={"Authorization": authorization, "Depth": "1"})
+    resp = conn.getresponse()
+    body = resp.read()
+    assert resp.status == status
+    assert b"Error" not in body and b"base64" not in body and b"Traceback" not in body
+    assert len(body) < 1000
+    assert "Traceback" not in caplog.text
+
+
+def test_a_chunked_upload_cut_before_its_last_chunk_is_a_400_and_stores_nothing(
+    emulator, make_gateway, caplog
+):
+    gw = make_gateway(download="proxy", read_only=False)
+    answer = exchange(
+        gw,
+        b"PUT /pikpak/cut.bin HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        + f"Authorization: {basic()}\r\n\r\n".encode()
+        + b"10\r\n0123456789abcdef\r\n10\r\n01234",  # the client goes away here
+    )
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer[:300]
+    assert answer.endswith(b"the upload ended early; nothing was stored\n")
+    assert requests.head(gw.url + "/pikpak/cut.bin", auth=gw.auth).status_code == 404
+    listing = control(emulator.base_url, f"tree?username={USER}", method="GET")
+    assert not any(f["path"].endswith("cut.bin") for f in listing["files"])
+    assert "Traceback" not in caplog.text
+
+
+# --- the last-resort guard -----------------------------------------------------------------------
+
+
+def test_an_unexpected_error_is_a_plain_500_with_the_traceback_only_in_the_log(
+    emulator, make_gateway, monkeypatch, caplog
+):
+    add_file(emulator, "a.bin")
+    gw = make_gateway(download="proxy")
+
+    def broken(*_a, **_k):
+        raise RuntimeError("secret detail of the failure")
+
+    # Deep in the provider, behind WsgiDAV's middleware...
+    monkeypatch.setattr(DriveTree, "resolve", broken)
+    resp = requests.get(gw.url + "/pikpak/a.bin", auth=gw.auth)
+    assert resp.status_code == 500 and resp.text == "internal error\n"
+    # ... and in front of it (the healthz layer)
+    monkeypatch.setattr("pikdav.dav.app.Healthz.__call__", broken)
+    resp = requests.get(gw.url + "/healthz")
+    assert resp.status_code == 500 and resp.text == "internal error\n"
+    assert caplog.text.count("RuntimeError: secret detail of the failure") == 2
+    assert "Traceback" in caplog.text
+
+
+def test_an_error_in_the_middle_of_a_stream_ends_the_connection(
+    emulator, make_gateway, monkeypatch, caplog
+):
+    add_file(emulator, "a.bin", DATA * 4)
+    gw = make_gateway(download="proxy")
+    real_read = RangeReader.read
+    calls = []
+
+    def failing_read(self, size=-1):
+        calls.append(size)
+        if len(calls) > 1:
+            raise RuntimeError("broken reader")
+        return real_read(self, size)
+
+    monkeypatch.setattr(RangeReader, "read", failing_read)
+    resp = requests.get(gw.url + "/pikpak/a.bin", auth=gw.auth, stream=True)
+    assert resp.status_code == 200
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        resp.content  # noqa: B018 - the short body is what the client notices
+    assert "start_response" not in caplog.text
+    assert "the answer broke off" in caplog.text
+
+
+# --- status lines and streams that give up -------------------------------------------------------
+
+
+def test_every_status_line_has_its_reason_phrase(emulator, make_gateway):
+    gw = make_gateway(download="proxy")
+    # PikPak rate-limits every listing (the gateway retries, then gives up with a 503)
+    rule = {"path": "^/drive/v1/files", "rate_limit": {"retry_after": 0}}
+    control(emulator.base_url, "faults", rule)
+    request = f"PROPFIND /pikpak/ HTTP/1.1\r\nHost: x\r\nDepth: 1\r\nAuthorization: {basic()}"
+    answer = exchange(gw, f"{request}\r\n\r\n".encode(), timeout=30)
+    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), answer[:200]
+    assert b"\r\nRetry-After: " in answer
+    answer = exchange(gw, b"GET /pikpak/ HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 401 Unauthorized\r\n"), answer[:200]
+
+
+def test_a_stream_the_cdn_gives_up_on_ends_short_with_one_warning(emulator, make_gateway, caplog):
+    caplog.set_level(logging.INFO)
+    add_file(emulator, "long.bin", DATA * 4)
+    gw = make_gateway(download="proxy")
+    control(emulator.base_url, "faults", {"path": "^/download", "drop_after": 100_000})
+    caplog.clear()
+    resp = requests.get(gw.url + "/pikpak/long.bin", auth=gw.auth, stream=True)
+    assert resp.status_code == 200
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        resp.content  # noqa: B018 - a short body, then the connection closes
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "giving up" in warnings[0].getMessage(), warnings
+    assert "Traceback" not in caplog.text and "start_response" not in caplog.text
+    assert " 500 " not in caplog.text
+
+
+# --- a browser at a folder -----------------------------------------------------------------------
+
+
+def test_a_browser_at_a_folder_gets_pikdavs_own_words(make_gateway):
+    gw = make_gateway(download="proxy")
+    assert requests.get(gw.url + "/").status_code == 401
+    for path in ("/", "/pikpak/"):
+        resp = requests.get(gw.url + path, auth=gw.auth)
+        assert resp.status_code == 200
+        assert resp.headers["Content-Type"].startswith("text/plain")
+        assert "This is pikdav, a WebDAV server" in resp.text
+        assert f"{gw.url}{path}" in resp.text
+        assert "WsgiDav" not in resp.text and "middleware" not in resp.text
