@@ -54,6 +54,7 @@ from pikdav.vfs.pending import PENDING, PendingUploads
 from pikdav.vfs.tree import HIDDEN_PREFIX, DriveTree, Entry
 from pikdav.vfs.writer import NameTaken, TreeWriter
 
+from . import ranges
 from .auth import may_access
 from .folderpage import folder_page
 from .limits import bound_request_body
@@ -72,7 +73,6 @@ _JUNK = re.compile(
     r"\.ql_.*)$",
     re.IGNORECASE,
 )
-_VALID_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*\s*-\s*\d*\s*)(,\s*\d*\s*-\s*\d*\s*)*$")
 
 
 def is_junk(name: str) -> bool:
@@ -613,13 +613,6 @@ class GatewayProvider(DAVProvider):
             answer = try_fast_propfind(self, environ, start_response)
             if answer is not None:
                 return answer
-        if (
-            method in ("GET", "HEAD")
-            and "HTTP_RANGE" in environ
-            and not _VALID_RANGE.match(environ["HTTP_RANGE"])
-        ):
-            # RFC 9110 §14.2: a Range header that does not parse is ignored (200, whole body).
-            del environ["HTTP_RANGE"]
         if method in ("MOVE", "COPY"):
             return self._copy_or_move(environ, start_response, default_handler)
         if method in ("GET", "HEAD"):
@@ -635,6 +628,8 @@ class GatewayProvider(DAVProvider):
                 return [b""]
             if method == "GET" and isinstance(resource, FileResource):
                 return self._get_file(resource, environ, start_response, default_handler)
+            if resource is not None:
+                _plan_range(resource, environ)
         return default_handler(environ, start_response)
 
     def _copy_or_move(self, environ: dict, start_response: Callable, default_handler: Callable):
@@ -664,6 +659,7 @@ class GatewayProvider(DAVProvider):
         decision = mount.policy.decide(environ)
         environ["pikdav.delivery"] = decision
         if entry.size == 0 or entry.id.startswith(PENDING):
+            _plan_range(resource, environ)  # still uploading: served from the local copy
             return default_handler(environ, start_response)
         if decision.redirect and not _conditional(environ):
             try:
@@ -676,14 +672,30 @@ class GatewayProvider(DAVProvider):
                 [("Location", link.url), ("Content-Length", "0"), ("Cache-Control", "no-store")],
             )
             return [b""]
-        if "HTTP_RANGE" in environ:
-            try:
-                ranges, _ = util.obtain_content_ranges(environ["HTTP_RANGE"], entry.size)
-                if ranges:
-                    environ["pikdav.range"] = (ranges[0][0], ranges[0][1] + 1)
-            except DAVError:
-                pass  # WsgiDAV answers the 416 itself
+        _plan_range(resource, environ)
         return default_handler(environ, start_response)
+
+
+def _plan_range(resource: DAVNonCollection, environ: dict) -> None:
+    """Read Range and If-Range once (see .ranges): WsgiDAV then sees the chosen range written
+    plainly, or no Range; a proxied stream asks the CDN for the same bytes
+    (``pikdav.range``)."""
+    header = environ.pop("HTTP_RANGE", None)
+    if_range = environ.pop("HTTP_IF_RANGE", None)
+    size = resource.get_content_length()
+    if header is None or size is None or not resource.support_ranges():
+        return
+    etag = resource.get_etag() if resource.support_etag() else None
+    if not ranges.if_range_holds(if_range, etag, resource.get_last_modified()):
+        return
+    answer = ranges.plan(header, size)
+    if answer is ranges.UNSATISFIABLE:
+        # WsgiDAV answers this one 416 with "Content-Range: bytes */size", after the If-*
+        # headers, which RFC 9110 evaluates first.
+        environ["HTTP_RANGE"] = f"bytes={size}-"
+    elif answer is not None:
+        environ["HTTP_RANGE"] = answer.header()
+        environ["pikdav.range"] = (answer.start, answer.end)
 
 
 def _conditional(environ: dict) -> bool:
