@@ -317,7 +317,9 @@ class ErrorAnswers(BaseMiddleware):
 
 def _reason(error: DAVError) -> str:
     if isinstance(error.context_info, str) and error.context_info:
-        return client_text(error.context_info, 300)
+        # Reasons are ours, but may quote what the client sent (a path): escaped, and cut
+        # well beyond the longest of ours (a human check's remedy, some 500 characters).
+        return client_text(error.context_info, 2000)
     return _PHRASES.get(error.value, "error").lower()
 
 

@@ -27,6 +27,8 @@ from pikdav.httpserver import StopSignal
 from pikdav.pikpak.errors import PikPakError
 from pikdav.vfs.tree import DriveTree, Entry
 
+from .logtext import client_text
+
 log = logging.getLogger(__name__)
 
 _RESUMES = 5
@@ -141,13 +143,13 @@ class RangeReader(io.RawIOBase):
                     return self._give_up(exc)
                 log.info(
                     "stream of %s interrupted at byte %d (%s); resuming",
-                    self.entry.name,
+                    client_text(self.entry.name),
                     self.pos,
                     type(exc).__name__,
                 )
 
     def _give_up(self, exc: Exception) -> bytes:
-        what = f"{self.entry.name} at byte {self.pos} after {_RESUMES} resumes"
+        what = f"{client_text(self.entry.name)} at byte {self.pos} after {_RESUMES} resumes"
         if not self.delivered:
             log.warning("stream of %s: giving up (%s)", what, type(exc).__name__)
             raise DAVError(
