@@ -243,7 +243,8 @@ def _final(exc: Exception) -> bool:
 
 
 def _describe(exc: Exception) -> str:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+    # botocore's connection errors have a response attribute, set to None.
+    code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
     if code == "CallbackFailed":
         return "PikPak refused the uploaded content (size or hash mismatch)"
     if code == "ExpiredToken":

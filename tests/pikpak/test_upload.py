@@ -99,3 +99,15 @@ def test_expired_upload_credentials_fail_cleanly(emulator, drive, tmp_path):
     with pytest.raises(PikPakError, match="expired"):
         Uploader(drive).upload_file("", "late.bin", path)
     assert files_named(emulator, "late.bin") == []
+
+
+def test_a_store_connection_closed_without_an_answer_is_described_not_a_crash():
+    # botocore's connection errors carry `response = None`; describing one crashed the
+    # background uploads' thread (AttributeError), which then uploaded nothing more.
+    from botocore.exceptions import ConnectionClosedError
+
+    from pikdav.pikpak.upload import _describe
+
+    assert _describe(ConnectionClosedError(endpoint_url="http://store/x")) == (
+        "ConnectionClosedError"
+    )
