@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from .errors import Conflict, LinkNotReady, NotFound, Transient
 from .session import Session
-from .types import File, Link, Quota, Task
+from .types import File, FilePage, Link, NewFile, Quota, Task, TaskStarted
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,10 @@ class Drive:
             }
             if not folder_id:
                 del params["parent_id"]
-            body = self.session.call("GET", "/drive/v1/files", params=params)
-            files = body.get("files") or []
-            for item in files:
-                yield File.from_wire(item)
-            page_token = body.get("next_page_token") or ""
-            if not page_token or not files:
+            page = FilePage.from_wire(self.session.call("GET", "/drive/v1/files", params=params))
+            yield from page.files
+            page_token = page.next_page_token
+            if not page_token or not page.files:
                 return
 
     def list_folder(self, folder_id: str = "") -> list[File]:
@@ -92,7 +90,10 @@ class Drive:
             "/drive/v1/files",
             json={"kind": "drive#folder", "name": name, "parent_id": parent_id, "folder_type": ""},
         )
-        return File.from_wire(body.get("file") or {})
+        made = NewFile.from_wire(body).file
+        if made is None:
+            raise Transient(f"PikPak did not say which folder it made for {name}")
+        return made
 
     def rename(self, file_id: str, name: str) -> File:
         try:
@@ -110,9 +111,6 @@ class Drive:
     def move(self, ids: list[str], parent_id: str) -> None:
         self._batch("batchMove", ids, {"to": {"parent_id": parent_id}}, idempotent=False)
 
-    def copy(self, ids: list[str], parent_id: str) -> None:
-        self._batch("batchCopy", ids, {"to": {"parent_id": parent_id}}, idempotent=False)
-
     def trash(self, ids: list[str]) -> None:
         self._batch("batchTrash", ids, {}, idempotent=True)
 
@@ -123,21 +121,25 @@ class Drive:
         """Delete for good (not to the trash)."""
         self._batch("batchDelete", ids, {}, idempotent=True)
 
-    def empty_trash(self) -> None:
-        body = self.session.call("PATCH", "/drive/v1/files/trash:empty", idempotent=True)
-        self.wait_task(str(body.get("task_id") or ""))
-
     def _batch(self, action: str, ids: list[str], extra: dict, idempotent: bool) -> None:
         if not ids:
             return
         body = self.session.call(
             "POST", f"/drive/v1/files:{action}", json={"ids": ids, **extra}, idempotent=idempotent
         )
-        self.wait_task(str(body.get("task_id") or ""))
+        self.wait_task(TaskStarted.from_wire(body).task_id)
 
     # ------------------------------------------------------------------ tasks
     def get_task(self, task_id: str) -> Task:
         return Task.from_wire(self.session.call("GET", f"/drive/v1/tasks/{task_id}"))
+
+    def delete_tasks(self, task_ids: list[str], *, delete_files: bool = False) -> None:
+        if task_ids:
+            self.session.call(
+                "DELETE",
+                "/drive/v1/tasks",
+                params={"task_ids": ",".join(task_ids), "delete_files": str(delete_files).lower()},
+            )
 
     def wait_task(self, task_id: str, timeout: float | None = None) -> Task | None:
         """Wait until a batch task is complete. PikPak runs most at once; some take a while."""

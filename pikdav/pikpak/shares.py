@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
 
 from .errors import AuthError, NotFound, PikPakError
 from .session import Session
-from .types import File, Link
+from .types import File, Link, ShareAnswer, SharedFile
 
 _LIVE = json.dumps({"phase": {"eq": "PHASE_TYPE_COMPLETE"}, "trashed": {"eq": False}})
 _SHARE_ACTION = "GET:/drive/v1/share:batch_file_info"
-
-
-@dataclass(frozen=True)
-class ShareStatus:
-    status: str
-    text: str
 
 
 class ShareError(PikPakError):
@@ -52,11 +45,11 @@ class SharedFolder:
 
         return self.session._with_retries(once)
 
-    def _check(self, body: dict) -> None:
-        status = str(body.get("share_status") or "OK")
+    def _check(self, answer: ShareAnswer) -> None:
+        status = answer.status
         if status == "OK":
             return
-        text = str(body.get("share_status_text") or status)
+        text = answer.status_text or status
         if status in ("PASS_CODE_EMPTY", "PASS_CODE_ERROR"):
             raise AuthError(f"the share needs the right pass code ({text})")
         if status == "NOT_FOUND":
@@ -66,52 +59,56 @@ class SharedFolder:
     def pass_code_token(self) -> str:
         with self._lock:
             if not self._token:
-                body = self._get(
-                    "/drive/v1/share",
-                    {
-                        "share_id": self.share_id,
-                        "pass_code": self.pass_code,
-                        "thumbnail_size": "SIZE_LARGE",
-                        "limit": 100,
-                    },
+                answer = ShareAnswer.from_wire(
+                    self._get(
+                        "/drive/v1/share",
+                        {
+                            "share_id": self.share_id,
+                            "pass_code": self.pass_code,
+                            "thumbnail_size": "SIZE_LARGE",
+                            "limit": 100,
+                        },
+                    )
                 )
-                self._check(body)
-                self._token = str(body.get("pass_code_token") or "")
+                self._check(answer)
+                self._token = answer.pass_code_token
             return self._token
 
     def list_folder(self, parent_id: str = "") -> list[File]:
         files: list[File] = []
         page = ""
         while True:
-            body = self._get(
-                "/drive/v1/share/detail",
-                {
-                    "share_id": self.share_id,
-                    "parent_id": parent_id,
-                    "pass_code_token": self.pass_code_token(),
-                    "limit": 100,
-                    "thumbnail_size": "SIZE_LARGE",
-                    "filters": _LIVE,
-                    "page_token": page,
-                },
+            answer = ShareAnswer.from_wire(
+                self._get(
+                    "/drive/v1/share/detail",
+                    {
+                        "share_id": self.share_id,
+                        "parent_id": parent_id,
+                        "pass_code_token": self.pass_code_token(),
+                        "limit": 100,
+                        "thumbnail_size": "SIZE_LARGE",
+                        "filters": _LIVE,
+                        "page_token": page,
+                    },
+                )
             )
-            self._check(body)
-            files += [File.from_wire(f) for f in body.get("files") or []]
-            page = body.get("next_page_token") or ""
+            self._check(answer)
+            files += answer.files
+            page = answer.next_page_token
             if not page:
                 return files
 
     def download_link(self, file_id: str) -> Link:
-        body = self._get(
-            "/drive/v1/share/file_info",
-            {
-                "share_id": self.share_id,
-                "file_id": file_id,
-                "pass_code_token": self.pass_code_token(),
-            },
+        shared = SharedFile.from_wire(
+            self._get(
+                "/drive/v1/share/file_info",
+                {
+                    "share_id": self.share_id,
+                    "file_id": file_id,
+                    "pass_code_token": self.pass_code_token(),
+                },
+            )
         )
-        info = body.get("file_info") or {}
-        link = Link.from_wire({"url": info.get("web_content_link")})
-        if link is None:
+        if shared.link is None:
             raise NotFound("the shared file has no download link")
-        return link
+        return shared.link

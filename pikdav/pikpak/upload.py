@@ -23,14 +23,13 @@ from urllib.parse import urlsplit
 
 from .drive import Drive
 from .errors import PikPakError, QuotaExceeded, Transient
-from .gcid import GcidHasher
-from .types import File, Task, UploadTarget
+from .gcid import gcid_of_file
+from .types import File, NewFile, Task, UploadTarget
 
 log = logging.getLogger(__name__)
 
 MIB = 1 << 20
 MAX_PARTS = 10_000
-_READ = 4 * MIB
 
 
 @dataclass(frozen=True)
@@ -39,15 +38,6 @@ class UploadSettings:
     part_size: int = 8 * MIB  # grown as needed to stay within 10,000 parts
     concurrency: int = 4
     part_attempts: int = 3
-
-
-def gcid_of_file(path: Path, size: int | None = None) -> str:
-    size = os.path.getsize(path) if size is None else size
-    hasher = GcidHasher(size)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_READ):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 class Uploader:
@@ -69,18 +59,18 @@ class Uploader:
         size = os.path.getsize(path) if size is None else size
         gcid = gcid or gcid_of_file(path, size)
         ticket = self._ticket(parent_id, name, size, gcid)
-        pending = File.from_wire(ticket.get("file") or {})
-        task = Task.from_wire(ticket["task"]) if ticket.get("task") else None
+        pending, task = ticket.file, ticket.task
+        if pending is None:
+            self._discard(None, task)
+            raise PikPakError(f"PikPak did not say which file it made for {name}")
         if pending.complete:
             log.info("upload %s: PikPak already has this content (instant upload)", name)
             return pending
-        resumable = ticket.get("resumable")
-        if not resumable:
+        if ticket.target is None:
             self._discard(pending, task)
             raise PikPakError("PikPak offered no way to upload this file")
-        target = UploadTarget.from_wire(resumable)
         try:
-            self._send(target, path, size)
+            self._send(ticket.target, path, size)
             if task is not None and task.id:
                 self.drive.wait_task(task.id)
             return self.drive.get_file(pending.id)
@@ -96,18 +86,16 @@ class Uploader:
         """A new file with the content of one PikPak already has: an instant upload, no
         byte moves. Refused (and cleaned up) if PikPak does not know the hash."""
         ticket = self._ticket(parent_id, name, size, gcid)
-        made = File.from_wire(ticket.get("file") or {})
-        if made.complete:
-            return made
-        task = Task.from_wire(ticket["task"]) if ticket.get("task") else None
-        self._discard(made, task)
+        if ticket.file is not None and ticket.file.complete:
+            return ticket.file
+        self._discard(ticket.file, ticket.task)
         raise PikPakError(
             f"PikPak does not recognise the content of {name} by its hash; "
             "copy it by downloading and uploading it"
         )
 
-    def _ticket(self, parent_id: str, name: str, size: int, gcid: str) -> dict:
-        return self.session.call(
+    def _ticket(self, parent_id: str, name: str, size: int, gcid: str) -> NewFile:
+        body = self.session.call(
             "POST",
             "/drive/v1/files",
             json={
@@ -122,18 +110,15 @@ class Uploader:
             },
             idempotent=False,
         )
+        return NewFile.from_wire(body)
 
-    def _discard(self, pending: File, task: Task | None) -> None:
+    def _discard(self, pending: File | None, task: Task | None) -> None:
         """A failed upload must leave nothing visible: delete the pending file and task."""
         try:
-            if pending.id:
+            if pending is not None and pending.id:
                 self.drive.delete([pending.id])
             if task is not None and task.id:
-                self.session.call(
-                    "DELETE",
-                    "/drive/v1/tasks",
-                    params={"task_ids": task.id, "delete_files": "false"},
-                )
+                self.drive.delete_tasks([task.id])
         except PikPakError as exc:
             log.warning(
                 "could not clean up a failed upload (%s); PikPak keeps it pending and invisible",
