@@ -285,3 +285,53 @@ def test_a_refresh_answer_without_a_new_refresh_token_keeps_the_old_one(sleeps):
     session = make_session()
     Drive(session).about()
     assert session.store.load().token.refresh_token == "os.refresh-1"
+
+
+def test_a_rename_to_the_name_it_has_is_done_without_asking_again(sleeps):
+    """PikPak's "same name" is the error table's ALREADY_DONE: the caller gets the file."""
+    exc, rule = errors.error_from_answer(400, err("file_rename_to_same_name", 3))
+    assert rule.reaction is errors.Reaction.ALREADY_DONE and exc.reaction is rule.reaction
+    with responses.RequestsMock() as rsps:
+        captcha_ok(rsps)
+        url = f"{DRIVE_API}/drive/v1/files/F1"
+        rsps.add(responses.PATCH, url, status=400, json=err("file_rename_to_same_name", 3))
+        rsps.add(responses.GET, url, json={"id": "F1", "name": "same.txt", "kind": "drive#file"})
+        assert Drive(make_session()).rename("F1", "same.txt").name == "same.txt"
+        assert [c.request.method for c in rsps.calls[1:]] == ["PATCH", "GET"]
+    assert sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "final"),
+    [
+        (400, err("file_space_not_enough", 8), True),
+        (400, err("task_daily_create_limit_vip", 11), True),
+        (404, err("file_not_found", 5), True),
+        (400, err("file_name_invalid", 3), True),
+        (502, {}, False),
+        (429, {}, False),
+        (401, err("unauthenticated", 16), False),
+        (400, err("invalid_account_or_password", 4022), False),  # fixed by a person, then works
+        (400, err("file_duplicated_name", 3), False),
+    ],
+)
+def test_every_error_says_whether_any_retry_can_fix_it(status, body, final):
+    exc, rule = errors.error_from_answer(status, body)
+    assert exc.final is final and rule.final is final
+
+
+def test_errors_raised_without_a_rule_are_final_by_their_class():
+    assert errors.QuotaExceeded("full").final and errors.NotFound("gone").final
+    assert not errors.Transient("later").final and not errors.PikPakError("?").final
+    assert not errors.LoginPaused("password_refused", "refused", time.time() + 60).final
+
+
+def test_no_answer_at_all_is_a_transport_row():
+    refused = requests.ConnectionError("x")
+    refused.__context__ = ConnectionRefusedError(111, "Connection refused")
+    exc, rule = errors.transport_failure(refused, "https://drive.test/drive/v1/files?secret=1")
+    assert isinstance(exc, errors.Unreachable) and rule.reaction is errors.Reaction.RETRY
+    assert rule.unchanged  # it never left: even a create may be sent again
+    assert str(exc) == "cannot reach PikPak at drive.test:443: connection refused"
+    lost, rule = errors.transport_failure(requests.ReadTimeout("slow"), "https://drive.test/x")
+    assert not rule.unchanged and lost.reaction is errors.Reaction.RETRY
