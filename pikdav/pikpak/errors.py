@@ -1,12 +1,13 @@
 """PikPak's errors: one hierarchy to catch, and one table that decides what to do about each.
 
 PikPak answers errors as ``{"error": reason, "error_code": n, "error_description": text,
-"details": [...]}``; a share answers a refusal in a 200 body's ``share_status``; and the
-way there can fail without any answer. Each of these is parsed once, here, into a
-:class:`PikPakError` subclass and the :class:`Rule` of its row: the rule's reaction says
-what the client does (refresh, renew a captcha, back off, retry, treat it as done, give
-up), ``final`` whether any later retry could help, and ``log`` what the user reads.
-Nothing else in the code base decides this.
+"details": [...]}``; a share answers a refusal in a 200 body's ``share_status``; the object
+store (Aliyun OSS spoken to as S3) answers S3 error codes; and the way there can fail
+without any answer. Each of these is parsed once, here, into a :class:`PikPakError`
+subclass and the :class:`Rule` of its row: the rule's reaction says what the client does
+(refresh, renew a captcha, back off, retry, treat it as done, give up), ``final`` whether
+any later retry could help, and ``log`` what the user reads. Nothing else in the code base
+decides this.
 """
 
 from __future__ import annotations
@@ -473,6 +474,38 @@ SHARE_STATUSES: dict[str, Rule] = {
 }
 _SHARE_UNKNOWN = Rule(Reaction.GIVE_UP, ShareError, "the share cannot be opened")
 
+# The object store's S3 error codes (botocore's ``Error.Code``). Credentials come with the
+# upload ticket: when they fail, only a new upload (a new ticket) can help.
+OBJECT_STORE: dict[str, Rule] = {
+    "ExpiredToken": Rule(Reaction.GIVE_UP, Transient, "the upload credentials expired"),
+    "InvalidAccessKeyId": Rule(
+        Reaction.GIVE_UP, Transient, "the store refused the upload credentials"
+    ),
+    "InvalidToken": Rule(Reaction.GIVE_UP, Transient, "the store refused the upload credentials"),
+    "SignatureDoesNotMatch": Rule(
+        Reaction.GIVE_UP, Transient, "the store refused the upload's signature"
+    ),
+    "AccessDenied": Rule(Reaction.GIVE_UP, Transient, "the store refused the upload"),
+    "NoSuchUpload": Rule(
+        Reaction.GIVE_UP, Transient, "the store no longer knows this multipart upload"
+    ),
+    "CallbackFailed": Rule(
+        Reaction.GIVE_UP,
+        Transient,
+        "PikPak refused the uploaded content (size or hash mismatch)",
+    ),
+    "EntityTooLarge": Rule(
+        Reaction.GIVE_UP, QuotaExceeded, "PikPak's store refused the size of this file"
+    ),
+    "QuotaExceeded": Rule(
+        Reaction.GIVE_UP, QuotaExceeded, "PikPak's store refused the size of this file"
+    ),
+    "SlowDown": Rule(Reaction.BACK_OFF, RateLimited, "the store asks to slow down"),
+    "RequestTimeout": Rule(Reaction.RETRY, Transient, "the store timed out"),
+}
+_STORE_FAULT = Rule(Reaction.RETRY, Transient, "the store had a temporary fault")
+_STORE_REFUSED = Rule(Reaction.GIVE_UP, Transient, "the store refused the upload")
+
 # No answer at all. A request that surely never left (refused, name not resolved, connect
 # timeout) may be repeated whatever it was; one lost on the way back only if idempotent.
 _NOT_SENT = Rule(Reaction.RETRY, Unreachable, "cannot reach PikPak", unchanged=True)
@@ -582,6 +615,39 @@ def transport_failure(
     failure = unreachable(exc, url, timeout)
     failure.rule = rule
     return failure, rule
+
+
+def object_store_error(exc: BaseException, endpoint: str) -> tuple[PikPakError, Rule]:
+    """A failure of a call to the object store (botocore's exception) as an exception and
+    its rule. It only reads the exception: building a log line with it never raises."""
+    if isinstance(exc, PikPakError):
+        return exc, exc.rule or _STORE_REFUSED
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return transport_failure(exc, endpoint)
+    error = response.get("Error") if isinstance(response.get("Error"), dict) else {}
+    code = str(error.get("Code") or "")
+    meta = response.get("ResponseMetadata")
+    status = meta.get("HTTPStatusCode", 0) if isinstance(meta, dict) else 0
+    status = status if isinstance(status, int) else 0
+    rule = OBJECT_STORE.get(code)
+    if rule is None:
+        if status == 429 or status == 503:
+            rule = OBJECT_STORE["SlowDown"]
+        elif status >= 500:
+            rule = _STORE_FAULT
+        else:
+            rule = _STORE_REFUSED
+    shown = code or (f"HTTP {status}" if status else type(exc).__name__)
+    return (
+        rule.error(
+            f"the upload to PikPak's store failed: {rule.log} ({shown})",
+            status=status,
+            reason=code,
+            rule=rule,
+        ),
+        rule,
+    )
 
 
 _SECRET_PATTERNS = (

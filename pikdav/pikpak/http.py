@@ -2,15 +2,19 @@
 
 How an account reaches PikPak (hosts, TLS trust, the client's User-Agent, pool sizes) is a
 :class:`Connection`; the functions here turn it into a ``requests`` session for the API or
-the CDN, so that a setting added here (a proxy, a domain) holds for every call to PikPak at
-once.
+the CDN, or an S3 client for the object store, so that a setting added here (a proxy, a
+domain) holds for every call to PikPak at once.
 
 None of these clients retries by itself: :mod:`pikdav.pikpak.retry` is the only bound.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import threading
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -66,3 +70,52 @@ def api_session(connection: Connection) -> requests.Session:
 def cdn_session(connection: Connection) -> requests.Session:
     """For download links: many CDN hosts (one per node), many streams at once."""
     return _session(connection, 16, 128)
+
+
+_BOTO_LOCK = threading.Lock()  # boto3's sessions are not thread-safe to build clients with
+
+
+def object_store_client(
+    connection: Connection,
+    endpoint: str,
+    *,
+    access_key_id: str,
+    access_key_secret: str,
+    security_token: str = "",
+    pool_size: int = 8,
+) -> Any:
+    """An S3 client for the store an upload ticket names (``endpoint``: host[:port]; empty:
+    the drive host). OSS refuses ``aws-chunked`` bodies, so checksums are computed only
+    when an operation requires them (rclone #8629); botocore's own retries are off."""
+    import boto3
+    from botocore.config import Config
+
+    scheme = urlsplit(connection.drive_api).scheme or "https"
+    endpoint = endpoint or urlsplit(connection.drive_api).netloc
+    host = endpoint.rsplit(":", 1)[0].strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        style = "path"
+    except ValueError:
+        style = "path" if host == "localhost" else "virtual"
+    config = Config(
+        region_name="pikpak",
+        signature_version="s3v4",
+        s3={"addressing_style": style},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        max_pool_connections=pool_size,
+        connect_timeout=connection.timeout[0],
+        read_timeout=120,
+    )
+    with _BOTO_LOCK:
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=f"{scheme}://{endpoint}",
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=access_key_secret,
+            aws_session_token=security_token or None,
+            config=config,
+            verify=connection.verify,
+        )

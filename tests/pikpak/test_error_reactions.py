@@ -326,6 +326,46 @@ def test_errors_raised_without_a_rule_are_final_by_their_class():
     assert not errors.LoginPaused("password_refused", "refused", time.time() + 60).final
 
 
+def store_error(code: str, status: int) -> Exception:
+    from botocore.exceptions import ClientError
+
+    answer = {
+        "Error": {"Code": code, "Message": "m"},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    return ClientError(answer, "UploadPart")
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "kind", "reaction", "final"),
+    [
+        ("ExpiredToken", 403, errors.Transient, errors.Reaction.GIVE_UP, False),
+        ("InvalidAccessKeyId", 403, errors.Transient, errors.Reaction.GIVE_UP, False),
+        ("SignatureDoesNotMatch", 403, errors.Transient, errors.Reaction.GIVE_UP, False),
+        ("AccessDenied", 403, errors.Transient, errors.Reaction.GIVE_UP, False),
+        ("NoSuchUpload", 404, errors.Transient, errors.Reaction.GIVE_UP, False),
+        ("CallbackFailed", 203, errors.Transient, errors.Reaction.GIVE_UP, False),
+        ("EntityTooLarge", 400, errors.QuotaExceeded, errors.Reaction.GIVE_UP, True),
+        ("QuotaExceeded", 403, errors.QuotaExceeded, errors.Reaction.GIVE_UP, True),
+        ("SlowDown", 503, errors.RateLimited, errors.Reaction.BACK_OFF, False),
+        ("InternalError", 500, errors.Transient, errors.Reaction.RETRY, False),
+        ("ServiceUnavailable", 503, errors.RateLimited, errors.Reaction.BACK_OFF, False),
+        ("InvalidArgument", 400, errors.Transient, errors.Reaction.GIVE_UP, False),
+    ],
+)
+def test_every_object_store_code_has_one_reaction(code, status, kind, reaction, final):
+    exc, rule = errors.object_store_error(store_error(code, status), "https://b.test/k")
+    assert type(exc) is kind and rule.reaction is reaction and exc.final is final
+    assert str(exc).startswith("the upload to PikPak's store failed: ") and code in str(exc)
+
+
+def test_an_object_store_error_read_for_a_log_line_never_raises():
+    """It used to raise QuotaExceeded while the message of a retry was being written."""
+    for code in errors.OBJECT_STORE:
+        exc, _ = errors.object_store_error(store_error(code, 400), "https://b.test/k")
+        assert f"{exc}"  # formatting is all it does
+
+
 def test_no_answer_at_all_is_a_transport_row():
     refused = requests.ConnectionError("x")
     refused.__context__ = ConnectionRefusedError(111, "Connection refused")

@@ -8,7 +8,8 @@ import pytest
 import requests
 
 from pikdav.pikpak.drive import Drive
-from pikdav.pikpak.errors import PikPakError
+from pikdav.pikpak.errors import PikPakError, QuotaExceeded
+from pikdav.pikpak.retry import OBJECT_STORE
 from pikdav.pikpak.session import Credentials, Session
 from pikdav.pikpak.tokenstore import MemoryTokenStore
 from pikdav.pikpak.upload import Uploader, UploadSettings
@@ -99,3 +100,35 @@ def test_expired_upload_credentials_fail_cleanly(emulator, drive, tmp_path):
     with pytest.raises(PikPakError, match="expired"):
         Uploader(drive).upload_file("", "late.bin", path)
     assert files_named(emulator, "late.bin") == []
+
+
+def test_one_bound_holds_for_a_part_botocore_retries_nothing(emulator, drive, tmp_path):
+    """A part refused again and again is sent OBJECT_STORE.attempts times, not that many
+    times botocore's own attempts (it was 3 x 4 = 12 requests for one part)."""
+    path = tmp_path / "one-part.bin"
+    path.write_bytes(os.urandom(5 * MIB))
+    control(
+        emulator.base_url, "faults", {"path": "pikpak-emulator", "method": "PUT", "status": 500}
+    )
+    settings = UploadSettings(cutoff=4 * MIB, part_size=8 * MIB, concurrency=1)
+    with pytest.raises(PikPakError, match="store had a temporary fault"):
+        Uploader(drive, settings).upload_file("", "one-part.bin", path)
+    [rule] = control(emulator.base_url, "faults", method="GET")["rules"]
+    assert rule["fired"] == OBJECT_STORE.attempts == 3
+    assert files_named(emulator, "one-part.bin") == []
+
+
+def test_a_file_the_store_refuses_as_too_large_is_a_full_drive(
+    emulator, drive, tmp_path, monkeypatch
+):
+    from pikdav.emulator import objstore
+
+    monkeypatch.setattr(objstore, "MAX_OBJECT_SIZE", 1 * MIB)
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(2 * MIB))
+    for settings in (UploadSettings(), UploadSettings(cutoff=1 * MIB, part_size=2 * MIB)):
+        with pytest.raises(QuotaExceeded, match="refused the size of this file") as caught:
+            Uploader(drive, settings).upload_file("", "big.bin", path)
+        assert caught.value.final
+    assert files_named(emulator, "big.bin") == []
+    assert stats(emulator)["objstore_bytes"] == 0
