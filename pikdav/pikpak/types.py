@@ -343,10 +343,6 @@ class ShareAnswer:
     files: tuple[File, ...]
     next_page_token: str
 
-    @property
-    def ok(self) -> bool:
-        return self.status == "OK"
-
     @classmethod
     def from_wire(cls, data: Any) -> ShareAnswer:
         data = _dict(data)
