@@ -14,8 +14,7 @@ from wsgidav.dav_error import (
     DAVError,
 )
 
-from pikdav.pikpak.gcid import GcidHasher
-from pikdav.pikpak.upload import gcid_of_file
+from pikdav.pikpak.gcid import GcidHasher, gcid_of_file
 from pikdav.vfs.pending import SPOOL_PREFIX
 
 SPACE_MARGIN = 64 << 20  # keep this much free on the spool disk

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterator
 
-from .errors import Conflict, LinkNotReady, NotFound, Transient
+from .errors import LinkNotReady, NotFound, Transient
+from .retry import LINK_POLL, TASK_POLL
 from .session import Session
-from .types import File, Link, Quota, Task
+from .types import File, FilePage, Link, NewFile, Quota, Task, TaskStarted
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500  # the most PikPak returns per page
 LINK_RETRY_AFTER = 15  # seconds; PikPak's links appear within about a minute of an upload
+LINK_MARGIN = 10.0  # seconds: a link this close to its expiry is asked for again
 LIVE = {"phase": {"eq": "PHASE_TYPE_COMPLETE"}, "trashed": {"eq": False}}
 
 
@@ -42,12 +43,10 @@ class Drive:
             }
             if not folder_id:
                 del params["parent_id"]
-            body = self.session.call("GET", "/drive/v1/files", params=params)
-            files = body.get("files") or []
-            for item in files:
-                yield File.from_wire(item)
-            page_token = body.get("next_page_token") or ""
-            if not page_token or not files:
+            page = FilePage.from_wire(self.session.call("GET", "/drive/v1/files", params=params))
+            yield from page.files
+            page_token = page.next_page_token
+            if not page_token or not page.files:
                 return
 
     def list_folder(self, folder_id: str = "") -> list[File]:
@@ -65,22 +64,23 @@ class Drive:
         """The file's download link. PikPak holds it back for a while after an upload (half
         a minute to a minute): we ask again for ``link_wait`` seconds at most, then raise
         :class:`LinkNotReady`, so that a client hears "try again later" instead of silence."""
-        deadline = time.monotonic() + self.link_wait
-        delay = 0.5
-        while True:
+
+        def ready() -> Link | None:
             item = self.get_file(file_id)
-            if item.link is not None and item.link.valid_for(10):
+            if item.link is not None and item.link.valid_for(LINK_MARGIN):
                 return item.link
             if item.size == 0 and not item.is_folder:
                 raise NotFound("an empty file has no download link")
-            if time.monotonic() + delay > deadline:
-                raise LinkNotReady(
-                    "PikPak has no download link for this file yet (it was uploaded moments "
-                    f"ago); try again in {LINK_RETRY_AFTER} s",
-                    retry_after=LINK_RETRY_AFTER,
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            return None
+
+        link = LINK_POLL.poll(ready, timeout=self.link_wait)
+        if link is None:
+            raise LinkNotReady(
+                "PikPak has no download link for this file yet (it was uploaded moments "
+                f"ago); try again in {LINK_RETRY_AFTER} s",
+                retry_after=LINK_RETRY_AFTER,
+            )
+        return link
 
     def about(self) -> Quota:
         return Quota.from_wire(self.session.call("GET", "/drive/v1/about"))
@@ -92,26 +92,21 @@ class Drive:
             "/drive/v1/files",
             json={"kind": "drive#folder", "name": name, "parent_id": parent_id, "folder_type": ""},
         )
-        return File.from_wire(body.get("file") or {})
+        made = NewFile.from_wire(body).file
+        if made is None:
+            raise Transient(f"PikPak did not say which folder it made for {name}")
+        return made
 
     def rename(self, file_id: str, name: str) -> File:
-        try:
-            body = self.session.call(
-                "PATCH", f"/drive/v1/files/{file_id}", json={"name": name}, idempotent=True
-            )
-        except Conflict as exc:
-            # PikPak refuses renaming to the current name: when a retry repeats a rename
-            # that had worked, that is success.
-            if exc.reason != "file_rename_to_same_name":
-                raise
-            return self.get_file(file_id)
-        return File.from_wire(body)
+        body = self.session.call(
+            "PATCH", f"/drive/v1/files/{file_id}", json={"name": name}, idempotent=True
+        )
+        # An empty answer: the item had that name already (a repeated rename, see the
+        # error table's ALREADY_DONE), so the file is read as it is.
+        return File.from_wire(body) if body else self.get_file(file_id)
 
     def move(self, ids: list[str], parent_id: str) -> None:
         self._batch("batchMove", ids, {"to": {"parent_id": parent_id}}, idempotent=False)
-
-    def copy(self, ids: list[str], parent_id: str) -> None:
-        self._batch("batchCopy", ids, {"to": {"parent_id": parent_id}}, idempotent=False)
 
     def trash(self, ids: list[str]) -> None:
         self._batch("batchTrash", ids, {}, idempotent=True)
@@ -123,35 +118,41 @@ class Drive:
         """Delete for good (not to the trash)."""
         self._batch("batchDelete", ids, {}, idempotent=True)
 
-    def empty_trash(self) -> None:
-        body = self.session.call("PATCH", "/drive/v1/files/trash:empty", idempotent=True)
-        self.wait_task(str(body.get("task_id") or ""))
-
     def _batch(self, action: str, ids: list[str], extra: dict, idempotent: bool) -> None:
         if not ids:
             return
         body = self.session.call(
             "POST", f"/drive/v1/files:{action}", json={"ids": ids, **extra}, idempotent=idempotent
         )
-        self.wait_task(str(body.get("task_id") or ""))
+        self.wait_task(TaskStarted.from_wire(body).task_id)
 
     # ------------------------------------------------------------------ tasks
     def get_task(self, task_id: str) -> Task:
         return Task.from_wire(self.session.call("GET", f"/drive/v1/tasks/{task_id}"))
 
+    def delete_tasks(self, task_ids: list[str], *, delete_files: bool = False) -> None:
+        if task_ids:
+            self.session.call(
+                "DELETE",
+                "/drive/v1/tasks",
+                params={"task_ids": ",".join(task_ids), "delete_files": str(delete_files).lower()},
+            )
+
     def wait_task(self, task_id: str, timeout: float | None = None) -> Task | None:
         """Wait until a batch task is complete. PikPak runs most at once; some take a while."""
         if not task_id:
             return None
-        deadline = time.monotonic() + (timeout or self.task_timeout)
-        delay = 0.2
-        while True:
-            task = self.get_task(task_id)
-            if task.done:
-                return task
+        last: Task | None = None
+
+        def finished() -> Task | None:
+            nonlocal last
+            last = task = self.get_task(task_id)
             if task.failed:
                 raise Transient(f"PikPak task {task.name or task_id} failed: {task.message}")
-            if time.monotonic() > deadline:
-                raise Transient(f"PikPak task {task.name or task_id} is still {task.phase}")
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            return task if task.done else None
+
+        done = TASK_POLL.poll(finished, timeout=timeout or self.task_timeout)
+        if done is None:
+            name, phase = (last.name, last.phase) if last is not None else ("", "unknown")
+            raise Transient(f"PikPak task {name or task_id} is still {phase}")
+        return done

@@ -1,9 +1,13 @@
 """PikPak's errors: one hierarchy to catch, and one table that decides what to do about each.
 
 PikPak answers errors as ``{"error": reason, "error_code": n, "error_description": text,
-"details": [...]}``. The body is parsed once, here, into a :class:`PikPakError` subclass;
-:data:`REACTIONS` says for every known error what the client does and what the user reads
-in the log. Nothing else in the code base decides this.
+"details": [...]}``; a share answers a refusal in a 200 body's ``share_status``; the object
+store (Aliyun OSS spoken to as S3) answers S3 error codes; and the way there can fail
+without any answer. Each of these is parsed once, here, into a :class:`PikPakError`
+subclass and the :class:`Rule` of its row: the rule's reaction says what the client does
+(refresh, renew a captcha, back off, retry, treat it as done, give up), ``final`` whether
+any later retry could help, and ``log`` what the user reads. Nothing else in the code base
+decides this.
 """
 
 from __future__ import annotations
@@ -26,7 +30,14 @@ import urllib3.exceptions
 
 
 class PikPakError(Exception):
-    """Anything PikPak (or the way to it) refused. ``str()`` is safe to log and to show."""
+    """Anything PikPak (or the way to it) refused. ``str()`` is safe to log and to show.
+
+    ``rule`` is the row of the error table this came from (None for errors raised
+    directly); ``reaction`` and ``final`` come from it, so a caller acts on the error
+    without deciding again what it means."""
+
+    # Without a rule: True when no retry can fix an error of this class.
+    FINAL = False
 
     def __init__(
         self,
@@ -38,6 +49,7 @@ class PikPakError(Exception):
         retry_after: float | None = None,
         hint: str = "",
         pause: str = "",
+        rule: Rule | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -48,6 +60,17 @@ class PikPakError(Exception):
         # Non-empty: met while signing in or refreshing, this failure stops sign-ins for a
         # while (a key of LOGIN_PAUSES); asking again at once cannot help.
         self.pause = pause
+        self.rule = rule
+
+    @property
+    def reaction(self) -> Reaction:
+        return self.rule.reaction if self.rule is not None else Reaction.GIVE_UP
+
+    @property
+    def final(self) -> bool:
+        """True when no retry, now or later, can fix this (a full drive, a missing item, a
+        refused name): a caller that retries in the background stops at once."""
+        return self.rule.final if self.rule is not None else type(self).FINAL
 
     @property
     def problem(self) -> str:
@@ -122,7 +145,7 @@ class RateLimited(PikPakError):
 
 
 class NotFound(PikPakError):
-    pass
+    FINAL = True
 
 
 class Conflict(PikPakError):
@@ -131,6 +154,8 @@ class Conflict(PikPakError):
 
 class QuotaExceeded(PikPakError):
     """No space left, or a daily limit reached."""
+
+    FINAL = True
 
 
 class Transient(PikPakError):
@@ -143,6 +168,32 @@ class LinkNotReady(Transient):
 
 class Unreachable(Transient):
     """No answer from PikPak at all: refused, name not resolved, TLS, timeout."""
+
+
+class ShareError(PikPakError):
+    """A shared link cannot be read; the message says why and what to do."""
+
+    FINAL = True
+
+
+class ShareNotFound(ShareError, NotFound):
+    """The share does not exist, or its owner deleted it or its files."""
+
+
+class ShareExpired(ShareError, NotFound):
+    """The share's owner set an expiry, and it has passed."""
+
+
+class ShareBlocked(ShareError):
+    """PikPak blocked the share (``SENSITIVE_RESOURCE``)."""
+
+
+class ShareRegionBlocked(ShareError):
+    """PikPak does not offer shares to the network pikdav runs in."""
+
+
+class SharePassCodeRefused(ShareError, AuthError):
+    """The share needs a pass code, and the one configured is missing or wrong."""
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -217,8 +268,10 @@ class Reaction(enum.Enum):
     REFRESH = "refresh the access token, then retry once"
     RELOGIN = "re-read the token store, else sign in again with the stored password"
     RENEW_CAPTCHA = "get a new captcha token, then retry once"
+    RENEW_PASS_CODE = "get a new pass-code token for the share, then retry once"  # noqa: S105
     BACK_OFF = "wait (Retry-After or exponential), then retry within the bound"
     RETRY = "retry with backoff within the bound"
+    ALREADY_DONE = "the call had taken effect already (a repeated call): success"
     GIVE_UP = "raise to the caller"
 
 
@@ -228,6 +281,14 @@ class Rule:
     error: type[PikPakError]
     log: str
     pause: str = ""  # at sign-in or refresh: stop signing in for a while (LOGIN_PAUSES)
+    # No retry, now or later, can fix it; None: as the error class says (FINAL).
+    final: bool | None = None
+    # PikPak says nothing happened, so even a call that is not idempotent may be repeated.
+    unchanged: bool = False
+
+    def __post_init__(self) -> None:
+        if self.final is None:
+            object.__setattr__(self, "final", self.error.FINAL)
 
 
 @dataclass(frozen=True)
@@ -240,7 +301,7 @@ class Pause:
 
 
 # Why sign-ins stop for a while, and what a person does about each. The pause lasts
-# RetryPolicy.login_pause; a `pikdav login` (a new login in the token store) ends it.
+# retry.SIGN_IN_PAUSE; a `pikdav login` (a new login in the token store) ends it.
 LOGIN_PAUSES: dict[str, Pause] = {
     "password_refused": Pause(
         "PikPak refused the configured username or password",
@@ -275,6 +336,8 @@ LOGIN_PAUSES: dict[str, Pause] = {
 
 
 _TOO_FREQUENT = re.compile(r"too frequent", re.IGNORECASE)
+# Shares refused to some networks (mainland China among them) say so in words only.
+_REGION_BLOCKED = re.compile(r"not available in the current region", re.IGNORECASE)
 
 # Keyed by PikPak's reason string ("error"); codes are checked where one reason has several.
 REACTIONS: dict[str, Rule] = {
@@ -308,15 +371,17 @@ REACTIONS: dict[str, Rule] = {
     "file_duplicated_name": Rule(
         Reaction.GIVE_UP, Conflict, "an item with that name already exists"
     ),
-    "file_rename_to_same_name": Rule(Reaction.GIVE_UP, Conflict, "the name is unchanged"),
+    # A rename to the name the item has: what was asked is already so. This is also how
+    # PikPak answers a rename repeated after its first answer was lost.
+    "file_rename_to_same_name": Rule(Reaction.ALREADY_DONE, Conflict, "the name is unchanged"),
     "file_move_or_copy_to_cur": Rule(
         Reaction.GIVE_UP, Conflict, "the item is already in that folder"
     ),
-    "file_name_empty": Rule(Reaction.GIVE_UP, PikPakError, "the name is empty"),
-    "file_name_invalid": Rule(Reaction.GIVE_UP, PikPakError, "the name is not allowed"),
+    "file_name_empty": Rule(Reaction.GIVE_UP, PikPakError, "the name is empty", final=True),
+    "file_name_invalid": Rule(Reaction.GIVE_UP, PikPakError, "the name is not allowed", final=True),
     "invalid_argument": Rule(Reaction.GIVE_UP, PikPakError, "PikPak refused the request"),
     "file_rename_uncompleted": Rule(
-        Reaction.RETRY, Transient, "PikPak is still processing the item"
+        Reaction.RETRY, Transient, "PikPak is still processing the item", unchanged=True
     ),
     "file_space_not_enough": Rule(
         Reaction.GIVE_UP, QuotaExceeded, "the PikPak drive is full; free space or upgrade"
@@ -333,6 +398,12 @@ REACTIONS: dict[str, Rule] = {
         "PikPak says the operation is too frequent",
         pause="too_frequent",
     ),
+    # A share's file asked for with a pass-code token PikPak no longer accepts.
+    "share_pass_code_invalid": Rule(
+        Reaction.RENEW_PASS_CODE,
+        SharePassCodeRefused,
+        "PikPak refused the share's pass code; set the share's pass code in the config",
+    ),
 }
 _BY_CODE: dict[int, Rule] = {
     16: REACTIONS["unauthenticated"],
@@ -347,7 +418,10 @@ _BY_CODE: dict[int, Rule] = {
 }
 _BY_STATUS_TOO_FREQUENT = REACTIONS["aborted"]
 _TRANSIENT = Rule(Reaction.RETRY, Transient, "PikPak had a temporary fault")
+# 503: PikPak did not take the call in, so any call may be repeated.
+_UNAVAILABLE = Rule(Reaction.RETRY, Transient, "PikPak had a temporary fault", unchanged=True)
 _UNKNOWN = Rule(Reaction.GIVE_UP, PikPakError, "PikPak refused the request")
+_NOT_JSON = Rule(Reaction.GIVE_UP, Transient, "PikPak answered with a body that is not JSON")
 
 
 _ACCESS_PROHIBITED = Rule(
@@ -358,6 +432,85 @@ _ACCESS_PROHIBITED = Rule(
     pause="access_prohibited",
 )
 
+_SHARE_REGION_BLOCKED = Rule(
+    Reaction.GIVE_UP,
+    ShareRegionBlocked,
+    "PikPak does not offer shares to this network's region; set a proxy in another region "
+    "for the share's account",
+)
+
+# A share's answer carries its state in ``share_status`` (with HTTP 200).
+SHARE_STATUSES: dict[str, Rule] = {
+    "PASS_CODE_EMPTY": Rule(
+        Reaction.RENEW_PASS_CODE,
+        SharePassCodeRefused,
+        "the share needs a pass code; set the share's pass code in the config",
+    ),
+    "PASS_CODE_ERROR": Rule(
+        Reaction.RENEW_PASS_CODE,
+        SharePassCodeRefused,
+        "the share needs the right pass code; check the share's pass code in the config",
+    ),
+    "NOT_FOUND": Rule(
+        Reaction.GIVE_UP,
+        ShareNotFound,
+        "the share does not exist (its owner may have deleted it); remove it from the config",
+    ),
+    "DELETED": Rule(
+        Reaction.GIVE_UP,
+        ShareNotFound,
+        "the share's files were deleted by its owner; remove it from the config",
+    ),
+    "EXPIRED": Rule(
+        Reaction.GIVE_UP,
+        ShareExpired,
+        "the share has expired; ask its owner for a new link",
+    ),
+    "SENSITIVE_RESOURCE": Rule(
+        Reaction.GIVE_UP,
+        ShareBlocked,
+        "PikPak blocked this share (sensitive content); it cannot be read by anyone",
+    ),
+}
+_SHARE_UNKNOWN = Rule(Reaction.GIVE_UP, ShareError, "the share cannot be opened")
+
+# The object store's S3 error codes (botocore's ``Error.Code``). Credentials come with the
+# upload ticket: when they fail, only a new upload (a new ticket) can help.
+OBJECT_STORE: dict[str, Rule] = {
+    "ExpiredToken": Rule(Reaction.GIVE_UP, Transient, "the upload credentials expired"),
+    "InvalidAccessKeyId": Rule(
+        Reaction.GIVE_UP, Transient, "the store refused the upload credentials"
+    ),
+    "InvalidToken": Rule(Reaction.GIVE_UP, Transient, "the store refused the upload credentials"),
+    "SignatureDoesNotMatch": Rule(
+        Reaction.GIVE_UP, Transient, "the store refused the upload's signature"
+    ),
+    "AccessDenied": Rule(Reaction.GIVE_UP, Transient, "the store refused the upload"),
+    "NoSuchUpload": Rule(
+        Reaction.GIVE_UP, Transient, "the store no longer knows this multipart upload"
+    ),
+    "CallbackFailed": Rule(
+        Reaction.GIVE_UP,
+        Transient,
+        "PikPak refused the uploaded content (size or hash mismatch)",
+    ),
+    "EntityTooLarge": Rule(
+        Reaction.GIVE_UP, QuotaExceeded, "PikPak's store refused the size of this file"
+    ),
+    "QuotaExceeded": Rule(
+        Reaction.GIVE_UP, QuotaExceeded, "PikPak's store refused the size of this file"
+    ),
+    "SlowDown": Rule(Reaction.BACK_OFF, RateLimited, "the store asks to slow down"),
+    "RequestTimeout": Rule(Reaction.RETRY, Transient, "the store timed out"),
+}
+_STORE_FAULT = Rule(Reaction.RETRY, Transient, "the store had a temporary fault")
+_STORE_REFUSED = Rule(Reaction.GIVE_UP, Transient, "the store refused the upload")
+
+# No answer at all. A request that surely never left (refused, name not resolved, connect
+# timeout) may be repeated whatever it was; one lost on the way back only if idempotent.
+_NOT_SENT = Rule(Reaction.RETRY, Unreachable, "cannot reach PikPak", unchanged=True)
+_LOST = Rule(Reaction.RETRY, Unreachable, "the connection to PikPak broke")
+
 
 def rule_for(status: int, reason: str, code: int, description: str) -> Rule:
     """The one place that maps an answer to a reaction."""
@@ -367,6 +520,8 @@ def rule_for(status: int, reason: str, code: int, description: str) -> Rule:
         # "Aborted - Your operation is too frequent" comes as captcha_invalid/4002 at sign-in
         # and as code 10 elsewhere: never answer it by asking again at once.
         return _BY_STATUS_TOO_FREQUENT
+    if _REGION_BLOCKED.search(description):
+        return _SHARE_REGION_BLOCKED
     if status == 429:
         return REACTIONS["too_many_requests"]
     rule = REACTIONS.get(reason) or _BY_CODE.get(code)
@@ -374,7 +529,9 @@ def rule_for(status: int, reason: str, code: int, description: str) -> Rule:
         return rule
     if status == 401:
         return REACTIONS["unauthenticated"]
-    if status in (500, 502, 503, 504, 509) or status >= 520:
+    if status == 503:
+        return _UNAVAILABLE
+    if status in (500, 502, 504, 509) or status >= 520:
         return _TRANSIENT
     if status == 404:
         return REACTIONS["not_found"]
@@ -411,8 +568,86 @@ def error_from_answer(
         code=code,
         retry_after=retry_after,
         pause=rule.pause,
+        rule=rule,
     )
     return exc, rule
+
+
+def not_json(status: int) -> tuple[PikPakError, Rule]:
+    """A success status whose body is not JSON (a proxy's page, a cut answer)."""
+    exc = Transient(f"PikPak answered {status} with a body that is not JSON", rule=_NOT_JSON)
+    return exc, _NOT_JSON
+
+
+def share_refusal(status: str, text: str) -> tuple[PikPakError, Rule] | None:
+    """A share answer's ``share_status`` (None when it is ``OK``) as an error and its rule."""
+    if not status or status == "OK":
+        return None
+    rule = SHARE_STATUSES.get(status, _SHARE_UNKNOWN)
+    if _REGION_BLOCKED.search(text):
+        rule = _SHARE_REGION_BLOCKED
+    shown = redact(text)[:200] if text and text != status else ""
+    message = f"{rule.log} ({status}" + (f": {shown})" if shown else ")")
+    return rule.error(message, reason=status, rule=rule), rule
+
+
+def _not_sent(exc: BaseException) -> bool:
+    """True when the request surely never reached the server (safe to repeat any call)."""
+    return any(
+        isinstance(
+            c,
+            (
+                requests.ConnectTimeout,
+                urllib3.exceptions.NewConnectionError,
+                urllib3.exceptions.ConnectTimeoutError,
+                ConnectionRefusedError,
+            ),
+        )
+        for c in _causes(exc)
+    )
+
+
+def transport_failure(
+    exc: BaseException, url: str, timeout: tuple[float, float] | None = None
+) -> tuple[Unreachable, Rule]:
+    """A request that got no answer, as an exception (where, and why in words) and its rule."""
+    rule = _NOT_SENT if _not_sent(exc) else _LOST
+    failure = unreachable(exc, url, timeout)
+    failure.rule = rule
+    return failure, rule
+
+
+def object_store_error(exc: BaseException, endpoint: str) -> tuple[PikPakError, Rule]:
+    """A failure of a call to the object store (botocore's exception) as an exception and
+    its rule. It only reads the exception: building a log line with it never raises."""
+    if isinstance(exc, PikPakError):
+        return exc, exc.rule or _STORE_REFUSED
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return transport_failure(exc, endpoint)
+    error = response.get("Error") if isinstance(response.get("Error"), dict) else {}
+    code = str(error.get("Code") or "")
+    meta = response.get("ResponseMetadata")
+    status = meta.get("HTTPStatusCode", 0) if isinstance(meta, dict) else 0
+    status = status if isinstance(status, int) else 0
+    rule = OBJECT_STORE.get(code)
+    if rule is None:
+        if status == 429 or status == 503:
+            rule = OBJECT_STORE["SlowDown"]
+        elif status >= 500:
+            rule = _STORE_FAULT
+        else:
+            rule = _STORE_REFUSED
+    shown = code or (f"HTTP {status}" if status else type(exc).__name__)
+    return (
+        rule.error(
+            f"the upload to PikPak's store failed: {rule.log} ({shown})",
+            status=status,
+            reason=code,
+            rule=rule,
+        ),
+        rule,
+    )
 
 
 _SECRET_PATTERNS = (

@@ -8,11 +8,13 @@ SHA-1 digests of the blocks, written in upper-case hex.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import os
+from pathlib import Path
 
 _MIN_BLOCK = 0x40000  # 256 KiB
 _MAX_BLOCK = 0x200000  # 2 MiB
 _CID_PIECE = 20480
+_READ = 4 << 20  # bytes read at a time when hashing a file
 
 
 def block_size(size: int) -> int:
@@ -60,10 +62,13 @@ def gcid_of_bytes(data: bytes) -> str:
     return hasher.hexdigest()
 
 
-def gcid_of_chunks(size: int, chunks: Iterable[bytes]) -> str:
+def gcid_of_file(path: str | Path, size: int | None = None) -> str:
+    """The GCID of a file; ``size`` (its length, measured when None) sets the block size."""
+    size = os.path.getsize(path) if size is None else size
     hasher = GcidHasher(size)
-    for chunk in chunks:
-        hasher.update(chunk)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_READ):
+            hasher.update(chunk)
     return hasher.hexdigest()
 
 

@@ -18,7 +18,6 @@ class Platform:
     client_secret: str
     client_version: str
     package_name: str
-    sdk_version: str
     user_agent: str
     salts: tuple[str, ...]
 
@@ -29,7 +28,6 @@ WEB = Platform(
     client_secret="dbw2OtmVEeuUvIptb1Coyg",  # noqa: S106 - a public app identity
     client_version="2.0.0",
     package_name="mypikpak.com",
-    sdk_version="8.0.3",
     user_agent=(
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
         "(KHTML, like Gecko) Chrome/117.0.0.0 Safari/537.36"
@@ -59,7 +57,6 @@ ANDROID = Platform(
     client_secret="dbw2OtmVEeuUvIptb1Coyg",  # noqa: S106 - a public app identity
     client_version="1.53.2",
     package_name="com.pikcloud.pikpak",
-    sdk_version="2.0.6.206003",
     user_agent="ANDROID-com.pikcloud.pikpak/1.53.2",
     salts=(
         "SOP04dGzk0TNO7t7t9ekDbAmx+eq0OI1ovEx",
@@ -80,7 +77,6 @@ PC = Platform(
     # The desktop app really sends the literal string "undefined" as its version.
     client_version="undefined",
     package_name="mypikpak.com",
-    sdk_version="8.0.3",
     user_agent=(
         "MainWindow Mozilla/5.0 (Windows NT 10.0; WOW64) AppleWebKit/537.36 "
         "(KHTML, like Gecko) PikPak/2.6.11.4955 Chrome/100.0.4896.160 "

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 
+from .drive import Drive
+from .errors import Transient
 from .session import Session
-from .types import Task
-
-ACTIVE = "PHASE_TYPE_RUNNING,PHASE_TYPE_PENDING,PHASE_TYPE_ERROR"
+from .types import NewFile, Task, TaskPage
 
 
 class OfflineTasks:
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.drive = Drive(session)
 
     def add(self, url: str, parent_id: str = "", name: str = "") -> Task:
         """Start a task; without a parent the file lands in PikPak's "My Pack" folder."""
@@ -23,8 +24,12 @@ class OfflineTasks:
             body["parent_id"] = parent_id
         else:
             body["folder_type"] = "DOWNLOAD"
-        answer = self.session.call("POST", "/drive/v1/files", json=body, idempotent=False)
-        return Task.from_wire(answer.get("task") or {})
+        answer = NewFile.from_wire(
+            self.session.call("POST", "/drive/v1/files", json=body, idempotent=False)
+        )
+        if answer.task is None:
+            raise Transient("PikPak did not say which task fetches the URL")
+        return answer.task
 
     def list(self, phases: str | None = None) -> list[Task]:
         tasks: list[Task] = []
@@ -39,16 +44,11 @@ class OfflineTasks:
             }
             if phases:
                 params["filters"] = json.dumps({"phase": {"in": phases}})
-            body = self.session.call("GET", "/drive/v1/tasks", params=params)
-            tasks += [Task.from_wire(t) for t in body.get("tasks") or []]
-            token = body.get("next_page_token") or ""
+            page = TaskPage.from_wire(self.session.call("GET", "/drive/v1/tasks", params=params))
+            tasks += page.tasks
+            token = page.next_page_token
             if not token:
                 return tasks
 
     def delete(self, task_ids: list[str], delete_files: bool = False) -> None:
-        if task_ids:
-            self.session.call(
-                "DELETE",
-                "/drive/v1/tasks",
-                params={"task_ids": ",".join(task_ids), "delete_files": str(delete_files).lower()},
-            )
+        self.drive.delete_tasks(task_ids, delete_files=delete_files)

@@ -1,7 +1,10 @@
-"""One session per PikPak account: HTTP, tokens, captcha tokens and the retry policy.
+"""One session per PikPak account: tokens, captcha tokens, and every call to PikPak's API.
 
-Every upstream call goes through :meth:`Session.call`. The access token is refreshed once
-half of its life is gone, or when PikPak refuses it; exactly one refresh runs however many
+Every upstream call goes through :meth:`Session.call` (signed in, or anonymous for shares):
+the error table (:mod:`pikdav.pikpak.errors`) says what each failure means and the retry
+policy (:mod:`pikdav.pikpak.retry`) how often and how long to try again; the session acts
+on the table's reaction and decides nothing else. The access token is refreshed once half
+of its life is gone, or when PikPak refuses it; exactly one refresh runs however many
 threads (a lock) or processes (the token store's lock) want one, and the others reuse its
 result. A rotated refresh token is saved before the new access token is used, because the
 old one is dead the moment PikPak answers.
@@ -10,23 +13,15 @@ old one is dead the moment PikPak answers.
 from __future__ import annotations
 
 import logging
-import random
+import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_after_delay,
-)
 
 from . import identity
 from .errors import (
@@ -38,38 +33,21 @@ from .errors import (
     Reaction,
     Transient,
     error_from_answer,
-    unreachable,
+    not_json,
+    transport_failure,
 )
+from .http import DRIVE_API, USER_API, Connection, api_session
+from .retry import SESSION, SIGN_IN_PAUSE, Again, RetryPolicy
 from .tokenstore import LoginPause, StoredAuth, TokenStore
-from .types import Token
+from .types import CaptchaAnswer, Token
+
+__all__ = ["DRIVE_API", "USER_API", "Credentials", "RetryPolicy", "Session"]
 
 log = logging.getLogger(__name__)
 
-USER_API = "https://user.mypikpak.com"
-DRIVE_API = "https://api-drive.mypikpak.com"
 CAPTCHA_MARGIN = 10.0  # seconds: treat a captcha token as expired this early
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """The bound on retries: attempts and seconds, and how long to wait between them."""
-
-    attempts: int = 6
-    seconds: float = 90.0
-    backoff: float = 0.5
-    backoff_max: float = 8.0
-    retry_after_max: float = 30.0
-    too_frequent_wait: float = 5.0
-    # Sign-ins that fail for a reason no retry can fix (wrong password, human check, "too
-    # frequent"...) pause all sign-ins: this long at first, twice as long each time after.
-    login_pause_first: float = 60.0
-    login_pause_max: float = 3600.0
-
-    def login_pause(self, failures: int, retry_after: float | None = None) -> float:
-        """Seconds to stop signing in after the ``failures``-th such failure in a row (or
-        longer, when PikPak's Retry-After says so)."""
-        step = min(self.login_pause_max, self.login_pause_first * 2 ** max(0, failures - 1))
-        return max(step, retry_after or 0.0)
+DRIVE_ACTION = "GET:/drive/v1/files"  # one captcha token serves every signed-in drive call
+SIGN_IN_ACTION = "POST:/v1/auth/signin"
 
 
 @dataclass(frozen=True)
@@ -80,30 +58,29 @@ class Credentials:
     captcha_token: str | None = None  # a captcha solved by a person, for the next sign-in
 
 
-class _Again(Exception):
-    """Inside the retry loop: try again after ``wait`` seconds (None: the policy decides)."""
+class _CaptchaSlot:
+    """One captcha token, kept until shortly before it expires or until PikPak refuses it,
+    and where the next one comes from."""
 
-    def __init__(self, cause: PikPakError, wait: float | None = None) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-        self.wait = wait
+    def __init__(
+        self, fetch: Callable[[], CaptchaAnswer], token: str = "", expires_at: float = 0.0
+    ) -> None:
+        self._fetch = fetch
+        self._token = token
+        self._expires_at = expires_at
+        self._lock = threading.Lock()
 
+    def get(self) -> str:
+        with self._lock:
+            if not self._token or time.time() + CAPTCHA_MARGIN >= self._expires_at:
+                answer = self._fetch()
+                self._token, self._expires_at = answer.token, answer.expires_at
+            return self._token
 
-@dataclass
-class _Captcha:
-    token: str = ""
-    expires_at: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def _not_sent(exc: requests.RequestException) -> bool:
-    """True when the request surely never reached PikPak (safe to repeat any call)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    text = repr(exc)
-    return isinstance(exc, requests.ConnectionError) and (
-        "NewConnectionError" in text or "Connection refused" in text
-    )
+    def forget(self, token: str) -> None:
+        with self._lock:
+            if self._token == token:
+                self._token, self._expires_at = "", 0.0
 
 
 class Session:
@@ -113,37 +90,53 @@ class Session:
         store: TokenStore,
         *,
         platform: identity.Platform = identity.WEB,
+        connection: Connection | None = None,
         user_api: str = USER_API,
         drive_api: str = DRIVE_API,
         pool_size: int = 64,
         ca_cert: str | None = None,
-        retry: RetryPolicy | None = None,
         timeout: tuple[float, float] = (10.0, 60.0),
+        retry: RetryPolicy | None = None,
+        login_pause: RetryPolicy | None = None,
         name: str = "pikpak",
         login: str = "pikdav login",
     ) -> None:
+        """``connection`` says how to reach PikPak; without it, one is made from
+        ``user_api``, ``drive_api``, ``pool_size``, ``ca_cert``, ``timeout`` and the
+        platform's User-Agent. ``retry`` bounds every call, ``login_pause`` says how long
+        sign-ins stop after a failure no retry can fix."""
         self.credentials = credentials
         # The command that signs this account in (`pikdav login -c <config>`), for messages.
         self.login_hint = login
         self.store = store
         self.platform = platform
-        self.user_api = user_api.rstrip("/")
-        self.drive_api = drive_api.rstrip("/")
-        self.retry = retry or RetryPolicy()
-        self.timeout = timeout
+        self.connection = connection or Connection(
+            user_api=user_api,
+            drive_api=drive_api,
+            user_agent=platform.user_agent,
+            ca_cert=ca_cert,
+            pool_size=pool_size,
+            timeout=timeout,
+        )
+        self.retry = retry or SESSION
+        self.login_pause = login_pause or SIGN_IN_PAUSE
         self.name = name
-        self.http = requests.Session()
-        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
-        self.http.mount("https://", adapter)
-        self.http.mount("http://", adapter)
-        self.http.trust_env = False
-        if ca_cert:
-            self.http.verify = ca_cert
+        self.http = api_session(self.connection)
         self._refresh_lock = threading.RLock()
         self._auth: StoredAuth | None = None
-        self._captcha = _Captcha()
+        self._captcha = _CaptchaSlot(self._drive_captcha)
+        self._anonymous: dict[str, _CaptchaSlot] = {}  # by action
+        self._anonymous_lock = threading.Lock()
         self._pause_seen = 0.0  # the start of the last sign-in pause this process logged
         self.last_sign_in: float | None = None  # when this session signed in with the password
+
+    @property
+    def user_api(self) -> str:
+        return self.connection.user_api
+
+    @property
+    def drive_api(self) -> str:
+        return self.connection.drive_api
 
     # ------------------------------------------------------------------ state
     @property
@@ -199,18 +192,6 @@ class Session:
     def user_id(self) -> str:
         token = self.auth.token
         return token.user_id if token else ""
-
-    # ------------------------------------------------------------------ headers
-    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        headers = {
-            "User-Agent": self.platform.user_agent,
-            "X-Client-Id": self.platform.client_id,
-            "X-Client-Version": self.platform.client_version,
-            "X-Device-Id": self.device_id,
-        }
-        if self.platform.name == "web":
-            headers["Referer"] = "https://mypikpak.com/"
-        return headers | (extra or {})
 
     # ------------------------------------------------------------------ tokens
     def token(self) -> Token:
@@ -319,7 +300,7 @@ class Session:
         """Record in the store that sign-ins stop for a while, log it once, and say so."""
         failures = stored.pause.failures + 1 if stored.pause is not None else 1
         now = time.time()
-        wait = self.retry.login_pause(failures, exc.retry_after)
+        wait = self.login_pause.delay(failures, exc.retry_after)
         pause = LoginPause(exc.pause, exc.problem, now, now + wait, failures)
         self._auth = replace(stored, pause=pause)
         self.store.save(self._auth)
@@ -358,7 +339,7 @@ class Session:
                 log.info("%s: refreshed the access token (valid %d s)", self.name, new.lifetime)
                 return new
             except AuthError as exc:
-                if exc.pause or (exc.reason != "invalid_grant" and exc.code != 4126):
+                if exc.pause or exc.reaction is not Reaction.RELOGIN:
                     raise
                 log.warning("%s: %s", self.name, exc)
         return self._sign_in(after_rejection=token is not None)
@@ -391,37 +372,34 @@ class Session:
                 f"{hint}, and no password is configured for {creds.username or 'this account'}",
                 pause="no_password",
             )
-        captcha = creds.captcha_token or self._signin_captcha()
-        for attempt in range(2):
-            try:
-                body = self._auth_post(
-                    "/v1/auth/signin",
-                    {
-                        "client_id": self.platform.client_id,
-                        "client_secret": self.platform.client_secret,
-                        "username": creds.username,
-                        "password": creds.password,
-                        "captcha_token": captcha,
-                    },
-                    captcha=captcha,
-                )
-                break
-            except PikPakError as exc:
-                if (
-                    exc.reason in ("captcha_invalid", "captcha_required")
-                    and attempt == 0
-                    and not isinstance(exc, RateLimited)
-                ):
-                    captcha = self._signin_captcha()
-                    continue
-                raise
+        # A token a person solved goes first; a refused one is renewed like a drive call's.
+        captcha = _CaptchaSlot(
+            self._sign_in_captcha,
+            creds.captcha_token or "",
+            math.inf if creds.captcha_token else 0.0,
+        )
+        body = self._request(
+            "POST",
+            self.user_api + "/v1/auth/signin",
+            json={
+                "client_id": self.platform.client_id,
+                "client_secret": self.platform.client_secret,
+                "username": creds.username,
+                "password": creds.password,
+            },
+            idempotent=False,
+            captcha=captcha,
+            captcha_field="captcha_token",
+            signing_in=True,
+        )
         self.credentials = replace(creds, captcha_token=None)
         token = Token.from_wire(body, self.platform.client_id)
         self.last_sign_in = time.time()
         log.info("%s: signed in as %s", self.name, creds.username)
         return token
 
-    def _signin_captcha(self) -> str:
+    # ------------------------------------------------------------------ captcha tokens
+    def _sign_in_captcha(self) -> CaptchaAnswer:
         login = self.credentials.username
         if "@" in login:
             meta = {"email": login}
@@ -429,77 +407,59 @@ class Session:
             meta = {"phone_number": login}
         else:
             meta = {"username": login}
-        return self._captcha_init("POST:/v1/auth/signin", meta)
+        return self._captcha_init(SIGN_IN_ACTION, meta, signing_in=True)
 
-    def _captcha_init(self, action: str, meta: dict[str, str]) -> str:
-        body = self._auth_post(
-            "/v1/shield/captcha/init",
-            {
-                "action": action,
-                "client_id": self.platform.client_id,
-                "device_id": self.device_id,
-                "meta": meta,
-            },
+    def _drive_captcha(self) -> CaptchaAnswer:
+        return self._captcha_init(DRIVE_ACTION, self._sign_meta(self.user_id), signing_in=False)
+
+    def _anonymous_captcha(self, action: str) -> _CaptchaSlot:
+        with self._anonymous_lock:
+            slot = self._anonymous.get(action)
+            if slot is None:
+                # Anonymous: the sign's meta carries no user id, whoever this session is.
+                slot = _CaptchaSlot(
+                    lambda: self._captcha_init(action, self._sign_meta(""), signing_in=False)
+                )
+                self._anonymous[action] = slot
+            return slot
+
+    def _captcha_init(
+        self, action: str, meta: dict[str, str], *, signing_in: bool
+    ) -> CaptchaAnswer:
+        answer = CaptchaAnswer.from_wire(
+            self._auth_post(
+                "/v1/shield/captcha/init",
+                {
+                    "action": action,
+                    "client_id": self.platform.client_id,
+                    "device_id": self.device_id,
+                    "meta": meta,
+                },
+                signing_in=signing_in,
+            )
         )
-        if body.get("url"):
-            raise HumanCheckRequired(str(body["url"]), self.login_hint)
-        return str(body.get("captcha_token", ""))
+        if answer.human_check:
+            raise HumanCheckRequired(answer.url, self.login_hint)
+        return answer
 
-    def _sign_meta(self) -> dict[str, str]:
+    def _sign_meta(self, user_id: str) -> dict[str, str]:
         timestamp = str(int(time.time() * 1000))
         return {
             "captcha_sign": identity.sign_for(self.platform, self.device_id, timestamp),
             "client_version": self.platform.client_version,
             "package_name": self.platform.package_name,
             "timestamp": timestamp,
-            "user_id": self.user_id,
+            "user_id": user_id,
         }
 
-    def captcha_token(self, action: str = "GET:/drive/v1/files") -> str:
-        """The captcha token drive calls carry; one serves every action until it expires."""
-        state = self._captcha
-        with state.lock:
-            if state.token and time.time() + CAPTCHA_MARGIN < state.expires_at:
-                return state.token
-            body = self._auth_post(
-                "/v1/shield/captcha/init",
-                {
-                    "action": action,
-                    "client_id": self.platform.client_id,
-                    "device_id": self.device_id,
-                    "meta": self._sign_meta(),
-                },
-                signing_in=False,
-            )
-            if body.get("url"):
-                raise HumanCheckRequired(str(body["url"]), self.login_hint)
-            state.token = str(body.get("captcha_token", ""))
-            state.expires_at = time.time() + float(body.get("expires_in") or 300)
-            return state.token
-
-    def _forget_captcha(self, token: str) -> None:
-        with self._captcha.lock:
-            if self._captcha.token == token:
-                self._captcha.token, self._captcha.expires_at = "", 0.0
-
     def _auth_post(
-        self, path: str, body: dict[str, Any], captcha: str = "", *, signing_in: bool = True
+        self, path: str, body: dict[str, Any], *, signing_in: bool = True
     ) -> dict[str, Any]:
         """A call to the user host (no access token). Retries only what is safe; while
         ``signing_in``, a failure that pauses sign-ins is not retried at all."""
-        extra = {"X-Captcha-Token": captcha} if captcha else {}
-
-        def once() -> dict[str, Any]:
-            return self._send(
-                "POST",
-                self.user_api + path,
-                json=body,
-                headers=self._headers(extra),
-                idempotent=False,
-                signing_in=signing_in,
-            )
-
-        return self._with_retries(once)
+        return self._request(
+            "POST", self.user_api + path, json=body, idempotent=False, signing_in=signing_in
+        )
 
     # ------------------------------------------------------------------ calls
     def call(
@@ -510,128 +470,144 @@ class Session:
         params: dict[str, Any] | None = None,
         json: Any = None,
         idempotent: bool | None = None,
-        base: str | None = None,
+        signed_in: bool = True,
+        captcha_action: str | None = None,
     ) -> dict[str, Any]:
-        """One drive call with the whole policy: tokens, captcha, retries, typed errors."""
+        """One call to the drive host with the whole policy: tokens, captcha, retries,
+        typed errors. The answer is PikPak's JSON object (for :mod:`.types` to read); a
+        call that had taken effect already (PikPak says so: ``ALREADY_DONE``) answers ``{}``.
+
+        ``signed_in=False`` calls anonymously, as a share's reader does: the platform's
+        headers and a captcha token for ``captcha_action``, never an access token, a
+        refresh or a sign-in. Signed in, one captcha token serves every action."""
         method = method.upper()
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "DELETE", "PUT")
-        url = (base or self.drive_api) + path
-        # Refresh again only if a *new* token is refused (the token may expire again
-        # during a long call); the same token refused twice is a real auth problem.
-        refused_tokens: set[str] = set()
-        renewed = {"captcha": False}
+        captcha = (
+            self._captcha if signed_in else self._anonymous_captcha(captcha_action or DRIVE_ACTION)
+        )
+        return self._request(
+            method,
+            self.drive_api + path,
+            params=params,
+            json=json,
+            idempotent=idempotent,
+            signed_in=signed_in,
+            captcha=captcha,
+        )
 
-        def once() -> dict[str, Any]:
-            token = self.token()
-            captcha = self.captcha_token()
-            headers = self._headers(
-                {"Authorization": f"Bearer {token.access_token}", "X-Captcha-Token": captcha}
-            )
-            try:
-                return self._send(
-                    method, url, params=params, json=json, headers=headers, idempotent=idempotent
-                )
-            except _Refused as refused:
-                exc, rule = refused.exc, refused.rule
-                renews_token = rule.reaction in (Reaction.REFRESH, Reaction.RELOGIN)
-                if renews_token and token.access_token not in refused_tokens:
-                    # refresh() re-reads the store, refreshes, or signs in again.
-                    refused_tokens.add(token.access_token)
-                    log.info("%s: %s; renewing the login", self.name, rule.log)
-                    self.refresh(rejected=token.access_token)
-                    raise _Again(exc, 0) from None
-                if rule.reaction is Reaction.RENEW_CAPTCHA and not renewed["captcha"]:
-                    renewed["captcha"] = True
-                    self._forget_captcha(captcha)
-                    raise _Again(exc, 0) from None
-                raise exc from None
-
-        return self._with_retries(once)
-
-    def _send(
+    def _request(
         self,
         method: str,
         url: str,
         *,
         idempotent: bool,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        signed_in: bool = False,
+        captcha: _CaptchaSlot | None = None,
+        captcha_field: str = "",
         signing_in: bool = False,
-        **kwargs: Any,
     ) -> dict[str, Any]:
+        """One request within the retry policy, acting on the error table's reactions.
+
+        ``captcha`` supplies the X-Captcha-Token (and ``captcha_field`` of the JSON body,
+        at sign-in); while ``signing_in`` a failure that pauses sign-ins is raised at once."""
+        # Refresh again only if a *new* token is refused (the token may expire again
+        # during a long call); the same token refused twice is a real auth problem.
+        refused_tokens: set[str] = set()
+        renewed_captcha = False
+
+        def attempt() -> dict[str, Any]:
+            nonlocal renewed_captcha
+            headers = self._identity_headers()
+            token = self.token() if signed_in else None
+            if token is not None:
+                headers["Authorization"] = f"Bearer {token.access_token}"
+            shown = captcha.get() if captcha is not None else ""
+            if shown:
+                headers["X-Captcha-Token"] = shown
+            body = json | {captcha_field: shown} if captcha_field else json
+            try:
+                return self._exchange(method, url, headers, params, body)
+            except PikPakError as exc:
+                rule = exc.rule
+                if rule is None or (signing_in and rule.pause):
+                    raise  # asking again cannot help: the caller pauses sign-ins instead
+                reaction = rule.reaction
+                if reaction is Reaction.ALREADY_DONE:
+                    log.debug("%s: %s; that is what was asked", self.name, rule.log)
+                    return {}
+                if reaction in (Reaction.REFRESH, Reaction.RELOGIN) and token is not None:
+                    if token.access_token not in refused_tokens:
+                        # refresh() re-reads the store, refreshes, or signs in again.
+                        refused_tokens.add(token.access_token)
+                        log.info("%s: %s; renewing the login", self.name, rule.log)
+                        self.refresh(rejected=token.access_token)
+                        raise Again(exc, 0) from None
+                if reaction is Reaction.RENEW_CAPTCHA and captcha is not None:
+                    if not renewed_captcha:
+                        renewed_captcha = True
+                        captcha.forget(shown)
+                        raise Again(exc, 0) from None
+                again = self.retry.again_for(exc, idempotent=idempotent)
+                if again is None:
+                    raise
+                if reaction is Reaction.BACK_OFF:
+                    log.warning("%s: %s; backing off", self.name, rule.log)
+                elif exc.status:
+                    log.info("%s: %s (HTTP %d); retrying", self.name, rule.log, exc.status)
+                raise again from None
+
+        return self.retry.run(attempt)
+
+    def _identity_headers(self) -> dict[str, str]:
+        """Who is calling: the platform's client and this session's device."""
+        headers = {
+            "X-Client-Id": self.platform.client_id,
+            "X-Client-Version": self.platform.client_version,
+            "X-Device-Id": self.device_id,
+        }
+        if self.platform.name == "web":
+            headers["Referer"] = "https://mypikpak.com/"
+        return headers
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        params: dict[str, Any] | None,
+        json: Any,
+    ) -> dict[str, Any]:
+        """One HTTP exchange: PikPak's JSON answer, or the error table's exception."""
         started = time.perf_counter()
+        timeout = self.connection.timeout
         try:
-            resp = self.http.request(method, url, timeout=self.timeout, **kwargs)
-            log.debug(
-                "%s: %s %s -> %d (%.0f ms)",
-                self.name,
-                method,
-                urlsplit(url).path,
-                resp.status_code,
-                (time.perf_counter() - started) * 1000,
+            resp = self.http.request(
+                method, url, params=params, json=json, headers=headers, timeout=timeout
             )
         except requests.RequestException as exc:
-            cause = unreachable(exc, url, self.timeout)
-            if idempotent or _not_sent(exc):
-                raise _Again(cause) from None
-            raise cause from None
+            raise transport_failure(exc, url, timeout)[0] from None
+        log.debug(
+            "%s: %s %s -> %d (%.0f ms)",
+            self.name,
+            method,
+            urlsplit(url).path,
+            resp.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
         if resp.status_code < 400:
             try:
                 return resp.json() if resp.content else {}
             except ValueError:
-                raise Transient(
-                    f"PikPak answered {resp.status_code} with a body that is not JSON"
-                ) from None
+                raise not_json(resp.status_code)[0] from None
         try:
             body = resp.json()
         except ValueError:
             body = {}
         retry_after = _retry_after(resp.headers.get("Retry-After"))
-        exc, rule = error_from_answer(resp.status_code, body, retry_after)
-        if signing_in and rule.pause:
-            raise exc  # asking again cannot help: the caller pauses sign-ins instead
-        if rule.reaction is Reaction.BACK_OFF:
-            log.warning("%s: %s; backing off", self.name, rule.log)
-            wait = retry_after if retry_after is not None else self.retry.too_frequent_wait
-            raise _Again(exc, min(wait, self.retry.retry_after_max))
-        if rule.reaction is Reaction.RETRY:
-            # 503 and "still processing" answers mean nothing happened: safe for any call.
-            if idempotent or resp.status_code == 503 or exc.reason == "file_rename_uncompleted":
-                log.info("%s: %s (HTTP %d); retrying", self.name, rule.log, resp.status_code)
-                raise _Again(exc)
-            raise exc
-        raise _Refused(exc, rule)
-
-    def _with_retries(self, once: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        policy = self.retry
-
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, _Again) and exc.wait is not None:
-                return exc.wait
-            step = min(policy.backoff_max, policy.backoff * 2 ** (state.attempt_number - 1))
-            return step * (0.5 + random.random() / 2)
-
-        retrying = Retrying(
-            stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.seconds),
-            wait=wait,
-            retry=retry_if_exception_type(_Again),
-            reraise=True,
-        )
-        try:
-            return retrying(once)
-        except _Again as final:
-            raise final.cause from None
-        except _Refused as refused:
-            raise refused.exc from None
-
-
-class _Refused(Exception):
-    """An error answer whose reaction the caller decides (refresh, captcha, give up)."""
-
-    def __init__(self, exc: PikPakError, rule) -> None:
-        super().__init__(str(exc))
-        self.exc = exc
-        self.rule = rule
+        raise error_from_answer(resp.status_code, body, retry_after)[0]
 
 
 def _retry_after(value: str | None) -> float | None:

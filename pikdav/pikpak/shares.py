@@ -1,34 +1,41 @@
-"""Reading someone's shared link: no login, a captcha token, and a pass-code token."""
+"""Reading someone's shared link: no login, a captcha token, and a pass-code token.
+
+A share answers its refusals in ``share_status`` (HTTP 200) or as an error answer; both
+are rows of the error table (:data:`pikdav.pikpak.errors.SHARE_STATUSES`). A pass-code
+token PikPak no longer takes is fetched again once; every other refusal is a typed
+:class:`~pikdav.pikpak.errors.ShareError` that says what to do.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
-from .errors import AuthError, NotFound, PikPakError
+from .errors import NotFound, PikPakError, Reaction, share_refusal
+from .retry import RENEW_ONCE, Again
 from .session import Session
-from .types import File, Link
+from .types import File, Link, ShareAnswer, SharedFile
 
+SHARE_ACTION = "GET:/drive/v1/share:batch_file_info"  # the captcha action shares use
+PAGE_SIZE = 100
 _LIVE = json.dumps({"phase": {"eq": "PHASE_TYPE_COMPLETE"}, "trashed": {"eq": False}})
-_SHARE_ACTION = "GET:/drive/v1/share:batch_file_info"
 
 
-@dataclass(frozen=True)
-class ShareStatus:
+class _Answer(Protocol):
     status: str
-    text: str
+    status_text: str
 
 
-class ShareError(PikPakError):
-    """The share cannot be opened (wrong pass code, expired, deleted…)."""
+A = TypeVar("A", bound=_Answer)
 
 
 class SharedFolder:
     """A shared link (``https://mypikpak.com/s/<share_id>``) opened with its pass code.
 
-    It uses the session's identity, device and captcha tokens but never its login.
-    """
+    It uses the session's identity and device, and anonymous captcha tokens, but never
+    its login: a session without any credentials reads shares."""
 
     def __init__(self, session: Session, share_id: str, pass_code: str = "") -> None:
         self.session = session
@@ -37,81 +44,86 @@ class SharedFolder:
         self._token = ""
         self._lock = threading.Lock()
 
-    def _get(self, path: str, params: dict) -> dict:
-        captcha = self.session.captcha_token(_SHARE_ACTION)
-        headers = self.session._headers({"X-Captcha-Token": captcha})
-
-        def once() -> dict:
-            return self.session._send(
-                "GET",
-                self.session.drive_api + path,
-                params=params,
-                headers=headers,
-                idempotent=True,
-            )
-
-        return self.session._with_retries(once)
-
-    def _check(self, body: dict) -> None:
-        status = str(body.get("share_status") or "OK")
-        if status == "OK":
-            return
-        text = str(body.get("share_status_text") or status)
-        if status in ("PASS_CODE_EMPTY", "PASS_CODE_ERROR"):
-            raise AuthError(f"the share needs the right pass code ({text})")
-        if status == "NOT_FOUND":
-            raise NotFound(f"the share does not exist ({text})")
-        raise ShareError(f"the share cannot be opened: {status} ({text})")
-
     def pass_code_token(self) -> str:
+        """The token that proves the pass code (kept until PikPak refuses it). A refusal
+        here is final: the pass code itself is missing or wrong."""
         with self._lock:
             if not self._token:
-                body = self._get(
-                    "/drive/v1/share",
-                    {
-                        "share_id": self.share_id,
-                        "pass_code": self.pass_code,
-                        "thumbnail_size": "SIZE_LARGE",
-                        "limit": 100,
-                    },
+                answer = ShareAnswer.from_wire(
+                    self._get(
+                        "/drive/v1/share",
+                        {
+                            "share_id": self.share_id,
+                            "pass_code": self.pass_code,
+                            "thumbnail_size": "SIZE_LARGE",
+                            "limit": PAGE_SIZE,
+                        },
+                    )
                 )
-                self._check(body)
-                self._token = str(body.get("pass_code_token") or "")
+                _check(answer)
+                self._token = answer.pass_code_token
             return self._token
 
     def list_folder(self, parent_id: str = "") -> list[File]:
         files: list[File] = []
         page = ""
         while True:
-            body = self._get(
+            shown = self._read(
                 "/drive/v1/share/detail",
                 {
                     "share_id": self.share_id,
                     "parent_id": parent_id,
-                    "pass_code_token": self.pass_code_token(),
-                    "limit": 100,
+                    "limit": PAGE_SIZE,
                     "thumbnail_size": "SIZE_LARGE",
                     "filters": _LIVE,
                     "page_token": page,
                 },
+                ShareAnswer.from_wire,
             )
-            self._check(body)
-            files += [File.from_wire(f) for f in body.get("files") or []]
-            page = body.get("next_page_token") or ""
+            files += shown.files
+            page = shown.next_page_token
             if not page:
                 return files
 
     def download_link(self, file_id: str) -> Link:
-        body = self._get(
+        shared = self._read(
             "/drive/v1/share/file_info",
-            {
-                "share_id": self.share_id,
-                "file_id": file_id,
-                "pass_code_token": self.pass_code_token(),
-            },
+            {"share_id": self.share_id, "file_id": file_id},
+            SharedFile.from_wire,
         )
-        info = body.get("file_info") or {}
-        link = Link.from_wire({"url": info.get("web_content_link")})
-        if link is None:
+        if shared.link is None:
             raise NotFound("the shared file has no download link")
-        return link
+        return shared.link
+
+    def _read(self, path: str, params: dict[str, Any], parse: Callable[[Any], A]) -> A:
+        """A call that proves the pass code; a refused pass-code token is renewed once."""
+
+        def attempt() -> A:
+            token = self.pass_code_token()
+            try:
+                answer = parse(self._get(path, params | {"pass_code_token": token}))
+                _check(answer)
+                return answer
+            except PikPakError as exc:
+                if exc.reaction is not Reaction.RENEW_PASS_CODE:
+                    raise
+                self._forget(token)
+                raise Again(exc, 0) from None
+
+        return RENEW_ONCE.run(attempt)
+
+    def _forget(self, token: str) -> None:
+        with self._lock:
+            if self._token == token:
+                self._token = ""
+
+    def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        return self.session.call(
+            "GET", path, params=params, signed_in=False, captcha_action=SHARE_ACTION
+        )
+
+
+def _check(answer: _Answer) -> None:
+    refusal = share_refusal(answer.status, answer.status_text)
+    if refusal is not None:
+        raise refusal[0]

@@ -3,29 +3,50 @@
 Observed quirks worth knowing: sizes and quota numbers are decimal strings; times are
 RFC 3339 in PikPak's own zone (+08:00) with milliseconds; root children have
 ``parent_id == ""``; list answers never carry download links (only a single-file GET does).
+
+Every time and expiry here is a float of Unix seconds (0.0: unknown). Nothing outside this
+module reads a PikPak JSON dict; error bodies are read by :mod:`pikdav.pikpak.errors`.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 FOLDER_KIND = "drive#folder"
 PHASE_COMPLETE = "PHASE_TYPE_COMPLETE"
-_EPOCH = datetime.fromtimestamp(0, UTC)
+T = TypeVar("T")
 
 
-def parse_time(value: Any) -> datetime:
+def parse_time(value: Any) -> float:
+    """An RFC 3339 time as Unix seconds; 0.0 when absent or unreadable."""
     if not value:
-        return _EPOCH
+        return 0.0
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
-        return _EPOCH
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return 0.0
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """PikPak sends ``null`` for absent objects: an empty dict reads the same."""
+    return value if isinstance(value, dict) else {}
+
+
+def _items(data: Any, key: str, parse: Callable[[Any], T]) -> tuple[T, ...]:
+    """The objects listed under ``key``, parsed (none when absent or ``null``)."""
+    items = _dict(data).get(key)
+    return tuple(parse(item) for item in items) if isinstance(items, list) else ()
+
+
+def _next_page(data: Any) -> str:
+    """The token of a list's next page; empty on the last page."""
+    return str(_dict(data).get("next_page_token") or "")
 
 
 def parse_int(value: Any) -> int:
@@ -55,7 +76,7 @@ class Link:
         query = parse_qs(urlsplit(url).query)
         expires = parse_int(query.get("expire", [None])[0] or query.get("e", [None])[0])
         if not expires:
-            expires = int(parse_time(data.get("expire")).timestamp())
+            expires = int(parse_time(data.get("expire")))
         return cls(url, float(expires))
 
 
@@ -66,8 +87,8 @@ class File:
     parent_id: str
     is_folder: bool
     size: int
-    created: datetime
-    modified: datetime
+    created: float  # Unix seconds
+    modified: float
     hash: str
     mime_type: str
     phase: str
@@ -79,7 +100,8 @@ class File:
         return self.phase == PHASE_COMPLETE
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> File:
+    def from_wire(cls, data: Any) -> File:
+        data = _dict(data)
         link = None
         links = data.get("links")
         if isinstance(links, dict):
@@ -112,8 +134,8 @@ class Quota:
         return max(0, self.limit - self.usage)
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> Quota:
-        quota = data.get("quota") or {}
+    def from_wire(cls, data: Any) -> Quota:
+        quota = _dict(_dict(data).get("quota"))
         return cls(
             parse_int(quota.get("limit")),
             parse_int(quota.get("usage")),
@@ -144,8 +166,9 @@ class Task:
         return self.phase == "PHASE_TYPE_ERROR"
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> Task:
-        params = data.get("params") or {}
+    def from_wire(cls, data: Any) -> Task:
+        data = _dict(data)
+        params = _dict(data.get("params"))
         return cls(
             id=str(data.get("id", "")),
             type=str(data.get("type", "")),
@@ -156,7 +179,7 @@ class Task:
             file_name=str(data.get("file_name") or ""),
             file_size=parse_int(data.get("file_size")),
             message=str(data.get("message") or ""),
-            url=str(params.get("url") or "") if isinstance(params, dict) else "",
+            url=str(params.get("url") or ""),
         )
 
 
@@ -170,11 +193,11 @@ class UploadTarget:
     access_key_id: str
     access_key_secret: str
     security_token: str
-    expires_at: datetime
+    expires_at: float  # Unix seconds
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> UploadTarget:
-        params = data.get("params") or {}
+    def from_wire(cls, data: Any) -> UploadTarget:
+        params = _dict(_dict(data).get("params"))
         return cls(
             bucket=str(params.get("bucket", "")),
             key=str(params.get("key", "")),
@@ -210,7 +233,8 @@ class Token:
         return bool(self.access_token) and now < self.issued_at + self.lifetime / 2
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any], client_id: str) -> Token:
+    def from_wire(cls, data: Any, client_id: str) -> Token:
+        data = _dict(data)
         now = time.time()
         expires_in = parse_int(data.get("expires_in")) or 7200
         return cls(
@@ -224,3 +248,134 @@ class Token:
 
     def __repr__(self) -> str:
         return f"Token(user_id={self.user_id!r}, expires_at={self.expires_at:.0f})"
+
+
+@dataclass(frozen=True)
+class CaptchaAnswer:
+    """What ``/v1/shield/captcha/init`` answers: a token for the calls of one action, or,
+    when PikPak wants a person to solve a puzzle first, the page (``url``) to solve it on."""
+
+    token: str
+    expires_at: float
+    url: str = ""
+
+    @property
+    def human_check(self) -> bool:
+        return bool(self.url)
+
+    @classmethod
+    def from_wire(cls, data: Any) -> CaptchaAnswer:
+        data = _dict(data)
+        # "currently 300 s", and rclone's default when PikPak omits it.
+        expires_in = parse_int(data.get("expires_in")) or 300
+        return cls(
+            str(data.get("captcha_token") or ""),
+            time.time() + expires_in,
+            str(data.get("url") or ""),
+        )
+
+    def __repr__(self) -> str:  # the token (and the page, which carries it) stay out of logs
+        return f"CaptchaAnswer(expires_at={self.expires_at:.0f}, human_check={self.human_check})"
+
+
+@dataclass(frozen=True)
+class FilePage:
+    """One page of a folder listing, and the token for the next (empty: the last page)."""
+
+    files: tuple[File, ...]
+    next_page_token: str
+
+    @classmethod
+    def from_wire(cls, data: Any) -> FilePage:
+        return cls(_items(data, "files", File.from_wire), _next_page(data))
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    tasks: tuple[Task, ...]
+    next_page_token: str
+
+    @classmethod
+    def from_wire(cls, data: Any) -> TaskPage:
+        return cls(_items(data, "tasks", Task.from_wire), _next_page(data))
+
+
+@dataclass(frozen=True)
+class TaskStarted:
+    """A batch action's answer: the task to wait for (empty: PikPak did it at once)."""
+
+    task_id: str
+
+    @classmethod
+    def from_wire(cls, data: Any) -> TaskStarted:
+        return cls(str(_dict(data).get("task_id") or ""))
+
+
+@dataclass(frozen=True)
+class NewFile:
+    """PikPak's answer to making an item (``POST /drive/v1/files``: a folder, an upload, a
+    cloud download): the item (None for a cloud download), the task that makes it, and for
+    an upload whose content PikPak does not have yet, where its bytes go (its ticket)."""
+
+    file: File | None
+    task: Task | None
+    target: UploadTarget | None
+
+    @classmethod
+    def from_wire(cls, data: Any) -> NewFile:
+        data = _dict(data)
+        item, task, resumable = data.get("file"), data.get("task"), data.get("resumable")
+        return cls(
+            File.from_wire(item) if isinstance(item, dict) and item else None,
+            Task.from_wire(task) if isinstance(task, dict) and task else None,
+            UploadTarget.from_wire(resumable) if isinstance(resumable, dict) else None,
+        )
+
+
+@dataclass(frozen=True)
+class ShareAnswer:
+    """What ``/drive/v1/share`` and ``/drive/v1/share/detail`` answer. A refusal comes in
+    ``status`` with HTTP 200 (see :data:`pikdav.pikpak.errors.SHARE_STATUSES`)."""
+
+    status: str
+    status_text: str
+    pass_code_token: str
+    files: tuple[File, ...]
+    next_page_token: str
+
+    @classmethod
+    def from_wire(cls, data: Any) -> ShareAnswer:
+        data = _dict(data)
+        status = str(data.get("share_status") or "OK")
+        return cls(
+            status,
+            str(data.get("share_status_text") or ""),
+            str(data.get("pass_code_token") or ""),
+            _items(data, "files", File.from_wire),
+            _next_page(data),
+        )
+
+    def __repr__(self) -> str:
+        return f"ShareAnswer(status={self.status!r}, files={len(self.files)})"
+
+
+@dataclass(frozen=True)
+class SharedFile:
+    """``/drive/v1/share/file_info``: a file of a share and its download link (None when
+    PikPak gives the share's file no direct link)."""
+
+    file: File
+    link: Link | None
+    status: str = "OK"
+    status_text: str = ""
+
+    @classmethod
+    def from_wire(cls, data: Any) -> SharedFile:
+        data = _dict(data)
+        info = _dict(data.get("file_info"))
+        return cls(
+            File.from_wire(info),
+            Link.from_wire({"url": info.get("web_content_link")}),
+            str(data.get("share_status") or "OK"),
+            str(data.get("share_status_text") or ""),
+        )

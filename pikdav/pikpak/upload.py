@@ -3,34 +3,36 @@
 PikPak knows content by GCID, so an upload starts by hashing. When PikPak already has the
 content (or it is empty) the ticket completes at once and no byte moves ("instant upload").
 Otherwise the ticket names a bucket, a key and temporary credentials for an Aliyun OSS
-bucket spoken to as S3. OSS refuses ``aws-chunked`` bodies, so checksums are computed only
-when an operation requires them (rclone #8629). Until the store has every byte the file
-stays pending and invisible; on failure we abort the multipart upload and delete it.
+bucket spoken to as S3 (the client: :func:`pikdav.pikpak.http.object_store_client`). Every
+request to the store is bounded by one retry policy (botocore's own retries are off); its
+failures are rows of the error table (:data:`pikdav.pikpak.errors.OBJECT_STORE`). Until the
+store has every byte the file stays pending and invisible; on failure we abort the
+multipart upload and delete it.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import os
-import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
 
 from .drive import Drive
-from .errors import PikPakError, QuotaExceeded, Transient
-from .gcid import GcidHasher
-from .types import File, Task, UploadTarget
+from .errors import PikPakError, Transient, object_store_error
+from .gcid import gcid_of_file
+from .http import object_store_client
+from .retry import OBJECT_STORE, RetryPolicy
+from .types import File, NewFile, Task, UploadTarget
 
 log = logging.getLogger(__name__)
 
 MIB = 1 << 20
 MAX_PARTS = 10_000
-_READ = 4 * MIB
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -38,16 +40,7 @@ class UploadSettings:
     cutoff: int = 64 * MIB  # larger files go in parts
     part_size: int = 8 * MIB  # grown as needed to stay within 10,000 parts
     concurrency: int = 4
-    part_attempts: int = 3
-
-
-def gcid_of_file(path: Path, size: int | None = None) -> str:
-    size = os.path.getsize(path) if size is None else size
-    hasher = GcidHasher(size)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_READ):
-            hasher.update(chunk)
-    return hasher.hexdigest()
+    retry: RetryPolicy = OBJECT_STORE  # each request to the store (a part, a small file)
 
 
 class Uploader:
@@ -55,7 +48,6 @@ class Uploader:
         self.drive = drive
         self.session = drive.session
         self.settings = settings or UploadSettings()
-        self._s3_lock = threading.Lock()
 
     def upload_file(
         self,
@@ -69,45 +61,43 @@ class Uploader:
         size = os.path.getsize(path) if size is None else size
         gcid = gcid or gcid_of_file(path, size)
         ticket = self._ticket(parent_id, name, size, gcid)
-        pending = File.from_wire(ticket.get("file") or {})
-        task = Task.from_wire(ticket["task"]) if ticket.get("task") else None
+        pending = ticket.file
+        if pending is None:
+            self._discard(None, ticket.task)
+            raise PikPakError(f"PikPak did not say which file it made for {name}")
         if pending.complete:
             log.info("upload %s: PikPak already has this content (instant upload)", name)
             return pending
-        resumable = ticket.get("resumable")
-        if not resumable:
-            self._discard(pending, task)
+        if ticket.target is None:
+            self._discard(pending, ticket.task)
             raise PikPakError("PikPak offered no way to upload this file")
-        target = UploadTarget.from_wire(resumable)
         try:
-            self._send(target, path, size)
-            if task is not None and task.id:
-                self.drive.wait_task(task.id)
+            self._send(ticket.target, path, size)
+            if ticket.task is not None and ticket.task.id:
+                self.drive.wait_task(ticket.task.id)
             return self.drive.get_file(pending.id)
         except BaseException as exc:
-            self._discard(pending, task)
-            if isinstance(exc, PikPakError):
-                raise
-            if isinstance(exc, Exception):
-                raise Transient(f"the upload to PikPak's store failed: {_describe(exc)}") from None
+            self._discard(pending, ticket.task)
+            if isinstance(exc, Exception) and not isinstance(exc, PikPakError):
+                raise Transient(
+                    f"the upload to PikPak's store failed: {type(exc).__name__}"
+                ) from None
             raise
 
     def copy_by_hash(self, parent_id: str, name: str, size: int, gcid: str) -> File:
         """A new file with the content of one PikPak already has: an instant upload, no
         byte moves. Refused (and cleaned up) if PikPak does not know the hash."""
         ticket = self._ticket(parent_id, name, size, gcid)
-        made = File.from_wire(ticket.get("file") or {})
-        if made.complete:
-            return made
-        task = Task.from_wire(ticket["task"]) if ticket.get("task") else None
-        self._discard(made, task)
+        if ticket.file is not None and ticket.file.complete:
+            return ticket.file
+        self._discard(ticket.file, ticket.task)
         raise PikPakError(
             f"PikPak does not recognise the content of {name} by its hash; "
             "copy it by downloading and uploading it"
         )
 
-    def _ticket(self, parent_id: str, name: str, size: int, gcid: str) -> dict:
-        return self.session.call(
+    def _ticket(self, parent_id: str, name: str, size: int, gcid: str) -> NewFile:
+        body = self.session.call(
             "POST",
             "/drive/v1/files",
             json={
@@ -122,18 +112,15 @@ class Uploader:
             },
             idempotent=False,
         )
+        return NewFile.from_wire(body)
 
-    def _discard(self, pending: File, task: Task | None) -> None:
+    def _discard(self, pending: File | None, task: Task | None) -> None:
         """A failed upload must leave nothing visible: delete the pending file and task."""
         try:
-            if pending.id:
+            if pending is not None and pending.id:
                 self.drive.delete([pending.id])
             if task is not None and task.id:
-                self.session.call(
-                    "DELETE",
-                    "/drive/v1/tasks",
-                    params={"task_ids": task.id, "delete_files": "false"},
-                )
+                self.drive.delete_tasks([task.id])
         except PikPakError as exc:
             log.warning(
                 "could not clean up a failed upload (%s); PikPak keeps it pending and invisible",
@@ -141,114 +128,90 @@ class Uploader:
             )
 
     # ------------------------------------------------------------------ S3 leg
-    def _client(self, target: UploadTarget):
-        import boto3
-        from botocore.config import Config
-
-        scheme = urlsplit(self.session.drive_api).scheme or "https"
-        endpoint = target.endpoint or urlsplit(self.session.drive_api).netloc
-        host = endpoint.rsplit(":", 1)[0].strip("[]")
-        try:
-            ipaddress.ip_address(host)
-            style = "path"
-        except ValueError:
-            style = "path" if host == "localhost" else "virtual"
-        config = Config(
-            region_name="pikpak",
-            signature_version="s3v4",
-            s3={"addressing_style": style},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            retries={"max_attempts": 3, "mode": "standard"},
-            max_pool_connections=self.settings.concurrency + 2,
-            connect_timeout=10,
-            read_timeout=120,
-        )
-        with self._s3_lock:  # boto3's default session is not thread-safe to build clients
-            return boto3.session.Session().client(
-                "s3",
-                endpoint_url=f"{scheme}://{endpoint}",
-                aws_access_key_id=target.access_key_id,
-                aws_secret_access_key=target.access_key_secret,
-                aws_session_token=target.security_token or None,
-                config=config,
-                verify=self.session.http.verify,
-            )
-
     def _send(self, target: UploadTarget, path: Path, size: int) -> None:
-        client = self._client(target)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = object_store_client(
+            self.session.connection,
+            target.endpoint,
+            access_key_id=target.access_key_id,
+            access_key_secret=target.access_key_secret,
+            security_token=target.security_token,
+            pool_size=self.settings.concurrency + 2,
+        )
+        policy = self.settings.retry
+
+        def store(what: str, request: Callable[[], T]) -> T:
+            """One request to the store, repeated as the error table and the policy say."""
+
+            def attempt() -> T:
+                try:
+                    return request()
+                except (BotoCoreError, ClientError) as exc:
+                    error, _ = object_store_error(exc, client.meta.endpoint_url)
+                    # Every request here may be repeated: a PUT of the same bytes to the
+                    # same key or part, a new multipart id, a completion or abort.
+                    again = policy.again_for(error, idempotent=True)
+                    if again is None:
+                        raise error from None
+                    log.info("%s failed (%s); retrying", what, error)
+                    raise again from None
+
+            return policy.run(attempt)
+
+        bucket, key = target.bucket, target.key
         if size < self.settings.cutoff:
-            with open(path, "rb") as body:
-                client.put_object(
-                    Bucket=target.bucket, Key=target.key, Body=body, ContentLength=size
-                )
+
+            def put() -> Any:
+                with open(path, "rb") as body:
+                    return client.put_object(Bucket=bucket, Key=key, Body=body, ContentLength=size)
+
+            store("the upload", put)
             return
         part = max(self.settings.part_size, math.ceil(size / MAX_PARTS / MIB) * MIB)
         count = math.ceil(size / part)
-        upload_id = client.create_multipart_upload(Bucket=target.bucket, Key=target.key)["UploadId"]
+        started = store(
+            "starting the multipart upload",
+            lambda: client.create_multipart_upload(Bucket=bucket, Key=key),
+        )
+        upload_id = started["UploadId"]
         fd = os.open(path, os.O_RDONLY)
 
         def send_part(number: int) -> dict[str, Any]:
             offset = (number - 1) * part
             data = os.pread(fd, min(part, size - offset), offset)
-            for attempt in range(1, self.settings.part_attempts + 1):
-                try:
-                    answer = client.upload_part(
-                        Bucket=target.bucket,
-                        Key=target.key,
-                        UploadId=upload_id,
-                        PartNumber=number,
-                        Body=data,
-                    )
-                    return {"PartNumber": number, "ETag": answer["ETag"]}
-                except Exception as exc:
-                    if attempt == self.settings.part_attempts or _final(exc):
-                        raise
-                    log.info("part %d of %d failed (%s); retrying", number, count, _describe(exc))
-            raise AssertionError("unreachable")
+            answer = store(
+                f"part {number} of {count}",
+                lambda: client.upload_part(
+                    Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+                ),
+            )
+            return {"PartNumber": number, "ETag": answer["ETag"]}
 
         try:
             with ThreadPoolExecutor(
                 self.settings.concurrency, thread_name_prefix="pikdav-part"
             ) as pool:
                 parts = list(pool.map(send_part, range(1, count + 1)))
-            client.complete_multipart_upload(
-                Bucket=target.bucket,
-                Key=target.key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": sorted(parts, key=lambda p: p["PartNumber"])},
+            store(
+                "completing the multipart upload",
+                lambda: client.complete_multipart_upload(
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": sorted(parts, key=lambda p: p["PartNumber"])},
+                ),
             )
         except BaseException:
             try:
-                client.abort_multipart_upload(
-                    Bucket=target.bucket, Key=target.key, UploadId=upload_id
+                store(
+                    "aborting the multipart upload",
+                    lambda: client.abort_multipart_upload(
+                        Bucket=bucket, Key=key, UploadId=upload_id
+                    ),
                 )
-            except Exception as exc:  # the store may be unreachable; the ticket expires
-                log.warning("could not abort the multipart upload: %s", _describe(exc))
+            except PikPakError as exc:  # the store may be unreachable; the ticket expires
+                log.warning("could not abort the multipart upload: %s", exc)
             raise
         finally:
             os.close(fd)
-
-
-def _final(exc: Exception) -> bool:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-    return code in (
-        "ExpiredToken",
-        "InvalidAccessKeyId",
-        "InvalidToken",
-        "AccessDenied",
-        "SignatureDoesNotMatch",
-        "NoSuchUpload",
-    )
-
-
-def _describe(exc: Exception) -> str:
-    # botocore's connection errors have a response attribute, set to None.
-    code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
-    if code == "CallbackFailed":
-        return "PikPak refused the uploaded content (size or hash mismatch)"
-    if code == "ExpiredToken":
-        return "the upload credentials expired"
-    if code in ("EntityTooLarge", "QuotaExceeded"):
-        raise QuotaExceeded("PikPak's store refused the size of this file")
-    return code or type(exc).__name__

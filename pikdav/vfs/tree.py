@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 
 from pikdav.pikpak.drive import Drive
 from pikdav.pikpak.types import File, Link
@@ -41,16 +40,12 @@ class Entry:
             name or item.name,
             item.is_folder,
             item.size,
-            _epoch(item.created),
-            _epoch(item.modified),
+            item.created,
+            item.modified,
             item.hash or f"{item.id}-{item.size}",
             # Listed in every PROPFIND: a type XML cannot carry is not shown (guessed instead).
             item.mime_type if unfit_character(item.mime_type) is None else "",
         )
-
-
-def _epoch(value: datetime) -> float:
-    return value.timestamp()
 
 
 HIDDEN_PREFIX = ".pikdav-"

@@ -285,3 +285,93 @@ def test_a_refresh_answer_without_a_new_refresh_token_keeps_the_old_one(sleeps):
     session = make_session()
     Drive(session).about()
     assert session.store.load().token.refresh_token == "os.refresh-1"
+
+
+def test_a_rename_to_the_name_it_has_is_done_without_asking_again(sleeps):
+    """PikPak's "same name" is the error table's ALREADY_DONE: the caller gets the file."""
+    exc, rule = errors.error_from_answer(400, err("file_rename_to_same_name", 3))
+    assert rule.reaction is errors.Reaction.ALREADY_DONE and exc.reaction is rule.reaction
+    with responses.RequestsMock() as rsps:
+        captcha_ok(rsps)
+        url = f"{DRIVE_API}/drive/v1/files/F1"
+        rsps.add(responses.PATCH, url, status=400, json=err("file_rename_to_same_name", 3))
+        rsps.add(responses.GET, url, json={"id": "F1", "name": "same.txt", "kind": "drive#file"})
+        assert Drive(make_session()).rename("F1", "same.txt").name == "same.txt"
+        assert [c.request.method for c in rsps.calls[1:]] == ["PATCH", "GET"]
+    assert sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "final"),
+    [
+        (400, err("file_space_not_enough", 8), True),
+        (400, err("task_daily_create_limit_vip", 11), True),
+        (404, err("file_not_found", 5), True),
+        (400, err("file_name_invalid", 3), True),
+        (502, {}, False),
+        (429, {}, False),
+        (401, err("unauthenticated", 16), False),
+        (400, err("invalid_account_or_password", 4022), False),  # fixed by a person, then works
+        (400, err("file_duplicated_name", 3), False),
+    ],
+)
+def test_every_error_says_whether_any_retry_can_fix_it(status, body, final):
+    exc, rule = errors.error_from_answer(status, body)
+    assert exc.final is final and rule.final is final
+
+
+def test_errors_raised_without_a_rule_are_final_by_their_class():
+    assert errors.QuotaExceeded("full").final and errors.NotFound("gone").final
+    assert not errors.Transient("later").final and not errors.PikPakError("?").final
+    assert not errors.LoginPaused("password_refused", "refused", time.time() + 60).final
+
+
+def store_error(code: str, status: int) -> Exception:
+    from botocore.exceptions import ClientError
+
+    answer = {
+        "Error": {"Code": code, "Message": "m"},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    return ClientError(answer, "UploadPart")
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "kind", "reaction", "final"),
+    [
+        ("ExpiredToken", 403, errors.Transient, errors.Reaction.GIVE_UP, False),
+        ("InvalidAccessKeyId", 403, errors.Transient, errors.Reaction.GIVE_UP, False),
+        ("SignatureDoesNotMatch", 403, errors.Transient, errors.Reaction.GIVE_UP, False),
+        ("AccessDenied", 403, errors.Transient, errors.Reaction.GIVE_UP, False),
+        ("NoSuchUpload", 404, errors.Transient, errors.Reaction.GIVE_UP, False),
+        ("CallbackFailed", 203, errors.Transient, errors.Reaction.GIVE_UP, False),
+        ("EntityTooLarge", 400, errors.QuotaExceeded, errors.Reaction.GIVE_UP, True),
+        ("QuotaExceeded", 403, errors.QuotaExceeded, errors.Reaction.GIVE_UP, True),
+        ("SlowDown", 503, errors.RateLimited, errors.Reaction.BACK_OFF, False),
+        ("InternalError", 500, errors.Transient, errors.Reaction.RETRY, False),
+        ("ServiceUnavailable", 503, errors.RateLimited, errors.Reaction.BACK_OFF, False),
+        ("InvalidArgument", 400, errors.Transient, errors.Reaction.GIVE_UP, False),
+    ],
+)
+def test_every_object_store_code_has_one_reaction(code, status, kind, reaction, final):
+    exc, rule = errors.object_store_error(store_error(code, status), "https://b.test/k")
+    assert type(exc) is kind and rule.reaction is reaction and exc.final is final
+    assert str(exc).startswith("the upload to PikPak's store failed: ") and code in str(exc)
+
+
+def test_an_object_store_error_read_for_a_log_line_never_raises():
+    """It used to raise QuotaExceeded while the message of a retry was being written."""
+    for code in errors.OBJECT_STORE:
+        exc, _ = errors.object_store_error(store_error(code, 400), "https://b.test/k")
+        assert f"{exc}"  # formatting is all it does
+
+
+def test_no_answer_at_all_is_a_transport_row():
+    refused = requests.ConnectionError("x")
+    refused.__context__ = ConnectionRefusedError(111, "Connection refused")
+    exc, rule = errors.transport_failure(refused, "https://drive.test/drive/v1/files?secret=1")
+    assert isinstance(exc, errors.Unreachable) and rule.reaction is errors.Reaction.RETRY
+    assert rule.unchanged  # it never left: even a create may be sent again
+    assert str(exc) == "cannot reach PikPak at drive.test:443: connection refused"
+    lost, rule = errors.transport_failure(requests.ReadTimeout("slow"), "https://drive.test/x")
+    assert not rule.unchanged and lost.reaction is errors.Reaction.RETRY

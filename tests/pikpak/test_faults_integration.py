@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from pikdav.pikpak.drive import Drive
-from pikdav.pikpak.errors import HumanCheckRequired, LoginPaused
+from pikdav.pikpak.errors import CaptchaError, HumanCheckRequired, LoginPaused
 from pikdav.pikpak.session import Credentials, Session
 from pikdav.pikpak.tokenstore import MemoryTokenStore
 from tests.support.pikpak_raw import control
@@ -91,3 +91,32 @@ def test_human_check_then_a_solved_token_signs_in(emulator, caplog):
     assert requests.get(url).status_code == 200  # the person solves the puzzle
     solved = url.split("captcha_token=")[1].split("&")[0]
     assert drive_for(emulator, captcha_token=solved).about().limit > 0
+
+
+@pytest.mark.parametrize("refusals", [1, 2])
+def test_a_refused_sign_in_captcha_is_renewed_once(emulator, refusals):
+    """Like a drive call's: a new captcha token and one more sign-in, then an error."""
+    control(
+        emulator.base_url,
+        "faults",
+        {
+            "path": "^/v1/auth/signin$",
+            "status": 400,
+            "error": {
+                "error": "captcha_invalid",
+                "error_code": 4002,
+                "error_description": "Code(4002) - captcha_token expired",
+            },
+            "times": refusals,
+        },
+    )
+    drive = drive_for(emulator)
+    if refusals == 1:
+        assert drive.about().limit > 0
+    else:
+        with pytest.raises(CaptchaError, match="refused the captcha token"):
+            drive.about()
+    assert fired(emulator) == [refusals]
+    stats = emulator.world.stats.snapshot()["total"]
+    assert stats.get("signin", 0) == (1 if refusals == 1 else 0)
+    assert stats["captcha_init"] == 2 + (1 if refusals == 1 else 0)  # two for sign-in

@@ -8,6 +8,7 @@ fails at once with :class:`LoginPaused` until it ends, and a new login in the st
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import subprocess
@@ -20,7 +21,8 @@ import pytest
 
 from pikdav.pikpak.drive import Drive
 from pikdav.pikpak.errors import LoginPaused
-from pikdav.pikpak.session import Credentials, RetryPolicy, Session
+from pikdav.pikpak.retry import SIGN_IN_PAUSE
+from pikdav.pikpak.session import Credentials, Session
 from pikdav.pikpak.tokenstore import FileTokenStore, StoredAuth, open_store
 from tests.support.pikpak_raw import RawSession, control
 
@@ -93,8 +95,8 @@ def test_the_error_says_what_is_wrong_what_to_do_and_until_when(emulator, tmp_pa
 
 def test_the_pause_is_kept_in_the_store_and_grows(emulator, tmp_path):
     store = tmp_path / "t.json"
-    retry = RetryPolicy(login_pause_first=0.4, login_pause_max=0.8)
-    drive = Drive(session(emulator, store, retry=retry))
+    pauses = dataclasses.replace(SIGN_IN_PAUSE, backoff=0.4, backoff_max=0.8)
+    drive = Drive(session(emulator, store, login_pause=pauses))
     lengths = []
     for attempt in range(1, 4):
         with pytest.raises(LoginPaused):
@@ -127,8 +129,8 @@ def test_a_new_login_in_the_store_ends_the_pause(emulator, tmp_path, caplog):
 
 def test_a_pause_is_logged_once_per_change_not_per_call(emulator, tmp_path, caplog):
     caplog.set_level(logging.DEBUG, logger="pikdav.pikpak.session")
-    retry = RetryPolicy(login_pause_first=0.5)
-    drive = Drive(session(emulator, tmp_path / "t.json", retry=retry))
+    pauses = dataclasses.replace(SIGN_IN_PAUSE, backoff=0.5)
+    drive = Drive(session(emulator, tmp_path / "t.json", login_pause=pauses))
 
     def pause_lines() -> list[tuple[str, str]]:
         return [

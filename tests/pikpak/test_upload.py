@@ -8,7 +8,8 @@ import pytest
 import requests
 
 from pikdav.pikpak.drive import Drive
-from pikdav.pikpak.errors import PikPakError
+from pikdav.pikpak.errors import PikPakError, QuotaExceeded
+from pikdav.pikpak.retry import OBJECT_STORE
 from pikdav.pikpak.session import Credentials, Session
 from pikdav.pikpak.tokenstore import MemoryTokenStore
 from pikdav.pikpak.upload import Uploader, UploadSettings
@@ -106,8 +107,40 @@ def test_a_store_connection_closed_without_an_answer_is_described_not_a_crash():
     # background uploads' thread (AttributeError), which then uploaded nothing more.
     from botocore.exceptions import ConnectionClosedError
 
-    from pikdav.pikpak.upload import _describe
+    from pikdav.pikpak.errors import Unreachable, object_store_error
 
-    assert _describe(ConnectionClosedError(endpoint_url="http://store/x")) == (
-        "ConnectionClosedError"
+    exc, rule = object_store_error(ConnectionClosedError(endpoint_url="http://store/x"), "store")
+    assert isinstance(exc, Unreachable) and not rule.final
+
+
+def test_one_bound_holds_for_a_part_botocore_retries_nothing(emulator, drive, tmp_path):
+    """A part refused again and again is sent OBJECT_STORE.attempts times, not that many
+    times botocore's own attempts (it was 3 x 4 = 12 requests for one part)."""
+    path = tmp_path / "one-part.bin"
+    path.write_bytes(os.urandom(5 * MIB))
+    control(
+        emulator.base_url, "faults", {"path": "pikpak-emulator", "method": "PUT", "status": 500}
     )
+    settings = UploadSettings(cutoff=4 * MIB, part_size=8 * MIB, concurrency=1)
+    with pytest.raises(PikPakError, match="store had a temporary fault"):
+        Uploader(drive, settings).upload_file("", "one-part.bin", path)
+    [rule] = control(emulator.base_url, "faults", method="GET")["rules"]
+    assert rule["fired"] == OBJECT_STORE.attempts == 3
+    assert files_named(emulator, "one-part.bin") == []
+
+
+def test_a_file_the_store_refuses_as_too_large_is_a_full_drive(
+    emulator, drive, tmp_path, monkeypatch
+):
+    from pikdav.emulator import objstore
+
+    monkeypatch.setattr(objstore, "MAX_OBJECT_SIZE", 1 * MIB)
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(2 * MIB))
+    for settings in (UploadSettings(), UploadSettings(cutoff=1 * MIB, part_size=2 * MIB)):
+        with pytest.raises(QuotaExceeded, match="refused the size of this file") as caught:
+            Uploader(drive, settings).upload_file("", "big.bin", path)
+        assert caught.value.final
+    assert files_named(emulator, "big.bin") == []
+    assert stats(emulator)["objstore_bytes"] == 0
+

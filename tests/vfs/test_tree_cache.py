@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
 
 from pikdav.pikpak.types import File
 from pikdav.vfs.cache import TtlCache
@@ -11,7 +10,7 @@ from pikdav.vfs.tree import disambiguate
 
 
 def file(name: str, ident: str, created: int) -> File:
-    when = datetime.fromtimestamp(created, UTC)
+    when = float(created)  # Unix seconds, as File holds times
     return File(
         ident, name, "", False, 1, when, when, "H" * 40, "text/plain", "PHASE_TYPE_COMPLETE", False
     )
