@@ -143,4 +143,3 @@ def test_a_file_the_store_refuses_as_too_large_is_a_full_drive(
         assert caught.value.final
     assert files_named(emulator, "big.bin") == []
     assert stats(emulator)["objstore_bytes"] == 0
-
