@@ -17,29 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
 from .configfile import Checker, ConfigError, fields, join, read_yaml
-from .dav.auth import parse_password_hash
-from .dav.policy import MODES, IPAddress, IPNetwork, parse_ip
+from .dav.auth import AuthSettings, DavUser, LoginFailures, parse_password_hash
+from .dav.policy import DEFAULT_FORCE_PROXY_USER_AGENTS, MODES, IPAddress, IPNetwork, parse_ip
+from .pikpak.http import DRIVE_API, USER_API
+from .pikpak.identity import PLATFORMS
+from .pikpak.tokenstore import MEMORY, store_kind
+from .vfs.sidefiles import FINDER_METADATA
+from .vfs.tree import LISTING_TTL
 
 __all__ = ["Config", "ConfigError", "load_config", "parse_config"]
 
 log = logging.getLogger(__name__)
 
-PLATFORMS = ("web", "android", "pc")
-# Explorer's and Finder's redirectors mishandle a 302 to another host; neon (cadaver,
-# davfs2) does not follow a 302 on GET at all.
-# What to do with Finder's ._* (AppleDouble) and .DS_Store files (see pikdav.dav.sidefiles).
-FINDER_METADATA = ("keep_local", "store")
-DEFAULT_FORCE_PROXY_USER_AGENTS = ("Microsoft-WebDAV-MiniRedir", "WebDAVFS", "neon/")
-
-
-@dataclass(frozen=True)
-class LoginFailures:
-    max: int = 5  # failed logins from one IP within `window` seconds that ban it; 0: never
-    window: int = 300
-    ban: int = 600
+DEFAULT_STATE_DIR = "~/.local/state/pikdav"
 
 
 @dataclass(frozen=True)
@@ -54,7 +46,7 @@ class ServerConfig:
     anonymous_on_public_bind: bool = False
     max_upload_size: int | None = None  # bytes
     temp_dir: Path | None = None
-    login_failures: LoginFailures = LoginFailures()
+    login_failures: LoginFailures = field(default_factory=LoginFailures)
 
 
 @dataclass(frozen=True)
@@ -65,8 +57,8 @@ class AccountConfig:
     refresh_token: str | None = field(default=None, repr=False)
     platform: str = "web"
     token_store: str | None = field(default=None, repr=False)  # None: a file in state_dir/tokens
-    user_api: str = "https://user.mypikpak.com"
-    drive_api: str = "https://api-drive.mypikpak.com"
+    user_api: str = USER_API
+    drive_api: str = DRIVE_API
     ca_cert: Path | None = None
 
 
@@ -84,15 +76,10 @@ class MountConfig:
     finder_metadata: str = "keep_local"
     background_uploads: bool = False
     read_only: bool = False
-    listing_ttl: float = 60
+    listing_ttl: float = LISTING_TTL
 
 
-@dataclass(frozen=True)
-class UserConfig:
-    name: str
-    password_hash: str = field(repr=False)
-    mounts: tuple[str, ...] = ("*",)
-    read_only: bool = False
+UserConfig = DavUser  # a DAV user is what pikdav.dav.auth checks logins against
 
 
 @dataclass(frozen=True)
@@ -124,26 +111,15 @@ class Config:
         name = account if isinstance(account, str) else account.name
         return self.tokens_dir / f"{name}.json"
 
-    def dav_auth_settings(self) -> dict[str, Any]:
-        """What `pikdav.dav.auth` expects in WsgiDAV's ``config["pikdav"]``."""
-        return {
-            "users": {
-                user.name: {
-                    "password_hash": user.password_hash,
-                    "mounts": list(user.mounts),
-                    "read_only": user.read_only,
-                }
-                for user in self.users.values()
-            },
-            "mounts": [mount.name for mount in self.mounts],
-            "anonymous": self.server.anonymous,
-            "login_failures": {
-                "max": self.server.login_failures.max,
-                "window": self.server.login_failures.window,
-                "ban": self.server.login_failures.ban,
-            },
-            "trusted_proxies": list(self.server.trusted_proxies),
-        }
+    def auth_settings(self) -> AuthSettings:
+        """Who may log in to the DAV server, and the ban on guessing (`pikdav.dav.auth`)."""
+        return AuthSettings(
+            users=self.users,
+            mounts=tuple(mount.name for mount in self.mounts),
+            anonymous=self.server.anonymous,
+            login_failures=self.server.login_failures,
+            trusted_proxies=self.server.trusted_proxies,
+        )
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
@@ -193,7 +169,7 @@ class _Reader(Checker):
     def config(self, data: Any) -> Config:
         top = self.mapping("", data, ("server", "state_dir", "accounts", "mounts", "users"))
         server = self.server(top.get("server"))
-        state_dir = self.path("state_dir", top.get("state_dir", "~/.local/state/pikdav"))
+        state_dir = self.path("state_dir", top.get("state_dir", DEFAULT_STATE_DIR))
         assert state_dir is not None
 
         if not top.get("accounts"):
@@ -294,15 +270,11 @@ class _Reader(Checker):
                 join(path, "username"), "is required (or give a refresh_token to log in with)"
             )
         token_store = self.string(*key("token_store"), optional=True)
-        if (
-            token_store is not None
-            and token_store != "memory"  # noqa: S105 - a store kind, not a secret
-            and urlsplit(token_store).scheme not in ("redis", "rediss", "unix")
-        ):
+        if token_store is not None and store_kind(token_store) == "file":
             raise self.fail(
                 join(path, "token_store"),
                 "must be null (a file in state_dir/tokens), a redis://host:port/db URL, or "
-                "'memory' (nothing kept: a new sign-in at every start)",
+                f"'{MEMORY}' (nothing kept: a new sign-in at every start)",
             )
         return AccountConfig(
             name=name,
