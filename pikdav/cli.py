@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .pikpak.http import DRIVE_API, USER_API
 from .pikpak.identity import PLATFORMS
-from .pikpak.session import DRIVE_API, USER_API
 
-DEFAULT_STATE = Path("~/.local/state/pikdav").expanduser()
 DEMO_PORT = 8080
 
 
@@ -125,11 +124,12 @@ def run_login(args: argparse.Namespace) -> int:
     import getpass
     from datetime import datetime
 
+    from .assembly import login_command, session_for
+    from .config import DEFAULT_STATE_DIR, AccountConfig
     from .pikpak.errors import HumanCheckRequired, PikPakError
-    from .pikpak.session import Credentials, Session
-    from .pikpak.tokenstore import TokenStoreError, open_store
+    from .pikpak.tokenstore import TokenStoreError
 
-    store_path = DEFAULT_STATE / "tokens" / "default.json"
+    store_path = Path(DEFAULT_STATE_DIR).expanduser() / "tokens" / "default.json"
     store_name = "default"
     hint = "pikdav login"
     if args.password_stdin:
@@ -151,8 +151,6 @@ def run_login(args: argparse.Namespace) -> int:
             )
             return 2
         account = config.accounts[name]
-        from .dav.app import login_command
-
         hint = login_command(config, account)
         args.username = args.username or account.username
         args.password = args.password or account.password
@@ -184,21 +182,19 @@ def run_login(args: argparse.Namespace) -> int:
             )
             return 2
         password = getpass.getpass("PikPak password: ")
-    store = open_store(args.token_store, store_path, store_name, hint)
-    session = Session(
-        Credentials(
-            args.username or "",
-            password,
-            refresh_token=args.refresh_token,
-            captcha_token=args.captcha_token,
-        ),
-        store,
-        platform=PLATFORMS[args.platform],
+    account = AccountConfig(
+        store_name,
+        username=args.username or "",
+        password=password,
+        refresh_token=args.refresh_token,
+        platform=args.platform,
+        token_store=args.token_store,
         user_api=args.user_api,
         drive_api=args.drive_api,
-        ca_cert=args.ca_cert,
-        login=hint,
+        ca_cert=Path(args.ca_cert) if args.ca_cert else None,
     )
+    session = session_for(account, store_path, login=hint, captcha_token=args.captcha_token)
+    store = session.store
     try:
         previous = store.load()
         token = session.login()
@@ -294,7 +290,7 @@ def _serve_until_signalled(server, on_stop=None) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from .dav.app import build_app, build_mounts, make_server
+    from .assembly import build_app, build_mounts, make_server
 
     config = _load(args.config)
     if config is None:
@@ -316,8 +312,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from .assembly import build_app, build_mounts, make_server
     from .config import parse_config
-    from .dav.app import build_app, build_mounts, make_server
     from .dav.auth import hash_password
     from .demo import demo_config, instructions, new_password, start_demo_emulator
 
@@ -348,18 +344,13 @@ def run_demo(args: argparse.Namespace) -> int:
     return _serve_until_signalled(server, on_stop=emulator.stop)
 
 
-# `check` is a person waiting at a terminal: a refused connection fails within a second,
-# not after serve's patient retries.
-CHECK_RETRY_ATTEMPTS, CHECK_RETRY_SECONDS = 2, 5.0
-
-
 def run_check(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from .dav.app import session_for
+    from .assembly import account_session
     from .pikpak.drive import Drive
     from .pikpak.errors import LoginPaused, PikPakError
-    from .pikpak.session import RetryPolicy
+    from .pikpak.retry import CHECK
     from .pikpak.tokenstore import TokenStoreError
 
     config = _load(args.config)
@@ -369,10 +360,10 @@ def run_check(args: argparse.Namespace) -> int:
         f"{config.source}: the configuration is valid ({_count(len(config.mounts), 'mount')}, "
         f"{_count(len(config.users), 'user')})."
     )
-    retry = RetryPolicy(attempts=CHECK_RETRY_ATTEMPTS, seconds=CHECK_RETRY_SECONDS)
     failed = 0
     for account in config.accounts.values():
-        session = session_for(config, account, pool_size=4, retry=retry)
+        # A person waits at a terminal: a refused connection fails within seconds.
+        session = account_session(config, account, pool_size=4, retry=CHECK)
         try:
             stored = session.store.load()
             held = stored.token if stored else None

@@ -8,44 +8,30 @@ keys are mistakes too. ``${NAME}`` in a string is replaced from the environment
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
-import yaml
+from .configfile import Checker, ConfigError, fields, join, read_yaml
+from .dav.auth import AuthSettings, DavUser, LoginFailures, parse_password_hash
+from .dav.policy import DEFAULT_FORCE_PROXY_USER_AGENTS, MODES, IPAddress, IPNetwork, parse_ip
+from .pikpak.http import DRIVE_API, USER_API
+from .pikpak.identity import PLATFORMS
+from .pikpak.tokenstore import MEMORY, store_kind
+from .vfs.sidefiles import FINDER_METADATA
+from .vfs.tree import LISTING_TTL
 
-from .dav.auth import parse_password_hash
-from .dav.policy import MODES, IPAddress, IPNetwork, parse_ip
+__all__ = ["Config", "ConfigError", "load_config", "parse_config"]
 
 log = logging.getLogger(__name__)
 
-PLATFORMS = ("web", "android", "pc")
-# Explorer's and Finder's redirectors mishandle a 302 to another host; neon (cadaver,
-# davfs2) does not follow a 302 on GET at all.
-# What to do with Finder's ._* (AppleDouble) and .DS_Store files (see pikdav.dav.sidefiles).
-FINDER_METADATA = ("keep_local", "store")
-DEFAULT_FORCE_PROXY_USER_AGENTS = ("Microsoft-WebDAV-MiniRedir", "WebDAVFS", "neon/")
-# Values of these keys are never repeated in an error message.
-SECRET_KEYS = frozenset({"password", "refresh_token", "password_hash", "token_store"})
-
-
-class ConfigError(ValueError):
-    """A mistake in the configuration; the message is meant for the user as it is."""
-
-
-@dataclass(frozen=True)
-class LoginFailures:
-    max: int = 5  # failed logins from one IP within `window` seconds that ban it; 0: never
-    window: int = 300
-    ban: int = 600
+DEFAULT_STATE_DIR = "~/.local/state/pikdav"
 
 
 @dataclass(frozen=True)
@@ -60,7 +46,7 @@ class ServerConfig:
     anonymous_on_public_bind: bool = False
     max_upload_size: int | None = None  # bytes
     temp_dir: Path | None = None
-    login_failures: LoginFailures = LoginFailures()
+    login_failures: LoginFailures = field(default_factory=LoginFailures)
 
 
 @dataclass(frozen=True)
@@ -71,8 +57,8 @@ class AccountConfig:
     refresh_token: str | None = field(default=None, repr=False)
     platform: str = "web"
     token_store: str | None = field(default=None, repr=False)  # None: a file in state_dir/tokens
-    user_api: str = "https://user.mypikpak.com"
-    drive_api: str = "https://api-drive.mypikpak.com"
+    user_api: str = USER_API
+    drive_api: str = DRIVE_API
     ca_cert: Path | None = None
 
 
@@ -90,15 +76,10 @@ class MountConfig:
     finder_metadata: str = "keep_local"
     background_uploads: bool = False
     read_only: bool = False
-    listing_ttl: float = 60
+    listing_ttl: float = LISTING_TTL
 
 
-@dataclass(frozen=True)
-class UserConfig:
-    name: str
-    password_hash: str = field(repr=False)
-    mounts: tuple[str, ...] = ("*",)
-    read_only: bool = False
+UserConfig = DavUser  # a DAV user is what pikdav.dav.auth checks logins against
 
 
 @dataclass(frozen=True)
@@ -130,49 +111,23 @@ class Config:
         name = account if isinstance(account, str) else account.name
         return self.tokens_dir / f"{name}.json"
 
-    def dav_auth_settings(self) -> dict[str, Any]:
-        """What `pikdav.dav.auth` expects in WsgiDAV's ``config["pikdav"]``."""
-        return {
-            "users": {
-                user.name: {
-                    "password_hash": user.password_hash,
-                    "mounts": list(user.mounts),
-                    "read_only": user.read_only,
-                }
-                for user in self.users.values()
-            },
-            "mounts": [mount.name for mount in self.mounts],
-            "anonymous": self.server.anonymous,
-            "login_failures": {
-                "max": self.server.login_failures.max,
-                "window": self.server.login_failures.window,
-                "ban": self.server.login_failures.ban,
-            },
-            "trusted_proxies": list(self.server.trusted_proxies),
-        }
+    def auth_settings(self) -> AuthSettings:
+        """Who may log in to the DAV server, and the ban on guessing (`pikdav.dav.auth`)."""
+        return AuthSettings(
+            users=self.users,
+            mounts=tuple(mount.name for mount in self.mounts),
+            anonymous=self.server.anonymous,
+            login_failures=self.server.login_failures,
+            trusted_proxies=self.server.trusted_proxies,
+        )
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
     """Read and check a YAML config file. Relative paths in it are relative to its folder."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"{source}: cannot read the config file: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{source}: the config file is not UTF-8 text") from None
-    try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = e.problem or e.context or "cannot be parsed"
-        raise ConfigError(f"{source}: {where}YAML syntax error: {problem}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{source}: YAML syntax error: {e}") from None
+    data = read_yaml(path)
     if data is None:
-        raise ConfigError(f"{source}: the file is empty (see config.example.yaml)")
-    return parse_config(data, source, env, base_dir=Path(path).parent)
+        raise ConfigError(f"{path}: the file is empty (see config.example.yaml)")
+    return parse_config(data, str(path), env, base_dir=Path(path).parent)
 
 
 def parse_config(
@@ -187,262 +142,40 @@ def parse_config(
     return reader.config(reader.substitute(data, ""))
 
 
-# --- YAML ----------------------------------------------------------------------------------------
-
-
-class _Loader(yaml.SafeLoader):
-    """A SafeLoader that refuses a key given twice (YAML would silently keep the last one)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[str] = set()
-        for key_node, _ in node.value:
-            if key_node.tag != "tag:yaml.org,2002:str":
-                continue  # merge keys (<<) and non-string keys: left to the SafeLoader
-            key = self.construct_object(key_node, deep=True)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"the key {key!r} appears twice", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.construct_mapping)
-
-
 # --- checking ------------------------------------------------------------------------------------
 
-_REFERENCE = re.compile(r"\$\$\{|\$\{(?:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})?")
 _MOUNT_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # also a file name in state_dir/tokens
 _USER_NAME = re.compile(r"[^:\x00-\x1f\x7f]+")  # Basic auth ends the user name at the first ':'
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
-def _join(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else str(key)
-
-
-def _fields(path: str, data: Mapping[str, Any], defaults: Any) -> Any:
-    """`key(name)` -> (key path, the value given or the default), for a section's getters."""
-
-    def key(name: str) -> tuple[str, Any]:
-        return _join(path, name), data.get(name, getattr(defaults, name))
-
-    return key
-
-
-class _Reader:
+class _Reader(Checker):
     """Turns the loaded YAML tree into a `Config`, raising `ConfigError` at the first mistake."""
-
-    def __init__(self, source: str, env: Mapping[str, str], base_dir: Path | None) -> None:
-        self.source = source
-        self.env = env
-        self.base_dir = base_dir
-        self.from_env: set[str] = set()  # values made by substitution: never repeated in errors
-
-    def fail(self, path: str, problem: str) -> ConfigError:
-        return ConfigError(
-            f"{self.source}: {path}: {problem}" if path else f"{self.source}: {problem}"
-        )
-
-    def got(self, path: str, value: Any) -> str:
-        if path.rpartition(".")[2] in SECRET_KEYS:
-            return ""
-        if isinstance(value, str) and value in self.from_env:
-            return " (got a value from the environment)"
-        text = repr(value)
-        return f" (got {text[:60] + '...' if len(text) > 60 else text})"
-
-    # -- environment --
-
-    def substitute(self, value: Any, path: str) -> Any:
-        if isinstance(value, dict):
-            return {k: self.substitute(v, _join(path, str(k))) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.substitute(v, _join(path, i)) for i, v in enumerate(value)]
-        if isinstance(value, str) and "${" in value:
-            value = _REFERENCE.sub(lambda m: self._expand(m, path), value)
-            self.from_env.add(value)
-        return value
-
-    def _expand(self, match: re.Match[str], path: str) -> str:
-        if match.group(0) == "$${":
-            return "${"
-        name, default = match.group(1), match.group(2)
-        if name is None:
-            raise self.fail(
-                path, "a '${' that is not a ${NAME} reference (write $${ for a literal ${)"
-            )
-        if name in self.env:
-            return self.env[name]
-        if default is not None:
-            return default
-        raise self.fail(
-            path,
-            f"the environment variable {name} is not set "
-            f"(set it, or give a default: ${{{name}:-default}})",
-        )
-
-    # -- shapes --
-
-    def mapping(self, path: str, value: Any, known: Iterable[str]) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.fail(path, f"must be a mapping of keys to values{self.got(path, value)}")
-        known = tuple(known)
-        for key in value:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
-                raise self.fail(_join(path, str(key)), f"unknown key ({hint})")
-        return value
-
-    def named(self, path: str, value: Any, pattern: re.Pattern[str], rule: str) -> dict[str, Any]:
-        """A mapping of names (validated by `pattern`) to sections."""
-        if not isinstance(value, dict):
-            raise self.fail(path, f"must be a mapping of names to settings{self.got(path, value)}")
-        for name in value:
-            if not isinstance(name, str) or not pattern.fullmatch(name):
-                raise self.fail(_join(path, str(name)), f"a name may contain {rule} only")
-        return value
-
-    def items(self, path: str, value: Any) -> list[Any]:
-        if value is None:
-            return []
-        if not isinstance(value, (list, tuple)):
-            raise self.fail(path, f"must be a list{self.got(path, value)}")
-        return list(value)
-
-    # -- scalars --
-
-    def string(self, path: str, value: Any, *, optional: bool = False) -> Any:
-        if value is None or (optional and value == ""):
-            if optional:
-                return None
-            raise self.fail(path, "is required")
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise self.fail(path, f"must be a string{self.got(path, value)}")
-        return str(value)
-
-    def integer(self, path: str, value: Any, low: int, high: int | None = None) -> int:
-        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(path, f"must be a whole number{self.got(path, value)}")
-        if value < low or (high is not None and value > high):
-            limits = f"from {low} to {high}" if high is not None else f"at least {low}"
-            raise self.fail(path, f"must be {limits}{self.got(path, value)}")
-        return value
-
-    def number(self, path: str, value: Any, low: float) -> float:
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(path, f"must be a number{self.got(path, value)}")
-        if value < low:
-            raise self.fail(path, f"must be at least {low:g}{self.got(path, value)}")
-        return float(value)
-
-    def boolean(self, path: str, value: Any) -> bool:
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        if not isinstance(value, bool):
-            raise self.fail(path, f"must be true or false{self.got(path, value)}")
-        return value
-
-    def choice(self, path: str, value: Any, choices: Iterable[str]) -> str:
-        choices = tuple(choices)
-        if value not in choices:
-            raise self.fail(path, f"must be one of {', '.join(choices)}{self.got(path, value)}")
-        return value
-
-    def strings(self, path: str, value: Any) -> tuple[str, ...]:
-        values = self.items(path, value)
-        out = tuple(self.string(_join(path, i), v) for i, v in enumerate(values))
-        for i, text in enumerate(out):
-            if not text:
-                raise self.fail(_join(path, i), "must not be empty")
-        return out
-
-    def networks(self, path: str, value: Any) -> tuple[IPNetwork, ...]:
-        out = []
-        for i, text in enumerate(self.strings(path, value)):
-            try:
-                out.append(ipaddress.ip_network(text))
-            except ValueError as e:
-                if "has host bits set" in str(e):
-                    network = ipaddress.ip_network(text, strict=False)
-                    problem = f"has host bits set (did you mean '{network}'?)"
-                else:
-                    problem = "is not an IP address or CIDR network such as 192.168.1.0/24"
-                raise self.fail(_join(path, i), f"{text!r} {problem}") from None
-        return tuple(out)
 
     def ip(self, path: str, value: Any) -> IPAddress | None:
         text = self.string(path, value, optional=True)
         if text is None:
             return None
         try:
-            ipaddress.ip_address(text)
+            ipaddress.ip_address(text)  # strict: no port, no brackets
         except ValueError:
             raise self.fail(
                 path, f"must be an IP address such as 203.0.113.7{self.got(path, value)}"
             ) from None
         return parse_ip(text)  # an IPv4-mapped IPv6 address becomes IPv4
 
-    def size(self, path: str, value: Any) -> int | None:
-        if value is None:
-            return None
-        if isinstance(value, str) and (match := _SIZE.fullmatch(value.strip())):
-            value = int(float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()])
-        elif isinstance(value, str) or isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(
-                path, f"must be a size in bytes, or like '500M' or '10G'{self.got(path, value)}"
-            )
-        if value < 1:
-            raise self.fail(path, f"must be at least 1 byte{self.got(path, value)}")
-        return value
-
-    def path(self, path: str, value: Any, *, must_be: str | None = None) -> Path | None:
-        text = self.string(path, value, optional=True)
-        if text is None:
-            return None
-        location = Path(text).expanduser()
-        if self.base_dir is not None and not location.is_absolute():
-            location = self.base_dir / location
-        if must_be == "file" and not location.is_file():
-            raise self.fail(path, f"no such file: {location}")
-        if must_be == "folder" and not location.is_dir():
-            raise self.fail(path, f"no such folder: {location}")
-        return location
-
-    def url(self, path: str, value: Any) -> str:
-        text = self.string(path, value)
-        parts = urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise self.fail(path, f"must be an http:// or https:// URL{self.got(path, value)}")
-        return text.rstrip("/")
-
     # -- sections --
 
     def config(self, data: Any) -> Config:
         top = self.mapping("", data, ("server", "state_dir", "accounts", "mounts", "users"))
         server = self.server(top.get("server"))
-        state_dir = self.path("state_dir", top.get("state_dir", "~/.local/state/pikdav"))
+        state_dir = self.path("state_dir", top.get("state_dir", DEFAULT_STATE_DIR))
         assert state_dir is not None
 
         if not top.get("accounts"):
             raise self.fail("accounts", "at least one PikPak account is required")
         accounts = {
-            name: self.account(_join("accounts", name), name, value)
+            name: self.account(join("accounts", name), name, value)
             for name, value in self.named(
                 "accounts", top["accounts"], _ACCOUNT_NAME, "letters, digits, - _ ."
             ).items()
@@ -453,11 +186,11 @@ class _Reader:
             raise self.fail("mounts", "at least one mount is required")
         mounts: list[MountConfig] = []
         for i, value in enumerate(raw_mounts):
-            mount = self.mount(_join("mounts", i), value, accounts)
+            mount = self.mount(join("mounts", i), value, accounts)
             for j, other in enumerate(mounts):
                 if other.name.casefold() == mount.name.casefold():
                     raise self.fail(
-                        _join(_join("mounts", i), "name"),
+                        join(join("mounts", i), "name"),
                         f"{mount.name!r} is already the name of mounts[{j}]"
                         " (names are compared ignoring case)",
                     )
@@ -469,7 +202,7 @@ class _Reader:
                 "users", "at least one user is required (or set server.anonymous: true)"
             )
         users = {
-            name: self.user(_join("users", name), name, value, mounts)
+            name: self.user(join("users", name), name, value, mounts)
             for name, value in self.named(
                 "users", users_data or {}, _USER_NAME, "any character but ':'"
             ).items()
@@ -486,7 +219,7 @@ class _Reader:
     def server(self, value: Any) -> ServerConfig:
         keys = ServerConfig.__dataclass_fields__
         data = self.mapping("server", value, keys)
-        key = _fields("server", data, ServerConfig())
+        key = fields("server", data, ServerConfig())
         host = self.string(*key("host"))
         tls_cert = self.path(*key("tls_cert"), must_be="file")
         tls_key = self.path(*key("tls_key"), must_be="file")
@@ -507,7 +240,7 @@ class _Reader:
         failures = self.mapping(
             "server.login_failures", data.get("login_failures"), ("max", "window", "ban")
         )
-        limit = _fields("server.login_failures", failures, LoginFailures())
+        limit = fields("server.login_failures", failures, LoginFailures())
         return ServerConfig(
             host=host,
             port=self.integer(*key("port"), 0, 65535),
@@ -529,23 +262,19 @@ class _Reader:
     def account(self, path: str, name: str, value: Any) -> AccountConfig:
         keys = [k for k in AccountConfig.__dataclass_fields__ if k != "name"]
         data = self.mapping(path, value, keys)
-        key = _fields(path, data, AccountConfig(name))
+        key = fields(path, data, AccountConfig(name))
         username = self.string(*key("username"), optional=True)
         refresh_token = self.string(*key("refresh_token"), optional=True)
         if username is None and refresh_token is None:
             raise self.fail(
-                _join(path, "username"), "is required (or give a refresh_token to log in with)"
+                join(path, "username"), "is required (or give a refresh_token to log in with)"
             )
         token_store = self.string(*key("token_store"), optional=True)
-        if (
-            token_store is not None
-            and token_store != "memory"  # noqa: S105 - a store kind, not a secret
-            and urlsplit(token_store).scheme not in ("redis", "rediss", "unix")
-        ):
+        if token_store is not None and store_kind(token_store) == "file":
             raise self.fail(
-                _join(path, "token_store"),
+                join(path, "token_store"),
                 "must be null (a file in state_dir/tokens), a redis://host:port/db URL, or "
-                "'memory' (nothing kept: a new sign-in at every start)",
+                f"'{MEMORY}' (nothing kept: a new sign-in at every start)",
             )
         return AccountConfig(
             name=name,
@@ -562,20 +291,20 @@ class _Reader:
     def mount(self, path: str, value: Any, accounts: Mapping[str, AccountConfig]) -> MountConfig:
         data = self.mapping(path, value, MountConfig.__dataclass_fields__)
         if "name" not in data:
-            raise self.fail(_join(path, "name"), "is required (the mount's folder at the root)")
-        name = self.string(_join(path, "name"), data["name"])
+            raise self.fail(join(path, "name"), "is required (the mount's folder at the root)")
+        name = self.string(join(path, "name"), data["name"])
         if not _MOUNT_NAME.fullmatch(name) or name in (".", ".."):
             raise self.fail(
-                _join(path, "name"), f"may contain letters, digits, - _ . only (got {name!r})"
+                join(path, "name"), f"may contain letters, digits, - _ . only (got {name!r})"
             )
-        key = _fields(path, data, MountConfig(name, ""))
+        key = fields(path, data, MountConfig(name, ""))
         if "account" not in data and len(accounts) == 1:
             account = next(iter(accounts))
         else:
             account = self.string(*key("account"))
             if account not in accounts:
                 raise self.fail(
-                    _join(path, "account"),
+                    join(path, "account"),
                     f"no account is named {account!r} (accounts: {', '.join(accounts)})",
                 )
         return MountConfig(
@@ -596,7 +325,7 @@ class _Reader:
 
     def user(self, path: str, name: str, value: Any, mounts: list[MountConfig]) -> UserConfig:
         data = self.mapping(path, value, ("password_hash", "mounts", "read_only"))
-        hash_path = _join(path, "password_hash")
+        hash_path = join(path, "password_hash")
         if "password_hash" not in data:
             raise self.fail(hash_path, "is required (make one with `pikdav hash-password`)")
         password_hash = self.string(hash_path, data["password_hash"])
@@ -607,11 +336,11 @@ class _Reader:
                 hash_path, f"is not a hash pikdav can check: {e} (use `pikdav hash-password`)"
             ) from None
         names = {m.name.casefold(): m.name for m in mounts}
-        allowed = self.strings(_join(path, "mounts"), data.get("mounts", ["*"]))
+        allowed = self.strings(join(path, "mounts"), data.get("mounts", ["*"]))
         for i, mount in enumerate(allowed):
             if mount != "*" and mount.casefold() not in names:
                 raise self.fail(
-                    _join(_join(path, "mounts"), i),
+                    join(join(path, "mounts"), i),
                     f"no mount is named {mount!r} (mounts: {', '.join(names.values())}; "
                     "'*' means all)",
                 )
@@ -619,7 +348,7 @@ class _Reader:
             name=name,
             password_hash=password_hash,
             mounts=allowed,
-            read_only=self.boolean(_join(path, "read_only"), data.get("read_only", False)),
+            read_only=self.boolean(join(path, "read_only"), data.get("read_only", False)),
         )
 
 

@@ -512,3 +512,21 @@ class Server(wsgi.Server):
 def _reason(exc: OSError) -> str:
     text = exc.strerror or str(exc)
     return text[:1].lower() + text[1:]
+
+
+def keep_memory_flat() -> None:
+    """Make glibc return large freed buffers to the system at once.
+
+    Streams and uploads allocate and free 1 MiB blocks in many threads, and glibc gives
+    threads heaps of their own (up to 8 per core) that keep freed blocks: the gateway's RSS
+    grew by 100+ MiB during one 1 GiB upload. Two heaps keep it near the working set; a
+    fixed mmap threshold did too, but made every block a fresh mapping and cost a second
+    per GiB (see BENCHMARKS.md)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return  # not glibc: nothing to tune
+    m_arena_max = -8
+    libc.mallopt(m_arena_max, 2)

@@ -90,7 +90,7 @@ def test_defaults():
     assert mount.force_proxy_user_agents == ("Microsoft-WebDAV-MiniRedir", "WebDAVFS", "neon/")
     assert config.accounts["main"].user_api == "https://user.mypikpak.com"
     assert config.users["alice"].mounts == ("*",)
-    assert config.dav_auth_settings()["mounts"] == ["pikpak"]
+    assert config.auth_settings().mounts == ("pikpak",)
 
 
 def test_environment_variables_are_substituted():

@@ -16,8 +16,8 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from pikdav.assembly import build_app, build_mounts, make_server
 from pikdav.config import parse_config
-from pikdav.dav.app import build_app, build_mounts, make_server
 from pikdav.dav.auth import hash_password
 from pikdav.demo import MEDIA, MOVIES, demo_config, instructions, start_demo_emulator
 from tests.support.davclients import installed

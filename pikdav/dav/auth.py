@@ -5,23 +5,18 @@ Wiring (the app assembler builds the WsgiDAV config)::
     "http_authenticator": {"domain_controller": PikdavDomainController, "accept_basic": True,
                            "accept_digest": False, "default_to_digest": False},
     "middleware_stack": [ErrorAnswers, LoginThrottle, BasicAuthenticator, RequestResolver],
-    "pikdav": config.dav_auth_settings(),
+    "pikdav": {"auth": AuthSettings(...)},
 
-`config["pikdav"]` holds::
-
-    users:           {name: {"password_hash": str,
-                             "mounts": ["*"] or [mount names],
-                             "read_only": bool}}
-    mounts:          [every mount name]    # a root path that is no mount is open to every user
-    anonymous:       bool                  # reads without credentials
-    login_failures:  {"max": int, "window": seconds, "ban": seconds}    # max 0: no ban
-    trusted_proxies: [CIDR str or ip_network]   # optional: whose X-Forwarded-For names the client
-    failed_logins:   FailedLogins          # optional: made on first use, shared by the two parts
+`AuthSettings` holds the users (`DavUser`: password hash, the mounts they may open, read-only or
+not), every mount name (a root path that is no mount is open to every user), whether reads need
+no credentials, the ban's `LoginFailures` and the trusted proxies whose X-Forwarded-For names the
+client. The `FailedLogins` the domain controller and `LoginThrottle` share is made on first use
+(or given as ``"failed_logins"`` beside ``"auth"``).
 
 The domain controller decides everything about a user's rights in one place: it answers 401 for
 wrong credentials, 403 for a mount the user may not see and for a write by a read-only user, and
-leaves `environ["pikdav.user"]`, `["pikdav.read_only"]` and `["pikdav.mounts"]` for the provider
-(see `may_access`). The mount's own `read_only` is the provider's to enforce.
+leaves `environ["pikdav.mounts"]` for the provider (see `may_access`). The mount's own
+`read_only` is the mount's to enforce.
 """
 
 from __future__ import annotations
@@ -46,7 +41,7 @@ from wsgidav.mw.base_mw import BaseMiddleware
 
 from .frontdoor import plain_answer
 from .logtext import client_text
-from .policy import client_ip, parse_ip, parse_networks
+from .policy import IPNetwork, client_ip, parse_ip
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +50,34 @@ WRITE_METHODS = frozenset(
     {"PUT", "POST", "DELETE", "MKCOL", "COPY", "MOVE", "PROPPATCH", "LOCK", "UNLOCK"}
 )
 ALL_MOUNTS = "*"
+
+
+@dataclass(frozen=True)
+class LoginFailures:
+    """The ban on password guessing: ``max`` failed logins from one address within ``window``
+    seconds ban it for ``ban`` seconds; ``max`` 0 never bans."""
+
+    max: int = 5
+    window: int = 300
+    ban: int = 600
+
+
+@dataclass(frozen=True)
+class DavUser:
+    name: str
+    password_hash: str = field(repr=False)
+    mounts: tuple[str, ...] = (ALL_MOUNTS,)
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    users: Mapping[str, DavUser]
+    mounts: tuple[str, ...]  # every mount's name
+    anonymous: bool = False  # reads without credentials
+    login_failures: LoginFailures = LoginFailures()
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+
 
 # --- password hashes ---------------------------------------------------------------------------
 
@@ -175,11 +198,8 @@ class FailedLogins:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, float]) -> FailedLogins:
-        """From ``{"max": 5, "window": 300, "ban": 600}`` (`server.login_failures`)."""
-        return cls(
-            int(settings.get("max", 5)), settings.get("window", 300), settings.get("ban", 600)
-        )
+    def from_settings(cls, settings: LoginFailures) -> FailedLogins:
+        return cls(settings.max, settings.window, settings.ban)
 
     def record_failure(self, ip: str) -> bool:
         """Count a failed login; True when it starts a ban."""
@@ -230,7 +250,7 @@ def failed_logins(config: dict[str, Any]) -> FailedLogins:
     """The `FailedLogins` shared by the domain controller and `LoginThrottle` of one app."""
     settings = config["pikdav"]
     if "failed_logins" not in settings:
-        settings["failed_logins"] = FailedLogins.from_settings(settings.get("login_failures", {}))
+        settings["failed_logins"] = FailedLogins.from_settings(settings["auth"].login_failures)
     return settings["failed_logins"]
 
 
@@ -290,7 +310,7 @@ def may_access(environ: Mapping[str, Any], mount: str) -> bool:
 
 
 class PikdavDomainController(BaseDomainController):
-    """Basic authentication against `config["pikdav"]["users"]` (see the module docstring).
+    """Basic authentication against `config["pikdav"]["auth"]` (see the module docstring).
 
     One realm for the whole server: every mount takes the same credentials, and a client that
     logged in at `/` must not be asked again when it opens a mount.
@@ -298,18 +318,18 @@ class PikdavDomainController(BaseDomainController):
 
     def __init__(self, wsgidav_app: Any, config: dict[str, Any]) -> None:
         super().__init__(wsgidav_app, config)
-        settings = config["pikdav"]
+        settings: AuthSettings = config["pikdav"]["auth"]
         self._users = {
             name: _User(
-                user["password_hash"],
-                frozenset(m.casefold() for m in user.get("mounts", [ALL_MOUNTS])),
-                bool(user.get("read_only", False)),
+                user.password_hash,
+                frozenset(m.casefold() for m in user.mounts),
+                user.read_only,
             )
-            for name, user in settings.get("users", {}).items()
+            for name, user in settings.users.items()
         }
-        self._mounts = frozenset(m.casefold() for m in settings["mounts"])
-        self._anonymous = bool(settings.get("anonymous", False))
-        self._trusted_proxies = parse_networks(settings.get("trusted_proxies", ()))
+        self._mounts = frozenset(m.casefold() for m in settings.mounts)
+        self._anonymous = settings.anonymous
+        self._trusted_proxies = settings.trusted_proxies
         self._failed = failed_logins(config)
         self._recent = _RecentLogins()
         # Unknown users are checked against this, so that they take as long as known ones.
@@ -333,7 +353,7 @@ class PikdavDomainController(BaseDomainController):
         # it log in); anyone else reads anonymously.
         if environ.get("HTTP_AUTHORIZATION") or environ["REQUEST_METHOD"] in WRITE_METHODS:
             return True
-        self._grant(environ, None, read_only=True, mounts=frozenset({ALL_MOUNTS}))
+        self._grant(environ, read_only=True, mounts=frozenset({ALL_MOUNTS}))
         return False
 
     def basic_auth_user(
@@ -361,7 +381,7 @@ class PikdavDomainController(BaseDomainController):
             raise DAVError(HTTP_FORBIDDEN, f"user {user_name!r} may not open this folder")
         if user.read_only and environ["REQUEST_METHOD"] in WRITE_METHODS:
             raise DAVError(HTTP_FORBIDDEN, f"user {user_name!r} is read-only")
-        self._grant(environ, user_name, read_only=user.read_only, mounts=user.mounts)
+        self._grant(environ, read_only=user.read_only, mounts=user.mounts)
         return True
 
     def _check(self, user_name: str, password: str, user: _User | None) -> bool:
@@ -385,11 +405,7 @@ class PikdavDomainController(BaseDomainController):
         return name if name in self._mounts else None
 
     @staticmethod
-    def _grant(
-        environ: dict[str, Any], user_name: str | None, *, read_only: bool, mounts: frozenset[str]
-    ) -> None:
-        environ["pikdav.user"] = user_name
-        environ["pikdav.read_only"] = read_only
+    def _grant(environ: dict[str, Any], *, read_only: bool, mounts: frozenset[str]) -> None:
         environ["pikdav.mounts"] = mounts
         environ["wsgidav.auth.roles"] = ("reader",) if read_only else ("editor",)
 
@@ -455,7 +471,7 @@ class LoginThrottle(BaseMiddleware):
     def __init__(self, wsgidav_app: Any, next_app: Any, config: dict[str, Any]) -> None:
         super().__init__(wsgidav_app, next_app, config)
         self.failed = failed_logins(config)
-        self._trusted_proxies = parse_networks(config["pikdav"].get("trusted_proxies", ()))
+        self._trusted_proxies = config["pikdav"]["auth"].trusted_proxies
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         retry_after = self.failed.retry_after(client_ip(environ, self._trusted_proxies))

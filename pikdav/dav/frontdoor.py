@@ -36,6 +36,8 @@ from pikdav.pikpak.errors import redact
 from .logtext import client_text, wsgi_text
 
 log = logging.getLogger("pikdav.requests")
+
+DELIVERY = "pikdav.delivery"  # environ key: how a GET was delivered (a policy Decision), logged
 errors_log = logging.getLogger(__name__)
 
 _PHRASES = {s.value: s.phrase for s in HTTPStatus}
@@ -221,7 +223,7 @@ class FrontDoor:
 
     @staticmethod
     def _log(environ: dict, exchange: _Exchange, started: float) -> None:
-        decision = environ.get("pikdav.delivery")
+        decision = environ.get(DELIVERY)
         how = ""
         if decision is not None and exchange.method == "GET":
             how = f" {decision.delivery.value} ({client_text(decision.reason)})"

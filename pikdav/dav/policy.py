@@ -12,15 +12,15 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from pikdav.config import MountConfig
+from typing import Any
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MODES = ("redirect", "proxy", "auto")
+# Explorer's and Finder's redirectors mishandle a 302 to another host; neon (cadaver,
+# davfs2) does not follow a 302 on GET at all: they are proxied whatever the mode says.
+DEFAULT_FORCE_PROXY_USER_AGENTS = ("Microsoft-WebDAV-MiniRedir", "WebDAVFS", "neon/")
 
 
 class Delivery(Enum):
@@ -125,20 +125,6 @@ class DownloadPolicy:
         self.force_proxy_user_agents = tuple(ua for ua in force_proxy_user_agents if ua)
         self.force_redirect_user_agents = tuple(ua for ua in force_redirect_user_agents if ua)
         self.trusted_proxies = parse_networks(trusted_proxies)
-
-    @classmethod
-    def for_mount(
-        cls, mount: MountConfig, trusted_proxies: Iterable[str | IPNetwork] = ()
-    ) -> DownloadPolicy:
-        """The policy of one configured mount (`trusted_proxies` is `server.trusted_proxies`)."""
-        return cls(
-            mount.download,
-            redirect_networks=mount.redirect_networks,
-            public_ip=mount.public_ip,
-            force_proxy_user_agents=mount.force_proxy_user_agents,
-            force_redirect_user_agents=mount.force_redirect_user_agents,
-            trusted_proxies=trusted_proxies,
-        )
 
     def client_ip(self, environ: Mapping[str, Any]) -> str:
         return client_ip(environ, self.trusted_proxies)

@@ -11,16 +11,16 @@ does not know to answer exactly like WsgiDAV (dead properties, locks, If headers
 from __future__ import annotations
 
 import io
-import mimetypes
 from collections.abc import Callable
+from typing import Protocol
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from wsgidav import util, xml_tools
+from wsgidav.dav_provider import DAVProvider
 
+from pikdav.vfs.mount import Mount
 from pikdav.vfs.tree import Entry
-
-from .provider import FolderResource, Mount
 
 _D = "{DAV:}"
 _SAFE = "/!*'(),$-_|."
@@ -58,8 +58,9 @@ def _props(entry: Entry, *, name: str, quota: tuple[int, int] | None) -> dict[st
         )
     if not entry.is_folder:
         props["getcontentlength"] = f"<D:getcontentlength>{entry.size}</D:getcontentlength>"
-        ctype = entry.mime_type or mimetypes.guess_type(entry.name)[0] or "application/octet-stream"
-        props["getcontenttype"] = f"<D:getcontenttype>{escape(ctype)}</D:getcontenttype>"
+        props["getcontenttype"] = (
+            f"<D:getcontenttype>{escape(entry.content_type)}</D:getcontenttype>"
+        )
     if quota is not None:
         props["quota-used-bytes"] = f"<D:quota-used-bytes>{quota[0]}</D:quota-used-bytes>"
         props["quota-available-bytes"] = (
@@ -124,14 +125,28 @@ def _wanted(body: bytes) -> list[str] | bool | None:
     return names
 
 
-def try_fast_propfind(provider, environ: dict, start_response: Callable) -> list[bytes] | None:
-    """The 207 answer for a plain Depth 0/1 PROPFIND of a mount folder, or None to let
-    WsgiDAV answer (the request body is put back for it)."""
+class Folder(Protocol):
+    """A mount folder's resource (see the provider), as this path reads it."""
+
+    mount: Mount
+    entry: Entry
+
+    def children(self) -> tuple[Entry, ...]: ...
+
+    def get_href(self) -> str: ...
+
+    def get_ref_url(self) -> str: ...
+
+    def get_display_name(self) -> str: ...
+
+
+def try_fast_propfind(
+    provider: DAVProvider, resource: Folder, environ: dict, start_response: Callable
+) -> list[bytes] | None:
+    """The 207 answer for a plain Depth 0/1 PROPFIND of the mount folder ``resource``, or
+    None to let WsgiDAV answer (the request body is put back for it)."""
     depth = environ.get("HTTP_DEPTH")
     if depth not in ("0", "1") or "HTTP_IF" in environ:
-        return None
-    resource = provider.get_resource_inst(environ["PATH_INFO"], environ)
-    if not isinstance(resource, FolderResource):
         return None
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length) if length > 0 else b""
@@ -139,17 +154,15 @@ def try_fast_propfind(provider, environ: dict, start_response: Callable) -> list
     wanted = _wanted(body)
     if wanted is False:
         return None
-    mount: Mount = resource.mount
-    children = resource._children() if depth == "1" else ()
+    mount = resource.mount
+    children = resource.children() if depth == "1" else ()
     folder_href = resource.get_href()
     if not folder_href.endswith("/"):
         folder_href += "/"
     if _has_locks_or_dead_props(provider, resource, children, allprop=wanted is None):
         return None
-    quota = None
-    if resource.is_mount_root:
-        q = mount.quota()
-        quota = (q.usage, q.available) if q is not None else None
+    q = mount.quota_at(resource.entry)
+    quota = (q.usage, q.available) if q is not None else None
     parts = ['<?xml version="1.0" encoding="utf-8" ?><D:multistatus xmlns:D="DAV:">']
     parts.append(
         _response(
@@ -176,7 +189,7 @@ def try_fast_propfind(provider, environ: dict, start_response: Callable) -> list
 
 
 def _has_locks_or_dead_props(
-    provider, resource: FolderResource, children, *, allprop: bool
+    provider: DAVProvider, resource: Folder, children: tuple[Entry, ...], *, allprop: bool
 ) -> bool:
     base = resource.get_ref_url()
     lm = provider.lock_manager

@@ -1,171 +1,79 @@
-"""The WsgiDAV provider: the server root lists the mounts; each mount is a PikPak drive
-(an account and a root folder) seen through a cached :class:`DriveTree`.
+"""The WsgiDAV provider: a thin translation of DAV onto vfs mounts.
 
-Resources are built per request from metadata already in memory: a folder's members come
-from one cached listing, never from a lookup per child.
+The server root lists the mounts a user may open; below it each path is resolved by its mount
+(:class:`pikdav.vfs.mount.Mount`), and resources are built per request from what the mount
+already holds: a folder's members come from one cached listing, never from a lookup per child.
+What a write means (background or direct upload, what a DELETE of a file still uploading does,
+which names are the gateway's own) is the mount's decision; here it becomes statuses, locks and
+dead properties. GET is the delivery step's (:mod:`.delivery`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import mimetypes
-import re
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-import requests
 from wsgidav import util
 from wsgidav.dav_error import (
     HTTP_BAD_GATEWAY,
-    HTTP_BAD_REQUEST,
     HTTP_CONFLICT,
     HTTP_FORBIDDEN,
-    HTTP_INSUFFICIENT_STORAGE,
     HTTP_METHOD_NOT_ALLOWED,
     HTTP_NOT_FOUND,
     HTTP_PRECONDITION_FAILED,
-    HTTP_SERVICE_UNAVAILABLE,
     DAVError,
     PRECONDITION_CODE_PropfindFiniteDepth,
 )
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
 
 from pikdav.httpserver import STOPPING
-from pikdav.pikpak.drive import Drive
-from pikdav.pikpak.errors import (
-    AuthError,
-    Conflict,
-    HumanCheckRequired,
-    LinkNotReady,
-    LoginPaused,
-    NotFound,
-    PikPakError,
-    QuotaExceeded,
-    RateLimited,
-    Unreachable,
-)
-from pikdav.pikpak.types import Quota
-from pikdav.vfs.cache import TtlCache
-from pikdav.vfs.pending import PENDING, PendingUploads
-from pikdav.vfs.tree import HIDDEN_PREFIX, DriveTree, Entry
-from pikdav.vfs.writer import NameTaken, TreeWriter
+from pikdav.pikpak.errors import PikPakError
+from pikdav.vfs.errors import MountError, NameTaken
+from pikdav.vfs.mount import Mount
+from pikdav.vfs.spool import SpoolFile
+from pikdav.vfs.tree import Entry
 
-from . import ranges
+from . import propfind
 from .auth import may_access
+from .delivery import ProxiedBody, get_file, plan_range
+from .errors import answering, dav_error
 from .folderpage import folder_page
 from .limits import bound_request_body
 from .paths import destination_path
 from .policy import DownloadPolicy
-from .reader import RangeReader
-from .sidefiles import SideFile, SideStore, is_finder_metadata
-from .spool import SpoolFile, SpoolSettings, size_hint
+from .ranges import ByteRange
+from .sidefiles import SideFile
 
 log = logging.getLogger(__name__)
 
-# What Finder, Explorer and Kodi probe for on every folder; PikPak never has them.
-_JUNK = re.compile(
-    r"^(\._.*|\.DS_Store|Thumbs\.db|desktop\.ini|\.localized|\.hidden|"
-    r"\.metadata_never_index|\.Spotlight-V100|\.Trashes|\.nomedia|"
-    r"\.ql_.*)$",
-    re.IGNORECASE,
-)
+_RESOLVED = "pikdav.resolved"  # environ key: this request's path → resource memo
+_QUOTA_PROPS = ("{DAV:}quota-used-bytes", "{DAV:}quota-available-bytes")
 
 
-def is_junk(name: str) -> bool:
-    return bool(_JUNK.match(name))
-
-
-@dataclass
-class Mount:
-    name: str
-    drive: Drive
-    tree: DriveTree
-    policy: DownloadPolicy
-    read_only: bool = True
-    use_trash: bool = True
-    spool: SpoolSettings = field(default_factory=SpoolSettings)
-    finder_metadata: str = "keep_local"
-    side_files: SideStore = field(default_factory=SideStore, repr=False)
-    quota_ttl: float = 60.0
-    _quota: TtlCache[Quota] = field(default_factory=lambda: TtlCache(1), repr=False)
-    _writer: TreeWriter | None = field(default=None, repr=False)
-    pending: PendingUploads | None = field(default=None, repr=False)
-
-    @property
-    def writer(self) -> TreeWriter:
-        if self._writer is None:
-            self._writer = TreeWriter(self.drive, self.tree, use_trash=self.use_trash)
-        return self._writer
-
-    def quota(self) -> Quota | None:
-        try:
-            return self._quota.fetch("about", lambda: (self.drive.about(), self.quota_ttl))
-        except PikPakError as exc:
-            # A pause on sign-ins is logged once when it starts, not with every PROPFIND.
-            quiet = isinstance(exc, LoginPaused)
-            (log.debug if quiet else log.warning)(
-                "mount %s: cannot read the quota: %s", self.name, exc
-            )
-            return None
-
-
-def upstream_error(exc: PikPakError, what: str) -> DAVError:
-    """A PikPak failure as a clean DAV status with a short reason (never a traceback, a
-    token or an upstream URL). What is logged once elsewhere (a paused sign-in) is not
-    logged again per request."""
-    if isinstance(exc, NotFound):
-        return DAVError(HTTP_NOT_FOUND)
-    if isinstance(exc, LoginPaused):
-        log.debug("%s: %s", what, exc)
-        left = exc.seconds_left()
-        return _unavailable(
-            f"the gateway cannot sign in to PikPak: {exc.short}. To fix it: {exc.remedy}. "
-            f"It tries again in {left} s",
-            left,
-        )
-    if isinstance(exc, HumanCheckRequired):
-        log.warning("%s: %s", what, exc)
-        return _unavailable(f"the gateway cannot reach the drive: {exc}", 60)
-    if isinstance(exc, RateLimited):
-        log.warning("%s: PikPak asks us to slow down: %s", what, exc)
-        return _unavailable("PikPak is rate limiting; try again shortly", exc.retry_after or 30)
-    if isinstance(exc, LinkNotReady):
-        log.info("%s: %s", what, exc)
-        return _unavailable(
-            "PikPak is still preparing this file's download link; try again shortly",
-            exc.retry_after or 15,
-        )
-    if isinstance(exc, QuotaExceeded):
-        return DAVError(HTTP_INSUFFICIENT_STORAGE, "the PikPak drive is full")
-    if isinstance(exc, Conflict):
-        return DAVError(HTTP_CONFLICT, "the name is taken")
-    if isinstance(exc, AuthError):
-        log.error("%s: %s", what, exc)
-        return DAVError(HTTP_BAD_GATEWAY, "the gateway cannot log in to PikPak (see its log)")
-    if isinstance(exc, Unreachable):
-        log.warning("%s: %s", what, exc)
-        return DAVError(HTTP_BAD_GATEWAY, "the gateway cannot reach PikPak; try again later")
-    log.warning("%s: %s", what, exc)
-    return DAVError(HTTP_BAD_GATEWAY, "PikPak did not answer properly; try again")
-
-
-def _unavailable(reason: str, retry_after: float) -> DAVError:
-    return DAVError(
-        HTTP_SERVICE_UNAVAILABLE,
-        reason,
-        add_headers=[("Retry-After", str(max(1, math.ceil(retry_after))))],
-    )
+def _size_hint(environ: dict) -> int | None:
+    """The announced body size: Content-Length, or Finder's X-Expected-Entity-Length when it
+    sends a chunked body."""
+    for key in ("CONTENT_LENGTH", "HTTP_X_EXPECTED_ENTITY_LENGTH"):
+        value = environ.get(key)
+        if value not in (None, ""):
+            try:
+                return max(0, int(value))
+            except ValueError:
+                continue
+    return None
 
 
 class _Resource:
-    """What both kinds of resource share: their mount, entry and dates."""
+    """What both kinds of resource share: their mount, entry, dates and the write verbs."""
 
     mount: Mount
     entry: Entry
+    path: str
+    environ: dict
+    provider: GatewayProvider
 
     def get_creation_date(self) -> float | None:
         return self.entry.created or None
@@ -179,20 +87,17 @@ class _Resource:
     def get_property_value(self, name: str):
         # RFC 4331: only the mount root has a quota; elsewhere the property does not exist
         # (WsgiDAV itself would answer an empty 200).
-        if name in _QUOTA_PROPS and not getattr(self, "is_mount_root", False):
+        if name in _QUOTA_PROPS and not self.mount.is_root(self.entry):
             raise DAVError(HTTP_NOT_FOUND)
         return super().get_property_value(name)
 
     # ------------------------------------------------------------------ writing
-    def _writable(self, name: str | None = None) -> TreeWriter:
-        if self.mount.read_only:
-            raise DAVError(HTTP_FORBIDDEN, "this folder is read-only")
-        if name is not None and name.startswith(HIDDEN_PREFIX):
-            raise DAVError(
-                HTTP_FORBIDDEN, f"names starting with {HIDDEN_PREFIX} are the gateway's own"
-            )
-        self.environ.pop("pikdav.resolved", None)  # what this request resolved may change
-        return self.mount.writer
+    def _changing(self, name: str | None = None) -> None:
+        """Refuse now when the mount will not take the change; what this request resolved
+        may change, so it is resolved again afterwards."""
+        with answering(f"changing {self.path}"):
+            self.mount.check_writable(name)
+        self.environ.pop(_RESOLVED, None)
 
     def _parent(self) -> Entry:
         parent_path = self.path.rstrip("/").rpartition("/")[0]
@@ -216,16 +121,11 @@ class _Resource:
         if self.path.startswith(self._canonical(dest_path).rstrip("/") + "/"):
             # Overwrite: T would first remove the destination, and the source with it.
             raise DAVError(HTTP_FORBIDDEN, "the destination contains the source")
-        if name.startswith(HIDDEN_PREFIX):
-            raise DAVError(
-                HTTP_FORBIDDEN, f"names starting with {HIDDEN_PREFIX} are the gateway's own"
-            )
-        try:
-            parent = self.mount.tree.resolve(parent_path)
-            existing = self.mount.tree.resolve(rest.strip("/"))
-        except PikPakError as exc:
-            raise upstream_error(exc, f"resolving {dest_path}") from None
-        if parent is None or not parent.is_folder or not name:
+        self._changing(name)
+        with answering(f"resolving {dest_path}"):
+            parent = self.mount.resolve([p for p in parent_path.split("/") if p], looking=False)
+            existing = self.mount.resolve([p for p in rest.split("/") if p], looking=False)
+        if parent is None or not parent.is_folder:
             raise DAVError(HTTP_CONFLICT, "the destination folder does not exist")
         if existing is not None and existing.id == self.entry.id:
             # The same item under another spelling of its path (mount names ignore case).
@@ -235,17 +135,7 @@ class _Resource:
         return parent, name, existing
 
     def handle_delete(self) -> bool:
-        writer = self._writable()
-        if self.entry.id.startswith(PENDING):
-            parent = self._parent()
-            self.mount.pending.cancel(parent.id, self.entry.name)
-            stored = self.mount.tree.child(parent, self.entry.name, stored_only=True)
-            if stored is not None:  # the version it was to replace goes too
-                try:
-                    writer.delete(stored, parent)
-                except PikPakError as exc:
-                    raise upstream_error(exc, f"deleting {self.path}") from None
-            return True
+        self._changing()
         # WsgiDAV checks the parent's locks only; with a native DELETE the resource's own
         # (and, for a folder, its members') locks are ours to check: 423 if one is held.
         lm = self.provider.lock_manager
@@ -258,10 +148,8 @@ class _Resource:
                 token_list=self.environ["wsgidav.ifLockTokenList"],
                 principal=self.environ["wsgidav.user_name"],
             )
-        try:
-            writer.delete(self.entry, self._parent())
-        except PikPakError as exc:
-            raise upstream_error(exc, f"deleting {self.path}") from None
+        with answering(f"deleting {self.path}"):
+            self.mount.delete(self.entry, self._parent())
         self.mount.side_files.delete(self.path)
         ref = self.get_ref_url()
         if self.provider.prop_manager:
@@ -270,35 +158,19 @@ class _Resource:
             self.provider.lock_manager.remove_all_locks_from_url(ref, recursive=True)
         return True
 
-    def _not_uploading(self, *entries: Entry | None) -> None:
-        if any(e is not None and e.id.startswith(PENDING) for e in entries):
-            raise DAVError(
-                HTTP_CONFLICT, "the file is still uploading; try again when the upload has finished"
-            )
-
     def handle_move(self, dest_path: str) -> bool:
-        writer = self._writable()
-        self._not_uploading(self.entry)
         parent, name, existing = self._destination(dest_path)
-        self._not_uploading(existing)
-        try:
-            writer.move(self.entry, self._parent(), parent, name, existing)
-        except PikPakError as exc:
-            raise upstream_error(exc, f"moving {self.path}") from None
+        with answering(f"moving {self.path}"):
+            self.mount.move(self.entry, self._parent(), parent, name, existing)
         dest = self._canonical(dest_path)
         self.mount.side_files.move(self.path, dest)
         self._carry_properties(dest, move=True)
         return True
 
     def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
-        writer = self._writable()
-        self._not_uploading(self.entry)
         parent, name, existing = self._destination(dest_path)
-        self._not_uploading(existing)
-        try:
-            writer.copy(self.entry, parent, name, existing, recursive=depth_infinity)
-        except PikPakError as exc:
-            raise upstream_error(exc, f"copying {self.path}") from None
+        with answering(f"copying {self.path}"):
+            self.mount.copy(self.entry, parent, name, existing, recursive=depth_infinity)
         self._carry_properties(self._canonical(dest_path), move=False)
         return True
 
@@ -325,22 +197,19 @@ class _Resource:
         return True
 
 
-_QUOTA_PROPS = ("{DAV:}quota-used-bytes", "{DAV:}quota-available-bytes")
-
-
 class FileResource(_Resource, DAVNonCollection):
     def __init__(self, path: str, environ: dict, mount: Mount, entry: Entry) -> None:
         DAVNonCollection.__init__(self, path, environ)
         self.mount = mount
         self.entry = entry
+        self.planned: ByteRange | None = None  # the range a GET answers (see .delivery)
+        self._body: SpoolFile | None = None
 
     def get_content_length(self) -> int:
         return self.entry.size
 
     def get_content_type(self) -> str:
-        if self.entry.mime_type:
-            return self.entry.mime_type
-        return mimetypes.guess_type(self.entry.name)[0] or "application/octet-stream"
+        return self.entry.content_type
 
     def get_etag(self) -> str:
         return self.entry.etag
@@ -352,80 +221,68 @@ class FileResource(_Resource, DAVNonCollection):
         return True
 
     def begin_write(self, *, content_type: str | None = None) -> SpoolFile:
-        self._writable(self.entry.name)
+        self._changing(self.entry.name)
         exact = self.environ.get("CONTENT_LENGTH") not in (None, "")
-        self._spool = SpoolFile(self.mount.spool, size_hint(self.environ), exact=exact)
+        with answering(f"receiving {self.path}"):
+            self._body = self.mount.receive(_size_hint(self.environ), exact=exact)
         self._started = time.monotonic()
-        return self._spool
+        return _Receiving(self._body, f"receiving {self.path}")
 
     def end_write(self, *, with_errors: bool) -> None:
-        spool: SpoolFile | None = getattr(self, "_spool", None)
-        if spool is None:
+        body, self._body = self._body, None
+        if body is None:
             return
         if with_errors:
-            spool.discard()  # a failed PUT leaves nothing behind, and the old file intact
-            return
-        spool.close()
-        if not spool.complete:
-            spool.discard()
-            log.warning(
-                "PUT %s: the body ended after %d of %d bytes; nothing stored",
-                self.path,
-                spool.size,
-                spool.expected,
-            )
-            raise DAVError(HTTP_BAD_REQUEST, "the upload ended before its announced length")
-        old = None if self.entry.id == "" else self.entry
-        if self.mount.pending is not None:
-            self.entry = self.mount.pending.add(
-                self._parent(), self.entry.name, spool.path, spool.size, spool.gcid()
-            )
-            log.info(
-                "PUT %s: %d B received in %.1f s; uploading in the background",
-                self.path,
-                spool.size,
-                time.monotonic() - self._started,
-            )
+            body.discard()  # a failed PUT leaves nothing behind, and the old file intact
             return
         received = time.monotonic()
-        try:
-            self.entry = self.mount.writer.store(self._parent(), self.entry.name, spool, old)
-        except PikPakError as exc:
-            raise upstream_error(exc, f"uploading {self.path}") from None
-        finally:
-            spool.discard()
+        old = self.entry if self.entry.id else None  # no id: nothing of that name yet
+        with answering(f"PUT {self.path} ({body.size} of {body.expected} B)"):
+            self.entry = self.mount.store(self._parent(), self.entry.name, body, old)
+        how = (
+            "uploading in the background"
+            if self.entry.uploading
+            else f"stored on PikPak in {time.monotonic() - received:.1f} s"
+        )
         log.info(
-            "PUT %s: %d B received in %.1f s, stored on PikPak in %.1f s",
+            "PUT %s: %d B received in %.1f s, %s",
             self.path,
-            spool.size,
+            body.size,
             received - self._started,
-            time.monotonic() - received,
+            how,
         )
 
     def get_content(self):
-        if (
-            self.mount.pending is not None
-            and (local := self.mount.pending.local_file(self.entry)) is not None
-        ):
-            return open(local, "rb")  # still uploading: served from the local copy
-        if self.entry.size > 0 and not self.entry.id.startswith(PENDING):
-            try:
+        start, end = (self.planned.start, self.planned.end) if self.planned else (0, None)
+        what = f"reading {self.path}"
+        if self.entry.size > 0 and not self.entry.uploading:
+            with answering(f"link for {self.path}"):
                 # The link before the answer starts: a file whose link is not ready yet
                 # gets a 503 with Retry-After now, not a stream that stalls (and the
                 # reader finds the link cached).
-                self.mount.tree.link(self.entry)
-            except PikPakError as exc:
-                raise upstream_error(exc, f"link for {self.path}") from None
-        session = self.mount.drive.session
-        return RangeReader(
-            self.mount.tree,
-            self.entry,
-            self.provider.cdn,
-            planned=self.environ.get("pikdav.range"),
-            verify=session.http.verify,
-            user_agent=session.platform.user_agent,
-            stop=self.environ.get(STOPPING),
-        )
+                self.mount.link(self.entry)
+        reader = self.mount.open(self.entry, start, end, stop=self.environ.get(STOPPING))
+        return reader if self.entry.uploading else ProxiedBody(reader, what)
+
+
+class _Receiving:
+    """The body WsgiDAV writes a PUT into: the mount's spool, with its refusals (too large,
+    no room) as DAV statuses."""
+
+    def __init__(self, body: SpoolFile, what: str) -> None:
+        self._body = body
+        self._what = what
+
+    def write(self, data: bytes) -> int:
+        with answering(self._what):
+            return self._body.write(data)
+
+    def writelines(self, chunks: Iterable[bytes]) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def close(self) -> None:
+        self._body.close()
 
 
 class FolderResource(_Resource, DAVCollection):
@@ -433,32 +290,27 @@ class FolderResource(_Resource, DAVCollection):
         DAVCollection.__init__(self, path, environ)
         self.mount = mount
         self.entry = entry
-        self.is_mount_root = entry.id == mount.tree.root_id and not entry.name
 
     def get_display_name(self) -> str:
-        return self.mount.name if self.is_mount_root else self.entry.name
+        return self.mount.name if self.mount.is_root(self.entry) else self.entry.name
 
-    def _children(self) -> tuple[Entry, ...]:
-        try:
-            return self.mount.tree.children(self.entry)
-        except PikPakError as exc:
-            raise upstream_error(exc, f"listing {self.path}") from None
+    def children(self) -> tuple[Entry, ...]:
+        with answering(f"listing {self.path}"):
+            return self.mount.children(self.entry)
 
     def get_member_names(self) -> list[str]:
-        return [e.name for e in self._children()]
+        return [e.name for e in self.children()]
 
     def get_member_list(self) -> list[FileResource | FolderResource]:
         base = self.path.rstrip("/")
         return [
             self.provider.make(f"{base}/{e.name}", self.environ, self.mount, e)
-            for e in self._children()
+            for e in self.children()
         ]
 
     def get_member(self, name: str) -> FileResource | FolderResource | None:
-        try:
-            entry = self.mount.tree.child(self.entry, name)
-        except PikPakError as exc:
-            raise upstream_error(exc, f"listing {self.path}") from None
+        with answering(f"listing {self.path}"):
+            entry = self.mount.child(self.entry, name)
         if entry is None:
             return None
         return self.provider.make(
@@ -466,38 +318,37 @@ class FolderResource(_Resource, DAVCollection):
         )
 
     def create_empty_resource(self, name: str) -> FileResource | SideFile:
-        writer = self._writable(name)
+        self._changing(name)
         path = f"{self.path.rstrip('/')}/{name}"
-        if self.mount.finder_metadata == "keep_local" and is_finder_metadata(name):
+        if self.mount.keeps_locally(name):
             return SideFile(path, self.environ, self.mount.side_files)
         if self.environ["REQUEST_METHOD"] == "LOCK":
             # LOCK on an unmapped URL creates an empty file (RFC 4918 §9.10.4).
-            try:
-                entry = writer.create_empty(self.entry, name)
-            except PikPakError as exc:
-                raise upstream_error(exc, f"creating {path}") from None
+            with answering(f"creating {path}"):
+                entry = self.mount.create_empty(self.entry, name)
             return FileResource(path, self.environ, self.mount, entry)
         # PUT: nothing exists until the upload is complete (see end_write).
         now = time.time()
-        pending = Entry("", name, False, 0, now, now, "", "")
-        return FileResource(path, self.environ, self.mount, pending)
+        return FileResource(
+            path, self.environ, self.mount, Entry("", name, False, 0, now, now, "", "")
+        )
 
     def create_collection(self, name: str) -> FolderResource:
-        writer = self._writable(name)
+        self._changing(name)
         try:
-            entry = writer.mkdir(self.entry, name)
-        except NameTaken:
+            entry = self.mount.mkdir(self.entry, name)
+        except NameTaken:  # RFC 4918 §9.3.1: MKCOL on a name that is taken
             raise DAVError(HTTP_METHOD_NOT_ALLOWED, "the name is taken") from None
-        except PikPakError as exc:
-            raise upstream_error(exc, f"creating {self.path}{name}") from None
+        except (PikPakError, MountError) as exc:
+            raise dav_error(exc, f"creating {self.path}{name}") from None
         return FolderResource(f"{self.path.rstrip('/')}/{name}", self.environ, self.mount, entry)
 
     def get_used_bytes(self) -> int | None:
-        quota = self.mount.quota() if self.is_mount_root else None
+        quota = self.mount.quota_at(self.entry)
         return quota.usage if quota else None
 
     def get_available_bytes(self) -> int | None:
-        quota = self.mount.quota() if self.is_mount_root else None
+        quota = self.mount.quota_at(self.entry)
         return quota.available if quota else None
 
 
@@ -517,10 +368,10 @@ class ServerRoot(DAVCollection):
         mount = self.provider.mounts.get(name)
         if mount is None or not may_access(self.environ, name):
             return None
-        return FolderResource(f"/{name}", self.environ, mount, mount.tree.root)
+        return FolderResource(f"/{name}", self.environ, mount, mount.root)
 
     def get_member_list(self) -> list[FolderResource]:
-        return [FolderResource(f"/{m.name}", self.environ, m, m.tree.root) for m in self._visible()]
+        return [FolderResource(f"/{m.name}", self.environ, m, m.root) for m in self._visible()]
 
     def get_last_modified(self) -> float:
         return self.provider.started
@@ -538,13 +389,13 @@ class ServerRoot(DAVCollection):
 
 class GatewayProvider(DAVProvider):
     """One provider at ``/`` for every mount, so that mount names keep their case and one
-    realm covers them all."""
+    realm covers them all; each mount has its download policy."""
 
-    def __init__(self, mounts: Iterable[Mount], cdn: requests.Session | None = None) -> None:
+    def __init__(self, mounts: Iterable[Mount], policies: Mapping[str, DownloadPolicy]) -> None:
         super().__init__()
         self.mounts = {m.name: m for m in mounts}
+        self.policies = dict(policies)
         self.started = time.time()
-        self.cdn = cdn or _cdn_session()
 
     def is_readonly(self) -> bool:
         return all(m.read_only for m in self.mounts.values())
@@ -563,7 +414,7 @@ class GatewayProvider(DAVProvider):
         return mount, rest
 
     def get_resource_inst(self, path: str, environ: dict):
-        memo: dict[str, Any] = environ.setdefault("pikdav.resolved", {})
+        memo: dict[str, Any] = environ.setdefault(_RESOLVED, {})
         if path in memo:
             return memo[path]
         memo[path] = resource = self._resolve(path, environ)
@@ -576,25 +427,12 @@ class GatewayProvider(DAVProvider):
         if mount is None or not may_access(environ, mount.name):
             return None
         names = [p for p in rest.split("/") if p]
-        if any(n in (".", "..") for n in names):
-            return None  # never folded into another place (see paths.py)
-        # Finder, Explorer and Kodi probe names like ._x and desktop.ini in every folder:
-        # answer from the cache alone, so a probe never costs an upstream call (a real file
-        # of that name is still served once its folder has been listed).
         clean = "/" + "/".join([mount.name, *names])
-        name = names[-1] if names else ""
-        if name and mount.finder_metadata == "keep_local" and is_finder_metadata(name):
-            if mount.side_files.get(clean) is not None:
-                return SideFile(clean, environ, mount.side_files)
-        junk = (
-            bool(name)
-            and is_junk(name)
-            and environ["REQUEST_METHOD"] in ("GET", "HEAD", "PROPFIND")
-        )
-        try:
-            entry = mount.tree.resolve("/".join(names), cached_only=junk)
-        except PikPakError as exc:
-            raise upstream_error(exc, f"resolving {path}") from None
+        if names and mount.keeps_locally(names[-1]) and mount.side_files.get(clean) is not None:
+            return SideFile(clean, environ, mount.side_files)
+        looking = environ["REQUEST_METHOD"] in ("GET", "HEAD", "PROPFIND")
+        with answering(f"resolving {path}"):
+            entry = mount.resolve(names, looking=looking)
         if entry is None:
             return None
         return self.make(clean, environ, mount, entry)
@@ -608,11 +446,11 @@ class GatewayProvider(DAVProvider):
         if method == "PROPFIND":
             if environ.get("HTTP_DEPTH", "infinity") == "infinity":
                 raise DAVError(HTTP_FORBIDDEN, err_condition=PRECONDITION_CODE_PropfindFiniteDepth)
-            from .propfind import try_fast_propfind
-
-            answer = try_fast_propfind(self, environ, start_response)
-            if answer is not None:
-                return answer
+            resource = self.get_resource_inst(environ["PATH_INFO"], environ)
+            if isinstance(resource, FolderResource):
+                answer = propfind.try_fast_propfind(self, resource, environ, start_response)
+                if answer is not None:
+                    return answer
         if method in ("MOVE", "COPY"):
             return self._copy_or_move(environ, start_response, default_handler)
         if method in ("GET", "HEAD"):
@@ -627,9 +465,10 @@ class GatewayProvider(DAVProvider):
                 )
                 return [b""]
             if method == "GET" and isinstance(resource, FileResource):
-                return self._get_file(resource, environ, start_response, default_handler)
+                policy = self.policies[resource.mount.name]
+                return get_file(resource, policy, environ, start_response, default_handler)
             if resource is not None:
-                _plan_range(resource, environ)
+                plan_range(resource, environ)
         return default_handler(environ, start_response)
 
     def _copy_or_move(self, environ: dict, start_response: Callable, default_handler: Callable):
@@ -637,7 +476,7 @@ class GatewayProvider(DAVProvider):
         destination did not exist before."""
         dest = destination_path(environ)  # a clear 4xx for no place, before WsgiDAV reads it
         existed = self.get_resource_inst(dest.rstrip("/"), environ) is not None
-        environ.pop("pikdav.resolved", None)
+        environ.pop(_RESOLVED, None)
 
         def created(status: str, headers: list, exc_info=None):
             if status.startswith("204") and not existed:
@@ -648,75 +487,5 @@ class GatewayProvider(DAVProvider):
 
         return default_handler(environ, created)
 
-    def _get_file(
-        self,
-        resource: FileResource,
-        environ: dict,
-        start_response: Callable,
-        default_handler: Callable,
-    ):
-        entry, mount = resource.entry, resource.mount
-        decision = mount.policy.decide(environ)
-        environ["pikdav.delivery"] = decision
-        if entry.size == 0 or entry.id.startswith(PENDING):
-            _plan_range(resource, environ)  # still uploading: served from the local copy
-            return default_handler(environ, start_response)
-        if decision.redirect and not _conditional(environ):
-            try:
-                link = mount.tree.link(entry)
-            except PikPakError as exc:
-                raise upstream_error(exc, f"link for {resource.path}") from None
-            # The URL exactly as PikPak gave it: WsgiDAV's redirect helper would re-quote it.
-            start_response(
-                "302 Found",
-                [("Location", link.url), ("Content-Length", "0"), ("Cache-Control", "no-store")],
-            )
-            return [b""]
-        _plan_range(resource, environ)
-        return default_handler(environ, start_response)
 
-
-def _plan_range(resource: DAVNonCollection, environ: dict) -> None:
-    """Read Range and If-Range once (see .ranges): WsgiDAV then sees the chosen range written
-    plainly, or no Range; a proxied stream asks the CDN for the same bytes
-    (``pikdav.range``)."""
-    header = environ.pop("HTTP_RANGE", None)
-    if_range = environ.pop("HTTP_IF_RANGE", None)
-    size = resource.get_content_length()
-    if header is None or size is None or not resource.support_ranges():
-        return
-    etag = resource.get_etag() if resource.support_etag() else None
-    if not ranges.if_range_holds(if_range, etag, resource.get_last_modified()):
-        return
-    answer = ranges.plan(header, size)
-    if answer is ranges.UNSATISFIABLE:
-        # WsgiDAV answers this one 416 with "Content-Range: bytes */size", after the If-*
-        # headers, which RFC 9110 evaluates first.
-        environ["HTTP_RANGE"] = f"bytes={size}-"
-    elif answer is not None:
-        environ["HTTP_RANGE"] = answer.header()
-        environ["pikdav.range"] = (answer.start, answer.end)
-
-
-def _conditional(environ: dict) -> bool:
-    """Conditional GETs (If-None-Match…) are answered here, not by the CDN."""
-    return any(
-        k in environ
-        for k in (
-            "HTTP_IF_NONE_MATCH",
-            "HTTP_IF_MODIFIED_SINCE",
-            "HTTP_IF_MATCH",
-            "HTTP_IF_UNMODIFIED_SINCE",
-        )
-    )
-
-
-def _cdn_session() -> requests.Session:
-    from requests.adapters import HTTPAdapter
-
-    session = requests.Session()
-    session.trust_env = False
-    adapter = HTTPAdapter(pool_connections=16, pool_maxsize=128, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
+__all__ = ["FileResource", "FolderResource", "GatewayProvider", "ServerRoot", "dav_error"]

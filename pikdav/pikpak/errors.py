@@ -211,7 +211,8 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         todo += [e for e in (current.__cause__, current.__context__) if e is not None]
 
 
-def _cause_in_words(exc: BaseException, timeout: tuple[float, float] | None) -> str:
+def cause_in_words(exc: BaseException, timeout: tuple[float, float] | None = None) -> str:
+    """What went wrong on the way to a server, in words (never a URL)."""
     causes = list(_causes(exc))
 
     def found(*kinds: type[BaseException]) -> bool:
@@ -261,7 +262,7 @@ def unreachable(
     except ValueError:
         port = default
     where = f"{parts.hostname or '?'}:{port}"
-    return Unreachable(f"cannot reach PikPak at {where}: {_cause_in_words(exc, timeout)}")
+    return Unreachable(f"cannot reach PikPak at {where}: {cause_in_words(exc, timeout)}")
 
 
 class Reaction(enum.Enum):

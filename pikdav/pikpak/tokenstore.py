@@ -14,12 +14,13 @@ import dataclasses
 import fcntl
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from pikdav.durable import write_durably
 
 from .errors import AuthError
 from .types import Token
@@ -129,25 +130,7 @@ class FileTokenStore:
 
     def save(self, auth: StoredAuth) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        data = json.dumps(auth.to_json(), indent=1).encode()
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        # The rename is durable only once the directory entry is.
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_durably(self.path, json.dumps(auth.to_json(), indent=1).encode())
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -223,15 +206,28 @@ class RedisTokenStore:
                 lock.release()
 
 
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+MEMORY = "memory"
+
+
+def store_kind(spec: str | None) -> str:
+    """Which kind of store ``spec`` names: ``"redis"`` (a redis://, rediss:// or unix://
+    URL), ``"memory"`` (nothing kept) or ``"file"`` (None: the default file; else a path)."""
+    if spec and spec.partition("://")[0] in REDIS_SCHEMES and "://" in spec:
+        return "redis"
+    if spec == MEMORY:
+        return "memory"
+    return "file"
+
+
 def open_store(
     spec: str | None, default_path: Path, name: str, login: str = "pikdav login"
 ) -> TokenStore:
-    """``None`` → the default file; ``redis://…`` → Redis; ``memory`` → nothing kept;
-    anything else is a file path. ``login`` is the command a message tells a person to run."""
-    if not spec:
-        return FileTokenStore(default_path, login)
-    if spec.startswith(("redis://", "rediss://", "unix://")):
+    """The store ``spec`` names (see :func:`store_kind`): ``None`` is the default file.
+    ``login`` is the command a message tells a person to run."""
+    kind = store_kind(spec)
+    if kind == "redis":
         return RedisTokenStore(spec, name)
-    if spec == "memory":
+    if kind == "memory":
         return MemoryTokenStore()
-    return FileTokenStore(spec, login)
+    return FileTokenStore(spec or default_path, login)

@@ -10,6 +10,7 @@ the item's path from then on: reading, replacing, moving and deleting work throu
 
 from __future__ import annotations
 
+import mimetypes
 import re
 
 MAX_NAME = 255  # characters; PikPak refuses longer names
@@ -37,3 +38,35 @@ def shown_name(name: str) -> str:
     """``name`` as a path can carry it: unchanged unless it holds an unfit character or is
     longer than PikPak's own limit (cut there; a clash is then numbered like any other)."""
     return _UNFIT.sub(_picture, name)[:MAX_NAME]
+
+
+HIDDEN_PREFIX = ".pikdav-"  # the gateway's own temporary names: never listed, never accepted
+
+# What Finder, Explorer and Kodi probe for in every folder they open; PikPak hardly ever has
+# them, so such a name is looked up in cached listings only and never costs an upstream call.
+_PROBES = re.compile(
+    r"^(\._.*|\.DS_Store|Thumbs\.db|desktop\.ini|\.localized|\.hidden|"
+    r"\.metadata_never_index|\.Spotlight-V100|\.Trashes|\.nomedia|"
+    r"\.ql_.*)$",
+    re.IGNORECASE,
+)
+# Finder's metadata files: ``._name`` (AppleDouble) beside a file, ``.DS_Store`` in a folder.
+_FINDER_METADATA = re.compile(r"^(\._.+|\.DS_Store)$")
+
+
+def is_probe(name: str) -> bool:
+    """A name clients ask for to learn about a folder, not one a user made."""
+    return bool(_PROBES.match(name))
+
+
+def is_finder_metadata(name: str) -> bool:
+    """A file Finder writes beside the user's files (kept out of PikPak by default)."""
+    return bool(_FINDER_METADATA.match(name))
+
+
+def content_type(name: str, mime_type: str = "") -> str:
+    """The content type of a file: PikPak's when it has one (and XML can carry it), else a
+    guess from the name."""
+    if mime_type and unfit_character(mime_type) is None:
+        return mime_type
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"

@@ -17,25 +17,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import mimetypes
 import os
 import queue
 import secrets
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pikdav.pikpak.errors import PikPakError, QuotaExceeded
+from pikdav.durable import fsync_path, write_durably
+from pikdav.pikpak.errors import LoginPaused, PikPakError
+from pikdav.pikpak.retry import BACKGROUND_UPLOADS, RetryPolicy
 
-from .tree import DriveTree, Entry
+from .spool import SPOOL_PREFIX
+from .tree import Entry
 from .writer import TreeWriter
 
 log = logging.getLogger(__name__)
 
-PENDING = "pending:"
-SPOOL_PREFIX = "pikdav-put-"  # a PUT body on its way in (see pikdav.dav.spool)
 _JOURNAL_PREFIX = ".journal-"
 
 
@@ -52,27 +51,17 @@ class Waiting:
 
     @property
     def entry(self) -> Entry:
-        mime = mimetypes.guess_type(self.name)[0] or "application/octet-stream"
         return Entry(
-            PENDING + self.id,
+            self.id,
             self.name,
             False,
             self.size,
             self.created,
             self.created,
             self.gcid,
-            mime,
+            "",
+            uploading=True,
         )
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file's data, or a folder's entries, to disk (Linux flushes the inode, whatever
-    descriptor asks)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _Body:
@@ -84,14 +73,13 @@ class _Body:
 
 
 class PendingUploads:
-    retry_base = 5.0  # seconds; doubled after each failure
-    retry_max = 300.0
-    attempts = 5
+    retry = BACKGROUND_UPLOADS  # when to try a failed upload again, and when to stop
 
-    def __init__(self, directory: Path, writer: TreeWriter, tree: DriveTree) -> None:
+    def __init__(self, directory: Path, retry: RetryPolicy | None = None) -> None:
+        if retry is not None:
+            self.retry = retry
         self.directory = directory
-        self.writer = writer
-        self.tree = tree
+        self.writer: TreeWriter | None = None  # given by start()
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = threading.Lock()
         self._waiting: dict[str, Waiting] = {}
@@ -129,12 +117,8 @@ class PendingUploads:
         return self.directory / f"{upload_id}.json"
 
     def _write_journal(self, item: Waiting) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=_JOURNAL_PREFIX)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(dataclasses.asdict(item), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._journal_path(item.id))
+        data = json.dumps(dataclasses.asdict(item)).encode()
+        write_durably(self._journal_path(item.id), data, temp_prefix=_JOURNAL_PREFIX)
 
     # ------------------------------------------------------------------ overlay
     def in_folder(self, folder_id: str) -> dict[str, Entry]:
@@ -142,9 +126,9 @@ class PendingUploads:
             return {w.name: w.entry for w in self._waiting.values() if w.folder_id == folder_id}
 
     def local_file(self, entry: Entry) -> Path | None:
-        if not entry.id.startswith(PENDING):
+        if not entry.uploading:
             return None
-        path = self.data_path(entry.id[len(PENDING) :])
+        path = self.data_path(entry.id)
         return path if path.exists() else None
 
     # ------------------------------------------------------------------ changes
@@ -156,11 +140,10 @@ class PendingUploads:
         journal and its name. A journal is only ever found beside a complete body."""
         self.cancel(folder.id, name)  # a newer PUT of the same name replaces a waiting one
         item = Waiting(secrets.token_hex(8), folder.id, name, size, gcid, time.time())
-        _fsync(data)  # WsgiDAV has closed the body file already: fsync it by its name
+        fsync_path(data)  # the body file is closed already: flushed by its name
         os.replace(data, self.data_path(item.id))
-        _fsync(self.directory)
-        self._write_journal(item)
-        _fsync(self.directory)
+        fsync_path(self.directory)
+        self._write_journal(item)  # flushed, renamed, and the folder flushed again
         with self._lock:
             self._waiting[item.id] = item
         self._queue.put(item.id)
@@ -185,13 +168,17 @@ class PendingUploads:
     # ------------------------------------------------------------------ the worker
     def _start(self) -> None:
         with self._lock:
+            if self.writer is None:
+                return  # not started yet: start() runs what is queued
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="pikdav-uploads", daemon=True
                 )
                 self._thread.start()
 
-    def start(self) -> None:
+    def start(self, writer: TreeWriter) -> None:
+        """Upload through ``writer`` from now on, beginning with what a restart left."""
+        self.writer = writer
         if not self._queue.empty():
             self._start()
 
@@ -207,10 +194,12 @@ class PendingUploads:
     def _upload(self, item: Waiting) -> None:
         folder = Entry(item.folder_id, "", True, 0, 0.0, 0.0, "", "")
         body = _Body(self.data_path(item.id), item.size, item.gcid)
+        writer = self.writer
+        assert writer is not None  # the worker runs only once started
         try:
-            self.tree.folder_changed(item.folder_id)
-            old = self.tree.child(folder, item.name, stored_only=True)
-            self.writer.store(folder, item.name, body, old)
+            writer.tree.folder_changed(item.folder_id)
+            old = writer.tree.child(folder, item.name, stored_only=True)
+            writer.store(folder, item.name, body, old)
         except (PikPakError, OSError) as exc:
             self._failed(item, exc)
             return
@@ -221,8 +210,14 @@ class PendingUploads:
         log.info("background upload of %s (%d B) done", item.name, item.size)
 
     def _failed(self, item: Waiting, exc: Exception) -> None:
+        if isinstance(exc, LoginPaused):
+            # Nothing was tried: the gateway waits for a new login, and so does the upload.
+            log.info("background upload of %s waits for the sign-in pause to end", item.name)
+            self._again(item, exc.seconds_left())
+            return
         attempts = item.attempts + 1
-        final = attempts >= self.attempts or isinstance(exc, QuotaExceeded)
+        gone = isinstance(exc, PikPakError) and exc.final
+        final = gone or self.retry.exhausted(attempts, 0.0)
         item = dataclasses.replace(item, attempts=attempts, failed=final)
         with self._lock:
             if item.id not in self._waiting:
@@ -239,10 +234,13 @@ class PendingUploads:
                 self.data_path(item.id),
             )
             return
-        delay = min(self.retry_max, self.retry_base * 2 ** (attempts - 1))
+        delay = self.retry.delay(attempts)
         log.warning(
             "background upload of %s failed (%s); retrying in %.0f s", item.name, exc, delay
         )
+        self._again(item, delay)
+
+    def _again(self, item: Waiting, delay: float) -> None:
         timer = threading.Timer(delay, self._queue.put, args=(item.id,))
         timer.daemon = True
         timer.start()

@@ -8,21 +8,27 @@ the name, the others get `` (2)``, `` (3)``… before the extension, in creation
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
-from pikdav.pikpak.drive import Drive
 from pikdav.pikpak.types import File, Link
 
 from .cache import LinkCache, TtlCache
-from .names import MAX_NAME, shown_name, unfit_character
+from .names import HIDDEN_PREFIX, MAX_NAME, content_type, shown_name
+from .source import Source
 
 log = logging.getLogger(__name__)
+
+LISTING_TTL = 60.0  # seconds a folder's listing is served from the cache
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One item as a path sees it: its display name and the metadata PROPFIND needs."""
+    """One item as a path sees it: its display name and the metadata PROPFIND needs.
+
+    ``uploading``: the content is still on its way to PikPak (a background upload); ``id``
+    is then the waiting upload's, not a PikPak item's."""
 
     id: str
     name: str
@@ -32,6 +38,12 @@ class Entry:
     modified: float
     etag: str
     mime_type: str
+    uploading: bool = False
+
+    @property
+    def content_type(self) -> str:
+        """What GET and PROPFIND say the content is (folders have none)."""
+        return "" if self.is_folder else content_type(self.name, self.mime_type)
 
     @classmethod
     def from_file(cls, item: File, name: str | None = None) -> Entry:
@@ -43,12 +55,8 @@ class Entry:
             item.created,
             item.modified,
             item.hash or f"{item.id}-{item.size}",
-            # Listed in every PROPFIND: a type XML cannot carry is not shown (guessed instead).
-            item.mime_type if unfit_character(item.mime_type) is None else "",
+            item.mime_type,
         )
-
-
-HIDDEN_PREFIX = ".pikdav-"
 
 
 @dataclass(frozen=True)
@@ -95,16 +103,31 @@ def _numbered(name: str, count: int) -> str:
     return stem[: MAX_NAME - len(tag) - len(ext)] + tag + ext
 
 
+class Waiting(Protocol):
+    """Uploads still on their way to PikPak, shown in their folders meanwhile."""
+
+    def in_folder(self, folder_id: str) -> Mapping[str, Entry]: ...
+
+
 class DriveTree:
+    """A mount's items as paths: cached listings of its source, with waiting uploads shown
+    in their folders (a waiting upload is newer than a stored item of its name)."""
+
     def __init__(
-        self, drive: Drive, root_id: str = "", listing_ttl: float = 60.0, max_folders: int = 4096
+        self,
+        source: Source,
+        root_id: str = "",
+        listing_ttl: float = LISTING_TTL,
+        *,
+        waiting: Waiting | None = None,
+        max_folders: int = 4096,
     ) -> None:
-        self.drive = drive
+        self.source = source
         self.root_id = root_id
         self.listing_ttl = listing_ttl
+        self.waiting = waiting
         self.listings: TtlCache[Listing] = TtlCache(max_folders)
         self.links = LinkCache()
-        self.pending = None  # PendingUploads, when the mount uploads in the background
 
     @property
     def root(self) -> Entry:
@@ -113,24 +136,31 @@ class DriveTree:
     # ------------------------------------------------------------------ reading
     def listing(self, folder_id: str) -> Listing:
         def load() -> tuple[Listing, float]:
-            return disambiguate(self.drive.iter_folder(folder_id)), self.listing_ttl
+            return disambiguate(self.source.list_folder(folder_id)), self.listing_ttl
 
         return self.listings.fetch(folder_id, load)
 
+    def _waiting_in(self, folder_id: str) -> Mapping[str, Entry]:
+        return self.waiting.in_folder(folder_id) if self.waiting is not None else {}
+
     def children(self, folder: Entry) -> tuple[Entry, ...]:
         entries = self.listing(folder.id).entries
-        waiting = self.pending.in_folder(folder.id) if self.pending is not None else {}
+        waiting = self._waiting_in(folder.id)
         if not waiting:
             return entries
-        merged = {e.name: e for e in entries} | waiting  # a waiting upload is the newest
+        merged = {e.name: e for e in entries} | dict(waiting)
         return tuple(sorted(merged.values(), key=lambda e: e.name))
 
     def child(self, folder: Entry, name: str, *, stored_only: bool = False) -> Entry | None:
-        if self.pending is not None and not stored_only:
-            waiting = self.pending.in_folder(folder.id).get(name)
-            if waiting is not None:
-                return waiting
-        return self.listing(folder.id).by_name.get(name)
+        return self._named(folder, name, cached_only=False, stored_only=stored_only)
+
+    def _named(
+        self, folder: Entry, name: str, *, cached_only: bool, stored_only: bool = False
+    ) -> Entry | None:
+        if not stored_only and (waiting := self._waiting_in(folder.id).get(name)) is not None:
+            return waiting
+        listing = self.listings.get(folder.id) if cached_only else self.listing(folder.id)
+        return listing.by_name.get(name) if listing is not None else None
 
     def resolve(self, path: str, *, cached_only: bool = False) -> Entry | None:
         """``/a/b/c`` (relative to the mount) → entry, or None. A ``.`` or ``..`` segment
@@ -142,22 +172,18 @@ class DriveTree:
                 continue
             if part in (".", "..") or not entry.is_folder:
                 return None
-            if cached_only:
-                listing = self.listings.get(entry.id)
-                found = listing.by_name.get(part) if listing is not None else None
-                if self.pending is not None:
-                    found = self.pending.in_folder(entry.id).get(part, found)
-            else:
-                found = self.child(entry, part)
+            found = self._named(entry, part, cached_only=cached_only)
             if found is None:
                 return None
             entry = found
         return entry
 
     def link(self, entry: Entry, *, fresh: bool = False) -> Link:
+        """The entry's download link, cached until shortly before PikPak's expiry (the one
+        link-freshness rule: :class:`LinkCache`); ``fresh`` asks PikPak again."""
         if fresh:
             self.links.forget(entry.id)
-        return self.links.fetch(entry.id, lambda: self.drive.download_link(entry.id))
+        return self.links.fetch(entry.id, lambda: self.source.link(entry.id))
 
     # ------------------------------------------------------------------ invalidation
     def folder_changed(self, folder_id: str) -> None:

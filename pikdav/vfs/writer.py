@@ -25,18 +25,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from pikdav.pikpak.drive import Drive
 from pikdav.pikpak.errors import Conflict, PikPakError
+from pikdav.pikpak.gcid import gcid_of_bytes
 from pikdav.pikpak.types import File
-from pikdav.pikpak.upload import Uploader
 
+from .errors import NameTaken
+from .source import WritableSource
 from .tree import HIDDEN_PREFIX, DriveTree, Entry
 
 log = logging.getLogger(__name__)
 
 
 class Body(Protocol):
-    """A received upload body on local disk (see pikdav.dav.spool)."""
+    """A received upload body on local disk (see :mod:`.spool`)."""
 
     path: Path
     size: int
@@ -44,27 +45,15 @@ class Body(Protocol):
     def gcid(self) -> str: ...
 
 
-class NameTaken(Conflict):
-    """The name is taken (by an item of another kind, or by someone else meanwhile)."""
-
-
 def temp_name(kind: str, name: str) -> str:
     return f"{HIDDEN_PREFIX}{kind}-{secrets.token_hex(4)}-{name}"[:250]
 
 
 class TreeWriter:
-    def __init__(
-        self,
-        drive: Drive,
-        tree: DriveTree,
-        *,
-        use_trash: bool = True,
-        uploader: Uploader | None = None,
-    ) -> None:
-        self.drive = drive
+    def __init__(self, source: WritableSource, tree: DriveTree, *, use_trash: bool = True) -> None:
+        self.source = source
         self.tree = tree
         self.use_trash = use_trash
-        self.uploader = uploader or Uploader(drive)
 
     # ------------------------------------------------------------------ making way
     def _keep_permanently(self, entry: Entry) -> bool:
@@ -77,17 +66,17 @@ class TreeWriter:
         if entry is None:
             yield
             return
-        self.drive.trash([entry.id])
+        self.source.trash([entry.id])
         self.tree.item_changed(entry, parent.id)
         try:
             yield
         except BaseException:
             with contextlib.suppress(PikPakError):
-                self.drive.untrash([entry.id])
+                self.source.untrash([entry.id])
                 log.info("restored %s from the trash after a failed change", entry.name)
             raise
         if not self._keep_permanently(entry):
-            self.drive.delete([entry.id])
+            self.source.delete([entry.id])
 
     # ------------------------------------------------------------------ put
     def store(self, folder: Entry, name: str, body: Body, old: Entry | None) -> Entry:
@@ -98,7 +87,7 @@ class TreeWriter:
         listings but holding its name, and that must never be the real name (the next
         upload of it, a resumed background one too, could not take it)."""
         try:
-            made = self.uploader.upload_file(
+            made = self.source.upload(
                 folder.id, temp_name("put", name), body.path, size=body.size, gcid=body.gcid()
             )
             return self._swap_in(folder, name, made, old)
@@ -109,7 +98,7 @@ class TreeWriter:
         try:
             try:
                 with self._making_way(old, folder):
-                    return Entry.from_file(self.drive.rename(made.id, name))
+                    return Entry.from_file(self.source.rename(made.id, name))
             except NameTaken:
                 raise
             except Conflict:
@@ -119,16 +108,18 @@ class TreeWriter:
                 if clash is None or clash.is_folder or (old is not None and clash.id == old.id):
                     raise NameTaken("the name is taken") from None
                 with self._making_way(clash, folder):
-                    return Entry.from_file(self.drive.rename(made.id, name))
+                    return Entry.from_file(self.source.rename(made.id, name))
         except BaseException:
             with contextlib.suppress(PikPakError):
-                self.drive.delete([made.id])  # no hidden leftover when the swap failed
+                self.source.delete([made.id])  # no hidden leftover when the swap failed
             raise
 
     def create_empty(self, folder: Entry, name: str) -> Entry:
         """An empty file (LOCK on an unmapped URL creates one, as RFC 4918 says)."""
         with tempfile.NamedTemporaryFile(prefix="pikdav-empty-") as empty:
-            made = self.uploader.upload_file(folder.id, name, Path(empty.name), size=0)
+            made = self.source.upload(
+                folder.id, name, Path(empty.name), size=0, gcid=gcid_of_bytes(b"")
+            )
         self.tree.folder_changed(folder.id)
         return Entry.from_file(made)
 
@@ -138,17 +129,17 @@ class TreeWriter:
         to recover, and Explorer makes one before every copy)."""
         try:
             if self._keep_permanently(entry):
-                self.drive.trash([entry.id])
+                self.source.trash([entry.id])
             else:
-                self.drive.delete([entry.id])
+                self.source.delete([entry.id])
         finally:
             self.tree.item_changed(entry, parent.id)
 
     def mkdir(self, parent: Entry, name: str) -> Entry:
         try:
-            made = self.drive.mkdir(parent.id, name)
+            made = self.source.mkdir(parent.id, name)
             if made.name != name:  # PikPak numbered it: the name was taken after all
-                self.drive.delete([made.id])
+                self.source.delete([made.id])
                 raise NameTaken("the name is taken")
             return Entry.from_file(made)
         finally:
@@ -168,9 +159,9 @@ class TreeWriter:
         try:
             with self._making_way(existing, dest_parent):
                 if dest_parent.id != parent.id:
-                    self.drive.move([entry.id], dest_parent.id)
+                    self.source.move([entry.id], dest_parent.id)
                 if dest_name != entry.name or dest_parent.id != parent.id:
-                    self.drive.rename(entry.id, dest_name)
+                    self.source.rename(entry.id, dest_name)
         finally:
             self.tree.item_changed(entry, parent.id)
             self.tree.folder_changed(dest_parent.id)
@@ -195,7 +186,7 @@ class TreeWriter:
 
     def _copy_file(self, entry: Entry, dest_parent: Entry, dest_name: str) -> None:
         """PikPak knows the content by its hash: a copy is an instant upload, any folder."""
-        self.uploader.copy_by_hash(dest_parent.id, dest_name, entry.size, entry.etag)
+        self.source.copy_by_hash(dest_parent.id, dest_name, entry.size, entry.etag)
 
     def _copy_folder(
         self, entry: Entry, dest_parent: Entry, dest_name: str, recursive: bool

@@ -3,12 +3,14 @@ afterwards; meanwhile the file is listed and readable; a restart resumes what wa
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
 import pytest
 import requests
 
+from pikdav.pikpak.retry import RetryPolicy
 from pikdav.vfs.pending import PendingUploads
 from tests.support.gateway import start_gateway
 from tests.support.pikpak_raw import control
@@ -34,8 +36,9 @@ def wait_until(condition, seconds: float = 30) -> None:
 
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch):
-    monkeypatch.setattr(PendingUploads, "retry_base", 0.05)
-    monkeypatch.setattr(PendingUploads, "attempts", 3)
+    monkeypatch.setattr(
+        PendingUploads, "retry", RetryPolicy(attempts=3, seconds=math.inf, backoff=0.05, jitter=0)
+    )
 
 
 def complete(emulator, path: str) -> bool:

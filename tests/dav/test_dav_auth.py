@@ -21,12 +21,16 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 
 from pikdav.dav import auth
 from pikdav.dav.auth import (
+    AuthSettings,
+    DavUser,
     FailedLogins,
+    LoginFailures,
     LoginThrottle,
     PikdavDomainController,
     hash_password,
     verify_password,
 )
+from pikdav.dav.policy import parse_networks
 from tests.support.netsource import session_from
 from tests.support.wsgi_server import serving
 
@@ -45,10 +49,12 @@ class Clock:
 
 
 def serve(tmp_path: Path, settings: dict) -> Iterator[str]:
+    failed = settings.pop("failed_logins", None)
     for share in ("root", "files", "private"):
         (tmp_path / share).mkdir(exist_ok=True)
     (tmp_path / "files" / "hello.txt").write_text("hello")
     (tmp_path / "private" / "diary.txt").write_text("secret")
+    pikdav = {"auth": AuthSettings(**settings)} | ({"failed_logins": failed} if failed else {})
     app = WsgiDAVApp(
         {
             "provider_mapping": {
@@ -63,7 +69,7 @@ def serve(tmp_path: Path, settings: dict) -> Iterator[str]:
                 "default_to_digest": False,
             },
             "middleware_stack": [ErrorPrinter, LoginThrottle, HTTPAuthenticator, RequestResolver],
-            "pikdav": settings,
+            "pikdav": pikdav,
             "dir_browser": {"enable": False},
             "verbose": 1,
             "logging": {"enable": False},
@@ -81,14 +87,16 @@ def hashes() -> dict[str, str]:
 def settings_for(hashes: dict[str, str], **overrides) -> dict:
     settings = {
         "users": {
-            "alice": {"password_hash": hashes["alice"], "mounts": ["*"], "read_only": False},
-            "bob": {"password_hash": hashes["bob"], "mounts": ["files"], "read_only": False},
-            "reader": {"password_hash": hashes["reader"], "mounts": ["*"], "read_only": True},
+            "alice": DavUser("alice", hashes["alice"], ("*",), read_only=False),
+            "bob": DavUser("bob", hashes["bob"], ("files",), read_only=False),
+            "reader": DavUser("reader", hashes["reader"], ("*",), read_only=True),
         },
-        "mounts": ["files", "private"],
+        "mounts": ("files", "private"),
         "anonymous": False,
-        "login_failures": {"max": 5, "window": 300, "ban": 600},
+        "login_failures": LoginFailures(max=5, window=300, ban=600),
     }
+    if "trusted_proxies" in overrides:
+        overrides["trusted_proxies"] = parse_networks(overrides["trusted_proxies"])
     settings.update(overrides)
     return settings
 

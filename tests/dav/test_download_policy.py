@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pikdav.assembly import download_policy
 from pikdav.config import MountConfig
 from pikdav.dav.policy import Decision, Delivery, DownloadPolicy, client_ip, parse_networks
 
@@ -127,7 +128,7 @@ def test_built_from_a_configured_mount():
         redirect_networks=parse_networks(["192.168.1.0/24"]),
         force_redirect_user_agents=("Infuse",),
     )
-    built = DownloadPolicy.for_mount(mount, parse_networks(["127.0.0.1/32"]))
+    built = download_policy(mount, parse_networks(["127.0.0.1/32"]))
     assert built.decide(environ("127.0.0.1", xff="192.168.1.9")).redirect
     assert built.decide(environ("198.51.100.4", ua=INFUSE)) == Decision(REDIRECT, "ua=Infuse")
     assert built.decide(environ("192.168.1.9", ua=EXPLORER)).delivery is PROXY

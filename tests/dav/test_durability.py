@@ -149,6 +149,6 @@ def test_a_restart_drops_what_was_never_answered_and_keeps_what_was(tmp_path):
     (uploads / "pikdav-put-x1y2").write_bytes(b"a body still arriving")
     (uploads / ".journal-z3").write_text("{")  # a journal being written
     (uploads / "b2.data").write_bytes(b"renamed, journal never written")
-    waiting = PendingUploads(uploads, writer=None, tree=None)
+    waiting = PendingUploads(uploads)
     assert sorted(p.name for p in uploads.iterdir()) == ["a1.data", "a1.json"]
     assert [e.name for e in waiting.in_folder("").values()] == ["kept.bin"]

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from pikdav.dav.reader import RangeReader
+from pikdav.pikpak.cdn import LinkReader
 from pikdav.vfs.tree import DriveTree
 from tests.support.command import basic
 from tests.support.pikpak_raw import control
@@ -202,7 +202,7 @@ def test_an_error_in_the_middle_of_a_stream_ends_the_connection(
 ):
     add_file(emulator, "a.bin", DATA * 4)
     gw = make_gateway(download="proxy")
-    real_read = RangeReader.read
+    real_read = LinkReader.read
     calls = []
 
     def failing_read(self, size=-1):
@@ -211,7 +211,7 @@ def test_an_error_in_the_middle_of_a_stream_ends_the_connection(
             raise RuntimeError("broken reader")
         return real_read(self, size)
 
-    monkeypatch.setattr(RangeReader, "read", failing_read)
+    monkeypatch.setattr(LinkReader, "read", failing_read)
     resp = requests.get(gw.url + "/pikpak/a.bin", auth=gw.auth, stream=True)
     assert resp.status_code == 200
     with pytest.raises(requests.exceptions.ChunkedEncodingError):

@@ -302,9 +302,8 @@ def test_size_limit_is_413_and_quota_is_507(emulator, make_gateway):
 
 def test_a_part_that_fails_once_is_retried(emulator, make_gateway):
     gw = make_gateway(download="proxy")
-    gw.mounts[0].writer.uploader.settings = type(gw.mounts[0].writer.uploader.settings)(
-        cutoff=4 * MIB, part_size=4 * MIB, concurrency=1
-    )
+    uploader = gw.mounts[0].source.uploader
+    uploader.settings = type(uploader.settings)(cutoff=4 * MIB, part_size=4 * MIB, concurrency=1)
     control(
         emulator.base_url,
         "faults",

@@ -6,6 +6,7 @@ side file, and in redirect mode."""
 from __future__ import annotations
 
 import base64
+import math
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 import requests
 
 from pikdav.dav.ranges import MAX_RANGES, UNSATISFIABLE, ByteRange, if_range_holds, plan
+from pikdav.pikpak.retry import RetryPolicy
 from pikdav.vfs.pending import PendingUploads
 from tests.support.command import DAV_PASSWORD, DAV_USER
 from tests.support.pikpak_raw import control
@@ -100,8 +102,9 @@ CASES = [
 
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch):
-    monkeypatch.setattr(PendingUploads, "retry_base", 0.05)
-    monkeypatch.setattr(PendingUploads, "attempts", 2)
+    monkeypatch.setattr(
+        PendingUploads, "retry", RetryPolicy(attempts=2, seconds=math.inf, backoff=0.05, jitter=0)
+    )
 
 
 @pytest.fixture(params=["proxied", "uploading", "side file"])

@@ -18,8 +18,8 @@ import pytest
 import requests
 import yaml
 
+from pikdav.assembly import build_app, build_mounts, make_server
 from pikdav.config import load_config
-from pikdav.dav.app import build_app, build_mounts, make_server
 from pikdav.dav.auth import hash_password
 from pikdav.emulator import Emulator
 from tests.support.pikpak_raw import control

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pikdav.assembly import build_app, build_mounts, make_server
 from pikdav.config import Config, parse_config
-from pikdav.dav.app import build_app, build_mounts, make_server
 from pikdav.dav.auth import hash_password
 from pikdav.emulator import Emulator
 

@@ -47,6 +47,8 @@ def test_numbered_names_stay_within_pikpaks_limit():
 
 
 def test_a_content_type_xml_cannot_carry_is_not_listed():
-    odd = dataclasses.replace(file("a.txt", "1", 1), mime_type="text/\x01plain")
-    assert disambiguate([odd]).entries[0].mime_type == ""
-    assert disambiguate([file("b.txt", "2", 1)]).entries[0].mime_type == "text/plain"
+    # PikPak's own type is shown when XML can carry it; otherwise the name decides.
+    odd = dataclasses.replace(file("a.mkv", "1", 1), mime_type="video/\x01x-matroska")
+    assert disambiguate([odd]).entries[0].content_type == "video/x-matroska"
+    fine = dataclasses.replace(file("b.bin", "2", 1), mime_type="video/mp4")
+    assert disambiguate([fine]).entries[0].content_type == "video/mp4"

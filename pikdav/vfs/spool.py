@@ -1,4 +1,5 @@
-"""PUT bodies on their way in: spooled to a temporary file and hashed (GCID) in one pass."""
+"""Upload bodies on their way in: spooled to a file on local disk and hashed (GCID) in one
+pass, so that PikPak can be asked for the content by its hash the moment the body is complete."""
 
 from __future__ import annotations
 
@@ -8,54 +9,33 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from wsgidav.dav_error import (
-    HTTP_INSUFFICIENT_STORAGE,
-    HTTP_REQUEST_ENTITY_TOO_LARGE,
-    DAVError,
-)
-
 from pikdav.pikpak.gcid import GcidHasher, gcid_of_file
-from pikdav.vfs.pending import SPOOL_PREFIX
+
+from .errors import NoRoom, TooLarge
 
 SPACE_MARGIN = 64 << 20  # keep this much free on the spool disk
+SPOOL_PREFIX = "pikdav-put-"  # a body still arriving (a restart removes such leftovers)
 
 
 @dataclass(frozen=True)
 class SpoolSettings:
     directory: str | None = None  # None: the system's temporary folder
-    max_size: int | None = None  # bytes; larger uploads get 413
-
-
-def size_hint(environ: dict) -> int | None:
-    """The announced body size: Content-Length, or Finder's X-Expected-Entity-Length when it
-    sends a chunked body."""
-    for key in ("CONTENT_LENGTH", "HTTP_X_EXPECTED_ENTITY_LENGTH"):
-        value = environ.get(key)
-        if value not in (None, ""):
-            try:
-                return max(0, int(value))
-            except ValueError:
-                continue
-    return None
+    max_size: int | None = None  # bytes; larger uploads are refused (TooLarge)
 
 
 class SpoolFile:
-    """The file-like object WsgiDAV writes a PUT body into: a temporary file on disk,
-    hashed (GCID) as it arrives when the size is announced."""
+    """A body being received: a temporary file on disk, hashed (GCID) as it arrives when its
+    size is announced (``expected``; ``exact``: any other size is a cut upload)."""
 
     def __init__(self, settings: SpoolSettings, expected: int | None, exact: bool = False) -> None:
         self.settings = settings
         self.expected = expected
         self.exact = exact  # Content-Length: a body of any other size is a broken upload
         if settings.max_size is not None and expected is not None and expected > settings.max_size:
-            raise DAVError(
-                HTTP_REQUEST_ENTITY_TOO_LARGE, f"uploads are limited to {settings.max_size} bytes"
-            )
+            raise TooLarge(f"uploads are limited to {settings.max_size} bytes")
         directory = settings.directory or tempfile.gettempdir()
         if expected is not None and shutil.disk_usage(directory).free < expected + SPACE_MARGIN:
-            raise DAVError(
-                HTTP_INSUFFICIENT_STORAGE, "the gateway has no room to receive this file"
-            )
+            raise NoRoom("the gateway has no room to receive this file")
         fd, name = tempfile.mkstemp(prefix=SPOOL_PREFIX, dir=directory)
         self.path = Path(name)
         self._out = os.fdopen(fd, "wb")
@@ -66,10 +46,7 @@ class SpoolFile:
     def write(self, data: bytes) -> int:
         self.size += len(data)
         if self.settings.max_size is not None and self.size > self.settings.max_size:
-            raise DAVError(
-                HTTP_REQUEST_ENTITY_TOO_LARGE,
-                f"uploads are limited to {self.settings.max_size} bytes",
-            )
+            raise TooLarge(f"uploads are limited to {self.settings.max_size} bytes")
         self._out.write(data)
         if self._hasher is not None:
             self._hasher.update(data)
@@ -80,7 +57,7 @@ class SpoolFile:
             self.write(chunk)
 
     def close(self) -> None:
-        # WsgiDAV calls this before end_write: a body that must survive a crash (background
+        # Called when the body has arrived: a body that must survive a crash (background
         # uploads) is made durable by whoever takes it over (PendingUploads.add).
         if not self.closed:
             self._out.close()

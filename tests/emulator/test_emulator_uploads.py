@@ -1,10 +1,8 @@
-"""Smaller emulator behaviours: link delay, quota, CID lookup, task retry, restore, the CLI."""
+"""Emulator uploads: instant uploads and link delay, the quota, pending files, CID lookup."""
 
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
 import time
 
 import requests
@@ -78,85 +76,3 @@ def test_resource_cid_finds_known_content(emulator, alice):
     assert unknown.json()["gcid"] == ""
     zero = alice.get("/drive/v1/resource/cid", cid="0" * 40, file_size=0)
     assert zero.status_code == 400
-
-
-def test_failed_offline_task_can_be_retried(emulator, alice):
-    control(emulator.base_url, "config", {"offline_seconds": 0.2})
-    task = alice.post(
-        "/drive/v1/files",
-        {
-            "kind": "drive#file",
-            "upload_type": "UPLOAD_TYPE_URL",
-            "url": {"url": "https://example.org/fail/x.iso"},
-        },
-    ).json()["task"]
-    time.sleep(0.3)
-    errored = alice.get(
-        "/drive/v1/tasks",
-        type="offline",
-        filters='{"phase":{"in":"PHASE_TYPE_RUNNING,PHASE_TYPE_ERROR"}}',
-    )
-    assert [t["phase"] for t in errored.json()["tasks"]] == ["PHASE_TYPE_ERROR"]
-    alice.post("/drive/v1/task", {"type": "offline", "create_type": "RETRY", "id": task["id"]})
-    time.sleep(0.3)
-    assert alice.get(f"/drive/v1/tasks/{task['id']}").json()["phase"] == "PHASE_TYPE_COMPLETE"
-
-
-def test_share_restore_copies_into_the_visitors_drive(emulator, alice):
-    made = control(
-        emulator.base_url, "files", {"username": USER, "path": "pub/a.txt", "size": 10, "seed": 3}
-    )
-    share = alice.post(
-        "/drive/v1/share",
-        {
-            "file_ids": [made["parent_id"]],
-            "share_to": "publiclink",
-            "expiration_days": -1,
-            "pass_code_option": "NOT_REQUIRED",
-        },
-    ).json()
-    control(emulator.base_url, "accounts", {"username": "bob", "password": "pw"})
-    bob = RawSession(emulator.base_url, "bob", "pw")
-    bob.signin()
-    info = bob.get("/drive/v1/share", share_id=share["share_id"]).json()
-    restored = bob.post(
-        "/drive/v1/share/restore",
-        {
-            "share_id": share["share_id"],
-            "pass_code_token": info["pass_code_token"],
-            "file_ids": [made["parent_id"]],
-        },
-    )
-    assert restored.status_code == 200
-    folders, _ = bob.list_all("")
-    assert [f["name"] for f in folders] == ["pub"]
-    assert [f["name"] for f in bob.list_all(folders[0]["id"])[0]] == ["a.txt"]
-
-
-def test_cli_prints_the_base_url_first(tmp_path):
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pikdav.cli",
-            "emulator",
-            "--port",
-            "0",
-            "--account",
-            "carol:pw",
-            "--token-ttl",
-            "60",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        base = proc.stdout.readline().strip()
-        assert base.startswith("http://127.0.0.1:")
-        session = RawSession(base, "carol", "pw")
-        token = session.signin().json()
-        assert token["expires_in"] == 60
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-    assert proc.returncode == 0

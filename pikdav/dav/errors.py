@@ -1,0 +1,131 @@
+"""What a client is told when PikPak or the mount refuses: one mapping of failures to DAV
+statuses with a short reason (never a traceback, a token or an upstream URL).
+
+Resources wrap every call into the mount in :func:`answering`, which names what was being done
+for the log. What is logged once elsewhere (a paused sign-in, at its start) is not logged again
+per request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Iterator
+
+from wsgidav.dav_error import (
+    HTTP_BAD_GATEWAY,
+    HTTP_BAD_REQUEST,
+    HTTP_CONFLICT,
+    HTTP_FORBIDDEN,
+    HTTP_INSUFFICIENT_STORAGE,
+    HTTP_NOT_FOUND,
+    HTTP_REQUEST_ENTITY_TOO_LARGE,
+    HTTP_SERVICE_UNAVAILABLE,
+    DAVError,
+)
+
+from pikdav.pikpak.cdn import StreamGone
+from pikdav.pikpak.errors import (
+    AuthError,
+    Conflict,
+    HumanCheckRequired,
+    LinkNotReady,
+    LoginPaused,
+    NotFound,
+    PikPakError,
+    QuotaExceeded,
+    RateLimited,
+    Unreachable,
+)
+from pikdav.vfs.errors import (
+    BodyCut,
+    MountError,
+    NoRoom,
+    NotAllowed,
+    ReadOnly,
+    StillUploading,
+    TooLarge,
+)
+
+from .logtext import client_text
+
+log = logging.getLogger(__name__)
+
+_MOUNT_STATUSES: tuple[tuple[type[MountError], int], ...] = (
+    (ReadOnly, HTTP_FORBIDDEN),
+    (NotAllowed, HTTP_FORBIDDEN),
+    (StillUploading, HTTP_CONFLICT),
+    (TooLarge, HTTP_REQUEST_ENTITY_TOO_LARGE),
+    (NoRoom, HTTP_INSUFFICIENT_STORAGE),
+    (BodyCut, HTTP_BAD_REQUEST),
+)
+
+
+def dav_error(exc: PikPakError | MountError, what: str) -> DAVError:
+    """``exc`` met while ``what`` (e.g. "listing /pikpak/Films") as a DAV status."""
+    if isinstance(exc, MountError):
+        status = next((s for kind, s in _MOUNT_STATUSES if isinstance(exc, kind)), HTTP_FORBIDDEN)
+        if isinstance(exc, BodyCut):
+            log.warning("%s: %s; nothing stored", client_text(what), exc)
+        return DAVError(status, str(exc))
+    return _upstream(exc, client_text(what))
+
+
+def _upstream(exc: PikPakError, what: str) -> DAVError:
+    if isinstance(exc, NotFound):
+        return DAVError(HTTP_NOT_FOUND)
+    if isinstance(exc, LoginPaused):
+        log.debug("%s: %s", what, exc)
+        left = exc.seconds_left()
+        return _unavailable(
+            f"the gateway cannot sign in to PikPak: {exc.short}. To fix it: {exc.remedy}. "
+            f"It tries again in {left} s",
+            left,
+        )
+    if isinstance(exc, HumanCheckRequired):
+        log.warning("%s: %s", what, exc)
+        return _unavailable(f"the gateway cannot reach the drive: {exc}", 60)
+    if isinstance(exc, RateLimited):
+        log.warning("%s: PikPak asks us to slow down: %s", what, exc)
+        return _unavailable("PikPak is rate limiting; try again shortly", exc.retry_after or 30)
+    if isinstance(exc, LinkNotReady):
+        log.info("%s: %s", what, exc)
+        return _unavailable(
+            "PikPak is still preparing this file's download link; try again shortly",
+            exc.retry_after or 15,
+        )
+    if isinstance(exc, QuotaExceeded):
+        return DAVError(HTTP_INSUFFICIENT_STORAGE, "the PikPak drive is full")
+    if isinstance(exc, Conflict):
+        return DAVError(HTTP_CONFLICT, "the name is taken")
+    if isinstance(exc, AuthError):
+        log.error("%s: %s", what, exc)
+        return DAVError(HTTP_BAD_GATEWAY, "the gateway cannot log in to PikPak (see its log)")
+    if isinstance(exc, Unreachable):
+        log.warning("%s: %s", what, exc)
+        return DAVError(HTTP_BAD_GATEWAY, "the gateway cannot reach PikPak; try again later")
+    if isinstance(exc, StreamGone):
+        log.warning("%s: %s", what, exc)
+        return DAVError(
+            HTTP_BAD_GATEWAY, "PikPak's download server did not deliver the file; try again"
+        )
+    log.warning("%s: %s", what, exc)
+    return DAVError(HTTP_BAD_GATEWAY, "PikPak did not answer properly; try again")
+
+
+def _unavailable(reason: str, retry_after: float) -> DAVError:
+    return DAVError(
+        HTTP_SERVICE_UNAVAILABLE,
+        reason,
+        add_headers=[("Retry-After", str(max(1, math.ceil(retry_after))))],
+    )
+
+
+@contextlib.contextmanager
+def answering(what: str) -> Iterator[None]:
+    """Turn a refusal by PikPak or the mount inside the block into its DAV status."""
+    try:
+        yield
+    except (PikPakError, MountError) as exc:
+        raise dav_error(exc, what) from None

@@ -1,0 +1,198 @@
+"""Reading a file's bytes from PikPak's download servers: a lazy, seekable reader over a link.
+
+The reader asks for the bytes it is told to (``start`` to ``end``) on its first read, passing
+the range on, and when the connection drops or the link expires in the middle (PikPak's links
+are short-lived and bound to the address that asked for them) it takes a fresh link and
+resumes at the byte it had reached, within :data:`~.retry.STREAM_RESUMES`. When the server
+cannot be had after that, it raises :class:`StreamGone` saying how much was delivered: the
+caller decides whether that is an error answer (nothing sent yet) or a short body. A stop of
+the server ends a read at once: the upstream socket is shut from the stopping thread.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import socket
+from collections.abc import Callable
+from typing import Protocol
+
+import requests
+import urllib3
+
+from .errors import PikPakError, Transient, cause_in_words
+from .retry import STREAM_RESUMES, RetryPolicy
+from .types import Link
+
+log = logging.getLogger(__name__)
+
+#: What stored files are read through (built by :func:`~.http.cdn_session`).
+CdnSession = requests.Session
+
+_STREAM_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+# Expired, or issued to another address: such an answer asks for a fresh link, once.
+_STALE_LINK = (403, 404, 410)
+
+
+class StreamGone(Transient):
+    """The download server did not deliver the rest of the file; ``delivered`` bytes went
+    out before."""
+
+    def __init__(self, message: str, delivered: int) -> None:
+        super().__init__(message)
+        self.delivered = delivered
+
+
+class Stopping(Protocol):
+    """The server's stop: set once; a subscriber is called when it is (see httpserver)."""
+
+    def is_set(self) -> bool: ...
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]: ...
+
+
+class LinkReader(io.RawIOBase):
+    """Bytes ``start`` to ``end`` (exclusive) of a file of ``size`` bytes, read through
+    ``link(fresh)`` (the file's link; ``fresh`` asks PikPak for a new one) with the CDN
+    session ``http`` (see :func:`~.http.cdn_session`)."""
+
+    def __init__(
+        self,
+        http: requests.Session,
+        size: int,
+        link: Callable[[bool], Link],
+        *,
+        start: int = 0,
+        end: int | None = None,
+        name: str = "",
+        timeout: float = 60.0,
+        stop: Stopping | None = None,
+        resumes: RetryPolicy = STREAM_RESUMES,
+    ) -> None:
+        super().__init__()
+        self.http = http
+        self.size = size
+        self.link = link
+        self.planned = (start, size if end is None else end)
+        self.name = name
+        self.timeout = timeout
+        self.pos = 0
+        self._end = size
+        self._resp: requests.Response | None = None
+        self._policy = resumes
+        self.reads = 0  # reads that opened or resumed the upstream request
+        self.delivered = 0  # bytes handed to the caller
+        self._stop = stop
+        self._unsubscribe = stop.subscribe(self._cut_upstream) if stop is not None else None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        target = max(0, base + offset)
+        if target != self.pos:
+            self._drop()
+        self.pos = target
+        return self.pos
+
+    def _open(self) -> None:
+        start, end = self.planned
+        self._end = end if start <= self.pos < end else self.size
+        for fresh in (False, True):
+            resp = self.http.get(
+                self.link(fresh).url,
+                headers={"Range": f"bytes={self.pos}-{self._end - 1}"},
+                stream=True,
+                timeout=(10, self.timeout),
+            )
+            if resp.status_code in _STALE_LINK and not fresh:
+                resp.close()
+                continue
+            if resp.status_code == 206 or (resp.status_code == 200 and self.pos == 0):
+                self._resp = resp
+                return
+            resp.close()
+            raise StreamGone(
+                f"the download server answered {resp.status_code} for a ranged read",
+                self.delivered,
+            )
+
+    def _drop(self) -> None:
+        if self._resp is not None:
+            self._resp.close()
+            self._resp = None
+
+    def read(self, size: int = -1) -> bytes:
+        if self.pos >= self.size or self._stopping():
+            return b""
+        want = self.size - self.pos if size is None or size < 0 else size
+        while True:
+            try:
+                if self._resp is None or self.pos >= self._end:
+                    self._drop()
+                    self.reads += 1
+                    self._open()
+                chunk = self._resp.raw.read(min(want, self._end - self.pos), decode_content=False)
+                if self._stopping():
+                    return b""  # what came may be cut short by the shut socket
+                if not chunk:
+                    raise StreamGone("the download server closed early", self.delivered)
+                self.pos += len(chunk)
+                self.delivered += len(chunk)
+                return chunk
+            except (*_STREAM_ERRORS, PikPakError) as exc:
+                self._drop()
+                if self._stopping():
+                    return b""
+                if self._policy.exhausted(self.reads, 0.0):
+                    raise self._gone(exc) from None
+                log.info(
+                    "stream of %r interrupted at byte %d (%s); resuming",
+                    self.name,
+                    self.pos,
+                    _described(exc),
+                )
+
+    def _gone(self, exc: BaseException) -> StreamGone:
+        return StreamGone(
+            f"giving up on {self.name!r} at byte {self.pos} after {self.reads - 1} resumes "
+            f"({_described(exc)})",
+            self.delivered,
+        )
+
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
+    def _cut_upstream(self) -> None:
+        """From the stopping thread: wake a read that waits on the download server."""
+        resp = self._resp
+        sock = getattr(getattr(resp.raw, "connection", None), "sock", None) if resp else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self._drop()
+        super().close()
+
+
+def _described(exc: BaseException) -> str:
+    """A failure in words for the log, never with the link (it is signed)."""
+    return str(exc) if isinstance(exc, PikPakError) else cause_in_words(exc)

@@ -1,0 +1,38 @@
+"""What a mount refuses, as exceptions the DAV layer turns into statuses (PikPak's own
+refusals are :mod:`pikdav.pikpak.errors`). ``str()`` is a short reason, safe to show."""
+
+from __future__ import annotations
+
+from pikdav.pikpak.errors import Conflict
+
+
+class MountError(Exception):
+    """A change the mount refuses; the message says why."""
+
+
+class ReadOnly(MountError):
+    """The mount (or this part of it) cannot be changed."""
+
+
+class NotAllowed(MountError):
+    """A name or place no client may use (the gateway's own names, a mount itself…)."""
+
+
+class StillUploading(MountError):
+    """The file is still on its way to PikPak; moving or copying it must wait."""
+
+
+class TooLarge(MountError):
+    """The upload is larger than the gateway accepts."""
+
+
+class NoRoom(MountError):
+    """The gateway has no room on its disk to receive the upload."""
+
+
+class BodyCut(MountError):
+    """The upload ended before the length it announced: nothing is stored."""
+
+
+class NameTaken(Conflict):
+    """The name is taken (by an item of another kind, or by someone else meanwhile)."""

@@ -1,0 +1,218 @@
+"""A mount: one source of PikPak items (an own drive, a share) seen as paths, with everything
+the mount keeps for it — its cached tree, its writer, its waiting uploads, Finder's side files
+and its quota — behind the verbs the DAV layer needs.
+
+The DAV layer asks; the mount decides: whether an upload waits in the background or goes up
+at once, what a DELETE of a file still uploading means, that a file still uploading cannot be
+moved, which names are the gateway's own, where only the quota lives.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import BinaryIO
+
+from pikdav.pikpak.cdn import CdnSession, LinkReader, Stopping
+from pikdav.pikpak.errors import LoginPaused, PikPakError
+from pikdav.pikpak.types import Link, Quota
+
+from .cache import TtlCache
+from .errors import BodyCut, NotAllowed, ReadOnly, StillUploading
+from .names import HIDDEN_PREFIX, is_finder_metadata, is_probe
+from .pending import PendingUploads
+from .sidefiles import KEEP_LOCAL, SideStore
+from .source import Source, WritableSource
+from .spool import SpoolFile, SpoolSettings
+from .tree import LISTING_TTL, DriveTree, Entry
+from .writer import TreeWriter
+
+log = logging.getLogger(__name__)
+
+
+class Mount:
+    def __init__(
+        self,
+        name: str,
+        source: Source,
+        *,
+        cdn: CdnSession,
+        root_id: str = "",
+        listing_ttl: float = LISTING_TTL,
+        read_only: bool = False,
+        use_trash: bool = True,
+        spool: SpoolSettings | None = None,
+        uploads_dir: Path | None = None,
+        finder_metadata: str = KEEP_LOCAL,
+        quota_ttl: float = 60.0,
+    ) -> None:
+        """``uploads_dir``: answer PUTs once the body is on local disk and upload in the
+        background from there (the ``background_uploads`` option); ``cdn``: the HTTP session
+        stored files are read through (:func:`pikdav.pikpak.http.cdn_session`)."""
+        self.name = name
+        self.source = source
+        self.read_only = read_only or not isinstance(source, WritableSource)
+        self.keep_finder_metadata = finder_metadata == KEEP_LOCAL
+        self.side_files = SideStore()
+        self.quota_ttl = quota_ttl
+        self._cdn = cdn
+        self._quota: TtlCache[Quota] = TtlCache(1)
+        spool = spool or SpoolSettings()
+        self.pending = PendingUploads(uploads_dir) if uploads_dir is not None else None
+        if uploads_dir is not None:
+            # Bodies are spooled where they wait, so taking one over is a rename.
+            spool = SpoolSettings(directory=str(uploads_dir), max_size=spool.max_size)
+        self.spool = spool
+        self.tree = DriveTree(source, root_id, listing_ttl, waiting=self.pending)
+        self.writer: TreeWriter | None = None
+        if isinstance(source, WritableSource):
+            self.writer = TreeWriter(source, self.tree, use_trash=use_trash)
+            if self.pending is not None:
+                self.pending.start(self.writer)  # uploads left from before a restart
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def root(self) -> Entry:
+        return self.tree.root
+
+    def is_root(self, entry: Entry) -> bool:
+        return entry.is_folder and entry.id == self.tree.root_id and not entry.name
+
+    def resolve(self, names: list[str], *, looking: bool = False) -> Entry | None:
+        """The entry at ``names`` below the mount's root, or None. When a client is only
+        ``looking`` (GET, HEAD, PROPFIND), a name that clients probe for in every folder
+        (``._x``, ``desktop.ini``…) is looked up in cached listings alone, so a probe never
+        costs an upstream call (a real file of that name is found once its folder is listed)."""
+        probe = looking and bool(names) and is_probe(names[-1])
+        return self.tree.resolve("/".join(names), cached_only=probe)
+
+    def children(self, folder: Entry) -> tuple[Entry, ...]:
+        return self.tree.children(folder)
+
+    def child(self, folder: Entry, name: str) -> Entry | None:
+        return self.tree.child(folder, name)
+
+    def link(self, entry: Entry, *, fresh: bool = False) -> Link:
+        return self.tree.link(entry, fresh=fresh)
+
+    def open(
+        self, entry: Entry, start: int = 0, end: int | None = None, stop: Stopping | None = None
+    ) -> BinaryIO:
+        """The file's bytes from ``start`` to ``end`` (exclusive; None: to its end), as a
+        seekable reader: from local disk while it waits to be uploaded, else from PikPak's
+        download servers (ended at once by ``stop``)."""
+        local = self.pending.local_file(entry) if self.pending is not None else None
+        if local is not None:
+            return open(local, "rb")
+        return LinkReader(
+            self._cdn,
+            entry.size,
+            lambda fresh: self.link(entry, fresh=fresh),
+            start=start,
+            end=end,
+            name=entry.name,
+            stop=stop,
+        )
+
+    def quota(self) -> Quota | None:
+        """The source's quota (None for a source without one, or when PikPak cannot say)."""
+        try:
+            return self._quota.fetch("about", lambda: (self.source.quota(), self.quota_ttl))
+        except PikPakError as exc:
+            # A pause on sign-ins is logged once when it starts, not with every PROPFIND.
+            quiet = isinstance(exc, LoginPaused)
+            (log.debug if quiet else log.warning)(
+                "mount %s: cannot read the quota: %s", self.name, exc
+            )
+            return None
+
+    def quota_at(self, entry: Entry) -> Quota | None:
+        """RFC 4331 quota: only a mount's root has one (elsewhere the property does not
+        exist), and only a source with a quota (an own drive) gives one."""
+        return self.quota() if self.is_root(entry) else None
+
+    # ------------------------------------------------------------------ side files
+    def keeps_locally(self, name: str) -> bool:
+        """Whether a file of this name stays on the gateway (Finder's metadata) instead of
+        going to PikPak."""
+        return self.keep_finder_metadata and is_finder_metadata(name)
+
+    # ------------------------------------------------------------------ writing
+    def _writer(self, name: str | None = None) -> TreeWriter:
+        if self.read_only or self.writer is None:
+            raise ReadOnly("this folder is read-only")
+        if name is not None and name.startswith(HIDDEN_PREFIX):
+            raise NotAllowed(f"names starting with {HIDDEN_PREFIX} are the gateway's own")
+        return self.writer
+
+    def check_writable(self, name: str | None = None) -> None:
+        """ReadOnly or NotAllowed now, before a client sends a body, if a change to ``name``
+        (None: to the mount) would be refused."""
+        self._writer(name)
+
+    def receive(self, size: int | None, *, exact: bool) -> SpoolFile:
+        """A place for an upload's body to arrive (``size`` announced, ``exact`` when any
+        other size means the upload was cut)."""
+        self._writer()
+        return SpoolFile(self.spool, size, exact=exact)
+
+    def store(self, folder: Entry, name: str, body: SpoolFile, old: Entry | None) -> Entry:
+        """The received ``body`` becomes ``folder/name`` (replacing ``old``): uploaded now,
+        or, on a mount with background uploads, taken over to be uploaded from local disk
+        (the caller may answer as soon as this returns: the body survives a crash)."""
+        writer = self._writer(name)
+        body.close()
+        if not body.complete:
+            body.discard()
+            raise BodyCut("the upload ended before its announced length")
+        if self.pending is not None:
+            return self.pending.add(folder, name, body.path, body.size, body.gcid())
+        try:
+            return writer.store(folder, name, body, old)
+        finally:
+            body.discard()
+
+    def create_empty(self, folder: Entry, name: str) -> Entry:
+        return self._writer(name).create_empty(folder, name)
+
+    def mkdir(self, parent: Entry, name: str) -> Entry:
+        return self._writer(name).mkdir(parent, name)
+
+    def delete(self, entry: Entry, parent: Entry) -> None:
+        """To the trash or for good (see :class:`TreeWriter`). A file still uploading is
+        cancelled, and the stored version it was to replace goes too."""
+        writer = self._writer()
+        if entry.uploading and self.pending is not None:
+            self.pending.cancel(parent.id, entry.name)
+            stored = self.tree.child(parent, entry.name, stored_only=True)
+            if stored is not None:
+                writer.delete(stored, parent)
+            return
+        writer.delete(entry, parent)
+
+    def move(
+        self, entry: Entry, parent: Entry, dest_parent: Entry, name: str, existing: Entry | None
+    ) -> None:
+        writer = self._writer(name)
+        self._not_uploading(entry, existing)
+        writer.move(entry, parent, dest_parent, name, existing)
+
+    def copy(
+        self,
+        entry: Entry,
+        dest_parent: Entry,
+        name: str,
+        existing: Entry | None,
+        *,
+        recursive: bool,
+    ) -> None:
+        writer = self._writer(name)
+        self._not_uploading(entry, existing)
+        writer.copy(entry, dest_parent, name, existing, recursive=recursive)
+
+    @staticmethod
+    def _not_uploading(*entries: Entry | None) -> None:
+        if any(e is not None and e.uploading for e in entries):
+            raise StillUploading(
+                "the file is still uploading; try again when the upload has finished"
+            )
