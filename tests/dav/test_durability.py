@@ -4,7 +4,6 @@ upload once restarted."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,7 +16,6 @@ import requests
 import yaml
 
 from pikdav.dav.auth import hash_password
-from pikdav.vfs.pending import PendingUploads
 from tests.support.pikpak_raw import control
 
 USER = "alice@example.com"
@@ -138,17 +136,3 @@ def test_a_gateway_killed_right_after_the_201_finishes_every_upload(emulator, tm
     assert set(stored) == set(sent)
     for name, data in sent.items():
         assert stored[name].blob.read_at(0, len(data)) == data  # byte-identical at PikPak
-
-
-def test_a_restart_drops_what_was_never_answered_and_keeps_what_was(tmp_path):
-    uploads = tmp_path / "uploads"
-    uploads.mkdir()
-    journal = {"id": "a1", "folder_id": "", "name": "kept.bin", "size": 4, "gcid": "G" * 40}
-    (uploads / "a1.json").write_text(json.dumps(journal | {"created": 1.0}))
-    (uploads / "a1.data").write_bytes(b"kept")
-    (uploads / "pikdav-put-x1y2").write_bytes(b"a body still arriving")
-    (uploads / ".journal-z3").write_text("{")  # a journal being written
-    (uploads / "b2.data").write_bytes(b"renamed, journal never written")
-    waiting = PendingUploads(uploads)
-    assert sorted(p.name for p in uploads.iterdir()) == ["a1.data", "a1.json"]
-    assert [e.name for e in waiting.in_folder("").values()] == ["kept.bin"]
