@@ -60,6 +60,7 @@ def session_for(
             user_agent=platform.user_agent,
             ca_cert=str(account.ca_cert) if account.ca_cert else None,
             pool_size=pool_size,
+            proxy=account.proxy,
         ),
         retry=retry,
         name=account.name,

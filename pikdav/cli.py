@@ -132,6 +132,7 @@ def run_login(args: argparse.Namespace) -> int:
     store_path = Path(DEFAULT_STATE_DIR).expanduser() / "tokens" / "default.json"
     store_name = "default"
     hint = "pikdav login"
+    proxy = None  # without a config: the environment's proxy, as every HTTP tool
     if args.password_stdin:
         args.password = sys.stdin.readline().rstrip("\r\n")
         if not args.password:
@@ -161,6 +162,7 @@ def run_login(args: argparse.Namespace) -> int:
         args.token_store = args.token_store or account.token_store
         args.user_api, args.drive_api = account.user_api, account.drive_api
         args.ca_cert = args.ca_cert or (str(account.ca_cert) if account.ca_cert else None)
+        proxy = account.proxy  # sign in the way `serve` will reach PikPak
         store_path, store_name = config.token_path(account), account.name
     args.platform = args.platform or "web"
 
@@ -192,6 +194,7 @@ def run_login(args: argparse.Namespace) -> int:
         user_api=args.user_api,
         drive_api=args.drive_api,
         ca_cert=Path(args.ca_cert) if args.ca_cert else None,
+        proxy=proxy,
     )
     session = session_for(account, store_path, login=hint, captcha_token=args.captcha_token)
     store = session.store
@@ -381,6 +384,7 @@ def run_check(args: argparse.Namespace) -> int:
             continue
         except (PikPakError, TokenStoreError) as exc:
             print(f"account {account.name}: FAILED: {exc}")
+            print(f"  proxy: {session.connection.proxy_origin()}")
             failed += 1
             continue
         token = session.auth.token
@@ -394,6 +398,7 @@ def run_check(args: argparse.Namespace) -> int:
             f"{datetime.fromtimestamp(token.expires_at).astimezone():%Y-%m-%d %H:%M}"
         )
         print(f"  password: {_password_state(session, account.password)}")
+        print(f"  {_proxy_state(session)}")
         print(
             f"  quota: {quota.usage / 2**30:.2f} GiB used of {limit} "
             f"({quota.usage_in_trash / 2**30:.2f} GiB in the trash)"
@@ -403,6 +408,15 @@ def run_check(args: argparse.Namespace) -> int:
             print(f"  sign-ins are paused: {paused}")
             failed += 1
     return 1 if failed else 0
+
+
+def _proxy_state(session) -> str:
+    """Which proxy the account's calls took; PikPak answered them, or we would not be here."""
+    origin = session.connection.proxy_origin()
+    hosts = f"{session.connection.user_api}, {session.connection.drive_api}"
+    if session.connection.proxy_for(session.connection.drive_api):
+        return f"proxy: {origin}; PikPak ({hosts}) answered through it"
+    return f"proxy: {origin}; PikPak ({hosts}) answered directly"
 
 
 def _password_state(session, password: str | None) -> str:

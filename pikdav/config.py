@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from .configfile import Checker, ConfigError, fields, join, read_yaml
 from .dav.auth import AuthSettings, DavUser, LoginFailures, parse_password_hash
 from .dav.policy import DEFAULT_FORCE_PROXY_USER_AGENTS, MODES, IPAddress, IPNetwork, parse_ip
-from .pikpak.http import DRIVE_API, USER_API
+from .pikpak.http import API_DOMAIN, NO_PROXY, PROXY_SCHEMES, api_hosts
 from .pikpak.identity import PLATFORMS
 from .pikpak.tokenstore import MEMORY, store_kind
 from .vfs.sidefiles import FINDER_METADATA
@@ -57,9 +58,16 @@ class AccountConfig:
     refresh_token: str | None = field(default=None, repr=False)
     platform: str = "web"
     token_store: str | None = field(default=None, repr=False)  # None: a file in state_dir/tokens
-    user_api: str = USER_API
-    drive_api: str = DRIVE_API
+    user_api: str = ""  # empty: user.<api_domain>
+    drive_api: str = ""  # empty: api-drive.<api_domain>
     ca_cert: Path | None = None
+    api_domain: str = API_DOMAIN
+    proxy: str | None = field(default=None, repr=False)  # a URL, "none", None: environment
+
+    def __post_init__(self) -> None:
+        user_api, drive_api = api_hosts(self.api_domain)
+        object.__setattr__(self, "user_api", self.user_api or user_api)
+        object.__setattr__(self, "drive_api", self.drive_api or drive_api)
 
 
 @dataclass(frozen=True)
@@ -146,6 +154,7 @@ def parse_config(
 
 _MOUNT_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # also a file name in state_dir/tokens
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}")
 _USER_NAME = re.compile(r"[^:\x00-\x1f\x7f]+")  # Basic auth ends the user name at the first ':'
 
 
@@ -283,10 +292,42 @@ class _Reader(Checker):
             refresh_token=refresh_token,
             platform=self.choice(*key("platform"), PLATFORMS),
             token_store=token_store,
-            user_api=self.url(*key("user_api")),
-            drive_api=self.url(*key("drive_api")),
+            user_api=self.url(*key("user_api")) if "user_api" in data else "",
+            drive_api=self.url(*key("drive_api")) if "drive_api" in data else "",
             ca_cert=self.path(*key("ca_cert"), must_be="file"),
+            api_domain=self.domain(*key("api_domain")),
+            proxy=self.proxy(*key("proxy")),
         )
+
+    def domain(self, path: str, value: Any) -> str:
+        text = self.string(path, value).strip().lower().rstrip(".")
+        if not _DOMAIN.fullmatch(text):
+            raise self.fail(
+                path,
+                "must be a domain name such as mypikpak.com or mypikpak.net"
+                + self.got(path, value),
+            )
+        return text
+
+    def proxy(self, path: str, value: Any) -> str | None:
+        """A proxy URL, or "none"; an error never repeats the URL (it may hold a password)."""
+        text = self.string(path, value, optional=True)
+        if text is None or text.strip().lower() == NO_PROXY:
+            return None if text is None else NO_PROXY
+        parts = urlsplit(text.strip())
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme.lower() not in PROXY_SCHEMES or not parts.hostname or port == -1:
+            raise self.fail(
+                path,
+                "must be none or a proxy URL such as http://host:3128, socks5://host:1080 or "
+                "socks5h://user:password@host:1080 (schemes: " + ", ".join(PROXY_SCHEMES) + ")",
+            )
+        if parts.path.strip("/") or parts.query or parts.fragment:
+            raise self.fail(path, "must be a proxy URL without a path (scheme://host:port)")
+        return text.strip()
 
     def mount(self, path: str, value: Any, accounts: Mapping[str, AccountConfig]) -> MountConfig:
         data = self.mapping(path, value, MountConfig.__dataclass_fields__)

@@ -37,6 +37,7 @@ class Gateway:
 
 def start_gateway(emulator: Emulator, state_dir: Path, **mount: Any) -> Gateway:
     server_opts = mount.pop("server", {})
+    account_opts = mount.pop("account_options", {})
     users = mount.pop("users", None) or {DAV_USER: {"password_hash": _HASH, "mounts": ["*"]}}
     data = {
         "server": {"host": "127.0.0.1", "port": 0, "threads": 32, **server_opts},
@@ -47,6 +48,7 @@ def start_gateway(emulator: Emulator, state_dir: Path, **mount: Any) -> Gateway:
                 "password": PIKPAK_PASSWORD,
                 "user_api": emulator.base_url,
                 "drive_api": emulator.base_url,
+                **account_opts,
             }
         },
         "mounts": [{"name": "pikpak", "account": "main", **mount}],
