@@ -97,7 +97,8 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
     """A mount per configured mount; mounts of one account share its session, drive and CDN
     session (``sessions`` may hold sessions made already, and gets those made here)."""
     sessions = sessions if sessions is not None else {}
-    sources: dict[str, tuple[DriveSource, CdnSession]] = {}
+    sources: dict[tuple[str, str], DriveSource] = {}
+    cdns: dict[str, CdnSession] = {}
     spool = SpoolSettings(
         directory=str(config.server.temp_dir) if config.server.temp_dir else None,
         max_size=config.server.max_upload_size,
@@ -105,16 +106,17 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
     mounts = []
     for settings in config.mounts:
         account = config.account_for(settings)
-        if account.name not in sources:
+        if account.name not in cdns:
             session = sessions.get(account.name) or account_session(
                 config, account, pool_size=config.server.threads
             )
             sessions[account.name] = session
-            sources[account.name] = (
-                DriveSource(Drive(session)),
-                http.cdn_session(session.connection),
-            )
-        source, cdn = sources[account.name]
+            cdns[account.name] = http.cdn_session(session.connection)
+        cdn = cdns[account.name]
+        kind = (account.name, settings.link)
+        if kind not in sources:
+            sources[kind] = DriveSource(Drive(sessions[account.name]), link_kind=settings.link)
+        source = sources[kind]
         background = settings.background_uploads
         mounts.append(
             Mount(
@@ -123,7 +125,9 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
                 cdn=cdn,
                 root_id=settings.root_folder_id,
                 listing_ttl=settings.listing_ttl,
-                read_only=settings.read_only,
+                # A transcoded view is not the stored file: a copy or a change of it would be
+                # of bytes the client never saw.
+                read_only=settings.read_only or settings.link == "transcoded",
                 use_trash=settings.use_trash,
                 spool=spool,
                 uploads_dir=config.state_dir / "uploads" / settings.name if background else None,

@@ -25,6 +25,7 @@ from .dav.policy import DEFAULT_FORCE_PROXY_USER_AGENTS, MODES, IPAddress, IPNet
 from .pikpak.http import API_DOMAIN, NO_PROXY, PROXY_SCHEMES, api_hosts
 from .pikpak.identity import PLATFORMS
 from .pikpak.tokenstore import MEMORY, store_kind
+from .pikpak.types import LINK_KINDS
 from .vfs.sidefiles import FINDER_METADATA
 from .vfs.tree import LISTING_TTL
 
@@ -85,6 +86,7 @@ class MountConfig:
     background_uploads: bool = False
     read_only: bool = False
     listing_ttl: float = LISTING_TTL
+    link: str = "original"  # which of a file's links is read (LINK_KINDS)
 
 
 UserConfig = DavUser  # a DAV user is what pikdav.dav.auth checks logins against
@@ -362,6 +364,7 @@ class _Reader(Checker):
             listing_ttl=self.number(*key("listing_ttl"), 0),
             finder_metadata=self.choice(*key("finder_metadata"), FINDER_METADATA),
             background_uploads=self.boolean(*key("background_uploads")),
+            link=self.choice(*key("link"), LINK_KINDS),
         )
 
     def user(self, path: str, name: str, value: Any, mounts: list[MountConfig]) -> UserConfig:
