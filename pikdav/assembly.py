@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .config import AccountConfig, Config, MountConfig
 from .dav.app import build_dav_app
@@ -18,6 +19,7 @@ from .httpserver import Server, keep_memory_flat
 from .pikpak import http, identity
 from .pikpak.cdn import CdnSession
 from .pikpak.drive import Drive
+from .pikpak.links import LinkRoute, known_nodes
 from .pikpak.retry import RetryPolicy
 from .pikpak.session import Credentials, Session
 from .pikpak.tokenstore import open_store
@@ -93,6 +95,21 @@ def download_policy(mount: MountConfig, trusted_proxies: tuple[IPNetwork, ...]) 
     )
 
 
+def link_route(mount: MountConfig, account: AccountConfig, cdn: CdnSession) -> LinkRoute | None:
+    """How the mount's links are rewritten (None: as PikPak gives them). Not probed yet."""
+    if mount.download_domain == "keep" and mount.cdn_node == "off":
+        return None
+    return LinkRoute(
+        cdn,
+        download_domain=mount.download_domain,
+        cdn_node=mount.cdn_node,
+        probe_domain=account.api_domain,
+        nodes=known_nodes(mount.cdn_nodes),
+        scheme=urlsplit(account.drive_api).scheme or "https",
+        name=mount.name,
+    )
+
+
 def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> list[Mount]:
     """A mount per configured mount; mounts of one account share its session, drive and CDN
     session (``sessions`` may hold sessions made already, and gets those made here)."""
@@ -117,6 +134,9 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
         if kind not in sources:
             sources[kind] = DriveSource(Drive(sessions[account.name]), link_kind=settings.link)
         source = sources[kind]
+        route = link_route(settings, account, cdn)
+        if route is not None:
+            route.start()  # with cdn_node auto: the first probe, then one an hour
         background = settings.background_uploads
         mounts.append(
             Mount(
@@ -132,6 +152,7 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
                 spool=spool,
                 uploads_dir=config.state_dir / "uploads" / settings.name if background else None,
                 finder_metadata=settings.finder_metadata,
+                route=route,
             )
         )
     return mounts

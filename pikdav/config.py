@@ -24,6 +24,7 @@ from .dav.auth import AuthSettings, DavUser, LoginFailures, parse_password_hash
 from .dav.policy import DEFAULT_FORCE_PROXY_USER_AGENTS, MODES, IPAddress, IPNetwork, parse_ip
 from .pikpak.http import API_DOMAIN, NO_PROXY, PROXY_SCHEMES, api_hosts
 from .pikpak.identity import PLATFORMS
+from .pikpak.links import AUTO, KEEP, OFF
 from .pikpak.tokenstore import MEMORY, store_kind
 from .pikpak.types import LINK_KINDS
 from .vfs.sidefiles import FINDER_METADATA
@@ -87,6 +88,9 @@ class MountConfig:
     read_only: bool = False
     listing_ttl: float = LISTING_TTL
     link: str = "original"  # which of a file's links is read (LINK_KINDS)
+    download_domain: str = KEEP  # or a domain links' hosts are moved to
+    cdn_node: str = OFF  # auto: the fastest node that answers; or a node's name or host
+    cdn_nodes: tuple[str, ...] = ()  # probed with auto, beside those in pikpak/cdn_nodes.txt
 
 
 UserConfig = DavUser  # a DAV user is what pikdav.dav.auth checks logins against
@@ -157,6 +161,7 @@ def parse_config(
 _MOUNT_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # also a file name in state_dir/tokens
 _DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}")
+_NODE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _USER_NAME = re.compile(r"[^:\x00-\x1f\x7f]+")  # Basic auth ends the user name at the first ':'
 
 
@@ -365,7 +370,35 @@ class _Reader(Checker):
             finder_metadata=self.choice(*key("finder_metadata"), FINDER_METADATA),
             background_uploads=self.boolean(*key("background_uploads")),
             link=self.choice(*key("link"), LINK_KINDS),
+            download_domain=self.download_domain(*key("download_domain")),
+            cdn_node=self.cdn_node(*key("cdn_node")),
+            cdn_nodes=tuple(
+                self.node(join(join(path, "cdn_nodes"), i), n)
+                for i, n in enumerate(self.strings(*key("cdn_nodes")))
+            ),
         )
+
+    def download_domain(self, path: str, value: Any) -> str:
+        if isinstance(value, str) and value.strip().lower() == KEEP:
+            return KEEP
+        return self.domain(path, value)
+
+    def cdn_node(self, path: str, value: Any) -> str:
+        text = self.string(path, value)
+        if text.strip().lower() in (AUTO, OFF):
+            return text.strip().lower()
+        return self.node(path, text)
+
+    def node(self, path: str, value: Any) -> str:
+        """A CDN node: its name (``dl-a10b-0622``, on the link's domain) or a full host."""
+        text = self.string(path, value).strip().lower().rstrip(".")
+        if not (_DOMAIN.fullmatch(text) or _NODE.fullmatch(text)):
+            raise self.fail(
+                path,
+                "must be auto, off, a node such as dl-a10b-0622 or a host such as "
+                f"dl-a10b-0622.mypikpak.com{self.got(path, value)}",
+            )
+        return text
 
     def user(self, path: str, name: str, value: Any, mounts: list[MountConfig]) -> UserConfig:
         data = self.mapping(path, value, ("password_hash", "mounts", "read_only"))

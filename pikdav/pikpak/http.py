@@ -40,6 +40,28 @@ def api_hosts(domain: str) -> tuple[str, str]:
     return f"https://user.{domain}", f"https://api-drive.{domain}"
 
 
+# PikPak serves the same hosts under both: where one does not resolve or connect (a DNS block,
+# a missing record: OpenList #707, #2431) the other often does.
+_SIBLING_DOMAINS = {"mypikpak.com": "mypikpak.net", "mypikpak.net": "mypikpak.com"}
+
+
+def other_domain(url: str) -> str | None:
+    """``url`` on PikPak's other domain (``.com`` ↔ ``.net``), same subdomain, path and
+    query; None when its host is not on either."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    for domain, other in _SIBLING_DOMAINS.items():
+        if host == domain or host.endswith("." + domain):
+            netloc = parts.netloc.replace(host, host[: -len(domain)] + other, 1)
+            return urlunsplit(parts._replace(netloc=netloc))
+    return None
+
+
+def host_of(url: str) -> str:
+    """The host of a URL, for a log line (a link's path and query are signed: never logged)."""
+    return urlsplit(url).hostname or ""
+
+
 def proxy_in_words(proxy: str | None) -> str:
     """A proxy URL for a log line or ``pikdav check``: its login is never shown."""
     if not proxy:
