@@ -364,9 +364,11 @@ def run_check(args: argparse.Namespace) -> int:
         f"{_count(len(config.users), 'user')})."
     )
     failed = 0
+    sessions = {}
     for account in config.accounts.values():
         # A person waits at a terminal: a refused connection fails within seconds.
         session = account_session(config, account, pool_size=4, retry=CHECK)
+        sessions[account.name] = session
         try:
             stored = session.store.load()
             held = stored.token if stored else None
@@ -407,7 +409,36 @@ def run_check(args: argparse.Namespace) -> int:
             # The token works for now, but the next sign-in would be refused.
             print(f"  sign-ins are paused: {paused}")
             failed += 1
+    for mount in config.mounts:
+        line = _links_state(mount, config.account_for(mount), sessions)
+        if line:
+            print(line)
     return 1 if failed else 0
+
+
+def _links_state(mount, account, sessions) -> str:
+    """The mount's link kind and download host, probing the CDN nodes for ``auto``."""
+    from .assembly import link_route
+    from .pikpak.http import cdn_session
+
+    parts = [f"links: {mount.link}"]
+    if mount.download_domain != "keep":
+        parts.append(f"download domain {mount.download_domain}")
+    route = link_route(mount, account, cdn_session(sessions[account.name].connection))
+    if route is not None and mount.cdn_node == "auto":
+        choice = route.probe()
+        if choice is None:
+            parts.append(f"CDN node auto: none of {len(route.nodes)} nodes answered")
+        else:
+            parts.append(
+                f"CDN node {choice.host} ({choice.latency * 1000:.0f} ms; "
+                f"{choice.answered} of {choice.probed} nodes answered)"
+            )
+    elif mount.cdn_node != "off":
+        parts.append(f"CDN node {mount.cdn_node}")
+    if len(parts) == 1 and mount.link == "original":
+        return ""
+    return f"mount {mount.name}: " + "; ".join(parts)
 
 
 def _proxy_state(session) -> str:

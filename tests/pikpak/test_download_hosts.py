@@ -8,10 +8,14 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
+import subprocess
+import sys
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+import yaml
 
 from pikdav.emulator import Emulator
 from pikdav.pikpak.links import known_nodes, with_domain, with_node
@@ -206,3 +210,39 @@ def test_a_link_host_that_cannot_be_reached_is_read_on_the_other_domain(
         hosts = proxy.stats()["hosts"]
     assert "dl-a10b-0621.mypikpak.com" in hosts
     assert "download host dl-a10b-0621.mypikpak.net failed" in caplog.text
+
+
+def test_check_shows_the_chosen_node_and_its_latency(emulator, ca, tmp_path):
+    configure(emulator, ca, cdn_latency={"*": 0.05, "dl-a10b-0870": 0.005})
+    with proxy_for(emulator) as proxy:
+        proxy_url = proxy.url
+        config = {
+            "state_dir": str(tmp_path / "state"),
+            "accounts": {
+                "main": {
+                    "username": PIKPAK_USER,
+                    "password": PIKPAK_PASSWORD,
+                    "ca_cert": str(ca.ca_cert),
+                    "proxy": proxy.url,
+                }
+            },
+            "mounts": [{"name": "pikpak", "cdn_node": "auto", "download_domain": "mypikpak.com"}],
+            "server": {"anonymous": True},
+        }
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        done = subprocess.run(
+            [sys.executable, "-m", "pikdav.cli", "check", "-c", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(
+        r"mount pikpak: links: original; download domain mypikpak.com; "
+        r"CDN node dl-a10b-0870\.mypikpak\.com \(\d+ ms; 35 of 35 nodes answered\)",
+        done.stdout,
+    ), done.stdout
+    assert f"proxy: {proxy_url}; PikPak" in done.stdout
