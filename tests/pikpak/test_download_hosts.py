@@ -246,3 +246,21 @@ def test_check_shows_the_chosen_node_and_its_latency(emulator, ca, tmp_path):
         done.stdout,
     ), done.stdout
     assert f"proxy: {proxy_url}; PikPak" in done.stdout
+
+
+def test_an_upload_host_that_cannot_be_reached_is_tried_on_the_other_domain(
+    emulator, gateway_for, caplog
+):
+    pattern = r"(user|api-drive)\.mypikpak\.net|[^/\s]+\.mypikpak\.com"
+    new = os.urandom(150_000)
+    with proxy_for(emulator, pattern) as proxy:
+        gw = gateway_for(proxy, "proxy", api_domain="mypikpak.net")
+        with caplog.at_level(logging.WARNING):
+            put = requests.put(f"{gw.url}/pikpak/new.bin", data=new, auth=gw.auth, timeout=60)
+        assert put.status_code in (201, 204), put.text
+        got = requests.get(f"{gw.url}/pikpak/new.bin", auth=gw.auth, timeout=60)
+        hosts = proxy.stats()["hosts"]
+    assert got.content == new
+    bucket = emulator.world.bucket
+    assert f"{bucket}.mypikpak.com" in hosts and f"{bucket}.mypikpak.net" not in hosts
+    assert "upload host mypikpak.net did not answer" in caplog.text
