@@ -1,11 +1,10 @@
 """The way to PikPak's hosts by name: ``api_domain``, ``download_domain``, ``cdn_node`` and the
 fallbacks when a host fails. The emulator serves TLS for every ``*.mypikpak.com|net`` name; a
 real CONNECT proxy (the account's proxy) tunnels those names to it and counts tunnels by host,
-so each test sees which host names pikdav really called."""
+so each test sees which host names pikdav really called (see tests/support/named_hosts.py)."""
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import re
@@ -17,10 +16,9 @@ import pytest
 import requests
 import yaml
 
-from pikdav.emulator import Emulator
 from pikdav.pikpak.links import known_nodes, with_domain, with_node
-from tests.support.connect_proxy import ConnectProxy
-from tests.support.gateway import PIKPAK_PASSWORD, PIKPAK_USER, start_gateway
+from tests.support.gateway import PIKPAK_PASSWORD, PIKPAK_USER
+from tests.support.named_hosts import add_files, control, named_emulator, named_gateway, tunnel_to
 from tests.support.tlsca import make_test_ca
 
 BODY = os.urandom(200_000)
@@ -33,47 +31,21 @@ def ca(tmp_path):
 
 @pytest.fixture
 def emulator(tmp_path, ca):
-    emu = Emulator(
-        "127.0.0.1", 0, tls_cert=ca.server_cert, tls_key=ca.server_key, state_dir=tmp_path / "emu"
-    )
-    emu.world.add_account(PIKPAK_USER, PIKPAK_PASSWORD)
-    with emu:
-        content = base64.b64encode(BODY).decode()
-        control(emu, ca, "files", {"username": PIKPAK_USER, "path": "film.mkv", "content": content})
+    with named_emulator(tmp_path / "emu", ca) as emu:
+        add_files(emu, ca, {"film.mkv": BODY})
         yield emu
 
 
-def control(emulator, ca, name: str, body: dict) -> None:
-    resp = requests.post(
-        f"{emulator.base_url}/__emulator__/{name}", json=body, verify=str(ca.ca_cert), timeout=30
-    )
-    assert resp.status_code < 300, resp.text
-
-
-def proxy_for(emulator, pattern: str | None = None) -> ConnectProxy:
-    upstream = ("127.0.0.1", emulator.port)
-    return ConnectProxy(upstream, pattern) if pattern else ConnectProxy(upstream)
+proxy_for = tunnel_to
 
 
 @pytest.fixture
 def gateway_for(emulator, ca, tmp_path):
     started = []
 
-    def start(proxy: ConnectProxy, download: str = "proxy", api_domain=None, **mount):
-        account = {
-            "user_api": None,  # the hosts come from api_domain
-            "drive_api": None,
-            "ca_cert": str(ca.ca_cert),
-            "proxy": proxy.url,
-            "api_domain": api_domain,
-        }
-        gw = start_gateway(
-            emulator,
-            tmp_path / f"gw{len(started)}",
-            download=download,
-            account_options=account,
-            **mount,
-        )
+    def start(proxy, download: str = "proxy", api_domain=None, **mount):
+        state = tmp_path / f"gw{len(started)}"
+        gw = named_gateway(emulator, ca, state, proxy, download, api_domain, **mount)
         started.append(gw)
         return gw
 
