@@ -299,8 +299,8 @@ class _Reader(Checker):
             refresh_token=refresh_token,
             platform=self.choice(*key("platform"), PLATFORMS),
             token_store=token_store,
-            user_api=self.url(*key("user_api")) if "user_api" in data else "",
-            drive_api=self.url(*key("drive_api")) if "drive_api" in data else "",
+            user_api=self.url(*key("user_api")) if data.get("user_api") is not None else "",
+            drive_api=self.url(*key("drive_api")) if data.get("drive_api") is not None else "",
             ca_cert=self.path(*key("ca_cert"), must_be="file"),
             api_domain=self.domain(*key("api_domain")),
             proxy=self.proxy(*key("proxy")),
@@ -384,6 +384,8 @@ class _Reader(Checker):
         return self.domain(path, value)
 
     def cdn_node(self, path: str, value: Any) -> str:
+        if value is False:
+            return OFF  # YAML reads a bare `off` as false
         text = self.string(path, value)
         if text.strip().lower() in (AUTO, OFF):
             return text.strip().lower()

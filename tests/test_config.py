@@ -69,7 +69,7 @@ def test_the_example_config_documents_every_key():
         "token_store", "user_api", "drive_api", "ca_cert", "name", "account", "root_folder_id",
         "download", "redirect_networks", "public_ip", "force_proxy_user_agents",
         "force_redirect_user_agents", "use_trash", "read_only", "listing_ttl", "password_hash",
-        "mounts",
+        "mounts", "api_domain", "proxy", "link", "download_domain", "cdn_node", "cdn_nodes",
     }  # fmt: skip
 
 
@@ -331,6 +331,8 @@ def test_network_keys_of_accounts_and_mounts():
     assert (
         parse_config(data, "c", {}).accounts["main"].user_api == "https://pikpak.example.org:8443"
     )
+    data["mounts"][0]["cdn_node"] = False  # what YAML makes of `cdn_node: off`
+    assert parse_config(data, "c", {}).mounts[0].cdn_node == "off"
     default = parse_config(minimal(), "c", {}).mounts[0]
     assert (default.download_domain, default.cdn_node, default.link) == ("keep", "off", "original")
     assert parse_config(minimal(), "c", {}).accounts["main"].proxy is None
