@@ -16,7 +16,8 @@ import pytest
 import requests
 import yaml
 
-from pikdav.pikpak.links import known_nodes, with_domain, with_node
+from pikdav.pikpak.http import Connection, cdn_session
+from pikdav.pikpak.links import LinkRoute, known_nodes, with_domain, with_node
 from tests.support.gateway import PIKPAK_PASSWORD, PIKPAK_USER
 from tests.support.named_hosts import add_files, control, named_emulator, named_gateway, tunnel_to
 from tests.support.tlsca import make_test_ca
@@ -236,3 +237,25 @@ def test_an_upload_host_that_cannot_be_reached_is_tried_on_the_other_domain(
     bucket = emulator.world.bucket
     assert f"{bucket}.mypikpak.com" in hosts and f"{bucket}.mypikpak.net" not in hosts
     assert "upload host mypikpak.net did not answer" in caplog.text
+
+
+def test_the_probe_picks_the_fastest_answering_node_every_time(emulator, ca):
+    """The choice rests on timings: 20 probes in a row on a busy machine all agree."""
+    configure(
+        emulator,
+        ca,
+        cdn_latency={"*": 0.05, "dl-a10b-0870": 0.005, "dl-a10b-0871": 0.0},
+        cdn_down=["dl-a10b-0871"],
+    )
+    nodes = ("dl-a10b-0621", "dl-a10b-0870", "dl-a10b-0871", "dl-a10b-0872", "dl-a10b-0873")
+    with proxy_for(emulator) as proxy:
+        connection = Connection(ca_cert=str(ca.ca_cert), proxy=proxy.url)
+        with cdn_session(connection) as http:
+            route = LinkRoute(http, cdn_node="auto", nodes=nodes, name="test")
+            for _ in range(20):
+                choice = route.probe()
+                assert (choice.host, choice.answered, choice.probed) == (
+                    "dl-a10b-0870.mypikpak.com",
+                    4,
+                    5,
+                )
