@@ -218,4 +218,7 @@ class LinkRoute:
             self.probe()
 
     def close(self) -> None:
+        """Stop probing (a probe under way ends within its timeout)."""
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2 * PROBE_TIMEOUT)

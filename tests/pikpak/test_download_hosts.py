@@ -10,6 +10,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,6 +20,7 @@ import yaml
 
 from pikdav.pikpak.http import Connection, cdn_session
 from pikdav.pikpak.links import LinkRoute, known_nodes, with_domain, with_node
+from pikdav.pikpak.types import Link
 from tests.support.gateway import PIKPAK_PASSWORD, PIKPAK_USER
 from tests.support.named_hosts import add_files, control, named_emulator, named_gateway, tunnel_to
 from tests.support.tlsca import make_test_ca
@@ -259,3 +262,26 @@ def test_the_probe_picks_the_fastest_answering_node_every_time(emulator, ca):
                     4,
                     5,
                 )
+
+
+def test_the_route_probes_again_and_follows_the_fastest_node(emulator, ca):
+    """Every probe_every seconds the nodes are asked again: when the fastest changes, links
+    follow (10 changes in a row); close() ends the probing."""
+    nodes = ("dl-a10b-0870", "dl-a10b-0871", "dl-a10b-0872")
+    with proxy_for(emulator) as proxy:
+        connection = Connection(ca_cert=str(ca.ca_cert), proxy=proxy.url)
+        with cdn_session(connection) as http:
+            route = LinkRoute(http, cdn_node="auto", nodes=nodes, probe_every=0.05, name="t")
+            link = Link("https://dl-a10b-0621.mypikpak.com/download/?fid=x&expire=1", 1.0)
+            for flip in range(10):
+                fast = nodes[flip % 2]
+                configure(emulator, ca, cdn_latency={"*": 0.05, fast: 0.0})
+                if flip == 0:
+                    route.start()
+                deadline = time.monotonic() + 10
+                while route.route(link).url != link.url.replace("dl-a10b-0621", fast):
+                    assert time.monotonic() < deadline, f"still on {route.choice}"
+                    time.sleep(0.02)
+                assert route.route(link).fallback == link.url
+            route.close()
+            assert not any(t.name == "cdn-probe:t" for t in threading.enumerate())
