@@ -133,7 +133,10 @@ def test_the_known_nodes_are_the_35_of_the_data_file_plus_the_configs():
 
 
 @pytest.mark.parametrize("download", ["proxy", "redirect"])
-def test_cdn_node_auto_picks_the_fastest_node_that_answers(emulator, ca, gateway_for, download):
+def test_cdn_node_auto_picks_the_fastest_node_that_answers(
+    emulator, ca, gateway_for, download, caplog
+):
+    caplog.set_level(logging.INFO, logger="pikdav.pikpak.links")
     # the fastest would be 0871, but it is down; 0870 is next
     configure(
         emulator,
@@ -146,6 +149,10 @@ def test_cdn_node_auto_picks_the_fastest_node_that_answers(emulator, ca, gateway
         choice = gw.mounts[0].route.choice
         assert choice.host == "dl-a10b-0870.mypikpak.com"
         assert choice.answered == 34 and choice.probed == 35
+        assert re.search(
+            r"mount pikpak: CDN node dl-a10b-0870\.mypikpak\.com \(\d+ ms; 34 of 35 nodes",
+            caplog.text,
+        )
         if download == "redirect":
             assert redirected_host(gw) == "dl-a10b-0870.mypikpak.com"
         else:
