@@ -16,10 +16,9 @@ from .config import AccountConfig, Config, MountConfig
 from .dav.app import build_dav_app
 from .dav.policy import DownloadPolicy, IPNetwork
 from .httpserver import Server, keep_memory_flat
-from .pikpak import http, identity
+from .pikpak import http, identity, links
 from .pikpak.cdn import CdnSession
 from .pikpak.drive import Drive
-from .pikpak.links import LinkRoute, known_nodes
 from .pikpak.retry import RetryPolicy
 from .pikpak.session import Credentials, Session
 from .pikpak.tokenstore import open_store
@@ -95,16 +94,18 @@ def download_policy(mount: MountConfig, trusted_proxies: tuple[IPNetwork, ...]) 
     )
 
 
-def link_route(mount: MountConfig, account: AccountConfig, cdn: CdnSession) -> LinkRoute | None:
+def link_route(
+    mount: MountConfig, account: AccountConfig, cdn: CdnSession
+) -> links.LinkRoute | None:
     """How the mount's links are rewritten (None: as PikPak gives them). Not probed yet."""
-    if mount.download_domain == "keep" and mount.cdn_node == "off":
+    if mount.download_domain == links.KEEP and mount.cdn_node == links.OFF:
         return None
-    return LinkRoute(
+    return links.LinkRoute(
         cdn,
         download_domain=mount.download_domain,
         cdn_node=mount.cdn_node,
         probe_domain=account.api_domain,
-        nodes=known_nodes(mount.cdn_nodes),
+        nodes=links.known_nodes(mount.cdn_nodes),
         scheme=urlsplit(account.drive_api).scheme or "https",
         name=mount.name,
     )

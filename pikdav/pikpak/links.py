@@ -107,10 +107,6 @@ class LinkRoute:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    @property
-    def rewrites(self) -> bool:
-        return self.domain != KEEP or self.cdn_node != OFF
-
     # ------------------------------------------------------------------ links
     def route(self, link: Link) -> Link:
         """``link`` as it is read: rewritten, with the original as its fallback."""
