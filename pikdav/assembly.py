@@ -10,12 +10,13 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .config import AccountConfig, Config, MountConfig
 from .dav.app import build_dav_app
 from .dav.policy import DownloadPolicy, IPNetwork
 from .httpserver import Server, keep_memory_flat
-from .pikpak import http, identity
+from .pikpak import http, identity, links
 from .pikpak.cdn import CdnSession
 from .pikpak.drive import Drive
 from .pikpak.retry import RetryPolicy
@@ -60,6 +61,7 @@ def session_for(
             user_agent=platform.user_agent,
             ca_cert=str(account.ca_cert) if account.ca_cert else None,
             pool_size=pool_size,
+            proxy=account.proxy,
         ),
         retry=retry,
         name=account.name,
@@ -92,11 +94,29 @@ def download_policy(mount: MountConfig, trusted_proxies: tuple[IPNetwork, ...]) 
     )
 
 
+def link_route(
+    mount: MountConfig, account: AccountConfig, cdn: CdnSession
+) -> links.LinkRoute | None:
+    """How the mount's links are rewritten (None: as PikPak gives them). Not probed yet."""
+    if mount.download_domain == links.KEEP and mount.cdn_node == links.OFF:
+        return None
+    return links.LinkRoute(
+        cdn,
+        download_domain=mount.download_domain,
+        cdn_node=mount.cdn_node,
+        probe_domain=account.api_domain,
+        nodes=links.known_nodes(mount.cdn_nodes),
+        scheme=urlsplit(account.drive_api).scheme or "https",
+        name=mount.name,
+    )
+
+
 def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> list[Mount]:
     """A mount per configured mount; mounts of one account share its session, drive and CDN
     session (``sessions`` may hold sessions made already, and gets those made here)."""
     sessions = sessions if sessions is not None else {}
-    sources: dict[str, tuple[DriveSource, CdnSession]] = {}
+    sources: dict[tuple[str, str], DriveSource] = {}
+    cdns: dict[str, CdnSession] = {}
     spool = SpoolSettings(
         directory=str(config.server.temp_dir) if config.server.temp_dir else None,
         max_size=config.server.max_upload_size,
@@ -104,16 +124,20 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
     mounts = []
     for settings in config.mounts:
         account = config.account_for(settings)
-        if account.name not in sources:
+        if account.name not in cdns:
             session = sessions.get(account.name) or account_session(
                 config, account, pool_size=config.server.threads
             )
             sessions[account.name] = session
-            sources[account.name] = (
-                DriveSource(Drive(session)),
-                http.cdn_session(session.connection),
-            )
-        source, cdn = sources[account.name]
+            cdns[account.name] = http.cdn_session(session.connection)
+        cdn = cdns[account.name]
+        kind = (account.name, settings.link)
+        if kind not in sources:
+            sources[kind] = DriveSource(Drive(sessions[account.name]), link_kind=settings.link)
+        source = sources[kind]
+        route = link_route(settings, account, cdn)
+        if route is not None:
+            route.start()  # with cdn_node auto: the first probe, then one an hour
         background = settings.background_uploads
         mounts.append(
             Mount(
@@ -122,11 +146,14 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
                 cdn=cdn,
                 root_id=settings.root_folder_id,
                 listing_ttl=settings.listing_ttl,
-                read_only=settings.read_only,
+                # A transcoded view is not the stored file: a copy or a change of it would be
+                # of bytes the client never saw.
+                read_only=settings.read_only or settings.link == "transcoded",
                 use_trash=settings.use_trash,
                 spool=spool,
                 uploads_dir=config.state_dir / "uploads" / settings.name if background else None,
                 finder_metadata=settings.finder_metadata,
+                route=route,
             )
         )
     return mounts

@@ -132,6 +132,7 @@ def run_login(args: argparse.Namespace) -> int:
     store_path = Path(DEFAULT_STATE_DIR).expanduser() / "tokens" / "default.json"
     store_name = "default"
     hint = "pikdav login"
+    proxy = None  # without a config: the environment's proxy, as every HTTP tool
     if args.password_stdin:
         args.password = sys.stdin.readline().rstrip("\r\n")
         if not args.password:
@@ -161,6 +162,7 @@ def run_login(args: argparse.Namespace) -> int:
         args.token_store = args.token_store or account.token_store
         args.user_api, args.drive_api = account.user_api, account.drive_api
         args.ca_cert = args.ca_cert or (str(account.ca_cert) if account.ca_cert else None)
+        proxy = account.proxy  # sign in the way `serve` will reach PikPak
         store_path, store_name = config.token_path(account), account.name
     args.platform = args.platform or "web"
 
@@ -192,6 +194,7 @@ def run_login(args: argparse.Namespace) -> int:
         user_api=args.user_api,
         drive_api=args.drive_api,
         ca_cert=Path(args.ca_cert) if args.ca_cert else None,
+        proxy=proxy,
     )
     session = session_for(account, store_path, login=hint, captcha_token=args.captcha_token)
     store = session.store
@@ -361,9 +364,11 @@ def run_check(args: argparse.Namespace) -> int:
         f"{_count(len(config.users), 'user')})."
     )
     failed = 0
+    sessions = {}
     for account in config.accounts.values():
         # A person waits at a terminal: a refused connection fails within seconds.
         session = account_session(config, account, pool_size=4, retry=CHECK)
+        sessions[account.name] = session
         try:
             stored = session.store.load()
             held = stored.token if stored else None
@@ -381,6 +386,7 @@ def run_check(args: argparse.Namespace) -> int:
             continue
         except (PikPakError, TokenStoreError) as exc:
             print(f"account {account.name}: FAILED: {exc}")
+            print(f"  proxy: {session.connection.proxy_origin()}")
             failed += 1
             continue
         token = session.auth.token
@@ -394,6 +400,7 @@ def run_check(args: argparse.Namespace) -> int:
             f"{datetime.fromtimestamp(token.expires_at).astimezone():%Y-%m-%d %H:%M}"
         )
         print(f"  password: {_password_state(session, account.password)}")
+        print(f"  {_proxy_state(session)}")
         print(
             f"  quota: {quota.usage / 2**30:.2f} GiB used of {limit} "
             f"({quota.usage_in_trash / 2**30:.2f} GiB in the trash)"
@@ -402,7 +409,45 @@ def run_check(args: argparse.Namespace) -> int:
             # The token works for now, but the next sign-in would be refused.
             print(f"  sign-ins are paused: {paused}")
             failed += 1
+    for mount in config.mounts:
+        line = _links_state(mount, config.account_for(mount), sessions)
+        if line:
+            print(line)
     return 1 if failed else 0
+
+
+def _links_state(mount, account, sessions) -> str:
+    """The mount's link kind and download host, probing the CDN nodes for ``auto``."""
+    from .assembly import link_route
+    from .pikpak.http import cdn_session
+
+    parts = [f"links: {mount.link}"]
+    if mount.download_domain != "keep":
+        parts.append(f"download domain {mount.download_domain}")
+    route = link_route(mount, account, cdn_session(sessions[account.name].connection))
+    if route is not None and mount.cdn_node == "auto":
+        choice = route.probe()
+        if choice is None:
+            parts.append(f"CDN node auto: none of {len(route.nodes)} nodes answered")
+        else:
+            parts.append(
+                f"CDN node {choice.host} ({choice.latency * 1000:.0f} ms; "
+                f"{choice.answered} of {choice.probed} nodes answered)"
+            )
+    elif mount.cdn_node != "off":
+        parts.append(f"CDN node {mount.cdn_node}")
+    if len(parts) == 1 and mount.link == "original":
+        return ""
+    return f"mount {mount.name}: " + "; ".join(parts)
+
+
+def _proxy_state(session) -> str:
+    """Which proxy the account's calls took; PikPak answered them, or we would not be here."""
+    origin = session.connection.proxy_origin()
+    hosts = f"{session.connection.user_api}, {session.connection.drive_api}"
+    if session.connection.proxy_for(session.connection.drive_api):
+        return f"proxy: {origin}; PikPak ({hosts}) answered through it"
+    return f"proxy: {origin}; PikPak ({hosts}) answered directly"
 
 
 def _password_state(session, password: str | None) -> str:

@@ -17,13 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from .configfile import Checker, ConfigError, fields, join, read_yaml
 from .dav.auth import AuthSettings, DavUser, LoginFailures, parse_password_hash
 from .dav.policy import DEFAULT_FORCE_PROXY_USER_AGENTS, MODES, IPAddress, IPNetwork, parse_ip
-from .pikpak.http import DRIVE_API, USER_API
+from .pikpak.http import API_DOMAIN, NO_PROXY, PROXY_SCHEMES, api_hosts
 from .pikpak.identity import PLATFORMS
+from .pikpak.links import AUTO, KEEP, OFF
 from .pikpak.tokenstore import MEMORY, store_kind
+from .pikpak.types import LINK_KINDS
 from .vfs.sidefiles import FINDER_METADATA
 from .vfs.tree import LISTING_TTL
 
@@ -57,9 +60,16 @@ class AccountConfig:
     refresh_token: str | None = field(default=None, repr=False)
     platform: str = "web"
     token_store: str | None = field(default=None, repr=False)  # None: a file in state_dir/tokens
-    user_api: str = USER_API
-    drive_api: str = DRIVE_API
+    user_api: str = ""  # empty: user.<api_domain>
+    drive_api: str = ""  # empty: api-drive.<api_domain>
     ca_cert: Path | None = None
+    api_domain: str = API_DOMAIN
+    proxy: str | None = field(default=None, repr=False)  # a URL, "none", None: environment
+
+    def __post_init__(self) -> None:
+        user_api, drive_api = api_hosts(self.api_domain)
+        object.__setattr__(self, "user_api", self.user_api or user_api)
+        object.__setattr__(self, "drive_api", self.drive_api or drive_api)
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,10 @@ class MountConfig:
     background_uploads: bool = False
     read_only: bool = False
     listing_ttl: float = LISTING_TTL
+    link: str = "original"  # which of a file's links is read (LINK_KINDS)
+    download_domain: str = KEEP  # or a domain links' hosts are moved to
+    cdn_node: str = OFF  # auto: the fastest node that answers; or a node's name or host
+    cdn_nodes: tuple[str, ...] = ()  # probed with auto, beside those in pikpak/cdn_nodes.txt
 
 
 UserConfig = DavUser  # a DAV user is what pikdav.dav.auth checks logins against
@@ -146,6 +160,8 @@ def parse_config(
 
 _MOUNT_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # also a file name in state_dir/tokens
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}")
+_NODE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _USER_NAME = re.compile(r"[^:\x00-\x1f\x7f]+")  # Basic auth ends the user name at the first ':'
 
 
@@ -283,10 +299,42 @@ class _Reader(Checker):
             refresh_token=refresh_token,
             platform=self.choice(*key("platform"), PLATFORMS),
             token_store=token_store,
-            user_api=self.url(*key("user_api")),
-            drive_api=self.url(*key("drive_api")),
+            user_api=self.url(*key("user_api")) if data.get("user_api") is not None else "",
+            drive_api=self.url(*key("drive_api")) if data.get("drive_api") is not None else "",
             ca_cert=self.path(*key("ca_cert"), must_be="file"),
+            api_domain=self.domain(*key("api_domain")),
+            proxy=self.proxy(*key("proxy")),
         )
+
+    def domain(self, path: str, value: Any) -> str:
+        text = self.string(path, value).strip().lower().rstrip(".")
+        if not _DOMAIN.fullmatch(text):
+            raise self.fail(
+                path,
+                "must be a domain name such as mypikpak.com or mypikpak.net"
+                + self.got(path, value),
+            )
+        return text
+
+    def proxy(self, path: str, value: Any) -> str | None:
+        """A proxy URL, or "none"; an error never repeats the URL (it may hold a password)."""
+        text = self.string(path, value, optional=True)
+        if text is None or text.strip().lower() == NO_PROXY:
+            return None if text is None else NO_PROXY
+        parts = urlsplit(text.strip())
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme.lower() not in PROXY_SCHEMES or not parts.hostname or port == -1:
+            raise self.fail(
+                path,
+                "must be none or a proxy URL such as http://host:3128, socks5://host:1080 or "
+                "socks5h://user:password@host:1080 (schemes: " + ", ".join(PROXY_SCHEMES) + ")",
+            )
+        if parts.path.strip("/") or parts.query or parts.fragment:
+            raise self.fail(path, "must be a proxy URL without a path (scheme://host:port)")
+        return text.strip()
 
     def mount(self, path: str, value: Any, accounts: Mapping[str, AccountConfig]) -> MountConfig:
         data = self.mapping(path, value, MountConfig.__dataclass_fields__)
@@ -321,7 +369,38 @@ class _Reader(Checker):
             listing_ttl=self.number(*key("listing_ttl"), 0),
             finder_metadata=self.choice(*key("finder_metadata"), FINDER_METADATA),
             background_uploads=self.boolean(*key("background_uploads")),
+            link=self.choice(*key("link"), LINK_KINDS),
+            download_domain=self.download_domain(*key("download_domain")),
+            cdn_node=self.cdn_node(*key("cdn_node")),
+            cdn_nodes=tuple(
+                self.node(join(join(path, "cdn_nodes"), i), n)
+                for i, n in enumerate(self.strings(*key("cdn_nodes")))
+            ),
         )
+
+    def download_domain(self, path: str, value: Any) -> str:
+        if isinstance(value, str) and value.strip().lower() == KEEP:
+            return KEEP
+        return self.domain(path, value)
+
+    def cdn_node(self, path: str, value: Any) -> str:
+        if value is False:
+            return OFF  # YAML reads a bare `off` as false
+        text = self.string(path, value)
+        if text.strip().lower() in (AUTO, OFF):
+            return text.strip().lower()
+        return self.node(path, text)
+
+    def node(self, path: str, value: Any) -> str:
+        """A CDN node: its name (``dl-a10b-0622``, on the link's domain) or a full host."""
+        text = self.string(path, value).strip().lower().rstrip(".")
+        if not (_DOMAIN.fullmatch(text) or _NODE.fullmatch(text)):
+            raise self.fail(
+                path,
+                "must be auto, off, a node such as dl-a10b-0622 or a host such as "
+                f"dl-a10b-0622.mypikpak.com{self.got(path, value)}",
+            )
+        return text
 
     def user(self, path: str, name: str, value: Any, mounts: list[MountConfig]) -> UserConfig:
         data = self.mapping(path, value, ("password_hash", "mounts", "read_only"))

@@ -7,6 +7,15 @@ from tests.support.gateway import start_gateway
 from tests.support.pikpak_raw import RawSession
 
 
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_shell(monkeypatch):
+    """pikdav honours HTTPS_PROXY & co.; a developer's own must not come between a test and
+    its loopback servers (a test that wants one sets it)."""
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
 @pytest.fixture
 def emulator(tmp_path):
     emu = Emulator("127.0.0.1", 0, state_dir=tmp_path / "emulator")

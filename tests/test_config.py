@@ -69,7 +69,7 @@ def test_the_example_config_documents_every_key():
         "token_store", "user_api", "drive_api", "ca_cert", "name", "account", "root_folder_id",
         "download", "redirect_networks", "public_ip", "force_proxy_user_agents",
         "force_redirect_user_agents", "use_trash", "read_only", "listing_ttl", "password_hash",
-        "mounts",
+        "mounts", "api_domain", "proxy", "link", "download_domain", "cdn_node", "cdn_nodes",
     }  # fmt: skip
 
 
@@ -306,3 +306,50 @@ def test_tls_cert_and_key_go_together(tmp_path):
     assert error_of(data) == (
         "config.yaml: server.tls_key: tls_cert and tls_key go together: give both or neither"
     )
+
+
+def test_network_keys_of_accounts_and_mounts():
+    data = minimal()
+    data["accounts"]["main"] |= {"api_domain": "mypikpak.net", "proxy": "socks5h://u:pw@h:1080"}
+    data["mounts"][0] |= {
+        "download_domain": "pikpak.me",
+        "cdn_node": "auto",
+        "cdn_nodes": ["dl-a10b-0999", "node.example.org"],
+        "link": "media",
+    }
+    config = parse_config(data, "config.yaml", {})
+    account, mount = config.accounts["main"], config.mounts[0]
+    assert (account.user_api, account.drive_api) == (
+        "https://user.mypikpak.net",
+        "https://api-drive.mypikpak.net",
+    )
+    assert account.proxy == "socks5h://u:pw@h:1080" and "u:pw" not in repr(account)
+    assert (mount.download_domain, mount.cdn_node, mount.link) == ("pikpak.me", "auto", "media")
+    assert mount.cdn_nodes == ("dl-a10b-0999", "node.example.org")
+    # user_api and drive_api stay for full URLs, and win over api_domain
+    data["accounts"]["main"]["user_api"] = "https://pikpak.example.org:8443"
+    assert (
+        parse_config(data, "c", {}).accounts["main"].user_api == "https://pikpak.example.org:8443"
+    )
+    data["mounts"][0]["cdn_node"] = False  # what YAML makes of `cdn_node: off`
+    assert parse_config(data, "c", {}).mounts[0].cdn_node == "off"
+    default = parse_config(minimal(), "c", {}).mounts[0]
+    assert (default.download_domain, default.cdn_node, default.link) == ("keep", "off", "original")
+    assert parse_config(minimal(), "c", {}).accounts["main"].proxy is None
+
+
+@pytest.mark.parametrize(
+    "where, key, value, says",
+    [
+        ("account", "api_domain", "https://mypikpak.net", "must be a domain name"),
+        ("mount", "download_domain", "not a domain", "must be a domain name"),
+        ("mount", "cdn_node", "dl_a10b 0622", "must be auto, off, a node"),
+        ("mount", "link", "transcode", "must be one of original, media, transcoded"),
+    ],
+)
+def test_bad_network_values_say_what_is_wanted(where, key, value, says):
+    data = minimal()
+    target = data["accounts"]["main"] if where == "account" else data["mounts"][0]
+    target[key] = value
+    message = error_of(data)
+    assert says in message and key in message

@@ -18,6 +18,9 @@ from .world import World
 log = logging.getLogger(__name__)
 
 
+_AREA = {UserApi: "user", DriveApi: "drive", Cdn: "cdn", type(None): "other"}
+
+
 class DropConnection(Exception):
     """Raised inside a response body to cut the connection (fault injection)."""
 
@@ -80,12 +83,16 @@ class EmulatorApp:
     def dispatch(self, req: Request) -> Response:
         if req.path.startswith(PREFIX):
             return self.control.route(req) or self._not_found(req)
+        owned = self.objstore.owns(req)
+        handler = None if owned else self._handler_for(req.path)
+        # Which address every call came from: a test sees whether it came through a proxy.
+        area = "objstore" if owned else _AREA[type(handler)]
+        self.world.stats.call_from(req.client_ip, area)
         resp = self.apply_faults(req)
         if resp is not None:
             return resp
-        if self.objstore.owns(req):
+        if owned:
             return self.objstore.handle(req)
-        handler = self._handler_for(req.path)
         resp = handler.route(req) if handler is not None else None
         return resp if resp is not None else self._not_found(req)
 

@@ -49,11 +49,19 @@ class Cdn:
         self.world = world
 
     def route(self, req: Request) -> Response | None:
-        if req.path in ("/download", "/download/") and req.method in ("GET", "HEAD"):
-            return self.download(req)
-        if req.path == "/generate_204":
-            return Response.empty(204)
-        return None
+        download = req.path in ("/download", "/download/") and req.method in ("GET", "HEAD")
+        if not download and req.path != "/generate_204":
+            return None
+        # Any host name reaches the CDN; its first label names the node.
+        node = req.hostname.split(".", 1)[0]
+        self.world.stats.add(f"cdn_node:{node}")
+        latency = self.world.cdn_latency
+        delay = latency.get(node, latency.get("*", 0.0))
+        if delay:
+            time.sleep(delay)
+        if node in self.world.cdn_down:
+            return Response(503, b"503 node down\n", [("Content-Type", "text/plain")])
+        return self.download(req) if download else Response.empty(204)
 
     def _forbidden(self, account: str | None, why: str) -> Response:
         self.world.stats.add("download_forbidden", account)

@@ -122,6 +122,8 @@ class Control:
         return Response.json({"ids": [r.id for r in rules]}, 201)
 
     def configure(self, body: dict[str, Any]) -> Response:
+        body = dict(body)
+        nodes = self._cdn_nodes(body.pop("cdn_latency", None), body.pop("cdn_down", None))
         known = {
             "token_ttl": int,
             "link_ttl": int,
@@ -135,7 +137,22 @@ class Control:
             if key not in known or not isinstance(value, int | float) or value < 0:
                 raise errors.bad_request(f"unknown or invalid setting {key}")
             setattr(self.world, key, known[key](value))
-        return Response.json({key: getattr(self.world, key) for key in known})
+        return Response.json({key: getattr(self.world, key) for key in known} | nodes)
+
+    def _cdn_nodes(self, latency: Any, down: Any) -> dict[str, Any]:
+        """``cdn_latency: {node: seconds, "*": seconds}`` and ``cdn_down: [node, …]``."""
+        if latency is not None:
+            if not isinstance(latency, dict) or not all(
+                isinstance(k, str) and isinstance(v, int | float) and 0 <= v <= 60
+                for k, v in latency.items()
+            ):
+                raise errors.bad_request("cdn_latency must map node names to seconds (0-60)")
+            self.world.cdn_latency = {k.lower(): float(v) for k, v in latency.items()}
+        if down is not None:
+            if not isinstance(down, list) or not all(isinstance(n, str) for n in down):
+                raise errors.bad_request("cdn_down must be a list of node names")
+            self.world.cdn_down = {n.lower() for n in down}
+        return {"cdn_latency": self.world.cdn_latency, "cdn_down": sorted(self.world.cdn_down)}
 
     def tree(self, username: str) -> Response:
         acct = self._account(username)

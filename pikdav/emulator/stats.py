@@ -41,6 +41,7 @@ class Stats:
         self._total: Counter[str] = Counter()
         self._accounts: dict[str, Counter[str]] = defaultdict(Counter)
         self._download_ips: Counter[str] = Counter()
+        self._calls: dict[str, Counter[str]] = defaultdict(Counter)  # by client IP, by area
 
     def add(self, name: str, account: str | None = None, amount: int = 1) -> None:
         with self._lock:
@@ -52,6 +53,11 @@ class Stats:
         with self._lock:
             self._download_ips[ip] += 1
 
+    def call_from(self, ip: str, area: str) -> None:
+        """A call of ``area`` (user, drive, cdn, objstore, other) from ``ip``."""
+        with self._lock:
+            self._calls[ip][area] += 1
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
 
@@ -62,6 +68,7 @@ class Stats:
                 "total": full(self._total),
                 "accounts": {name: full(c) for name, c in self._accounts.items()},
                 "downloads_by_ip": dict(self._download_ips),
+                "calls_by_ip": {ip: dict(areas) for ip, areas in self._calls.items()},
             }
 
     def reset(self) -> None:
@@ -69,3 +76,4 @@ class Stats:
             self._total.clear()
             self._accounts.clear()
             self._download_ips.clear()
+            self._calls.clear()

@@ -326,6 +326,10 @@ class World:
         self.offline_seconds = offline_seconds
         self.upload_ttl = 3600
         self.cdn_rate = 0  # bytes per second per download; 0: as fast as possible
+        # Per download node (the first label of the host: "dl-a10b-0622", "*" for any):
+        # seconds added before it answers, and the nodes that answer 503 to everything.
+        self.cdn_latency: dict[str, float] = {}
+        self.cdn_down: set[str] = set()
         self.task_daily_limit = 100
         self.bucket = "pikpak-emulator"
         self.secret = secrets.token_bytes(32)

@@ -21,6 +21,7 @@ import requests
 import urllib3
 
 from .errors import PikPakError, Transient, cause_in_words
+from .http import host_of, other_domain
 from .retry import STREAM_RESUMES, RetryPolicy
 from .types import Link
 
@@ -68,8 +69,11 @@ class LinkReader(io.RawIOBase):
         timeout: float = 60.0,
         stop: Stopping | None = None,
         resumes: RetryPolicy = STREAM_RESUMES,
+        host_failed: Callable[[str], None] | None = None,
     ) -> None:
+        """``host_failed(url)`` hears of a rewritten link's host that failed."""
         super().__init__()
+        self._host_failed = host_failed
         self.http = http
         self.size = size
         self.link = link
@@ -106,12 +110,7 @@ class LinkReader(io.RawIOBase):
         start, end = self.planned
         self._end = end if start <= self.pos < end else self.size
         for fresh in (False, True):
-            resp = self.http.get(
-                self.link(fresh).url,
-                headers={"Range": f"bytes={self.pos}-{self._end - 1}"},
-                stream=True,
-                timeout=(10, self.timeout),
-            )
+            resp = self._get(self.link(fresh))
             if resp.status_code in _STALE_LINK and not fresh:
                 resp.close()
                 continue
@@ -123,6 +122,48 @@ class LinkReader(io.RawIOBase):
                 f"the download server answered {resp.status_code} for a ranged read",
                 self.delivered,
             )
+
+    def _get(self, link: Link) -> requests.Response:
+        """The ranged request, from the link's host, else its fallback, else (for a host
+        that does not resolve or connect) the same URL on PikPak's other domain."""
+        urls = [link.url, link.fallback] if link.fallback else [link.url]
+        swapped = False
+        while True:
+            url = urls.pop(0)
+            try:
+                resp = self.http.get(
+                    url,
+                    headers={"Range": f"bytes={self.pos}-{self._end - 1}"},
+                    stream=True,
+                    timeout=(10, self.timeout),
+                )
+            except requests.ConnectionError as exc:
+                if not urls and not swapped and (other := other_domain(url)):
+                    swapped = True
+                    urls.append(other)
+                if not urls:
+                    raise
+                self._failed_over(url, cause_in_words(exc), urls[0], url != link.fallback)
+                continue
+            if urls and url == link.url and resp.status_code not in (200, 206):
+                # A rewritten host that does not serve the link: PikPak's own host does
+                # (an expired link fails there too, and is then asked for afresh).
+                resp.close()
+                broken = resp.status_code >= 500
+                self._failed_over(url, f"answered {resp.status_code}", urls[0], broken)
+                continue
+            return resp
+
+    def _failed_over(self, url: str, why: str, then: str, broken: bool) -> None:
+        log.warning(
+            "download host %s failed for %r (%s); reading from %s",
+            host_of(url),
+            self.name,
+            why,
+            host_of(then),
+        )
+        if broken and self._host_failed is not None:
+            self._host_failed(url)
 
     def _drop(self) -> None:
         if self._resp is not None:

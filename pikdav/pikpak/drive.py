@@ -60,15 +60,17 @@ class Drive:
         )
         return File.from_wire(body)
 
-    def download_link(self, file_id: str) -> Link:
-        """The file's download link. PikPak holds it back for a while after an upload (half
-        a minute to a minute): we ask again for ``link_wait`` seconds at most, then raise
-        :class:`LinkNotReady`, so that a client hears "try again later" instead of silence."""
+    def download_link(self, file_id: str, kind: str = "original") -> Link:
+        """The file's download link of ``kind`` (see :data:`~.types.LINK_KINDS`). PikPak
+        holds links back for a while after an upload (half a minute to a minute): we ask
+        again for ``link_wait`` seconds at most, then raise :class:`LinkNotReady`, so that a
+        client hears "try again later" instead of silence."""
 
         def ready() -> Link | None:
             item = self.get_file(file_id)
-            if item.link is not None and item.link.valid_for(LINK_MARGIN):
-                return item.link
+            link = item.link_for(kind)
+            if link is not None and link.valid_for(LINK_MARGIN):
+                return link
             if item.size == 0 and not item.is_folder:
                 raise NotFound("an empty file has no download link")
             return None

@@ -1,9 +1,15 @@
 """The one place that builds HTTP clients to PikPak: its API, its CDN, its object store.
 
-How an account reaches PikPak (hosts, TLS trust, the client's User-Agent, pool sizes) is a
-:class:`Connection`; the functions here turn it into a ``requests`` session for the API or
-the CDN, or an S3 client for the object store, so that a setting added here (a proxy, a
-domain) holds for every call to PikPak at once.
+How an account reaches PikPak (hosts, TLS trust, the client's User-Agent, pool sizes, the
+proxy) is a :class:`Connection`; the functions here turn it into a ``requests`` session for
+the API or the CDN, or an S3 client for the object store, so that a setting made here holds
+for every call to PikPak at once.
+
+The proxy: a URL (``http://``, ``https://``, ``socks5://``, ``socks5h://``, with
+``user:password@`` when it wants a login) is used for every call; :data:`NO_PROXY` ignores
+the environment; None (the default) takes ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/
+``NO_PROXY`` from the environment as every Python HTTP tool does. Only the proxy is taken
+from the environment: ``.netrc`` logins never reach PikPak.
 
 None of these clients retries by itself: :mod:`pikdav.pikpak.retry` is the only bound.
 """
@@ -12,17 +18,61 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies, select_proxy
 
 from .identity import WEB
 
-USER_API = "https://user.mypikpak.com"
-DRIVE_API = "https://api-drive.mypikpak.com"
+API_DOMAIN = "mypikpak.com"
+USER_API = f"https://user.{API_DOMAIN}"
+DRIVE_API = f"https://api-drive.{API_DOMAIN}"
+NO_PROXY = "none"  # the proxy setting that ignores the environment's proxies
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+
+def api_hosts(domain: str) -> tuple[str, str]:
+    """The user and drive API of PikPak on ``domain`` (``mypikpak.com``, ``mypikpak.net``…)."""
+    return f"https://user.{domain}", f"https://api-drive.{domain}"
+
+
+# PikPak serves the same hosts under both: where one does not resolve or connect (a DNS block,
+# a missing record: OpenList #707, #2431) the other often does.
+_SIBLING_DOMAINS = {"mypikpak.com": "mypikpak.net", "mypikpak.net": "mypikpak.com"}
+
+
+def other_domain(url: str) -> str | None:
+    """``url`` on PikPak's other domain (``.com`` ↔ ``.net``), same subdomain, path and
+    query; None when its host is not on either."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    for domain, other in _SIBLING_DOMAINS.items():
+        if host == domain or host.endswith("." + domain):
+            netloc = parts.netloc.replace(host, host[: -len(domain)] + other, 1)
+            return urlunsplit(parts._replace(netloc=netloc))
+    return None
+
+
+def host_of(url: str) -> str:
+    """The host of a URL, for a log line (a link's path and query are signed: never logged)."""
+    return urlsplit(url).hostname or ""
+
+
+def proxy_in_words(proxy: str | None) -> str:
+    """A proxy URL for a log line or ``pikdav check``: its login is never shown."""
+    if not proxy:
+        return "none"
+    parts = urlsplit(proxy)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    login = "***@" if parts.username or parts.password else ""
+    return urlunsplit((parts.scheme, f"{login}{host}{port}", "", "", ""))
 
 
 @dataclass(frozen=True)
@@ -39,6 +89,7 @@ class Connection:
     ca_cert: str | None = None
     pool_size: int = 64
     timeout: tuple[float, float] = (10.0, 60.0)  # connect, read (seconds)
+    proxy: str | None = field(default=None, repr=False)  # a URL, NO_PROXY, None: environment
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "user_api", self.user_api.rstrip("/"))
@@ -49,14 +100,47 @@ class Connection:
         """What ``requests`` and botocore take as ``verify``."""
         return self.ca_cert or True
 
+    def proxy_for(self, url: str) -> str | None:
+        """The proxy a call to ``url`` goes through (None: straight to PikPak)."""
+        if self.proxy == NO_PROXY:
+            return None
+        if self.proxy:
+            return self.proxy
+        return select_proxy(url, get_environ_proxies(url))
+
+    def proxy_origin(self) -> str:
+        """Where the proxy setting comes from, in words (for ``pikdav check``)."""
+        if self.proxy == NO_PROXY:
+            return "none (the environment's proxies are ignored)"
+        if self.proxy:
+            return proxy_in_words(self.proxy)
+        found = self.proxy_for(self.user_api)
+        return f"{proxy_in_words(found)} (from the environment)" if found else "none"
+
+
+class _PikPakHttp(requests.Session):
+    """A ``requests`` session that takes its proxy from the :class:`Connection` and nothing
+    else from the environment (no ``.netrc`` login, no CA bundle variable)."""
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__()
+        self.connection = connection
+        self.trust_env = False
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        proxy = self.connection.proxy_for(url)
+        scheme = urlsplit(url).scheme
+        settings["proxies"] = {scheme: proxy} if proxy else {}
+        return settings
+
 
 def _session(connection: Connection, pools: int, per_pool: int) -> requests.Session:
-    session = requests.Session()
-    # Retries are the retry policy's; the environment's proxies are not pikdav's settings.
+    session = _PikPakHttp(connection)
+    # Retries are the retry policy's.
     adapter = HTTPAdapter(pool_connections=pools, pool_maxsize=per_pool, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    session.trust_env = False
     session.verify = connection.verify
     session.headers["User-Agent"] = connection.user_agent
     return session
@@ -98,7 +182,12 @@ def object_store_client(
         style = "path"
     except ValueError:
         style = "path" if host == "localhost" else "virtual"
+    endpoint_url = f"{scheme}://{endpoint}"
+    proxy = connection.proxy_for(endpoint_url)
+    socks = bool(proxy) and urlsplit(proxy).scheme.startswith("socks")
     config = Config(
+        # An empty map, not None: botocore would read the environment itself.
+        proxies={"http": proxy, "https": proxy} if proxy and not socks else {},
         region_name="pikpak",
         signature_version="s3v4",
         s3={"addressing_style": style},
@@ -110,12 +199,39 @@ def object_store_client(
         read_timeout=120,
     )
     with _BOTO_LOCK:
-        return boto3.session.Session().client(
+        client = boto3.session.Session().client(
             "s3",
-            endpoint_url=f"{scheme}://{endpoint}",
+            endpoint_url=endpoint_url,
             aws_access_key_id=access_key_id,
             aws_secret_access_key=access_key_secret,
             aws_session_token=security_token or None,
             config=config,
             verify=connection.verify,
         )
+    if socks:
+        _through_socks(client, proxy, config, connection.verify)
+    return client
+
+
+def _through_socks(client: Any, proxy: str, config: Any, verify: bool | str) -> None:
+    """botocore speaks to HTTP proxies only (it would read ``socks5://`` as a host name):
+    the client's HTTP session is swapped for one whose connections go through urllib3's
+    SOCKS pool, the one ``requests[socks]`` uses for the API and the CDN."""
+    from botocore.httpsession import URLLib3Session
+    from urllib3.contrib.socks import SOCKSProxyManager
+
+    class SocksSession(URLLib3Session):
+        def _get_connection_manager(self, url, proxy_url=None):
+            if proxy not in self._proxy_managers:
+                manager = SOCKSProxyManager(proxy, **self._get_pool_manager_kwargs())
+                self._proxy_managers[proxy] = manager
+            return self._proxy_managers[proxy]
+
+    endpoint = client._endpoint  # botocore has no public hook for the HTTP session
+    endpoint.http_session.close()
+    endpoint.http_session = SocksSession(
+        verify=verify,
+        proxies={},
+        timeout=(config.connect_timeout, config.read_timeout),
+        max_pool_connections=config.max_pool_connections,
+    )

@@ -56,15 +56,33 @@ def parse_int(value: Any) -> int:
         return 0
 
 
+LINK_KINDS = ("original", "media", "transcoded")  # which of a file's links is read
+
+
 @dataclass(frozen=True)
 class Link:
-    """A download URL and when it stops working (links are bound to the asking IP)."""
+    """A download URL and when it stops working (links are bound to the asking IP).
+
+    ``size``: the bytes behind it, from the URL's ``f`` parameter (0: not said);
+    ``fallback``: when ``url`` was rewritten to another host, the URL PikPak gave."""
 
     url: str
     expires_at: float
+    size: int = 0
+    fallback: str = ""
 
     def valid_for(self, seconds: float) -> bool:
         return bool(self.url) and time.time() + seconds < self.expires_at
+
+    @property
+    def fid(self) -> str:
+        """The stored content the link reads (the same for every host and kind)."""
+        return parse_qs(urlsplit(self.url).query).get("fid", [""])[0]
+
+    @property
+    def content_hash(self) -> str:
+        """The GCID of the bytes behind the link (``g``), empty when not said."""
+        return parse_qs(urlsplit(self.url).query).get("g", [""])[0]
 
     @classmethod
     def from_wire(cls, data: Any) -> Link | None:
@@ -77,7 +95,27 @@ class Link:
         expires = parse_int(query.get("expire", [None])[0] or query.get("e", [None])[0])
         if not expires:
             expires = int(parse_time(data.get("expire")))
-        return cls(url, float(expires))
+        return cls(url, float(expires), parse_int(query.get("f", [None])[0]))
+
+
+@dataclass(frozen=True)
+class Media:
+    """One entry of a file's ``medias``: the play interface's original, or a transcode."""
+
+    link: Link | None
+    is_origin: bool
+    transcoded: bool
+    resolution: str
+
+    @classmethod
+    def from_wire(cls, data: Any) -> Media:
+        data = _dict(data)
+        return cls(
+            Link.from_wire(data.get("link")),
+            bool(data.get("is_origin")),
+            data.get("category") == "category_transcode",
+            str(data.get("resolution_name") or ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -93,11 +131,34 @@ class File:
     mime_type: str
     phase: str
     trashed: bool
-    link: Link | None = None
+    link: Link | None = None  # the original bytes (``links["application/octet-stream"]``)
+    category: str = ""  # VIDEO, AUDIO, ARCHIVE, OTHER…
+    medias: tuple[Media, ...] = ()  # only in a single file's answer, like the link
 
     @property
     def complete(self) -> bool:
         return self.phase == PHASE_COMPLETE
+
+    @property
+    def transcode(self) -> Link | None:
+        """The link of the transcoded media PikPak plays by default, when it has one whose
+        size it tells (a listing has to announce the bytes a GET will return)."""
+        return next(
+            (m.link for m in self.medias if m.transcoded and m.link and m.link.size > 0), None
+        )
+
+    def link_for(self, kind: str) -> Link | None:
+        """The link of ``kind`` (see :data:`LINK_KINDS`), else the original's.
+
+        ``media``: the play interface's link, only when it reads the original bytes (its
+        ``fid`` equals the original link's, rclone's rule: a media link tolerates more
+        ranged reads, but a transcode would make a copy differ)."""
+        if self.link is None or kind == "original":
+            return self.link
+        if kind == "media":
+            same = (m.link for m in self.medias if m.link and m.link.fid == self.link.fid)
+            return next(same, self.link)
+        return self.transcode or self.link
 
     @classmethod
     def from_wire(cls, data: Any) -> File:
@@ -119,6 +180,8 @@ class File:
             phase=str(data.get("phase") or PHASE_COMPLETE),
             trashed=bool(data.get("trashed")),
             link=link,
+            category=str(data.get("file_category") or ""),
+            medias=_items(data, "medias", Media.from_wire),
         )
 
 

@@ -15,16 +15,18 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from .drive import Drive
 from .errors import PikPakError, Transient, object_store_error
 from .gcid import gcid_of_file
-from .http import object_store_client
+from .http import host_of, object_store_client, other_domain
 from .retry import OBJECT_STORE, RetryPolicy
 from .types import File, NewFile, Task, UploadTarget
 
@@ -130,24 +132,52 @@ class Uploader:
     # ------------------------------------------------------------------ S3 leg
     def _send(self, target: UploadTarget, path: Path, size: int) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import ConnectionError as Unreachable
 
-        client = object_store_client(
-            self.session.connection,
-            target.endpoint,
-            access_key_id=target.access_key_id,
-            access_key_secret=target.access_key_secret,
-            security_token=target.security_token,
-            pool_size=self.settings.concurrency + 2,
-        )
+        def client_for(endpoint: str) -> Any:
+            return object_store_client(
+                self.session.connection,
+                endpoint,
+                access_key_id=target.access_key_id,
+                access_key_secret=target.access_key_secret,
+                security_token=target.security_token,
+                pool_size=self.settings.concurrency + 2,
+            )
+
+        client = client_for(target.endpoint)
+        # PikPak names upload hosts on a domain that may not resolve where we are (OpenList
+        # #2431, #2986): the same store answers on its other domain, tried once.
+        other = other_domain(client.meta.endpoint_url)
+        swap = threading.Lock()
         policy = self.settings.retry
+
+        def moved(used: Any, exc: BaseException) -> bool:
+            """Whether to ask again on the other domain's host (once per upload)."""
+            nonlocal client, other
+            with swap:
+                if client is not used:
+                    return True  # another part has moved the upload already
+                if other is None:
+                    return False
+                log.warning(
+                    "upload host %s did not answer (%s); trying %s",
+                    host_of(used.meta.endpoint_url),
+                    type(exc).__name__,
+                    host_of(other),
+                )
+                client, other = client_for(urlsplit(other).netloc), None
+                return True
 
         def store(what: str, request: Callable[[], T]) -> T:
             """One request to the store, repeated as the error table and the policy say."""
 
             def attempt() -> T:
+                used = client
                 try:
                     return request()
                 except (BotoCoreError, ClientError) as exc:
+                    if isinstance(exc, Unreachable) and moved(used, exc):
+                        return attempt()
                     error, _ = object_store_error(exc, client.meta.endpoint_url)
                     # Every request here may be repeated: a PUT of the same bytes to the
                     # same key or part, a new multipart id, a completion or abort.

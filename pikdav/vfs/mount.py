@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 from pikdav.pikpak.cdn import CdnSession, LinkReader, Stopping
 from pikdav.pikpak.errors import LoginPaused, PikPakError
+from pikdav.pikpak.links import LinkRoute
 from pikdav.pikpak.types import Link, Quota
 
 from .cache import TtlCache
@@ -45,6 +46,7 @@ class Mount:
         uploads_dir: Path | None = None,
         finder_metadata: str = KEEP_LOCAL,
         quota_ttl: float = 60.0,
+        route: LinkRoute | None = None,
     ) -> None:
         """``uploads_dir``: answer PUTs once the body is on local disk and upload in the
         background from there (the ``background_uploads`` option); ``cdn``: the HTTP session
@@ -63,7 +65,8 @@ class Mount:
             # Bodies are spooled where they wait, so taking one over is a rename.
             spool = SpoolSettings(directory=str(uploads_dir), max_size=spool.max_size)
         self.spool = spool
-        self.tree = DriveTree(source, root_id, listing_ttl, waiting=self.pending)
+        self.route = route
+        self.tree = DriveTree(source, root_id, listing_ttl, waiting=self.pending, route=route)
         self.writer: TreeWriter | None = None
         if isinstance(source, WritableSource):
             self.writer = TreeWriter(source, self.tree, use_trash=use_trash)
@@ -112,6 +115,7 @@ class Mount:
             end=end,
             name=entry.name,
             stop=stop,
+            host_failed=self.route.failed if self.route is not None else None,
         )
 
     def quota(self) -> Quota | None:

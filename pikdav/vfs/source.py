@@ -9,6 +9,7 @@ protocol, not a second path through the mount or the DAV layer.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -52,20 +53,40 @@ class WritableSource(Source, Protocol):
 
 
 class DriveSource:
-    """An account's own drive: read-write, through its signed-in session."""
+    """An account's own drive: read-write, through its signed-in session.
+
+    ``link_kind`` (see :data:`~pikdav.pikpak.types.LINK_KINDS`) says which of a file's
+    links is read. With ``transcoded`` a video is shown as PikPak plays it: its size and
+    ETag are the transcode's, so PROPFIND announces the bytes a GET returns; PikPak lists
+    no media, so that costs one file request per video when its folder is listed."""
 
     kind = "drive"
 
-    def __init__(self, drive: Drive, uploader: Uploader | None = None) -> None:
+    def __init__(
+        self, drive: Drive, uploader: Uploader | None = None, *, link_kind: str = "original"
+    ) -> None:
         self.drive = drive
         self.uploader = uploader or Uploader(drive)
+        self.link_kind = link_kind
 
     # ------------------------------------------------------------------ reading
     def list_folder(self, folder_id: str) -> Iterable[File]:
-        return self.drive.iter_folder(folder_id)
+        items = self.drive.iter_folder(folder_id)
+        if self.link_kind != "transcoded":
+            return items
+        return [self._as_played(item) for item in items]
+
+    def _as_played(self, item: File) -> File:
+        if item.is_folder or item.category != "VIDEO":
+            return item
+        transcode = self.drive.get_file(item.id).transcode
+        if transcode is None:
+            return item
+        etag = transcode.content_hash or f"{item.id}-transcoded-{transcode.size}"
+        return replace(item, size=transcode.size, hash=etag)
 
     def link(self, item_id: str) -> Link:
-        return self.drive.download_link(item_id)
+        return self.drive.download_link(item_id, self.link_kind)
 
     def quota(self) -> Quota | None:
         return self.drive.about()

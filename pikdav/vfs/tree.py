@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from pikdav.pikpak.links import LinkRoute
 from pikdav.pikpak.types import File, Link
 
 from .cache import LinkCache, TtlCache
@@ -121,8 +122,11 @@ class DriveTree:
         *,
         waiting: Waiting | None = None,
         max_folders: int = 4096,
+        route: LinkRoute | None = None,
     ) -> None:
+        """``route``: how links are rewritten when handed out (download domain, CDN node)."""
         self.source = source
+        self.route = route
         self.root_id = root_id
         self.listing_ttl = listing_ttl
         self.waiting = waiting
@@ -180,10 +184,13 @@ class DriveTree:
 
     def link(self, entry: Entry, *, fresh: bool = False) -> Link:
         """The entry's download link, cached until shortly before PikPak's expiry (the one
-        link-freshness rule: :class:`LinkCache`); ``fresh`` asks PikPak again."""
+        link-freshness rule: :class:`LinkCache`); ``fresh`` asks PikPak again. The cache
+        keeps PikPak's link; the route rewrites it each time it is handed out, so a host
+        that failed is left out from the next link on (a redirect's too)."""
         if fresh:
             self.links.forget(entry.id)
-        return self.links.fetch(entry.id, lambda: self.source.link(entry.id))
+        link = self.links.fetch(entry.id, lambda: self.source.link(entry.id))
+        return self.route.route(link) if self.route is not None else link
 
     # ------------------------------------------------------------------ invalidation
     def folder_changed(self, folder_id: str) -> None:

@@ -88,8 +88,12 @@ class ConnectProxy:
         self,
         upstream: tuple[str, int],
         host_pattern: str | re.Pattern[str] = DEFAULT_HOST_PATTERN,
+        source_address: str | None = None,
     ) -> None:
+        """``source_address``: the address tunnels leave from, so that the server behind
+        can tell a call that came through the proxy from one that did not."""
         self.upstream = upstream
+        self.source = (source_address, 0) if source_address else None
         self._pattern = (
             host_pattern
             if isinstance(host_pattern, re.Pattern)
@@ -204,7 +208,9 @@ class ConnectProxy:
             return
         host = hostport[0]
         try:
-            upstream = socket.create_connection(self.upstream, timeout=_CONNECT_TIMEOUT)
+            upstream = socket.create_connection(
+                self.upstream, timeout=_CONNECT_TIMEOUT, source_address=self.source
+            )
         except OSError as e:
             log.warning("connect proxy: upstream %s:%d unreachable: %s", *self.upstream, e)
             self._reply(client, "502 Bad Gateway")

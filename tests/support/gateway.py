@@ -37,6 +37,8 @@ class Gateway:
 
 def start_gateway(emulator: Emulator, state_dir: Path, **mount: Any) -> Gateway:
     server_opts = mount.pop("server", {})
+    # Keys of the account to add, or to leave out (given as None).
+    account_opts = mount.pop("account_options", {})
     users = mount.pop("users", None) or {DAV_USER: {"password_hash": _HASH, "mounts": ["*"]}}
     data = {
         "server": {"host": "127.0.0.1", "port": 0, "threads": 32, **server_opts},
@@ -47,11 +49,14 @@ def start_gateway(emulator: Emulator, state_dir: Path, **mount: Any) -> Gateway:
                 "password": PIKPAK_PASSWORD,
                 "user_api": emulator.base_url,
                 "drive_api": emulator.base_url,
+                **account_opts,
             }
         },
         "mounts": [{"name": "pikpak", "account": "main", **mount}],
         "users": users,
     }
+    account = data["accounts"]["main"]
+    data["accounts"]["main"] = {k: v for k, v in account.items() if v is not None}
     config = parse_config(data, "test-config.yaml")
     mounts = build_mounts(config)
     server = make_server(config, build_app(config, mounts))

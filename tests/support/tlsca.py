@@ -30,7 +30,7 @@ SERVER_DNS_NAMES: tuple[str, ...] = (
     "*.mypikpak.net",
     "localhost",
 )
-SERVER_IPS: tuple[str, ...] = ("127.0.0.1", "127.0.0.2")
+SERVER_IPS: tuple[str, ...] = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 
 
 @dataclass(frozen=True)

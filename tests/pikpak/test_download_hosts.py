@@ -1,0 +1,294 @@
+"""The way to PikPak's hosts by name: ``api_domain``, ``download_domain``, ``cdn_node`` and the
+fallbacks when a host fails. The emulator serves TLS for every ``*.mypikpak.com|net`` name; a
+real CONNECT proxy (the account's proxy) tunnels those names to it and counts tunnels by host,
+so each test sees which host names pikdav really called (see tests/support/named_hosts.py)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+import yaml
+
+from pikdav.pikpak.http import Connection, cdn_session
+from pikdav.pikpak.links import LinkRoute, known_nodes, with_domain, with_node
+from pikdav.pikpak.types import Link
+from tests.support.gateway import PIKPAK_PASSWORD, PIKPAK_USER
+from tests.support.named_hosts import add_files, control, named_emulator, named_gateway, tunnel_to
+from tests.support.tlsca import make_test_ca
+
+BODY = os.urandom(200_000)
+
+
+@pytest.fixture
+def ca(tmp_path):
+    return make_test_ca(tmp_path / "ca")
+
+
+@pytest.fixture
+def emulator(tmp_path, ca):
+    with named_emulator(tmp_path / "emu", ca) as emu:
+        add_files(emu, ca, {"film.mkv": BODY})
+        yield emu
+
+
+proxy_for = tunnel_to
+
+
+@pytest.fixture
+def gateway_for(emulator, ca, tmp_path):
+    started = []
+
+    def start(proxy, download: str = "proxy", api_domain=None, **mount):
+        state = tmp_path / f"gw{len(started)}"
+        gw = named_gateway(emulator, ca, state, proxy, download, api_domain, **mount)
+        started.append(gw)
+        return gw
+
+    yield start
+    for gw in started:
+        gw.stop()
+
+
+def read(gw) -> bytes:
+    resp = requests.get(f"{gw.url}/pikpak/film.mkv", auth=gw.auth, timeout=60)
+    assert resp.status_code == 200, resp.text
+    return resp.content
+
+
+REDIRECTED = "player-that-redirects/1.0"  # a User-Agent the mounts redirect
+
+
+def redirected_host(gw) -> str:
+    resp = requests.get(
+        f"{gw.url}/pikpak/film.mkv",
+        auth=gw.auth,
+        allow_redirects=False,
+        headers={"User-Agent": REDIRECTED},
+        timeout=60,
+    )
+    assert resp.status_code == 302
+    return urlsplit(resp.headers["Location"]).hostname
+
+
+def served_by(emulator, node: str) -> int:
+    return emulator.world.stats.snapshot()["total"].get(f"cdn_node:{node}", 0)
+
+
+def configure(emulator, ca, **settings) -> None:
+    control(emulator, ca, "config", settings)
+
+
+# --------------------------------------------------------------------------- api_domain
+@pytest.mark.parametrize("domain", ["mypikpak.com", "mypikpak.net"])
+def test_api_domain_sets_the_user_and_drive_hosts(emulator, gateway_for, domain):
+    with proxy_for(emulator) as proxy:
+        gw = gateway_for(proxy, api_domain=domain if domain != "mypikpak.com" else None)
+        assert read(gw) == BODY
+        hosts = set(proxy.stats()["hosts"])
+    assert {f"user.{domain}", f"api-drive.{domain}", f"dl-a10b-0621.{domain}"} <= hosts
+    other = "mypikpak.net" if domain == "mypikpak.com" else "mypikpak.com"
+    assert not any(h.endswith(other) for h in hosts), hosts
+
+
+# --------------------------------------------------------------------------- download_domain
+def test_a_link_domain_is_rewritten_keeping_subdomain_path_and_query():
+    url = "https://dl-z01a-0026.mypikpak.com/download/?fid=abc&expire=1&sig=x%2Fy"
+    assert with_domain(url, "pikpak.me") == (
+        "https://dl-z01a-0026.pikpak.me/download/?fid=abc&expire=1&sig=x%2Fy"
+    )
+    assert with_node(url, "dl-a10b-0622") == (
+        "https://dl-a10b-0622.mypikpak.com/download/?fid=abc&expire=1&sig=x%2Fy"
+    )
+    assert with_node(url, "node.example.org").startswith("https://node.example.org/download/?")
+    assert with_domain("http://127.0.0.1:8080/download/?fid=a", "pikpak.me").startswith(
+        "http://127.0.0.1:8080/"
+    )
+
+
+@pytest.mark.parametrize("download", ["proxy", "redirect"])
+def test_download_domain_moves_links_to_the_other_domain(emulator, gateway_for, download):
+    with proxy_for(emulator) as proxy:
+        gw = gateway_for(proxy, download, download_domain="mypikpak.net")
+        if download == "redirect":
+            assert redirected_host(gw) == "dl-a10b-0621.mypikpak.net"
+        else:
+            assert read(gw) == BODY
+            assert "dl-a10b-0621.mypikpak.net" in proxy.stats()["hosts"]
+            assert "dl-a10b-0621.mypikpak.com" not in proxy.stats()["hosts"]
+
+
+# --------------------------------------------------------------------------- cdn_node auto
+def test_the_known_nodes_are_the_35_of_the_data_file_plus_the_configs():
+    nodes = known_nodes(("dl-x-0001", "dl-a10b-0621"))
+    assert len(nodes) == 36 and nodes[0] == "dl-a10b-0621" and nodes[-1] == "dl-x-0001"
+
+
+@pytest.mark.parametrize("download", ["proxy", "redirect"])
+def test_cdn_node_auto_picks_the_fastest_node_that_answers(
+    emulator, ca, gateway_for, download, caplog
+):
+    caplog.set_level(logging.INFO, logger="pikdav.pikpak.links")
+    # the fastest would be 0871, but it is down; 0870 is next
+    configure(
+        emulator,
+        ca,
+        cdn_latency={"*": 0.05, "dl-a10b-0870": 0.005, "dl-a10b-0871": 0.0},
+        cdn_down=["dl-a10b-0871"],
+    )
+    with proxy_for(emulator) as proxy:
+        gw = gateway_for(proxy, download, cdn_node="auto")
+        choice = gw.mounts[0].route.choice
+        assert choice.host == "dl-a10b-0870.mypikpak.com"
+        assert choice.answered == 34 and choice.probed == 35
+        assert re.search(
+            r"mount pikpak: CDN node dl-a10b-0870\.mypikpak\.com \(\d+ ms; 34 of 35 nodes",
+            caplog.text,
+        )
+        if download == "redirect":
+            assert redirected_host(gw) == "dl-a10b-0870.mypikpak.com"
+        else:
+            before = served_by(emulator, "dl-a10b-0870"), served_by(emulator, "dl-a10b-0621")
+            assert read(gw) == BODY
+            assert served_by(emulator, "dl-a10b-0870") > before[0]
+            assert served_by(emulator, "dl-a10b-0621") == before[1]  # PikPak's node: unused
+
+
+# --------------------------------------------------------------------------- fallbacks
+def test_a_failing_rewritten_host_falls_back_to_the_original_for_streams_and_redirects(
+    emulator, ca, gateway_for, caplog
+):
+    configure(emulator, ca, cdn_down=["dl-a10b-0871"])
+    with proxy_for(emulator) as proxy:
+        gw = gateway_for(
+            proxy, "proxy", cdn_node="dl-a10b-0871", force_redirect_user_agents=[REDIRECTED]
+        )
+        assert redirected_host(gw) == "dl-a10b-0871.mypikpak.com"
+        with caplog.at_level(logging.WARNING):
+            assert read(gw) == BODY  # read from the host PikPak gave
+        assert served_by(emulator, "dl-a10b-0621") > 0
+        assert "download host dl-a10b-0871.mypikpak.com failed" in caplog.text
+        # the next link handed out, a redirect's too, is the original's
+        assert redirected_host(gw) == "dl-a10b-0621.mypikpak.com"
+    assert "sig=" not in caplog.text  # signed links never reach the log
+
+
+def test_a_link_host_that_cannot_be_reached_is_read_on_the_other_domain(
+    emulator, gateway_for, caplog
+):
+    # The .net API answers, but its download hosts do not connect (a DNS block, say).
+    pattern = r"(user|api-drive)\.mypikpak\.net|[^/\s]+\.mypikpak\.com"
+    with proxy_for(emulator, pattern) as proxy:
+        gw = gateway_for(proxy, "proxy", api_domain="mypikpak.net")
+        with caplog.at_level(logging.WARNING):
+            assert read(gw) == BODY
+        hosts = proxy.stats()["hosts"]
+    assert "dl-a10b-0621.mypikpak.com" in hosts
+    assert "download host dl-a10b-0621.mypikpak.net failed" in caplog.text
+
+
+def test_check_shows_the_chosen_node_and_its_latency(emulator, ca, tmp_path):
+    configure(emulator, ca, cdn_latency={"*": 0.05, "dl-a10b-0870": 0.005})
+    with proxy_for(emulator) as proxy:
+        proxy_url = proxy.url
+        config = {
+            "state_dir": str(tmp_path / "state"),
+            "accounts": {
+                "main": {
+                    "username": PIKPAK_USER,
+                    "password": PIKPAK_PASSWORD,
+                    "ca_cert": str(ca.ca_cert),
+                    "proxy": proxy.url,
+                }
+            },
+            "mounts": [{"name": "pikpak", "cdn_node": "auto", "download_domain": "mypikpak.com"}],
+            "server": {"anonymous": True},
+        }
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        done = subprocess.run(
+            [sys.executable, "-m", "pikdav.cli", "check", "-c", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(
+        r"mount pikpak: links: original; download domain mypikpak.com; "
+        r"CDN node dl-a10b-0870\.mypikpak\.com \(\d+ ms; 35 of 35 nodes answered\)",
+        done.stdout,
+    ), done.stdout
+    assert f"proxy: {proxy_url}; PikPak" in done.stdout
+
+
+def test_an_upload_host_that_cannot_be_reached_is_tried_on_the_other_domain(
+    emulator, gateway_for, caplog
+):
+    pattern = r"(user|api-drive)\.mypikpak\.net|[^/\s]+\.mypikpak\.com"
+    new = os.urandom(150_000)
+    with proxy_for(emulator, pattern) as proxy:
+        gw = gateway_for(proxy, "proxy", api_domain="mypikpak.net")
+        with caplog.at_level(logging.WARNING):
+            put = requests.put(f"{gw.url}/pikpak/new.bin", data=new, auth=gw.auth, timeout=60)
+        assert put.status_code in (201, 204), put.text
+        got = requests.get(f"{gw.url}/pikpak/new.bin", auth=gw.auth, timeout=60)
+        hosts = proxy.stats()["hosts"]
+    assert got.content == new
+    bucket = emulator.world.bucket
+    assert f"{bucket}.mypikpak.com" in hosts and f"{bucket}.mypikpak.net" not in hosts
+    assert "upload host mypikpak.net did not answer" in caplog.text
+
+
+def test_the_probe_picks_the_fastest_answering_node_every_time(emulator, ca):
+    """The choice rests on timings: 20 probes in a row on a busy machine all agree."""
+    configure(
+        emulator,
+        ca,
+        cdn_latency={"*": 0.05, "dl-a10b-0870": 0.005, "dl-a10b-0871": 0.0},
+        cdn_down=["dl-a10b-0871"],
+    )
+    nodes = ("dl-a10b-0621", "dl-a10b-0870", "dl-a10b-0871", "dl-a10b-0872", "dl-a10b-0873")
+    with proxy_for(emulator) as proxy:
+        connection = Connection(ca_cert=str(ca.ca_cert), proxy=proxy.url)
+        with cdn_session(connection) as http:
+            route = LinkRoute(http, cdn_node="auto", nodes=nodes, name="test")
+            for _ in range(20):
+                choice = route.probe()
+                assert (choice.host, choice.answered, choice.probed) == (
+                    "dl-a10b-0870.mypikpak.com",
+                    4,
+                    5,
+                )
+
+
+def test_the_route_probes_again_and_follows_the_fastest_node(emulator, ca):
+    """Every probe_every seconds the nodes are asked again: when the fastest changes, links
+    follow (10 changes in a row); close() ends the probing."""
+    nodes = ("dl-a10b-0870", "dl-a10b-0871", "dl-a10b-0872")
+    with proxy_for(emulator) as proxy:
+        connection = Connection(ca_cert=str(ca.ca_cert), proxy=proxy.url)
+        with cdn_session(connection) as http:
+            route = LinkRoute(http, cdn_node="auto", nodes=nodes, probe_every=0.05, name="t")
+            link = Link("https://dl-a10b-0621.mypikpak.com/download/?fid=x&expire=1", 1.0)
+            for flip in range(10):
+                fast = nodes[flip % 2]
+                configure(emulator, ca, cdn_latency={"*": 0.05, fast: 0.0})
+                if flip == 0:
+                    route.start()
+                deadline = time.monotonic() + 10
+                while route.route(link).url != link.url.replace("dl-a10b-0621", fast):
+                    assert time.monotonic() < deadline, f"still on {route.choice}"
+                    time.sleep(0.02)
+                assert route.route(link).fallback == link.url
+            route.close()
+            assert not any(t.name == "cdn-probe:t" for t in threading.enumerate())
