@@ -14,10 +14,12 @@ from pathlib import Path
 from .config import AccountConfig, Config, MountConfig
 from .dav.app import build_dav_app
 from .dav.policy import DownloadPolicy, IPNetwork
+from .dav.status import StatusSources
 from .httpserver import Server, keep_memory_flat
 from .pikpak import http, identity
 from .pikpak.cdn import CdnSession
 from .pikpak.drive import Drive
+from .pikpak.offline import OfflineTasks
 from .pikpak.retry import RetryPolicy
 from .pikpak.session import Credentials, Session
 from .pikpak.tokenstore import open_store
@@ -96,7 +98,7 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
     """A mount per configured mount; mounts of one account share its session, drive and CDN
     session (``sessions`` may hold sessions made already, and gets those made here)."""
     sessions = sessions if sessions is not None else {}
-    sources: dict[str, tuple[DriveSource, CdnSession]] = {}
+    sources: dict[str, tuple[DriveSource, CdnSession, OfflineTasks]] = {}
     spool = SpoolSettings(
         directory=str(config.server.temp_dir) if config.server.temp_dir else None,
         max_size=config.server.max_upload_size,
@@ -112,8 +114,9 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
             sources[account.name] = (
                 DriveSource(Drive(session)),
                 http.cdn_session(session.connection),
+                OfflineTasks(session),
             )
-        source, cdn = sources[account.name]
+        source, cdn, offline = sources[account.name]
         background = settings.background_uploads
         mounts.append(
             Mount(
@@ -127,6 +130,8 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
                 spool=spool,
                 uploads_dir=config.state_dir / "uploads" / settings.name if background else None,
                 finder_metadata=settings.finder_metadata,
+                offline=offline,
+                offline_folder=settings.offline_folder,
             )
         )
     return mounts
@@ -138,7 +143,18 @@ def build_app(config: Config, mounts: list[Mount]) -> Callable:
         settings.name: download_policy(settings, config.server.trusted_proxies)
         for settings in config.mounts
     }
-    return build_dav_app(mounts, policies, config.auth_settings())
+    accounts = {}
+    for mount in mounts:
+        drive = getattr(mount.source, "drive", None)  # an own drive's source has a session
+        if drive is not None:
+            accounts.setdefault(drive.session.name, drive.session)
+    status = StatusSources(
+        accounts=accounts,
+        mounts=mounts,
+        policies=policies,
+        account_of={settings.name: settings.account for settings in config.mounts},
+    )
+    return build_dav_app(mounts, policies, config.auth_settings(), status)
 
 
 def make_server(config: Config, app: Callable) -> Server:

@@ -77,6 +77,7 @@ class MountConfig:
     background_uploads: bool = False
     read_only: bool = False
     listing_ttl: float = LISTING_TTL
+    offline_folder: str | None = None  # where offline downloads land (None: "My Pack")
 
 
 UserConfig = DavUser  # a DAV user is what pikdav.dav.auth checks logins against
@@ -321,10 +322,24 @@ class _Reader(Checker):
             listing_ttl=self.number(*key("listing_ttl"), 0),
             finder_metadata=self.choice(*key("finder_metadata"), FINDER_METADATA),
             background_uploads=self.boolean(*key("background_uploads")),
+            offline_folder=self._offline_folder(*key("offline_folder")),
         )
 
+    def _offline_folder(self, path: str, value: Any) -> str | None:
+        folder = self.string(path, value, optional=True)
+        if folder is None:
+            return None
+        parts = folder.strip("/").split("/")
+        if not folder.strip("/") or any(p in ("", ".", "..") for p in parts):
+            raise self.fail(
+                path,
+                "must be a folder path below the mount's root such as Offline"
+                + self.got(path, value),
+            )
+        return "/".join(parts)
+
     def user(self, path: str, name: str, value: Any, mounts: list[MountConfig]) -> UserConfig:
-        data = self.mapping(path, value, ("password_hash", "mounts", "read_only"))
+        data = self.mapping(path, value, ("password_hash", "mounts", "read_only", "admin"))
         hash_path = join(path, "password_hash")
         if "password_hash" not in data:
             raise self.fail(hash_path, "is required (make one with `pikdav hash-password`)")
@@ -349,6 +364,7 @@ class _Reader(Checker):
             password_hash=password_hash,
             mounts=allowed,
             read_only=self.boolean(join(path, "read_only"), data.get("read_only", False)),
+            admin=self.boolean(join(path, "admin"), data.get("admin", False)),
         )
 
 

@@ -24,6 +24,7 @@ from .frontdoor import ErrorAnswers, FrontDoor, quiet_client_errors
 from .paths import check_request
 from .policy import DownloadPolicy
 from .provider import GatewayProvider
+from .status import StatusPages, StatusSources
 
 BLOCK_SIZE = 1 << 20  # WsgiDAV's read size for GET bodies and PUT uploads
 _READ_METHODS = "OPTIONS, HEAD, GET, PROPFIND"
@@ -31,10 +32,13 @@ _WRITE_METHODS = "PUT, DELETE, COPY, MOVE, MKCOL, PROPPATCH, LOCK, UNLOCK"
 
 
 def build_dav_app(
-    mounts: list[Mount], policies: Mapping[str, DownloadPolicy], auth: AuthSettings
+    mounts: list[Mount],
+    policies: Mapping[str, DownloadPolicy],
+    auth: AuthSettings,
+    status: StatusSources | None = None,
 ) -> Callable:
     """The whole application for ``mounts`` (each with its download policy in ``policies``)
-    and the DAV users of ``auth``."""
+    and the DAV users of ``auth``; ``status``: what the admins' status page shows."""
     provider = GatewayProvider(mounts, policies)
     dav = WsgiDAVApp(
         {
@@ -46,8 +50,14 @@ def build_dav_app(
                 "default_to_digest": False,
                 "trusted_auth_header": None,
             },
-            "middleware_stack": [ErrorAnswers, LoginThrottle, BasicAuthenticator, RequestResolver],
-            "pikdav": {"auth": auth},
+            "middleware_stack": [
+                ErrorAnswers,
+                LoginThrottle,
+                BasicAuthenticator,
+                StatusPages,
+                RequestResolver,
+            ],
+            "pikdav": {"auth": auth, "status": status},
             "lock_storage": True,
             "property_manager": CappedPropertyManager(),
             "dir_browser": {"enable": False},

@@ -12,6 +12,7 @@ old one is dead the moment PikPak answers.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import threading
@@ -48,6 +49,26 @@ log = logging.getLogger(__name__)
 CAPTCHA_MARGIN = 10.0  # seconds: treat a captcha token as expired this early
 DRIVE_ACTION = "GET:/drive/v1/files"  # one captcha token serves every signed-in drive call
 SIGN_IN_ACTION = "POST:/v1/auth/signin"
+DAY = 86_400.0  # seconds: the window of the refresh and sign-in counts a status page shows
+
+
+@dataclass(frozen=True)
+class AccountHealth:
+    """What a person needs to know about an account's login, with no secret in it: read by
+    the status page (:meth:`Session.health`)."""
+
+    name: str
+    platform: str
+    signed_in: bool  # an access token that is still valid, and no pause on sign-ins
+    token_valid_until: float | None  # Unix time; None without a token
+    last_refresh: float | None  # Unix time of the last refresh or sign-in this process tried
+    last_outcome: str  # what that attempt gave, in words ("" before the first)
+    refreshes_24h: int
+    sign_ins_24h: int
+    refreshes: int  # since this process started
+    sign_ins: int
+    pauses: int
+    paused: LoginPaused | None  # the current failure: its problem, remedy and end
 
 
 @dataclass(frozen=True)
@@ -129,6 +150,10 @@ class Session:
         self._anonymous_lock = threading.Lock()
         self._pause_seen = 0.0  # the start of the last sign-in pause this process logged
         self.last_sign_in: float | None = None  # when this session signed in with the password
+        # What the status page and the metrics read (see health()); times are Unix seconds.
+        self._history: collections.deque[tuple[float, str]] = collections.deque(maxlen=10_000)
+        self._counts = {"refresh": 0, "sign_in": 0, "pause": 0}
+        self._last_attempt: tuple[float, str] | None = None
 
     @property
     def user_api(self) -> str:
@@ -244,6 +269,7 @@ class Session:
                     new = self._renew(stored)
                 except PikPakError as exc:
                     if not exc.pause:
+                        self._last_attempt = (time.time(), f"failed: {exc.problem}")
                         raise
                     raise self._start_pause(stored, exc) from exc
                 if stored.pause is not None:
@@ -306,6 +332,7 @@ class Session:
         self.store.save(self._auth)
         self._pause_seen = now
         paused = self._paused(pause)
+        self._record("pause", paused.problem)
         # A human check's page carries the captcha token the puzzle validates: it is shown
         # only where a person asked for it (`pikdav login`'s terminal), never in the log.
         log.warning("%s: %s", self.name, paused)
@@ -329,6 +356,44 @@ class Session:
             self.store.save(self._auth)
             return new
 
+    def sign_in_with_captcha(self, captcha_token: str) -> Token:
+        """Sign in now with a captcha token a person solved (the status page's form), as
+        ``pikdav login --captcha-token`` does; a pause on sign-ins ends with it."""
+        self.credentials = replace(self.credentials, captcha_token=captcha_token.strip())
+        return self.login()
+
+    # ------------------------------------------------------------------ what a person sees
+    def _record(self, kind: str, outcome: str) -> None:
+        now = time.time()
+        self._counts[kind] += 1
+        self._history.append((now, kind))
+        self._last_attempt = (now, outcome)
+
+    def health(self) -> AccountHealth:
+        """The login's state now, from the token store and this process's history."""
+        stored = self.store.load() or self._auth
+        token = stored.token if stored is not None else None
+        pause = stored.pause if stored is not None else None
+        paused = self._paused(pause) if pause is not None and pause.active() else None
+        now = time.time()
+        valid_until = token.expires_at if token is not None and token.access_token else None
+        recent = [kind for at, kind in self._history if at > now - DAY]
+        last = self._last_attempt
+        return AccountHealth(
+            name=self.name,
+            platform=self.platform.name,
+            signed_in=paused is None and valid_until is not None and valid_until > now,
+            token_valid_until=valid_until,
+            last_refresh=last[0] if last else None,
+            last_outcome=last[1] if last else "",
+            refreshes_24h=recent.count("refresh"),
+            sign_ins_24h=recent.count("sign_in"),
+            refreshes=self._counts["refresh"],
+            sign_ins=self._counts["sign_in"],
+            pauses=self._counts["pause"],
+            paused=paused,
+        )
+
     def _renew(self, stored: StoredAuth) -> Token:
         """Refresh with the stored refresh token; sign in again when PikPak refuses it.
         Runs with the store locked."""
@@ -337,6 +402,7 @@ class Session:
             try:
                 new = self._refresh_request(token.refresh_token)
                 log.info("%s: refreshed the access token (valid %d s)", self.name, new.lifetime)
+                self._record("refresh", "refreshed")
                 return new
             except AuthError as exc:
                 if exc.pause or exc.reaction is not Reaction.RELOGIN:
@@ -396,6 +462,7 @@ class Session:
         token = Token.from_wire(body, self.platform.client_id)
         self.last_sign_in = time.time()
         log.info("%s: signed in as %s", self.name, creds.username)
+        self._record("sign_in", "signed in with the password")
         return token
 
     # ------------------------------------------------------------------ captcha tokens

@@ -15,7 +15,8 @@ from typing import BinaryIO
 
 from pikdav.pikpak.cdn import CdnSession, LinkReader, Stopping
 from pikdav.pikpak.errors import LoginPaused, PikPakError
-from pikdav.pikpak.types import Link, Quota
+from pikdav.pikpak.offline import OfflineTasks
+from pikdav.pikpak.types import Link, Quota, Task
 
 from .cache import TtlCache
 from .errors import BodyCut, NotAllowed, ReadOnly, StillUploading
@@ -45,10 +46,14 @@ class Mount:
         uploads_dir: Path | None = None,
         finder_metadata: str = KEEP_LOCAL,
         quota_ttl: float = 60.0,
+        offline: OfflineTasks | None = None,
+        offline_folder: str | None = None,
     ) -> None:
         """``uploads_dir``: answer PUTs once the body is on local disk and upload in the
         background from there (the ``background_uploads`` option); ``cdn``: the HTTP session
-        stored files are read through (:func:`pikdav.pikpak.http.cdn_session`)."""
+        stored files are read through (:func:`pikdav.pikpak.http.cdn_session`); ``offline``:
+        the account's offline downloads, landing in ``offline_folder`` (a path below the
+        mount's root; None: PikPak's "My Pack")."""
         self.name = name
         self.source = source
         self.read_only = read_only or not isinstance(source, WritableSource)
@@ -56,6 +61,8 @@ class Mount:
         self.side_files = SideStore()
         self.quota_ttl = quota_ttl
         self._cdn = cdn
+        self.offline = offline
+        self.offline_folder = offline_folder.strip("/") if offline_folder else None
         self._quota: TtlCache[Quota] = TtlCache(1)
         spool = spool or SpoolSettings()
         self.pending = PendingUploads(uploads_dir) if uploads_dir is not None else None
@@ -216,3 +223,28 @@ class Mount:
             raise StillUploading(
                 "the file is still uploading; try again when the upload has finished"
             )
+
+    # ------------------------------------------------------------------ offline downloads
+    def add_offline(self, url: str, folder: str | None = None) -> Task:
+        """Ask PikPak to fetch ``url`` into ``folder`` (a path below the mount's root, made
+        when missing; None: the mount's ``offline_folder``, else PikPak's "My Pack")."""
+        if self.offline is None:
+            raise NotAllowed("this mount cannot start offline downloads")
+        path = (folder if folder is not None else self.offline_folder or "").strip("/")
+        parent_id = self._folder_for(path).id if path else ""
+        task = self.offline.add(url, parent_id)
+        if parent_id:
+            self.tree.folder_changed(parent_id)
+        return task
+
+    def _folder_for(self, path: str) -> Entry:
+        """The folder at ``path``, made (with its parents) when missing."""
+        folder = self.root
+        for name in path.split("/"):
+            child = self.child(folder, name)
+            if child is None:
+                child = self.mkdir(folder, name)
+            elif not child.is_folder:
+                raise NotAllowed(f"{path} is a file, not a folder")
+            folder = child
+        return folder

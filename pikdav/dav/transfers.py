@@ -1,0 +1,60 @@
+"""Transfers in progress: proxied streams and PUTs, for the status page and the metrics.
+
+Delivery registers a stream when it starts sending a file's bytes, the provider a PUT when its
+body starts to arrive; each counts its bytes as they pass and is dropped when it ends.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+
+STREAM, PUT = "stream", "put"
+RECEIVING, HASHING, UPLOADING = "receiving", "hashing", "uploading"  # the phases of a PUT
+
+
+@dataclass
+class Transfer:
+    id: int
+    kind: str  # STREAM or PUT
+    client: str  # the client's address
+    path: str
+    total: int | None  # bytes expected, when known
+    phase: str = ""
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def advance(self, count: int) -> None:
+        self.done += count  # one thread moves a transfer's bytes: no lock needed
+
+    def rate(self) -> float:
+        """Bytes per second since it started."""
+        return self.done / max(time.monotonic() - self.started, 1e-3)
+
+
+class Transfers:
+    """The registry (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active: dict[int, Transfer] = {}
+        self._ids = itertools.count(1)
+
+    def start(
+        self, kind: str, client: str, path: str, total: int | None, phase: str = ""
+    ) -> Transfer:
+        transfer = Transfer(next(self._ids), kind, client, path, total, phase)
+        with self._lock:
+            self._active[transfer.id] = transfer
+        return transfer
+
+    def end(self, transfer: Transfer) -> None:
+        with self._lock:
+            self._active.pop(transfer.id, None)
+
+    def active(self, kind: str | None = None) -> list[Transfer]:
+        with self._lock:
+            found = list(self._active.values())
+        return [t for t in found if kind is None or t.kind == kind]
