@@ -39,7 +39,7 @@ def build_dav_app(
 ) -> Callable:
     """The whole application for ``mounts`` (each with its download policy in ``policies``)
     and the DAV users of ``auth``; ``status``: what the admins' status page shows."""
-    provider = GatewayProvider(mounts, policies)
+    provider = GatewayProvider(mounts, policies, status.transfers if status else None)
     dav = WsgiDAVApp(
         {
             "provider_mapping": {"/": provider},

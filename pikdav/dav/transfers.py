@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass, field
 
 STREAM, PUT = "stream", "put"
-RECEIVING, HASHING, UPLOADING = "receiving", "hashing", "uploading"  # the phases of a PUT
+# The phases of a PUT: its body arrives (and is hashed as it does), then goes to PikPak.
+RECEIVING, UPLOADING = "receiving", "uploading"
 
 
 @dataclass

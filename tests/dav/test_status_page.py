@@ -210,3 +210,59 @@ def test_a_post_without_the_page_s_csrf_token_changes_nothing(emulator, make_gat
     assert status_from(gw.url, "127.0.0.2") == 429
     # A button is a POST: a GET of its address does nothing either.
     assert requests.get(gw.url + "/_pikdav/bans/lift", auth=ADMIN, timeout=10).status_code == 405
+
+
+def transfers_table(gw) -> str:
+    page = requests.get(gw.url + "/_pikdav/", auth=ADMIN, timeout=30)
+    assert page.status_code == 200
+    start = page.text.index('id="transfers"')
+    return page.text[start : page.text.index("<h2>", start)]
+
+
+def wait_for(check, what: str, timeout: float = 20):
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found or time.monotonic() > deadline:
+            assert found, what
+            return found
+        time.sleep(0.1)
+
+
+def test_a_proxied_stream_and_a_put_in_progress_are_shown_while_they_run(emulator, make_gateway):
+    control(
+        emulator.base_url,
+        "files",
+        {"username": PIKPAK_USER, "path": "Movies/long film.mkv", "size": 2 << 30},
+    )
+    gw = make_gateway(download="proxy", users=USERS)
+    with requests.get(
+        gw.url + "/pikpak/Movies/long%20film.mkv", auth=ADMIN, stream=True, timeout=30
+    ) as stream:
+        assert stream.status_code == 200
+        stream.raw.read(1 << 20)
+        table = wait_for(
+            lambda: "long film.mkv" in transfers_table(gw) and transfers_table(gw),
+            "the stream is shown",
+        )
+        assert "<td>stream</td><td>127.0.0.1</td><td>/pikpak/Movies/long film.mkv</td>" in table
+        assert "of 2.0 GiB" in table
+    wait_for(lambda: "None now." in transfers_table(gw), "the stream is gone when it ends")
+
+    host, port = urlsplit(gw.url).hostname, urlsplit(gw.url).port
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    conn.putrequest("PUT", "/pikpak/upload.bin")
+    basic = base64.b64encode(":".join(ADMIN).encode()).decode()
+    conn.putheader("Authorization", f"Basic {basic}")
+    conn.putheader("Content-Length", str(8 << 20))
+    conn.endheaders()
+    conn.send(b"x" * (3 << 20))
+    table = wait_for(
+        lambda: "upload.bin" in transfers_table(gw) and transfers_table(gw), "the PUT is shown"
+    )
+    assert "<td>put</td><td>127.0.0.1</td><td>/pikpak/upload.bin</td>" in table
+    assert "of 8.0 MiB" in table and "<td>receiving</td>" in table
+    conn.send(b"x" * (5 << 20))
+    assert conn.getresponse().status == 201
+    conn.close()
+    assert "None now." in transfers_table(gw)
