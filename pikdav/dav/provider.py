@@ -40,7 +40,7 @@ from . import propfind
 from .auth import may_access
 from .delivery import ProxiedBody, get_file, plan_range
 from .errors import answering, dav_error
-from .folderpage import folder_page
+from .folderpage import Row, folder_page
 from .limits import bound_request_body
 from .paths import destination_path
 from .policy import DownloadPolicy
@@ -505,7 +505,7 @@ class GatewayProvider(DAVProvider):
             resource = self.get_resource_inst(environ["PATH_INFO"], environ)
             if isinstance(resource, FolderResource | ServerRoot):
                 if method == "GET":
-                    return folder_page(environ, start_response)
+                    return folder_page(environ, start_response, self._rows(resource))
                 # Kodi sends HEAD to folders before browsing them; a 403 or 500 there
                 # breaks browsing. Say it exists and is a folder.
                 start_response(
@@ -518,6 +518,13 @@ class GatewayProvider(DAVProvider):
             if resource is not None:
                 plan_range(resource, environ)
         return default_handler(environ, start_response)
+
+    @staticmethod
+    def _rows(folder: FolderResource | ServerRoot) -> list[Row]:
+        """A folder's listing for a browser (see :mod:`.folderpage`)."""
+        if isinstance(folder, ServerRoot):
+            return [Row(name, True) for name in folder.get_member_names()]
+        return [Row(e.name, e.is_folder, e.size, e.modified) for e in folder.children()]
 
     def _copy_or_move(self, environ: dict, start_response: Callable, default_handler: Callable):
         """WsgiDAV answers 204 after a native COPY/MOVE; RFC 4918 wants 201 when the
