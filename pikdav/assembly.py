@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .config import AccountConfig, Config, MountConfig
 from .dav.app import build_dav_app
+from .dav.metrics import Metrics, MetricsOnly
 from .dav.policy import DownloadPolicy, IPNetwork
 from .dav.status import StatusSources
 from .httpserver import Server, keep_memory_flat
@@ -139,6 +140,11 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
 
 def build_app(config: Config, mounts: list[Mount]) -> Callable:
     """The WSGI application serving ``mounts`` with the config's users and policies."""
+    return build_app_and_metrics(config, mounts)[0]
+
+
+def build_app_and_metrics(config: Config, mounts: list[Mount]) -> tuple[Callable, Metrics]:
+    """The application (see `build_app`) and its metrics, for ``server.metrics_addr``."""
     policies = {
         settings.name: download_policy(settings, config.server.trusted_proxies)
         for settings in config.mounts
@@ -154,7 +160,17 @@ def build_app(config: Config, mounts: list[Mount]) -> Callable:
         policies=policies,
         account_of={settings.name: settings.account for settings in config.mounts},
     )
-    return build_dav_app(mounts, policies, config.auth_settings(), status)
+    metrics = Metrics(status)
+    return build_dav_app(mounts, policies, config.auth_settings(), status, metrics), metrics
+
+
+def make_metrics_server(config: Config, metrics: Metrics) -> Server | None:
+    """The server of ``/metrics`` alone on ``server.metrics_addr`` (None when not set)."""
+    if config.server.metrics_addr is None:
+        return None
+    server = Server(config.server.metrics_addr, MetricsOnly(metrics), numthreads=2)
+    server.max_request_body_size = 1 << 16
+    return server
 
 
 def make_server(config: Config, app: Callable) -> Server:

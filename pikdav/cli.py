@@ -290,25 +290,37 @@ def _serve_until_signalled(server, on_stop=None) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from .assembly import build_app, build_mounts, make_server
+    from .assembly import build_app_and_metrics, build_mounts, make_metrics_server, make_server
 
     config = _load(args.config)
     if config is None:
         return 2
     mounts = build_mounts(config)
-    server = make_server(config, build_app(config, mounts))
+    app, metrics = build_app_and_metrics(config, mounts)
+    server = make_server(config, app)
+    metrics_server = make_metrics_server(config, metrics)
     try:
         server.prepare()
+        if metrics_server is not None:
+            metrics_server.prepare()
     except OSError as exc:  # a ListenError says which address and why
         print(f"pikdav: {exc}", file=sys.stderr)
         return 1
+    if metrics_server is not None:
+        threading.Thread(target=metrics_server.serve, name="pikdav-metrics", daemon=True).start()
+        m_host, m_port = metrics_server.bind_addr[:2]
+        logging.getLogger("pikdav").info("metrics on http://%s:%s/metrics", m_host, m_port)
     scheme = "https" if config.server.tls_cert else "http"
     host, port = server.bind_addr[:2]
     print(f"{scheme}://{host}:{port}/", flush=True)
     logging.getLogger("pikdav").info(
         "serving %s on %s://%s:%s/", ", ".join(m.name for m in mounts), scheme, host, port
     )
-    return _serve_until_signalled(server)
+    try:
+        return _serve_until_signalled(server)
+    finally:
+        if metrics_server is not None:
+            metrics_server.stop()
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -47,6 +47,7 @@ class ServerConfig:
     max_upload_size: int | None = None  # bytes
     temp_dir: Path | None = None
     login_failures: LoginFailures = field(default_factory=LoginFailures)
+    metrics_addr: tuple[str, int] | None = None  # /metrics without a login on this address
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,22 @@ class _Reader(Checker):
                 window=self.integer(*limit("window"), 1),
                 ban=self.integer(*limit("ban"), 1),
             ),
+            metrics_addr=self._address(*key("metrics_addr")),
         )
+
+    def _address(self, path: str, value: Any) -> tuple[str, int] | None:
+        """``host:port`` (``[::1]:port`` for IPv6); the host is required, so that metrics
+        served without a login are never on every interface by accident."""
+        text = self.string(path, value, optional=True)
+        if text is None:
+            return None
+        host, _, port = text.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not host or not port.isdigit() or int(port) > 65535:
+            raise self.fail(
+                path, "must be host:port such as 127.0.0.1:9100" + self.got(path, value)
+            )
+        return host, int(port)
 
     def account(self, path: str, name: str, value: Any) -> AccountConfig:
         keys = [k for k in AccountConfig.__dataclass_fields__ if k != "name"]

@@ -56,6 +56,7 @@ def test_the_example_config_parses(monkeypatch):
     assert config.mount("movies").read_only
     assert verify_password("correct horse battery staple", config.users["alice"].password_hash)
     assert config.users["kodi"].mounts == ("movies",)
+    assert config.users["alice"].admin and not config.users["kodi"].admin
     assert config.token_path("main") == Path.home() / ".local/state/pikdav/tokens/main.json"
 
 
@@ -69,7 +70,7 @@ def test_the_example_config_documents_every_key():
         "token_store", "user_api", "drive_api", "ca_cert", "name", "account", "root_folder_id",
         "download", "redirect_networks", "public_ip", "force_proxy_user_agents",
         "force_redirect_user_agents", "use_trash", "read_only", "listing_ttl", "password_hash",
-        "mounts",
+        "mounts", "admin", "metrics_addr", "offline_folder",
     }  # fmt: skip
 
 
@@ -306,3 +307,27 @@ def test_tls_cert_and_key_go_together(tmp_path):
     assert error_of(data) == (
         "config.yaml: server.tls_key: tls_cert and tls_key go together: give both or neither"
     )
+
+
+def test_metrics_addr_and_offline_folder_are_checked():
+    assert parse_config(
+        minimal(server={"metrics_addr": "[::1]:9100"}), "c"
+    ).server.metrics_addr == (
+        "::1",
+        9100,
+    )
+    for bad in (":9100", "localhost", "127.0.0.1:http", "127.0.0.1:70000"):
+        assert "server.metrics_addr: must be host:port" in error_of(
+            minimal(server={"metrics_addr": bad})
+        )
+    mount = {"name": "pikpak", "account": "main", "offline_folder": "/Downloads/Offline/"}
+    assert (
+        parse_config(minimal(mounts=[mount]), "c").mounts[0].offline_folder == "Downloads/Offline"
+    )
+    for bad in ("/", "a/../b", "a//b"):
+        mount["offline_folder"] = bad
+        assert "mounts[0].offline_folder: must be a folder path" in error_of(
+            minimal(mounts=[mount])
+        )
+    user = {"password_hash": HASH, "admin": "yes"}
+    assert "users.alice.admin" in error_of(minimal(users={"alice": user}))

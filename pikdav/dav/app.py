@@ -21,6 +21,7 @@ from pikdav.vfs.mount import Mount
 from .auth import AuthSettings, BasicAuthenticator, LoginThrottle, PikdavDomainController
 from .deadprops import CappedPropertyManager
 from .frontdoor import ErrorAnswers, FrontDoor, quiet_client_errors
+from .metrics import Metrics
 from .paths import check_request
 from .policy import DownloadPolicy
 from .provider import GatewayProvider
@@ -36,9 +37,12 @@ def build_dav_app(
     policies: Mapping[str, DownloadPolicy],
     auth: AuthSettings,
     status: StatusSources | None = None,
+    metrics: Metrics | None = None,
 ) -> Callable:
     """The whole application for ``mounts`` (each with its download policy in ``policies``)
-    and the DAV users of ``auth``; ``status``: what the admins' status page shows."""
+    and the DAV users of ``auth``; ``status``: what the admins' status page shows;
+    ``metrics``: counted here, and served to admins at ``/metrics`` unless a mount has
+    that name."""
     provider = GatewayProvider(mounts, policies, status.transfers if status else None)
     dav = WsgiDAVApp(
         {
@@ -57,7 +61,13 @@ def build_dav_app(
                 StatusPages,
                 RequestResolver,
             ],
-            "pikdav": {"auth": auth, "status": status},
+            "pikdav": {
+                "auth": auth,
+                "status": status,
+                "metrics": metrics
+                if "metrics" not in {m.name.casefold() for m in mounts}
+                else None,
+            },
             "lock_storage": True,
             "property_manager": CappedPropertyManager(),
             "dir_browser": {"enable": False},
@@ -73,7 +83,8 @@ def build_dav_app(
     wsgidav_util.public_wsgidav_info = "WsgiDAV"
     allow = _READ_METHODS if provider.is_readonly() else f"{_READ_METHODS}, {_WRITE_METHODS}"
     quiet_client_errors()
-    return FrontDoor(Healthz(PathCheck(AllowOn405(dav, allow))))
+    app = FrontDoor(Healthz(PathCheck(AllowOn405(dav, allow))))
+    return metrics.counting(app) if metrics is not None else app
 
 
 class Healthz:

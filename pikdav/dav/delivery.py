@@ -63,8 +63,10 @@ def get_file(
     environ: dict,
     start_response: Callable,
     default_handler: Callable,
+    transfers: Transfers | None = None,
 ) -> Iterable[bytes]:
-    """Answer a GET of a file: a redirect when the policy says so, else a proxied stream."""
+    """Answer a GET of a file: a redirect when the policy says so (counted in
+    ``transfers``), else a proxied stream."""
     decision = policy.decide(environ)
     environ[DELIVERY] = decision
     entry = resource.entry
@@ -72,6 +74,8 @@ def get_file(
     if redirectable and decision.redirect and not any(k in environ for k in _CONDITIONS):
         with answering(f"link for {resource.path}"):
             link = resource.mount.link(entry)
+        if transfers is not None:
+            transfers.redirected()
         start_response(
             "302 Found",
             [("Location", link.url), ("Content-Length", "0"), ("Cache-Control", "no-store")],

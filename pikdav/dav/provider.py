@@ -514,7 +514,9 @@ class GatewayProvider(DAVProvider):
                 return [b""]
             if method == "GET" and isinstance(resource, FileResource):
                 policy = self.policies[resource.mount.name]
-                return get_file(resource, policy, environ, start_response, default_handler)
+                return get_file(
+                    resource, policy, environ, start_response, default_handler, self.transfers
+                )
             if resource is not None:
                 plan_range(resource, environ)
         return default_handler(environ, start_response)

@@ -53,6 +53,7 @@ class Account(Protocol):
     """What the page needs of an account's session (`pikdav.pikpak.session.Session`)."""
 
     name: str
+    on_exchange: Callable[[str, str, str, float], None] | None  # told of every PikPak call
 
     def health(self) -> Any: ...
 
@@ -90,11 +91,13 @@ class StatusPages(BaseMiddleware):
         self.sources: StatusSources | None = settings.get("status")
         self.auth: AuthSettings = settings["auth"]
         self.bans = failed_logins(config)
+        self.metrics = settings.get("metrics")  # pikdav.dav.metrics.Metrics, or None
         self._csrf_key = secrets.token_bytes(32)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path != PREFIX.rstrip("/") and not path.startswith(PREFIX):
+        metrics = path == "/metrics" and self.metrics is not None
+        if path != PREFIX.rstrip("/") and not path.startswith(PREFIX) and not metrics:
             return self.next_app(environ, start_response)
         environ["wsgidav.some_input_read"] = environ["wsgidav.all_input_read"] = 1
         user_name = environ.get("wsgidav.auth.user_name")
@@ -113,6 +116,8 @@ class StatusPages(BaseMiddleware):
                 403,
                 "the status page is for admins (users.<name>.admin: true in the config)",
             )
+        if metrics:
+            return self.metrics.answer(environ, start_response)
         if self.sources is None:
             return plain_answer(start_response, 404, "the status page is not set up")
         method = environ["REQUEST_METHOD"]

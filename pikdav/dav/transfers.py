@@ -42,6 +42,8 @@ class Transfers:
         self._lock = threading.Lock()
         self._active: dict[int, Transfer] = {}
         self._ids = itertools.count(1)
+        self._streamed = 0  # bytes of the streams that ended
+        self.redirects = 0  # GETs answered with a redirect to PikPak's link
 
     def start(
         self, kind: str, client: str, path: str, total: int | None, phase: str = ""
@@ -53,7 +55,18 @@ class Transfers:
 
     def end(self, transfer: Transfer) -> None:
         with self._lock:
-            self._active.pop(transfer.id, None)
+            if self._active.pop(transfer.id, None) is not None and transfer.kind == STREAM:
+                self._streamed += transfer.done
+
+    def redirected(self) -> None:
+        with self._lock:
+            self.redirects += 1
+
+    def streamed_bytes(self) -> int:
+        """Bytes proxied to clients so far, streams still running included."""
+        with self._lock:
+            running = sum(t.done for t in self._active.values() if t.kind == STREAM)
+            return self._streamed + running
 
     def active(self, kind: str | None = None) -> list[Transfer]:
         with self._lock:

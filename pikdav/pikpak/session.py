@@ -68,6 +68,7 @@ class AccountHealth:
     refreshes: int  # since this process started
     sign_ins: int
     pauses: int
+    back_offs: int  # waits PikPak asked for (rate limits) since this process started
     paused: LoginPaused | None  # the current failure: its problem, remedy and end
 
 
@@ -152,7 +153,10 @@ class Session:
         self.last_sign_in: float | None = None  # when this session signed in with the password
         # What the status page and the metrics read (see health()); times are Unix seconds.
         self._history: collections.deque[tuple[float, str]] = collections.deque(maxlen=10_000)
-        self._counts = {"refresh": 0, "sign_in": 0, "pause": 0}
+        self._counts = {"refresh": 0, "sign_in": 0, "pause": 0, "back_off": 0}
+        # Told of every exchange with PikPak: (method, url path, outcome, seconds); outcome is
+        # "ok", the HTTP status, or "transport" (the metrics set it).
+        self.on_exchange: Callable[[str, str, str, float], None] | None = None
         self._last_attempt: tuple[float, str] | None = None
 
     @property
@@ -391,6 +395,7 @@ class Session:
             refreshes=self._counts["refresh"],
             sign_ins=self._counts["sign_in"],
             pauses=self._counts["pause"],
+            back_offs=self._counts["back_off"],
             paused=paused,
         )
 
@@ -621,6 +626,7 @@ class Session:
                 if again is None:
                     raise
                 if reaction is Reaction.BACK_OFF:
+                    self._counts["back_off"] += 1
                     log.warning("%s: %s; backing off", self.name, rule.log)
                 elif exc.status:
                     log.info("%s: %s (HTTP %d); retrying", self.name, rule.log, exc.status)
@@ -639,6 +645,10 @@ class Session:
             headers["Referer"] = "https://mypikpak.com/"
         return headers
 
+    def _exchanged(self, method: str, url: str, outcome: str, started: float) -> None:
+        if self.on_exchange is not None:
+            self.on_exchange(method, urlsplit(url).path, outcome, time.perf_counter() - started)
+
     def _exchange(
         self,
         method: str,
@@ -655,7 +665,11 @@ class Session:
                 method, url, params=params, json=json, headers=headers, timeout=timeout
             )
         except requests.RequestException as exc:
+            self._exchanged(method, url, "transport", started)
             raise transport_failure(exc, url, timeout)[0] from None
+        self._exchanged(
+            method, url, "ok" if resp.status_code < 400 else str(resp.status_code), started
+        )
         log.debug(
             "%s: %s %s -> %d (%.0f ms)",
             self.name,
