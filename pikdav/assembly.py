@@ -95,9 +95,13 @@ def download_policy(mount: MountConfig, trusted_proxies: tuple[IPNetwork, ...]) 
     )
 
 
-def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> list[Mount]:
+def build_mounts(
+    config: Config, sessions: dict[str, Session] | None = None, *, background: bool = True
+) -> list[Mount]:
     """A mount per configured mount; mounts of one account share its session, drive and CDN
-    session (``sessions`` may hold sessions made already, and gets those made here)."""
+    session (``sessions`` may hold sessions made already, and gets those made here).
+    ``background=False``: no mount takes up background uploads (a command beside a
+    running server must not upload what the server's uploads folder holds)."""
     sessions = sessions if sessions is not None else {}
     sources: dict[str, tuple[DriveSource, CdnSession, OfflineTasks]] = {}
     spool = SpoolSettings(
@@ -118,7 +122,7 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
                 OfflineTasks(session),
             )
         source, cdn, offline = sources[account.name]
-        background = settings.background_uploads
+        waits = background and settings.background_uploads
         mounts.append(
             Mount(
                 settings.name,
@@ -129,7 +133,7 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
                 read_only=settings.read_only,
                 use_trash=settings.use_trash,
                 spool=spool,
-                uploads_dir=config.state_dir / "uploads" / settings.name if background else None,
+                uploads_dir=config.state_dir / "uploads" / settings.name if waits else None,
                 finder_metadata=settings.finder_metadata,
                 offline=offline,
                 offline_folder=settings.offline_folder,

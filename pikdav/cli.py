@@ -114,6 +114,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to keep the tokens (file path or "
         "redis:// URL; default: ~/.local/state/pikdav/tokens/default.json)",
     )
+    offline = sub.add_parser(
+        "offline",
+        help="offline downloads: PikPak fetches magnet, http and ed2k links into the drive",
+    )
+    tasks = offline.add_subparsers(dest="action", required=True)
+    for name, text in (
+        ("add", "start downloads of links"),
+        ("list", "show the tasks, their phase and progress"),
+        ("delete", "delete tasks (their files stay)"),
+        ("retry", "start a failed task again"),
+    ):
+        task = tasks.add_parser(name, help=text)
+        task.add_argument("-c", "--config", required=True, help="YAML config file")
+        task.add_argument(
+            "--mount", help="whose account, and whose offline_folder (default: the first)"
+        )
+        if name == "add":
+            task.add_argument(
+                "urls", nargs="+", metavar="URL", help="magnet:, http(s):// or ed2k:// link"
+            )
+            task.add_argument(
+                "--folder",
+                help="folder below the mount's root to download into, made when missing "
+                "(default: the mount's offline_folder, else PikPak's My Pack)",
+            )
+        elif name == "delete":
+            task.add_argument("ids", nargs="+", metavar="ID", help="task id (from `list`)")
+        elif name == "retry":
+            task.add_argument("id", metavar="ID", help="task id (from `list`)")
+
     login.add_argument("--user-api", default=USER_API, help=argparse.SUPPRESS)
     login.add_argument("--drive-api", default=DRIVE_API, help=argparse.SUPPRESS)
     login.add_argument("--ca-cert", help=argparse.SUPPRESS)
@@ -481,6 +511,55 @@ def run_emulator(args: argparse.Namespace) -> int:
     return _serve_until_signalled(emulator.server, on_stop=emulator.stop)
 
 
+def run_offline(args: argparse.Namespace) -> int:
+    from .assembly import account_session, build_mounts
+    from .pikpak.errors import PikPakError
+    from .pikpak.retry import CHECK
+    from .vfs.errors import MountError
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    names = [m.name for m in config.mounts]
+    name = args.mount or names[0]
+    if name not in names:
+        print(
+            f"pikdav offline: no mount is named {name!r} (mounts: {', '.join(names)})",
+            file=sys.stderr,
+        )
+        return 2
+    account = config.account_for(name)
+    sessions = {account.name: account_session(config, account, pool_size=4, retry=CHECK)}
+    mount = next(m for m in build_mounts(config, sessions, background=False) if m.name == name)
+    if mount.offline is None:
+        print(f"pikdav offline: mount {name} cannot start offline downloads", file=sys.stderr)
+        return 2
+    try:
+        if args.action == "add":
+            for url in args.urls:
+                task = mount.add_offline(url, args.folder)
+                print(f"{task.id}\t{_phase(task.phase)}\t{task.name or task.file_name}")
+        elif args.action == "list":
+            for task in mount.offline.list():
+                name_shown = task.name or task.file_name
+                print(f"{task.id}\t{_phase(task.phase)}\t{task.progress}%\t{name_shown}")
+        elif args.action == "delete":
+            mount.offline.delete(args.ids)
+            print(f"deleted {_count(len(args.ids), 'task')} (their files stay)")
+        else:
+            mount.offline.retry(args.id)
+            print(f"started {args.id} again")
+    except (PikPakError, MountError) as exc:
+        problem = exc.problem if isinstance(exc, PikPakError) else str(exc)
+        print(f"pikdav offline {args.action}: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _phase(phase: str) -> str:
+    return phase.removeprefix("PHASE_TYPE_").lower()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -497,6 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         "demo": run_demo,
         "check": run_check,
         "hash-password": run_hash_password,
+        "offline": run_offline,
     }
     return commands[args.command](args)
 
