@@ -9,6 +9,7 @@ moved, which names are the gateway's own, where only the quota lives.
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 from typing import BinaryIO
@@ -21,6 +22,7 @@ from pikdav.pikpak.types import Link, Quota, Task
 from .cache import TtlCache
 from .errors import BodyCut, NotAllowed, ReadOnly, StillUploading
 from .names import HIDDEN_PREFIX, is_finder_metadata, is_probe
+from .offline import MAX_DROP, DropFolder, is_drop, is_own
 from .pending import PendingUploads
 from .sidefiles import KEEP_LOCAL, SideStore
 from .source import Source, WritableSource
@@ -63,6 +65,9 @@ class Mount:
         self._cdn = cdn
         self.offline = offline
         self.offline_folder = offline_folder.strip("/") if offline_folder else None
+        # Links put into the offline folder become tasks (see vfs.offline).
+        self.drop = DropFolder(offline) if offline and self.offline_folder else None
+        self._drop_id = ""  # the offline folder's id, once it exists
         self._quota: TtlCache[Quota] = TtlCache(1)
         spool = spool or SpoolSettings()
         self.pending = PendingUploads(uploads_dir) if uploads_dir is not None else None
@@ -91,13 +96,40 @@ class Mount:
         (``._x``, ``desktop.ini``…) is looked up in cached listings alone, so a probe never
         costs an upstream call (a real file of that name is found once its folder is listed)."""
         probe = looking and bool(names) and is_probe(names[-1])
-        return self.tree.resolve("/".join(names), cached_only=probe)
+        entry = self.tree.resolve("/".join(names), cached_only=probe)
+        if entry is None and self.drop is not None and names and not probe:
+            parent = self.tree.resolve("/".join(names[:-1]))
+            if parent is not None and self.is_drop_folder(parent):
+                entry = next((e for e in self.children(parent) if e.name == names[-1]), None)
+        return entry
 
     def children(self, folder: Entry) -> tuple[Entry, ...]:
-        return self.tree.children(folder)
+        found = self.tree.children(folder)
+        if self.drop is not None and self.is_drop_folder(folder):
+            own, finished = self.drop.entries(folder.id)
+            if finished:  # a task's file is new here: PikPak put it there, not a client
+                self.tree.folder_changed(folder.id)
+                found = self.tree.children(folder)
+            found += own
+        return found
 
     def child(self, folder: Entry, name: str) -> Entry | None:
-        return self.tree.child(folder, name)
+        found = self.tree.child(folder, name)
+        if found is None and self.drop is not None and self.is_drop_folder(folder):
+            found = next((e for e in self.children(folder) if e.name == name), None)
+        return found
+
+    def is_drop_folder(self, folder: Entry) -> bool:
+        """Whether ``folder`` is the mount's offline folder, where links become tasks."""
+        if self.drop is None or not folder.is_folder or is_own(folder):
+            return False
+        if not self._drop_id:
+            assert self.offline_folder is not None
+            found = self.tree.resolve(self.offline_folder)
+            if found is None or not found.is_folder:
+                return False
+            self._drop_id = found.id
+        return folder.id == self._drop_id
 
     def link(self, entry: Entry, *, fresh: bool = False) -> Link:
         return self.tree.link(entry, fresh=fresh)
@@ -108,6 +140,8 @@ class Mount:
         """The file's bytes from ``start`` to ``end`` (exclusive; None: to its end), as a
         seekable reader: from local disk while it waits to be uploaded, else from PikPak's
         download servers (ended at once by ``stop``)."""
+        if self.drop is not None and is_own(entry):
+            return io.BytesIO(self.drop.content(entry)[start:end])
         local = self.pending.local_file(entry) if self.pending is not None else None
         if local is not None:
             return open(local, "rb")
@@ -168,10 +202,22 @@ class Mount:
         or, on a mount with background uploads, taken over to be uploaded from local disk
         (the caller may answer as soon as this returns: the body survives a crash)."""
         writer = self._writer(name)
+        dropped = self.drop is not None and is_drop(name) and self.is_drop_folder(folder)
+        if not dropped:
+            self._not_own(old)  # a link dropped again replaces its receipt
         body.close()
         if not body.complete:
             body.discard()
             raise BodyCut("the upload ended before its announced length")
+        if dropped and self.drop is not None:
+            try:
+                with open(body.path, "rb") as dropped:
+                    data = dropped.read(MAX_DROP + 1)
+            finally:
+                body.discard()  # a drop is never stored: its links become tasks
+            entry = self.drop.drop(folder.id, name, data)
+            self.tree.folder_changed(folder.id)
+            return entry
         if self.pending is not None:
             return self.pending.add(folder, name, body.path, body.size, body.gcid())
         try:
@@ -189,6 +235,7 @@ class Mount:
         """To the trash or for good (see :class:`TreeWriter`). A file still uploading is
         cancelled, and the stored version it was to replace goes too."""
         writer = self._writer()
+        self._not_own(entry)
         if entry.uploading and self.pending is not None:
             self.pending.cancel(parent.id, entry.name)
             stored = self.tree.child(parent, entry.name, stored_only=True)
@@ -201,6 +248,7 @@ class Mount:
         self, entry: Entry, parent: Entry, dest_parent: Entry, name: str, existing: Entry | None
     ) -> None:
         writer = self._writer(name)
+        self._not_own(entry, existing)
         self._not_uploading(entry, existing)
         writer.move(entry, parent, dest_parent, name, existing)
 
@@ -214,8 +262,17 @@ class Mount:
         recursive: bool,
     ) -> None:
         writer = self._writer(name)
+        self._not_own(entry, existing)
         self._not_uploading(entry, existing)
         writer.copy(entry, dest_parent, name, existing, recursive=recursive)
+
+    @staticmethod
+    def _not_own(*entries: Entry | None) -> None:
+        if any(e is not None and is_own(e) for e in entries):
+            raise ReadOnly(
+                "this entry of the offline folder shows a task or a dropped link; it is "
+                "read-only (delete a task with `pikdav offline delete` or on /_pikdav/)"
+            )
 
     @staticmethod
     def _not_uploading(*entries: Entry | None) -> None:
