@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .config import AccountConfig, Config, MountConfig
 from .dav.app import build_dav_app
@@ -17,6 +18,7 @@ from .dav.metrics import Metrics, MetricsOnly
 from .dav.policy import DownloadPolicy, IPNetwork
 from .dav.status import StatusSources
 from .httpserver import Server, keep_memory_flat
+from .notify import Webhook, pause_event
 from .pikpak import http, identity
 from .pikpak.cdn import CdnSession
 from .pikpak.drive import Drive
@@ -165,7 +167,39 @@ def build_app_and_metrics(config: Config, mounts: list[Mount]) -> tuple[Callable
         account_of={settings.name: settings.account for settings in config.mounts},
     )
     metrics = Metrics(status)
+    if config.notify.webhook:
+        notify_to(Webhook(config.notify.webhook), accounts, mounts)
     return build_dav_app(mounts, policies, config.auth_settings(), status, metrics), metrics
+
+
+def notify_to(webhook: Webhook, sessions: dict[str, Session], mounts: list[Mount]) -> None:
+    """Tell ``webhook`` of the sessions' pauses on sign-ins and of the mounts' background
+    uploads that fail for good (see :mod:`pikdav.notify`)."""
+    for name, session in sessions.items():
+
+        def told(event: str, *, account: str = name, **fields: Any) -> None:
+            if event == "pause_started":
+                kind = fields.get("kind", "other")
+                webhook.send(pause_event(kind), account=account, message=fields.get("message"))
+            elif event == "pause_ended":
+                webhook.send(
+                    "sign_in_resumed", account=account, message=f"{account}: signed in again"
+                )
+
+        session.on_event = told
+    for mount in mounts:
+        if mount.pending is not None:
+
+            def failed(file: str, attempts: int, reason: str, *, where: str = mount.name) -> None:
+                webhook.send(
+                    "upload_failed",
+                    mount=where,
+                    file=file,
+                    attempts=attempts,
+                    message=f"the background upload of {file} failed for good: {reason}",
+                )
+
+            mount.pending.on_failed = failed
 
 
 def make_metrics_server(config: Config, metrics: Metrics) -> Server | None:

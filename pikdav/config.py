@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from .configfile import Checker, ConfigError, fields, join, read_yaml
 from .dav.auth import AuthSettings, DavUser, LoginFailures, parse_password_hash
@@ -85,6 +86,11 @@ UserConfig = DavUser  # a DAV user is what pikdav.dav.auth checks logins against
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    webhook: str | None = field(default=None, repr=False)  # its URL may carry a token
+
+
+@dataclass(frozen=True)
 class Config:
     source: str
     server: ServerConfig
@@ -92,6 +98,7 @@ class Config:
     accounts: Mapping[str, AccountConfig]
     mounts: tuple[MountConfig, ...]
     users: Mapping[str, UserConfig]
+    notify: NotifyConfig = NotifyConfig()
 
     @property
     def tokens_dir(self) -> Path:
@@ -169,7 +176,9 @@ class _Reader(Checker):
     # -- sections --
 
     def config(self, data: Any) -> Config:
-        top = self.mapping("", data, ("server", "state_dir", "accounts", "mounts", "users"))
+        top = self.mapping(
+            "", data, ("server", "state_dir", "accounts", "mounts", "users", "notify")
+        )
         server = self.server(top.get("server"))
         state_dir = self.path("state_dir", top.get("state_dir", DEFAULT_STATE_DIR))
         assert state_dir is not None
@@ -216,7 +225,18 @@ class _Reader(Checker):
             accounts=MappingProxyType(accounts),
             mounts=tuple(mounts),
             users=MappingProxyType(users),
+            notify=self.notify(top.get("notify")),
         )
+
+    def notify(self, value: Any) -> NotifyConfig:
+        data = self.mapping("notify", value, NotifyConfig.__dataclass_fields__)
+        url = self.string("notify.webhook", data.get("webhook"), optional=True)
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                # The URL itself is not repeated: it may carry a token.
+                raise self.fail("notify.webhook", "must be an http:// or https:// URL")
+        return NotifyConfig(webhook=url)
 
     def server(self, value: Any) -> ServerConfig:
         keys = ServerConfig.__dataclass_fields__

@@ -70,7 +70,7 @@ def test_the_example_config_documents_every_key():
         "token_store", "user_api", "drive_api", "ca_cert", "name", "account", "root_folder_id",
         "download", "redirect_networks", "public_ip", "force_proxy_user_agents",
         "force_redirect_user_agents", "use_trash", "read_only", "listing_ttl", "password_hash",
-        "mounts", "admin", "metrics_addr", "offline_folder",
+        "mounts", "admin", "metrics_addr", "offline_folder", "notify", "webhook",
     }  # fmt: skip
 
 
@@ -331,3 +331,12 @@ def test_metrics_addr_and_offline_folder_are_checked():
         )
     user = {"password_hash": HASH, "admin": "yes"}
     assert "users.alice.admin" in error_of(minimal(users={"alice": user}))
+
+
+def test_a_webhook_is_an_http_url_never_repeated_in_errors():
+    assert parse_config(minimal(notify={"webhook": "https://ntfy.sh/t"}), "c").notify.webhook
+    assert parse_config(minimal(), "c").notify.webhook is None
+    message = error_of(minimal(notify={"webhook": "ftp://secret-token@example.org/"}))
+    assert "notify.webhook: must be an http:// or https:// URL" in message
+    assert "secret-token" not in message
+    assert "secret" not in repr(parse_config(minimal(notify={"webhook": "https://x/secret"}), "c"))

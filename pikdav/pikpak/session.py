@@ -157,6 +157,9 @@ class Session:
         # Told of every exchange with PikPak: (method, url path, outcome, seconds); outcome is
         # "ok", the HTTP status, or "transport" (the metrics set it).
         self.on_exchange: Callable[[str, str, str, float], None] | None = None
+        # Told when a pause on sign-ins starts ("pause_started": kind, message) and when it
+        # ends ("pause_ended"), for notifications (assembly sets it).
+        self.on_event: Callable[..., None] | None = None
         self._last_attempt: tuple[float, str] | None = None
 
     @property
@@ -278,6 +281,7 @@ class Session:
                     raise self._start_pause(stored, exc) from exc
                 if stored.pause is not None:
                     log.info("%s: logged in to PikPak again; sign-ins resume", self.name)
+                    self._emit("pause_ended")
                 self._pause_seen = 0.0
                 self._auth = replace(
                     stored,
@@ -304,6 +308,7 @@ class Session:
                     self.name,
                 )
                 self._pause_seen = 0.0
+                self._emit("pause_ended")
             else:
                 log.debug("%s: adopted the token another process refreshed", self.name)
             self._auth = stored
@@ -337,6 +342,7 @@ class Session:
         self._pause_seen = now
         paused = self._paused(pause)
         self._record("pause", paused.problem)
+        self._emit("pause_started", kind=pause.kind, message=str(paused))
         # A human check's page carries the captcha token the puzzle validates: it is shown
         # only where a person asked for it (`pikdav login`'s terminal), never in the log.
         log.warning("%s: %s", self.name, paused)
@@ -348,6 +354,7 @@ class Session:
         With a refresh token in the credentials, that token is redeemed instead."""
         with self._refresh_lock, self.store.locked():
             stored = self.store.load()
+            paused = stored is not None and stored.pause is not None
             device = stored.device_id if stored and stored.device_id else identity.new_device_id()
             # A new login, and no pause: whatever the store held is replaced.
             self._auth = StoredAuth(self.platform.name, device, self.credentials.username)
@@ -358,6 +365,9 @@ class Session:
                 new = self._sign_in()
             self._auth = replace(self._auth, token=new)
             self.store.save(self._auth)
+            if paused:
+                log.info("%s: signed in again; sign-ins are no longer paused", self.name)
+                self._emit("pause_ended")
             return new
 
     def sign_in_with_captcha(self, captcha_token: str) -> Token:
@@ -367,6 +377,14 @@ class Session:
         return self.login()
 
     # ------------------------------------------------------------------ what a person sees
+    def _emit(self, event: str, **fields: Any) -> None:
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(event, **fields)
+        except Exception:  # a notification must never break a sign-in
+            log.exception("%s: telling of %s failed", self.name, event)
+
     def _record(self, kind: str, outcome: str) -> None:
         now = time.time()
         self._counts[kind] += 1

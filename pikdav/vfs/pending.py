@@ -22,6 +22,7 @@ import queue
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +88,8 @@ class PendingUploads:
         self._queue: queue.Queue[str] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._current = ""  # the id of the upload going up now
+        # Told when an upload fails for good: on_failed(name, attempts, reason).
+        self.on_failed: Callable[[str, int, str], None] | None = None
         self._sweep()
         for journal in sorted(self.directory.glob("*.json")):
             try:
@@ -239,6 +242,11 @@ class PendingUploads:
                 exc,
                 self.data_path(item.id),
             )
+            if self.on_failed is not None:
+                try:
+                    self.on_failed(item.name, attempts, str(exc))
+                except Exception:  # a notification must never stop the uploads
+                    log.exception("telling of the failed upload of %s failed", item.name)
             return
         delay = self.retry.delay(attempts)
         log.warning(

@@ -38,6 +38,8 @@ class Gateway:
 def start_gateway(emulator: Emulator, state_dir: Path, **mount: Any) -> Gateway:
     server_opts = mount.pop("server", {})
     users = mount.pop("users", None) or {DAV_USER: {"password_hash": _HASH, "mounts": ["*"]}}
+    account = {**mount.pop("account_options", {})}
+    top = {key: mount.pop(key) for key in ("notify",) if key in mount}
     data = {
         "server": {"host": "127.0.0.1", "port": 0, "threads": 32, **server_opts},
         "state_dir": str(state_dir),
@@ -47,10 +49,12 @@ def start_gateway(emulator: Emulator, state_dir: Path, **mount: Any) -> Gateway:
                 "password": PIKPAK_PASSWORD,
                 "user_api": emulator.base_url,
                 "drive_api": emulator.base_url,
+                **account,
             }
         },
         "mounts": [{"name": "pikpak", "account": "main", **mount}],
         "users": users,
+        **top,
     }
     config = parse_config(data, "test-config.yaml")
     mounts = build_mounts(config)
