@@ -381,6 +381,7 @@ def _view(sources: StatusSources, bans: list[tuple[str, int]]) -> dict[str, Any]
                 "platform": health.platform,
                 "signed_in": health.signed_in,
                 "valid_until": _when(health.token_valid_until, now),
+                "token_refused": health.token_refused,
                 "last_refresh": _when(health.last_refresh, now),
                 "last_outcome": health.last_outcome,
                 "refreshes_24h": health.refreshes_24h,

@@ -61,6 +61,7 @@ class AccountHealth:
     platform: str
     signed_in: bool  # an access token that is still valid, and no pause on sign-ins
     token_valid_until: float | None  # Unix time; None without a token
+    token_refused: bool  # PikPak refused the access token before it was due to expire
     last_refresh: float | None  # Unix time of the last refresh or sign-in this process tried
     last_outcome: str  # what that attempt gave, in words ("" before the first)
     refreshes_24h: int
@@ -161,6 +162,7 @@ class Session:
         # ends ("pause_ended"), for notifications (assembly sets it).
         self.on_event: Callable[..., None] | None = None
         self._last_attempt: tuple[float, str] | None = None
+        self._refused = ""  # the last access token PikPak refused
 
     @property
     def user_api(self) -> str:
@@ -256,6 +258,8 @@ class Session:
         While sign-ins are paused this raises :class:`LoginPaused` at once, without asking
         PikPak; a new login in the token store (`pikdav login`, another process) ends it."""
         base = self.auth  # loaded before the store lock is taken (flock is not re-entrant)
+        if rejected:
+            self._refused = rejected
         with self._refresh_lock:
             current = self._auth.token if self._auth else None
             if current is not None and current.access_token != rejected and current.fresh():
@@ -404,8 +408,14 @@ class Session:
         return AccountHealth(
             name=self.name,
             platform=self.platform.name,
-            signed_in=paused is None and valid_until is not None and valid_until > now,
+            signed_in=paused is None
+            and valid_until is not None
+            and valid_until > now
+            and not (token is not None and token.access_token == self._refused),
             token_valid_until=valid_until,
+            token_refused=bool(
+                token and token.access_token and token.access_token == self._refused
+            ),
             last_refresh=last[0] if last else None,
             last_outcome=last[1] if last else "",
             refreshes_24h=recent.count("refresh"),

@@ -137,7 +137,9 @@ def test_the_admin_sees_a_broken_login_recovers_it_adds_a_task_and_lifts_a_ban(
     state = text_of(browser, "#account-main .state")
     assert state.startswith("broken: ") and "human check" in state, state
     assert "sign-ins paused until" in state
+    assert text_of(browser, "#account-main .valid-until") == "refused by PikPak"
     assert "puzzle" in text_of(browser, "#account-main .remedy")
+    browser.save_screenshot(str(tmp_path / "status-page-broken.png"))
 
     # Sign in now: the answer shows the human check's page; solve it, paste the token.
     submit(browser, "#account-main form[action$='sign-in']")
@@ -153,6 +155,7 @@ def test_the_admin_sees_a_broken_login_recovers_it_adds_a_task_and_lifts_a_ban(
     submit(browser, "#account-main form[action$='captcha']")
     assert "signed in with the solved captcha" in text_of(browser, "#notice")
     assert text_of(browser, "#account-main .state") == "signed in"
+    assert "(in 1" in text_of(browser, "#account-main .valid-until")  # a new token, ~2 h
     assert (
         requests.request(
             "PROPFIND", gw.url + "/pikpak/", auth=ADMIN, headers={"Depth": "1"}, timeout=30
@@ -198,7 +201,8 @@ def test_the_admin_sees_a_broken_login_recovers_it_adds_a_task_and_lifts_a_ban(
     browser.get(page)
     assert "for admins" in browser.find_element(By.TAG_NAME, "body").text
     assert requests.get(page, auth=VIEWER, timeout=10).status_code == 403
-    assert (tmp_path / "status-page.png").stat().st_size > 10_000
+    for shot in ("status-page-broken.png", "status-page.png"):
+        assert (tmp_path / shot).stat().st_size > 10_000
 
 
 def test_a_post_without_the_page_s_csrf_token_changes_nothing(emulator, make_gateway):
