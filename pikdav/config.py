@@ -334,6 +334,8 @@ class _Reader(Checker):
             raise self.fail(
                 join(path, "name"), f"may contain letters, digits, - _ . only (got {name!r})"
             )
+        if name.casefold() == "_pikdav":
+            raise self.fail(join(path, "name"), "_pikdav is pikdav's own (the status page)")
         key = fields(path, data, MountConfig(name, ""))
         if "account" not in data and len(accounts) == 1:
             account = next(iter(accounts))

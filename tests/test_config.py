@@ -329,6 +329,8 @@ def test_metrics_addr_and_offline_folder_are_checked():
         assert "mounts[0].offline_folder: must be a folder path" in error_of(
             minimal(mounts=[mount])
         )
+    own = error_of(minimal(mounts=[{"name": "_PikDAV", "account": "main"}]))
+    assert "mounts[0].name: _pikdav is pikdav's own (the status page)" in own
     user = {"password_hash": HASH, "admin": "yes"}
     assert "users.alice.admin" in error_of(minimal(users={"alice": user}))
 
