@@ -10,15 +10,20 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from .config import AccountConfig, Config, MountConfig
 from .dav.app import build_dav_app
+from .dav.metrics import Metrics, MetricsOnly
 from .dav.policy import DownloadPolicy, IPNetwork
+from .dav.status import StatusSources
 from .httpserver import Server, keep_memory_flat
+from .notify import Webhook, pause_event
 from .pikpak import http, identity, links
 from .pikpak.cdn import CdnSession
 from .pikpak.drive import Drive
+from .pikpak.offline import OfflineTasks
 from .pikpak.retry import RetryPolicy
 from .pikpak.session import Credentials, Session
 from .pikpak.tokenstore import open_store
@@ -111,12 +116,17 @@ def link_route(
     )
 
 
-def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> list[Mount]:
+def build_mounts(
+    config: Config, sessions: dict[str, Session] | None = None, *, background: bool = True
+) -> list[Mount]:
     """A mount per configured mount; mounts of one account share its session, drive and CDN
-    session (``sessions`` may hold sessions made already, and gets those made here)."""
+    session (``sessions`` may hold sessions made already, and gets those made here).
+    ``background=False``: no mount takes up background uploads (a command beside a
+    running server must not upload what the server's uploads folder holds)."""
     sessions = sessions if sessions is not None else {}
     sources: dict[tuple[str, str], DriveSource] = {}
     cdns: dict[str, CdnSession] = {}
+    offline_tasks: dict[str, OfflineTasks] = {}
     spool = SpoolSettings(
         directory=str(config.server.temp_dir) if config.server.temp_dir else None,
         max_size=config.server.max_upload_size,
@@ -130,7 +140,8 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
             )
             sessions[account.name] = session
             cdns[account.name] = http.cdn_session(session.connection)
-        cdn = cdns[account.name]
+            offline_tasks[account.name] = OfflineTasks(session)
+        cdn, offline = cdns[account.name], offline_tasks[account.name]
         kind = (account.name, settings.link)
         if kind not in sources:
             sources[kind] = DriveSource(Drive(sessions[account.name]), link_kind=settings.link)
@@ -138,7 +149,7 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
         route = link_route(settings, account, cdn)
         if route is not None:
             route.start()  # with cdn_node auto: the first probe, then one an hour
-        background = settings.background_uploads
+        waits = background and settings.background_uploads
         mounts.append(
             Mount(
                 settings.name,
@@ -151,9 +162,11 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
                 read_only=settings.read_only or settings.link == "transcoded",
                 use_trash=settings.use_trash,
                 spool=spool,
-                uploads_dir=config.state_dir / "uploads" / settings.name if background else None,
+                uploads_dir=config.state_dir / "uploads" / settings.name if waits else None,
                 finder_metadata=settings.finder_metadata,
                 route=route,
+                offline=offline,
+                offline_folder=settings.offline_folder,
             )
         )
     return mounts
@@ -161,11 +174,69 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
 
 def build_app(config: Config, mounts: list[Mount]) -> Callable:
     """The WSGI application serving ``mounts`` with the config's users and policies."""
+    return build_app_and_metrics(config, mounts)[0]
+
+
+def build_app_and_metrics(config: Config, mounts: list[Mount]) -> tuple[Callable, Metrics]:
+    """The application (see `build_app`) and its metrics, for ``server.metrics_addr``."""
     policies = {
         settings.name: download_policy(settings, config.server.trusted_proxies)
         for settings in config.mounts
     }
-    return build_dav_app(mounts, policies, config.auth_settings())
+    accounts = {}
+    for mount in mounts:
+        drive = getattr(mount.source, "drive", None)  # an own drive's source has a session
+        if drive is not None:
+            accounts.setdefault(drive.session.name, drive.session)
+    status = StatusSources(
+        accounts=accounts,
+        mounts=mounts,
+        policies=policies,
+        account_of={settings.name: settings.account for settings in config.mounts},
+    )
+    metrics = Metrics(status)
+    if config.notify.webhook:
+        notify_to(Webhook(config.notify.webhook), accounts, mounts)
+    return build_dav_app(mounts, policies, config.auth_settings(), status, metrics), metrics
+
+
+def notify_to(webhook: Webhook, sessions: dict[str, Session], mounts: list[Mount]) -> None:
+    """Tell ``webhook`` of the sessions' pauses on sign-ins and of the mounts' background
+    uploads that fail for good (see :mod:`pikdav.notify`)."""
+    for name, session in sessions.items():
+
+        def told(event: str, *, account: str = name, **fields: Any) -> None:
+            if event == "pause_started":
+                kind = fields.get("kind", "other")
+                webhook.send(pause_event(kind), account=account, message=fields.get("message"))
+            elif event == "pause_ended":
+                webhook.send(
+                    "sign_in_resumed", account=account, message=f"{account}: signed in again"
+                )
+
+        session.on_event = told
+    for mount in mounts:
+        if mount.pending is not None:
+
+            def failed(file: str, attempts: int, reason: str, *, where: str = mount.name) -> None:
+                webhook.send(
+                    "upload_failed",
+                    mount=where,
+                    file=file,
+                    attempts=attempts,
+                    message=f"the background upload of {file} failed for good: {reason}",
+                )
+
+            mount.pending.on_failed = failed
+
+
+def make_metrics_server(config: Config, metrics: Metrics) -> Server | None:
+    """The server of ``/metrics`` alone on ``server.metrics_addr`` (None when not set)."""
+    if config.server.metrics_addr is None:
+        return None
+    server = Server(config.server.metrics_addr, MetricsOnly(metrics), numthreads=2)
+    server.max_request_body_size = 1 << 16
+    return server
 
 
 def make_server(config: Config, app: Callable) -> Server:

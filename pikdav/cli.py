@@ -37,6 +37,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more logging (-v: upstream calls)"
     )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="text (default): one readable line per event; json: one JSON object per line "
+        "(time, level, logger, message), for journald, Loki or Docker's log drivers",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="the least important events logged (default: info; debug includes every "
+        "upstream call, as -v does)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     emu = sub.add_parser("emulator", help="run a PikPak-compatible server for tests and demos")
@@ -114,6 +128,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to keep the tokens (file path or "
         "redis:// URL; default: ~/.local/state/pikdav/tokens/default.json)",
     )
+    offline = sub.add_parser(
+        "offline",
+        help="offline downloads: PikPak fetches magnet, http and ed2k links into the drive",
+    )
+    tasks = offline.add_subparsers(dest="action", required=True)
+    for name, text in (
+        ("add", "start downloads of links"),
+        ("list", "show the tasks, their phase and progress"),
+        ("delete", "delete tasks (their files stay)"),
+        ("retry", "start a failed task again"),
+    ):
+        task = tasks.add_parser(name, help=text)
+        task.add_argument("-c", "--config", required=True, help="YAML config file")
+        task.add_argument(
+            "--mount", help="whose account, and whose offline_folder (default: the first)"
+        )
+        if name == "add":
+            task.add_argument(
+                "urls", nargs="+", metavar="URL", help="magnet:, http(s):// or ed2k:// link"
+            )
+            task.add_argument(
+                "--folder",
+                help="folder below the mount's root to download into, made when missing "
+                "(default: the mount's offline_folder, else PikPak's My Pack)",
+            )
+        elif name == "delete":
+            task.add_argument("ids", nargs="+", metavar="ID", help="task id (from `list`)")
+        elif name == "retry":
+            task.add_argument("id", metavar="ID", help="task id (from `list`)")
+
     login.add_argument("--user-api", default=USER_API, help=argparse.SUPPRESS)
     login.add_argument("--drive-api", default=DRIVE_API, help=argparse.SUPPRESS)
     login.add_argument("--ca-cert", help=argparse.SUPPRESS)
@@ -293,25 +337,37 @@ def _serve_until_signalled(server, on_stop=None) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from .assembly import build_app, build_mounts, make_server
+    from .assembly import build_app_and_metrics, build_mounts, make_metrics_server, make_server
 
     config = _load(args.config)
     if config is None:
         return 2
     mounts = build_mounts(config)
-    server = make_server(config, build_app(config, mounts))
+    app, metrics = build_app_and_metrics(config, mounts)
+    server = make_server(config, app)
+    metrics_server = make_metrics_server(config, metrics)
     try:
         server.prepare()
+        if metrics_server is not None:
+            metrics_server.prepare()
     except OSError as exc:  # a ListenError says which address and why
         print(f"pikdav: {exc}", file=sys.stderr)
         return 1
+    if metrics_server is not None:
+        threading.Thread(target=metrics_server.serve, name="pikdav-metrics", daemon=True).start()
+        m_host, m_port = metrics_server.bind_addr[:2]
+        logging.getLogger("pikdav").info("metrics on http://%s:%s/metrics", m_host, m_port)
     scheme = "https" if config.server.tls_cert else "http"
     host, port = server.bind_addr[:2]
     print(f"{scheme}://{host}:{port}/", flush=True)
     logging.getLogger("pikdav").info(
         "serving %s on %s://%s:%s/", ", ".join(m.name for m in mounts), scheme, host, port
     )
-    return _serve_until_signalled(server)
+    try:
+        return _serve_until_signalled(server)
+    finally:
+        if metrics_server is not None:
+            metrics_server.stop()
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -514,14 +570,87 @@ def run_emulator(args: argparse.Namespace) -> int:
     return _serve_until_signalled(emulator.server, on_stop=emulator.stop)
 
 
+def run_offline(args: argparse.Namespace) -> int:
+    from .assembly import account_session, build_mounts
+    from .pikpak.errors import PikPakError
+    from .pikpak.retry import CHECK
+    from .vfs.errors import MountError
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    names = [m.name for m in config.mounts]
+    name = args.mount or names[0]
+    if name not in names:
+        print(
+            f"pikdav offline: no mount is named {name!r} (mounts: {', '.join(names)})",
+            file=sys.stderr,
+        )
+        return 2
+    account = config.account_for(name)
+    sessions = {account.name: account_session(config, account, pool_size=4, retry=CHECK)}
+    mount = next(m for m in build_mounts(config, sessions, background=False) if m.name == name)
+    if mount.offline is None:
+        print(f"pikdav offline: mount {name} cannot start offline downloads", file=sys.stderr)
+        return 2
+    try:
+        if args.action == "add":
+            for url in args.urls:
+                task = mount.add_offline(url, args.folder)
+                print(f"{task.id}\t{_phase(task.phase)}\t{task.name or task.file_name}")
+        elif args.action == "list":
+            for task in mount.offline.list():
+                name_shown = task.name or task.file_name
+                print(f"{task.id}\t{_phase(task.phase)}\t{task.progress}%\t{name_shown}")
+        elif args.action == "delete":
+            mount.offline.delete(args.ids)
+            print(f"deleted {_count(len(args.ids), 'task')} (their files stay)")
+        else:
+            mount.offline.retry(args.id)
+            print(f"started {args.id} again")
+    except (PikPakError, MountError) as exc:
+        problem = exc.problem if isinstance(exc, PikPakError) else str(exc)
+        print(f"pikdav offline {args.action}: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _phase(phase: str) -> str:
+    return phase.removeprefix("PHASE_TYPE_").lower()
+
+
+class JsonLines(logging.Formatter):
+    """``--log-format json``: one JSON object per line. The message is the same text as in
+    the text format, so what the log lines keep out (secrets) and escape stays so."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    level = getattr(logging, args.log_level.upper())
+    handler = logging.StreamHandler()
+    if args.log_format == "json":
+        handler.setFormatter(JsonLines())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     # Default: one line per request and what needs attention; -v adds every upstream call.
-    logging.getLogger("wsgidav").setLevel(logging.WARNING)
-    logging.getLogger("pikdav.pikpak").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    logging.getLogger("wsgidav").setLevel(max(level, logging.WARNING))
+    verbose = args.verbose or level == logging.DEBUG
+    logging.getLogger("pikdav.pikpak").setLevel(logging.DEBUG if verbose else level)
     logging.getLogger("pikdav.emulator").setLevel(logging.WARNING)
     commands = {
         "emulator": run_emulator,
@@ -530,6 +659,7 @@ def main(argv: list[str] | None = None) -> int:
         "demo": run_demo,
         "check": run_check,
         "hash-password": run_hash_password,
+        "offline": run_offline,
     }
     return commands[args.command](args)
 

@@ -50,6 +50,7 @@ class ServerConfig:
     max_upload_size: int | None = None  # bytes
     temp_dir: Path | None = None
     login_failures: LoginFailures = field(default_factory=LoginFailures)
+    metrics_addr: tuple[str, int] | None = None  # /metrics without a login on this address
 
 
 @dataclass(frozen=True)
@@ -91,9 +92,15 @@ class MountConfig:
     download_domain: str = KEEP  # or a domain links' hosts are moved to
     cdn_node: str = OFF  # auto: the fastest node that answers; or a node's name or host
     cdn_nodes: tuple[str, ...] = ()  # probed with auto, beside those in pikpak/cdn_nodes.txt
+    offline_folder: str | None = None  # where offline downloads land (None: "My Pack")
 
 
 UserConfig = DavUser  # a DAV user is what pikdav.dav.auth checks logins against
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    webhook: str | None = field(default=None, repr=False)  # its URL may carry a token
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,7 @@ class Config:
     accounts: Mapping[str, AccountConfig]
     mounts: tuple[MountConfig, ...]
     users: Mapping[str, UserConfig]
+    notify: NotifyConfig = NotifyConfig()
 
     @property
     def tokens_dir(self) -> Path:
@@ -183,7 +191,9 @@ class _Reader(Checker):
     # -- sections --
 
     def config(self, data: Any) -> Config:
-        top = self.mapping("", data, ("server", "state_dir", "accounts", "mounts", "users"))
+        top = self.mapping(
+            "", data, ("server", "state_dir", "accounts", "mounts", "users", "notify")
+        )
         server = self.server(top.get("server"))
         state_dir = self.path("state_dir", top.get("state_dir", DEFAULT_STATE_DIR))
         assert state_dir is not None
@@ -230,7 +240,18 @@ class _Reader(Checker):
             accounts=MappingProxyType(accounts),
             mounts=tuple(mounts),
             users=MappingProxyType(users),
+            notify=self.notify(top.get("notify")),
         )
+
+    def notify(self, value: Any) -> NotifyConfig:
+        data = self.mapping("notify", value, NotifyConfig.__dataclass_fields__)
+        url = self.string("notify.webhook", data.get("webhook"), optional=True)
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                # The URL itself is not repeated: it may carry a token.
+                raise self.fail("notify.webhook", "must be an http:// or https:// URL")
+        return NotifyConfig(webhook=url)
 
     def server(self, value: Any) -> ServerConfig:
         keys = ServerConfig.__dataclass_fields__
@@ -273,7 +294,22 @@ class _Reader(Checker):
                 window=self.integer(*limit("window"), 1),
                 ban=self.integer(*limit("ban"), 1),
             ),
+            metrics_addr=self._address(*key("metrics_addr")),
         )
+
+    def _address(self, path: str, value: Any) -> tuple[str, int] | None:
+        """``host:port`` (``[::1]:port`` for IPv6); the host is required, so that metrics
+        served without a login are never on every interface by accident."""
+        text = self.string(path, value, optional=True)
+        if text is None:
+            return None
+        host, _, port = text.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not host or not port.isdigit() or int(port) > 65535:
+            raise self.fail(
+                path, "must be host:port such as 127.0.0.1:9100" + self.got(path, value)
+            )
+        return host, int(port)
 
     def account(self, path: str, name: str, value: Any) -> AccountConfig:
         keys = [k for k in AccountConfig.__dataclass_fields__ if k != "name"]
@@ -345,6 +381,8 @@ class _Reader(Checker):
             raise self.fail(
                 join(path, "name"), f"may contain letters, digits, - _ . only (got {name!r})"
             )
+        if name.casefold() == "_pikdav":
+            raise self.fail(join(path, "name"), "_pikdav is pikdav's own (the status page)")
         key = fields(path, data, MountConfig(name, ""))
         if "account" not in data and len(accounts) == 1:
             account = next(iter(accounts))
@@ -376,6 +414,7 @@ class _Reader(Checker):
                 self.node(join(join(path, "cdn_nodes"), i), n)
                 for i, n in enumerate(self.strings(*key("cdn_nodes")))
             ),
+            offline_folder=self._offline_folder(*key("offline_folder")),
         )
 
     def download_domain(self, path: str, value: Any) -> str:
@@ -402,8 +441,21 @@ class _Reader(Checker):
             )
         return text
 
+    def _offline_folder(self, path: str, value: Any) -> str | None:
+        folder = self.string(path, value, optional=True)
+        if folder is None:
+            return None
+        parts = folder.strip("/").split("/")
+        if not folder.strip("/") or any(p in ("", ".", "..") for p in parts):
+            raise self.fail(
+                path,
+                "must be a folder path below the mount's root such as Offline"
+                + self.got(path, value),
+            )
+        return "/".join(parts)
+
     def user(self, path: str, name: str, value: Any, mounts: list[MountConfig]) -> UserConfig:
-        data = self.mapping(path, value, ("password_hash", "mounts", "read_only"))
+        data = self.mapping(path, value, ("password_hash", "mounts", "read_only", "admin"))
         hash_path = join(path, "password_hash")
         if "password_hash" not in data:
             raise self.fail(hash_path, "is required (make one with `pikdav hash-password`)")
@@ -428,6 +480,7 @@ class _Reader(Checker):
             password_hash=password_hash,
             mounts=allowed,
             read_only=self.boolean(join(path, "read_only"), data.get("read_only", False)),
+            admin=self.boolean(join(path, "admin"), data.get("admin", False)),
         )
 
 

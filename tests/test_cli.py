@@ -136,3 +136,42 @@ def test_help_describes_pikdav_and_its_options():
         assert "--host HOST address to listen on (default: 127.0.0.1)" in " ".join(text.split())
     demo = " ".join(run("demo", "--help").stdout.split())
     assert "default: 8080, or a free one if 8080 is busy" in demo
+
+
+def test_json_logs_at_the_chosen_level(emulator, tmp_path):
+    from tests.support.command import start
+
+    config = write_config(tmp_path, emulator)
+    for level, upstream in (("debug", True), ("warning", False)):
+        log_path = tmp_path / f"{level}.log"
+        running = start(
+            "--log-format", "json", "--log-level", level, "serve", "-c", config, log_path=log_path
+        )
+        try:
+            resp = requests.request(
+                "PROPFIND", running.url + "pikpak/", headers={"Depth": "1"},
+                auth=("alice", "wonderland"), timeout=30,
+            )  # fmt: skip
+            assert resp.status_code == 207
+            bad = requests.get(running.url + "pikpak/", auth=("alice\x1b[31m", "x"), timeout=30)
+            assert bad.status_code == 401
+        finally:
+            assert running.stop()[0] == 0
+        lines = [json.loads(line) for line in log_path.read_text().splitlines()]
+        assert lines and all(set(e) == {"time", "level", "logger", "message"} for e in lines)
+        assert all(e["time"].endswith("Z") for e in lines)
+        messages = "\n".join(e["message"] for e in lines)
+        assert "login failed for user 'alice\\x1b[31m'" in messages  # escaped, as in text
+        assert "\x1b" not in log_path.read_text() and "correct horse" not in messages
+        said_upstream = any(e["logger"] == "pikdav.pikpak.session" and e["level"] == "debug"
+                            for e in lines)  # fmt: skip
+        assert said_upstream is upstream
+        assert ("PROPFIND /pikpak/ 207" in messages) is (level == "debug")
+        assert {e["level"] for e in lines} <= (
+            {"debug", "info", "warning"} if upstream else {"warning", "error"}
+        )
+
+
+def test_a_bad_log_level_is_refused():
+    proc = run("--log-level", "loud", "check", "-c", "x.yaml")
+    assert proc.returncode == 2 and "invalid choice: 'loud'" in proc.stderr

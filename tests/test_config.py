@@ -56,6 +56,7 @@ def test_the_example_config_parses(monkeypatch):
     assert config.mount("movies").read_only
     assert verify_password("correct horse battery staple", config.users["alice"].password_hash)
     assert config.users["kodi"].mounts == ("movies",)
+    assert config.users["alice"].admin and not config.users["kodi"].admin
     assert config.token_path("main") == Path.home() / ".local/state/pikdav/tokens/main.json"
 
 
@@ -70,6 +71,7 @@ def test_the_example_config_documents_every_key():
         "download", "redirect_networks", "public_ip", "force_proxy_user_agents",
         "force_redirect_user_agents", "use_trash", "read_only", "listing_ttl", "password_hash",
         "mounts", "api_domain", "proxy", "link", "download_domain", "cdn_node", "cdn_nodes",
+        "admin", "metrics_addr", "offline_folder", "notify", "webhook",
     }  # fmt: skip
 
 
@@ -353,3 +355,38 @@ def test_bad_network_values_say_what_is_wanted(where, key, value, says):
     target[key] = value
     message = error_of(data)
     assert says in message and key in message
+
+
+def test_metrics_addr_and_offline_folder_are_checked():
+    assert parse_config(
+        minimal(server={"metrics_addr": "[::1]:9100"}), "c"
+    ).server.metrics_addr == (
+        "::1",
+        9100,
+    )
+    for bad in (":9100", "localhost", "127.0.0.1:http", "127.0.0.1:70000"):
+        assert "server.metrics_addr: must be host:port" in error_of(
+            minimal(server={"metrics_addr": bad})
+        )
+    mount = {"name": "pikpak", "account": "main", "offline_folder": "/Downloads/Offline/"}
+    assert (
+        parse_config(minimal(mounts=[mount]), "c").mounts[0].offline_folder == "Downloads/Offline"
+    )
+    for bad in ("/", "a/../b", "a//b"):
+        mount["offline_folder"] = bad
+        assert "mounts[0].offline_folder: must be a folder path" in error_of(
+            minimal(mounts=[mount])
+        )
+    own = error_of(minimal(mounts=[{"name": "_PikDAV", "account": "main"}]))
+    assert "mounts[0].name: _pikdav is pikdav's own (the status page)" in own
+    user = {"password_hash": HASH, "admin": "yes"}
+    assert "users.alice.admin" in error_of(minimal(users={"alice": user}))
+
+
+def test_a_webhook_is_an_http_url_never_repeated_in_errors():
+    assert parse_config(minimal(notify={"webhook": "https://ntfy.sh/t"}), "c").notify.webhook
+    assert parse_config(minimal(), "c").notify.webhook is None
+    message = error_of(minimal(notify={"webhook": "ftp://secret-token@example.org/"}))
+    assert "notify.webhook: must be an http:// or https:// URL" in message
+    assert "secret-token" not in message
+    assert "secret" not in repr(parse_config(minimal(notify={"webhook": "https://x/secret"}), "c"))

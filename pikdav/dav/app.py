@@ -21,9 +21,11 @@ from pikdav.vfs.mount import Mount
 from .auth import AuthSettings, BasicAuthenticator, LoginThrottle, PikdavDomainController
 from .deadprops import CappedPropertyManager
 from .frontdoor import ErrorAnswers, FrontDoor, quiet_client_errors
+from .metrics import Metrics
 from .paths import check_request
 from .policy import DownloadPolicy
 from .provider import GatewayProvider
+from .status import StatusPages, StatusSources
 
 BLOCK_SIZE = 1 << 20  # WsgiDAV's read size for GET bodies and PUT uploads
 _READ_METHODS = "OPTIONS, HEAD, GET, PROPFIND"
@@ -31,11 +33,17 @@ _WRITE_METHODS = "PUT, DELETE, COPY, MOVE, MKCOL, PROPPATCH, LOCK, UNLOCK"
 
 
 def build_dav_app(
-    mounts: list[Mount], policies: Mapping[str, DownloadPolicy], auth: AuthSettings
+    mounts: list[Mount],
+    policies: Mapping[str, DownloadPolicy],
+    auth: AuthSettings,
+    status: StatusSources | None = None,
+    metrics: Metrics | None = None,
 ) -> Callable:
     """The whole application for ``mounts`` (each with its download policy in ``policies``)
-    and the DAV users of ``auth``."""
-    provider = GatewayProvider(mounts, policies)
+    and the DAV users of ``auth``; ``status``: what the admins' status page shows;
+    ``metrics``: counted here, and served to admins at ``/metrics`` unless a mount has
+    that name."""
+    provider = GatewayProvider(mounts, policies, status.transfers if status else None)
     dav = WsgiDAVApp(
         {
             "provider_mapping": {"/": provider},
@@ -46,8 +54,20 @@ def build_dav_app(
                 "default_to_digest": False,
                 "trusted_auth_header": None,
             },
-            "middleware_stack": [ErrorAnswers, LoginThrottle, BasicAuthenticator, RequestResolver],
-            "pikdav": {"auth": auth},
+            "middleware_stack": [
+                ErrorAnswers,
+                LoginThrottle,
+                BasicAuthenticator,
+                StatusPages,
+                RequestResolver,
+            ],
+            "pikdav": {
+                "auth": auth,
+                "status": status,
+                "metrics": metrics
+                if "metrics" not in {m.name.casefold() for m in mounts}
+                else None,
+            },
             "lock_storage": True,
             "property_manager": CappedPropertyManager(),
             "dir_browser": {"enable": False},
@@ -63,7 +83,8 @@ def build_dav_app(
     wsgidav_util.public_wsgidav_info = "WsgiDAV"
     allow = _READ_METHODS if provider.is_readonly() else f"{_READ_METHODS}, {_WRITE_METHODS}"
     quiet_client_errors()
-    return FrontDoor(Healthz(PathCheck(AllowOn405(dav, allow))))
+    app = FrontDoor(Healthz(PathCheck(AllowOn405(dav, allow))))
+    return metrics.counting(app) if metrics is not None else app
 
 
 class Healthz:

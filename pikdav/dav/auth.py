@@ -68,6 +68,7 @@ class DavUser:
     password_hash: str = field(repr=False)
     mounts: tuple[str, ...] = (ALL_MOUNTS,)
     read_only: bool = False
+    admin: bool = False  # may open the status page and the metrics
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ class FailedLogins:
             client.failures.clear()
             client.banned_until = now + self.ban
         log.warning(
-            "banning %s for %d s after %d failed logins (only a restart lifts it sooner)",
+            "banning %s for %d s after %d failed logins (an admin can lift it on /_pikdav/)",
             client_text(ip),
             self.ban,
             self.max_failures,
@@ -237,6 +238,23 @@ class FailedLogins:
     def record_success(self, ip: str) -> None:
         with self._lock:
             self._clients.pop(ip, None)
+
+    def banned(self) -> list[tuple[str, int]]:
+        """The addresses banned now, each with its seconds left (for the status page)."""
+        with self._lock:
+            now = self._clock()
+            found = [(ip, c.banned_until - now) for ip, c in self._clients.items()]
+        return sorted((ip, math.ceil(left)) for ip, left in found if left > 0)
+
+    def lift(self, ip: str) -> bool:
+        """End the ban on ``ip`` now (and forget its failures); False when it was not banned."""
+        with self._lock:
+            client = self._clients.get(ip)
+            if client is None or client.banned_until <= self._clock():
+                return False
+            del self._clients[ip]
+        log.info("the ban on %s was lifted by an admin", client_text(ip))
+        return True
 
     def retry_after(self, ip: str) -> int:
         """Seconds left of the IP's ban; 0 when it is not banned."""

@@ -25,6 +25,7 @@ from .errors import answering, dav_error
 from .frontdoor import DELIVERY
 from .logtext import client_text
 from .policy import DownloadPolicy
+from .transfers import STREAM, Transfer, Transfers
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,10 @@ def get_file(
     environ: dict,
     start_response: Callable,
     default_handler: Callable,
+    transfers: Transfers | None = None,
 ) -> Iterable[bytes]:
-    """Answer a GET of a file: a redirect when the policy says so, else a proxied stream."""
+    """Answer a GET of a file: a redirect when the policy says so (counted in
+    ``transfers``), else a proxied stream."""
     decision = policy.decide(environ)
     environ[DELIVERY] = decision
     entry = resource.entry
@@ -71,6 +74,8 @@ def get_file(
     if redirectable and decision.redirect and not any(k in environ for k in _CONDITIONS):
         with answering(f"link for {resource.path}"):
             link = resource.mount.link(entry)
+        if transfers is not None:
+            transfers.redirected()
         start_response(
             "302 Found",
             [("Location", link.url), ("Content-Length", "0"), ("Cache-Control", "no-store")],
@@ -107,11 +112,19 @@ class ProxiedBody(io.RawIOBase):
     """A stored file's reader as WsgiDAV reads it: a download server that gives up is a 502
     before the first byte and a short body after it."""
 
-    def __init__(self, reader: BinaryIO, what: str) -> None:
+    def __init__(
+        self, reader: BinaryIO, what: str, transfers: Transfers | None = None, **stream: Any
+    ) -> None:
+        """``transfers``: where the stream is shown while it runs (``stream``: its client,
+        path and total, see :meth:`Transfers.start`)."""
         super().__init__()
         self._reader = reader
         self._what = what
         self._ended = False
+        self._transfers = transfers
+        self._transfer: Transfer | None = (
+            transfers.start(STREAM, **stream) if transfers is not None else None
+        )
 
     def readable(self) -> bool:
         return True
@@ -129,13 +142,16 @@ class ProxiedBody(io.RawIOBase):
         if self._ended:
             return b""
         try:
-            return self._reader.read(size)
+            data = self._reader.read(size)
         except StreamGone as exc:
             if not exc.delivered:
                 raise dav_error(exc, self._what) from None
             log.warning("%s: %s; the client gets a short body", client_text(self._what), exc)
             self._ended = True  # nothing more: WsgiDAV ends the answer, the server the connection
             return b""
+        if self._transfer is not None:
+            self._transfer.advance(len(data))
+        return data
 
     def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
@@ -143,5 +159,8 @@ class ProxiedBody(io.RawIOBase):
         return len(data)
 
     def close(self) -> None:
+        if self._transfers is not None and self._transfer is not None:
+            self._transfers.end(self._transfer)
+            self._transfer = None
         self._reader.close()
         super().close()

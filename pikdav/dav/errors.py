@@ -40,6 +40,7 @@ from pikdav.pikpak.errors import (
 )
 from pikdav.vfs.errors import (
     BodyCut,
+    LinkRefused,
     MountError,
     NoRoom,
     NotAllowed,
@@ -56,6 +57,7 @@ _MOUNT_STATUSES: tuple[tuple[type[MountError], int], ...] = (
     (ReadOnly, HTTP_FORBIDDEN),
     (NotAllowed, HTTP_FORBIDDEN),
     (StillUploading, HTTP_CONFLICT),
+    (LinkRefused, HTTP_CONFLICT),
     (TooLarge, HTTP_REQUEST_ENTITY_TOO_LARGE),
     (NoRoom, HTTP_INSUFFICIENT_STORAGE),
     (BodyCut, HTTP_BAD_REQUEST),

@@ -1,35 +1,88 @@
-"""What a browser gets at a folder's URL: pikdav's own short words on how to connect.
+"""What a browser gets at a folder's URL: a readable listing (names, sizes, dates, links that
+download), and a few words on how to open the folder in a WebDAV client.
 
-(WsgiDAV's answer was a 403 naming its own middleware settings. A later issue puts a real
-listing here.)
+(WsgiDAV's own answer was a 403 naming its middleware settings.) DAV clients list folders with
+PROPFIND and never see this page.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from urllib.parse import quote
 
-from .frontdoor import plain_answer
+from jinja2 import Environment, PackageLoader, select_autoescape
 
-_PAGE = """\
-This is pikdav, a WebDAV server for a PikPak drive; {path} is one of its folders.
-
-A browser cannot show folders here. Open the address in a WebDAV client instead:
-
-  rclone         rclone lsd :webdav: --webdav-url {url} --webdav-user USER \\
-                   --webdav-pass "$(rclone obscure PASS)"
-  macOS Finder   Go > Connect to Server..., then {url}
-  Windows        File Explorer > This PC > Map network drive..., then {url}
-  Linux desktop  Files > Other Locations > Connect to Server, then {dav_url}
-  curl           curl -u USER -X PROPFIND -H "Depth: 1" {url}
-"""
+_templates = Environment(
+    loader=PackageLoader("pikdav.dav", "templates"),
+    autoescape=select_autoescape(default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
 
-def folder_page(environ: dict, start_response: Callable) -> list[bytes]:
-    """The plain-text page for a GET of a folder (200)."""
+@dataclass(frozen=True)
+class Row:
+    """One item of the listing."""
+
+    name: str
+    is_folder: bool
+    size: int | None = None
+    modified: float | None = None
+
+
+def folder_page(environ: dict, start_response: Callable, rows: Iterable[Row] = ()) -> list[bytes]:
+    """The HTML page for a GET of a folder (200): its ``rows``, folders first."""
     scheme = environ.get("wsgi.url_scheme", "http")
     host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "/")
+    if not path.endswith("/"):
+        path += "/"
     url = f"{scheme}://{host[:255]}{quote(path)}"
     dav_url = ("davs" if scheme == "https" else "dav") + url[len(scheme) :]
-    return plain_answer(start_response, 200, _PAGE.format(path=path, url=url, dav_url=dav_url))
+    items = [
+        {
+            "name": row.name + ("/" if row.is_folder else ""),
+            "href": quote(path + row.name) + ("/" if row.is_folder else ""),
+            "size": "" if row.is_folder or row.size is None else _size(row.size),
+            "bytes": "" if row.is_folder or row.size is None else str(row.size),
+            "modified": _date(row.modified),
+        }
+        for row in sorted(rows, key=lambda r: (not r.is_folder, r.name.casefold()))
+    ]
+    body = (
+        _templates.get_template("folder.html")
+        .render(
+            path=path,
+            parent=quote(path.rstrip("/").rpartition("/")[0] + "/") if path != "/" else "",
+            items=items,
+            url=url,
+            dav_url=dav_url,
+        )
+        .encode()
+    )
+    start_response(
+        "200 OK",
+        [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"),
+        ],
+    )
+    return [body]
+
+
+def _date(at: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(at)) if at else ""
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"

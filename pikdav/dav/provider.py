@@ -40,16 +40,19 @@ from . import propfind
 from .auth import may_access
 from .delivery import ProxiedBody, get_file, plan_range
 from .errors import answering, dav_error
-from .folderpage import folder_page
+from .folderpage import Row, folder_page
 from .limits import bound_request_body
 from .paths import destination_path
 from .policy import DownloadPolicy
 from .ranges import ByteRange
 from .sidefiles import SideFile
+from .transfers import PUT, RECEIVING, UPLOADING, Transfer, Transfers
 
 log = logging.getLogger(__name__)
 
 _RESOLVED = "pikdav.resolved"  # environ key: this request's path → resource memo
+TRANSFERS = "pikdav.transfers"  # environ key: the registry of transfers in progress
+CLIENT = "pikdav.client"  # environ key: the client's address (X-Forwarded-For when trusted)
 _QUOTA_PROPS = ("{DAV:}quota-used-bytes", "{DAV:}quota-available-bytes")
 
 
@@ -226,19 +229,37 @@ class FileResource(_Resource, DAVNonCollection):
         with answering(f"receiving {self.path}"):
             self._body = self.mount.receive(_size_hint(self.environ), exact=exact)
         self._started = time.monotonic()
-        return _Receiving(self._body, f"receiving {self.path}")
+        transfers: Transfers | None = self.environ.get(TRANSFERS)
+        self._transfer = None
+        if transfers is not None:
+            self._transfer = transfers.start(
+                PUT, self._client(), self.path, self._body.expected, RECEIVING
+            )
+        return _Receiving(self._body, f"receiving {self.path}", self._transfer)
+
+    def _transfer_ended(self) -> None:
+        transfers: Transfers | None = self.environ.get(TRANSFERS)
+        if transfers is not None and getattr(self, "_transfer", None) is not None:
+            transfers.end(self._transfer)
+        self._transfer = None
 
     def end_write(self, *, with_errors: bool) -> None:
         body, self._body = self._body, None
         if body is None:
             return
         if with_errors:
+            self._transfer_ended()
             body.discard()  # a failed PUT leaves nothing behind, and the old file intact
             return
         received = time.monotonic()
         old = self.entry if self.entry.id else None  # no id: nothing of that name yet
-        with answering(f"PUT {self.path} ({body.size} of {body.expected} B)"):
-            self.entry = self.mount.store(self._parent(), self.entry.name, body, old)
+        if getattr(self, "_transfer", None) is not None:
+            self._transfer.phase = UPLOADING
+        try:
+            with answering(f"PUT {self.path} ({body.size} of {body.expected} B)"):
+                self.entry = self.mount.store(self._parent(), self.entry.name, body, old)
+        finally:
+            self._transfer_ended()
         how = (
             "uploading in the background"
             if self.entry.uploading
@@ -262,20 +283,36 @@ class FileResource(_Resource, DAVNonCollection):
                 # reader finds the link cached).
                 self.mount.link(self.entry)
         reader = self.mount.open(self.entry, start, end, stop=self.environ.get(STOPPING))
-        return reader if self.entry.uploading else ProxiedBody(reader, what)
+        if self.entry.uploading:
+            return reader
+        return ProxiedBody(
+            reader,
+            what,
+            self.environ.get(TRANSFERS),
+            client=self._client(),
+            path=self.path,
+            total=(end if end is not None else self.entry.size) - start,
+        )
+
+    def _client(self) -> str:
+        return self.environ.get(CLIENT) or self.environ.get("REMOTE_ADDR", "-")
 
 
 class _Receiving:
     """The body WsgiDAV writes a PUT into: the mount's spool, with its refusals (too large,
     no room) as DAV statuses."""
 
-    def __init__(self, body: SpoolFile, what: str) -> None:
+    def __init__(self, body: SpoolFile, what: str, transfer: Transfer | None = None) -> None:
         self._body = body
         self._what = what
+        self._transfer = transfer
 
     def write(self, data: bytes) -> int:
         with answering(self._what):
-            return self._body.write(data)
+            written = self._body.write(data)
+        if self._transfer is not None:
+            self._transfer.advance(len(data))
+        return written
 
     def writelines(self, chunks: Iterable[bytes]) -> None:
         for chunk in chunks:
@@ -391,10 +428,17 @@ class GatewayProvider(DAVProvider):
     """One provider at ``/`` for every mount, so that mount names keep their case and one
     realm covers them all; each mount has its download policy."""
 
-    def __init__(self, mounts: Iterable[Mount], policies: Mapping[str, DownloadPolicy]) -> None:
+    def __init__(
+        self,
+        mounts: Iterable[Mount],
+        policies: Mapping[str, DownloadPolicy],
+        transfers: Transfers | None = None,
+    ) -> None:
+        """``transfers``: where proxied streams and PUTs are shown while they run."""
         super().__init__()
         self.mounts = {m.name: m for m in mounts}
         self.policies = dict(policies)
+        self.transfers = transfers or Transfers()
         self.started = time.time()
 
     def is_readonly(self) -> bool:
@@ -443,6 +487,10 @@ class GatewayProvider(DAVProvider):
     ):
         method = environ["REQUEST_METHOD"]
         bound_request_body(environ)
+        environ[TRANSFERS] = self.transfers
+        mount, _ = self.mount_of(environ["PATH_INFO"])
+        if mount is not None:
+            environ[CLIENT] = self.policies[mount.name].client_ip(environ)
         if method == "PROPFIND":
             if environ.get("HTTP_DEPTH", "infinity") == "infinity":
                 raise DAVError(HTTP_FORBIDDEN, err_condition=PRECONDITION_CODE_PropfindFiniteDepth)
@@ -457,7 +505,7 @@ class GatewayProvider(DAVProvider):
             resource = self.get_resource_inst(environ["PATH_INFO"], environ)
             if isinstance(resource, FolderResource | ServerRoot):
                 if method == "GET":
-                    return folder_page(environ, start_response)
+                    return folder_page(environ, start_response, self._rows(resource))
                 # Kodi sends HEAD to folders before browsing them; a 403 or 500 there
                 # breaks browsing. Say it exists and is a folder.
                 start_response(
@@ -466,10 +514,19 @@ class GatewayProvider(DAVProvider):
                 return [b""]
             if method == "GET" and isinstance(resource, FileResource):
                 policy = self.policies[resource.mount.name]
-                return get_file(resource, policy, environ, start_response, default_handler)
+                return get_file(
+                    resource, policy, environ, start_response, default_handler, self.transfers
+                )
             if resource is not None:
                 plan_range(resource, environ)
         return default_handler(environ, start_response)
+
+    @staticmethod
+    def _rows(folder: FolderResource | ServerRoot) -> list[Row]:
+        """A folder's listing for a browser (see :mod:`.folderpage`)."""
+        if isinstance(folder, ServerRoot):
+            return [Row(name, True) for name in folder.get_member_names()]
+        return [Row(e.name, e.is_folder, e.size, e.modified) for e in folder.children()]
 
     def _copy_or_move(self, environ: dict, start_response: Callable, default_handler: Callable):
         """WsgiDAV answers 204 after a native COPY/MOVE; RFC 4918 wants 201 when the

@@ -52,3 +52,12 @@ class OfflineTasks:
 
     def delete(self, task_ids: list[str], delete_files: bool = False) -> None:
         self.drive.delete_tasks(task_ids, delete_files=delete_files)
+
+    def retry(self, task_id: str) -> None:
+        """Start a failed task again."""
+        self.session.call(
+            "POST",
+            "/drive/v1/task",
+            json={"type": "offline", "create_type": "RETRY", "id": task_id},
+            idempotent=False,
+        )

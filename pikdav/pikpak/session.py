@@ -12,6 +12,7 @@ old one is dead the moment PikPak answers.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import threading
@@ -48,6 +49,28 @@ log = logging.getLogger(__name__)
 CAPTCHA_MARGIN = 10.0  # seconds: treat a captcha token as expired this early
 DRIVE_ACTION = "GET:/drive/v1/files"  # one captcha token serves every signed-in drive call
 SIGN_IN_ACTION = "POST:/v1/auth/signin"
+DAY = 86_400.0  # seconds: the window of the refresh and sign-in counts a status page shows
+
+
+@dataclass(frozen=True)
+class AccountHealth:
+    """What a person needs to know about an account's login, with no secret in it: read by
+    the status page (:meth:`Session.health`)."""
+
+    name: str
+    platform: str
+    signed_in: bool  # an access token that is still valid, and no pause on sign-ins
+    token_valid_until: float | None  # Unix time; None without a token
+    token_refused: bool  # PikPak refused the access token before it was due to expire
+    last_refresh: float | None  # Unix time of the last refresh or sign-in this process tried
+    last_outcome: str  # what that attempt gave, in words ("" before the first)
+    refreshes_24h: int
+    sign_ins_24h: int
+    refreshes: int  # since this process started
+    sign_ins: int
+    pauses: int
+    back_offs: int  # waits PikPak asked for (rate limits) since this process started
+    paused: LoginPaused | None  # the current failure: its problem, remedy and end
 
 
 @dataclass(frozen=True)
@@ -129,6 +152,17 @@ class Session:
         self._anonymous_lock = threading.Lock()
         self._pause_seen = 0.0  # the start of the last sign-in pause this process logged
         self.last_sign_in: float | None = None  # when this session signed in with the password
+        # What the status page and the metrics read (see health()); times are Unix seconds.
+        self._history: collections.deque[tuple[float, str]] = collections.deque(maxlen=10_000)
+        self._counts = {"refresh": 0, "sign_in": 0, "pause": 0, "back_off": 0}
+        # Told of every exchange with PikPak: (method, url path, outcome, seconds); outcome is
+        # "ok", the HTTP status, or "transport" (the metrics set it).
+        self.on_exchange: Callable[[str, str, str, float], None] | None = None
+        # Told when a pause on sign-ins starts ("pause_started": kind, message) and when it
+        # ends ("pause_ended"), for notifications (assembly sets it).
+        self.on_event: Callable[..., None] | None = None
+        self._last_attempt: tuple[float, str] | None = None
+        self._refused = ""  # the last access token PikPak refused
 
     @property
     def user_api(self) -> str:
@@ -224,6 +258,8 @@ class Session:
         While sign-ins are paused this raises :class:`LoginPaused` at once, without asking
         PikPak; a new login in the token store (`pikdav login`, another process) ends it."""
         base = self.auth  # loaded before the store lock is taken (flock is not re-entrant)
+        if rejected:
+            self._refused = rejected
         with self._refresh_lock:
             current = self._auth.token if self._auth else None
             if current is not None and current.access_token != rejected and current.fresh():
@@ -244,10 +280,12 @@ class Session:
                     new = self._renew(stored)
                 except PikPakError as exc:
                     if not exc.pause:
+                        self._last_attempt = (time.time(), f"failed: {exc.problem}")
                         raise
                     raise self._start_pause(stored, exc) from exc
                 if stored.pause is not None:
                     log.info("%s: logged in to PikPak again; sign-ins resume", self.name)
+                    self._emit("pause_ended")
                 self._pause_seen = 0.0
                 self._auth = replace(
                     stored,
@@ -274,6 +312,7 @@ class Session:
                     self.name,
                 )
                 self._pause_seen = 0.0
+                self._emit("pause_ended")
             else:
                 log.debug("%s: adopted the token another process refreshed", self.name)
             self._auth = stored
@@ -306,6 +345,8 @@ class Session:
         self.store.save(self._auth)
         self._pause_seen = now
         paused = self._paused(pause)
+        self._record("pause", paused.problem)
+        self._emit("pause_started", kind=pause.kind, message=str(paused))
         # A human check's page carries the captcha token the puzzle validates: it is shown
         # only where a person asked for it (`pikdav login`'s terminal), never in the log.
         log.warning("%s: %s", self.name, paused)
@@ -317,6 +358,7 @@ class Session:
         With a refresh token in the credentials, that token is redeemed instead."""
         with self._refresh_lock, self.store.locked():
             stored = self.store.load()
+            paused = stored is not None and stored.pause is not None
             device = stored.device_id if stored and stored.device_id else identity.new_device_id()
             # A new login, and no pause: whatever the store held is replaced.
             self._auth = StoredAuth(self.platform.name, device, self.credentials.username)
@@ -327,7 +369,63 @@ class Session:
                 new = self._sign_in()
             self._auth = replace(self._auth, token=new)
             self.store.save(self._auth)
+            if paused:
+                log.info("%s: signed in again; sign-ins are no longer paused", self.name)
+                self._emit("pause_ended")
             return new
+
+    def sign_in_with_captcha(self, captcha_token: str) -> Token:
+        """Sign in now with a captcha token a person solved (the status page's form), as
+        ``pikdav login --captcha-token`` does; a pause on sign-ins ends with it."""
+        self.credentials = replace(self.credentials, captcha_token=captcha_token.strip())
+        return self.login()
+
+    # ------------------------------------------------------------------ what a person sees
+    def _emit(self, event: str, **fields: Any) -> None:
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(event, **fields)
+        except Exception:  # a notification must never break a sign-in
+            log.exception("%s: telling of %s failed", self.name, event)
+
+    def _record(self, kind: str, outcome: str) -> None:
+        now = time.time()
+        self._counts[kind] += 1
+        self._history.append((now, kind))
+        self._last_attempt = (now, outcome)
+
+    def health(self) -> AccountHealth:
+        """The login's state now, from the token store and this process's history."""
+        stored = self.store.load() or self._auth
+        token = stored.token if stored is not None else None
+        pause = stored.pause if stored is not None else None
+        paused = self._paused(pause) if pause is not None and pause.active() else None
+        now = time.time()
+        valid_until = token.expires_at if token is not None and token.access_token else None
+        recent = [kind for at, kind in self._history if at > now - DAY]
+        last = self._last_attempt
+        return AccountHealth(
+            name=self.name,
+            platform=self.platform.name,
+            signed_in=paused is None
+            and valid_until is not None
+            and valid_until > now
+            and not (token is not None and token.access_token == self._refused),
+            token_valid_until=valid_until,
+            token_refused=bool(
+                token and token.access_token and token.access_token == self._refused
+            ),
+            last_refresh=last[0] if last else None,
+            last_outcome=last[1] if last else "",
+            refreshes_24h=recent.count("refresh"),
+            sign_ins_24h=recent.count("sign_in"),
+            refreshes=self._counts["refresh"],
+            sign_ins=self._counts["sign_in"],
+            pauses=self._counts["pause"],
+            back_offs=self._counts["back_off"],
+            paused=paused,
+        )
 
     def _renew(self, stored: StoredAuth) -> Token:
         """Refresh with the stored refresh token; sign in again when PikPak refuses it.
@@ -337,6 +435,7 @@ class Session:
             try:
                 new = self._refresh_request(token.refresh_token)
                 log.info("%s: refreshed the access token (valid %d s)", self.name, new.lifetime)
+                self._record("refresh", "refreshed")
                 return new
             except AuthError as exc:
                 if exc.pause or exc.reaction is not Reaction.RELOGIN:
@@ -396,6 +495,7 @@ class Session:
         token = Token.from_wire(body, self.platform.client_id)
         self.last_sign_in = time.time()
         log.info("%s: signed in as %s", self.name, creds.username)
+        self._record("sign_in", "signed in with the password")
         return token
 
     # ------------------------------------------------------------------ captcha tokens
@@ -554,6 +654,7 @@ class Session:
                 if again is None:
                     raise
                 if reaction is Reaction.BACK_OFF:
+                    self._counts["back_off"] += 1
                     log.warning("%s: %s; backing off", self.name, rule.log)
                 elif exc.status:
                     log.info("%s: %s (HTTP %d); retrying", self.name, rule.log, exc.status)
@@ -572,6 +673,10 @@ class Session:
             headers["Referer"] = "https://mypikpak.com/"
         return headers
 
+    def _exchanged(self, method: str, url: str, outcome: str, started: float) -> None:
+        if self.on_exchange is not None:
+            self.on_exchange(method, urlsplit(url).path, outcome, time.perf_counter() - started)
+
     def _exchange(
         self,
         method: str,
@@ -588,7 +693,11 @@ class Session:
                 method, url, params=params, json=json, headers=headers, timeout=timeout
             )
         except requests.RequestException as exc:
+            self._exchanged(method, url, "transport", started)
             raise transport_failure(exc, url, timeout)[0] from None
+        self._exchanged(
+            method, url, "ok" if resp.status_code < 400 else str(resp.status_code), started
+        )
         log.debug(
             "%s: %s %s -> %d (%.0f ms)",
             self.name,

@@ -36,6 +36,8 @@ class TtlCache(Generic[T]):
         self._generation: dict[str, int] = {}
         self._epoch = 0
         self._clock = clock
+        self.hits = 0  # fetches answered from the cache (read by the metrics)
+        self.misses = 0  # fetches that loaded
 
     def get(self, key: str) -> T | None:
         with self._lock:
@@ -55,15 +57,18 @@ class TtlCache(Generic[T]):
         """The cached value, or ``load()`` → (value, ttl) once for all concurrent callers."""
         value = self.get(key)
         if value is not None:
+            self.hits += 1
             return value
         with self._lock:
             gate = self._inflight.setdefault(key, threading.Lock())
         with gate:
             value = self.get(key)
             if value is not None:
+                self.hits += 1  # another caller's load: this one cost nothing upstream
                 return value
             with self._lock:
                 before = self._stamp(key)
+                self.misses += 1
             try:
                 value, ttl = load()
                 with self._lock:
@@ -105,3 +110,11 @@ class LinkCache:
 
     def forget(self, file_id: str) -> None:
         self._cache.invalidate(file_id)
+
+    @property
+    def hits(self) -> int:
+        return self._cache.hits
+
+    @property
+    def misses(self) -> int:
+        return self._cache.misses

@@ -34,5 +34,14 @@ class BodyCut(MountError):
     """The upload ended before the length it announced: nothing is stored."""
 
 
+class NotLinks(NotAllowed):
+    """A file put into the offline drop folder that holds no link PikPak could fetch."""
+
+
+class LinkRefused(MountError):
+    """PikPak refused to start an offline download of a dropped link (its daily limit, a
+    link it cannot fetch): nothing is stored."""
+
+
 class NameTaken(Conflict):
     """The name is taken (by an item of another kind, or by someone else meanwhile)."""

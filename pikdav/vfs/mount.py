@@ -9,6 +9,7 @@ moved, which names are the gateway's own, where only the quota lives.
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 from typing import BinaryIO
@@ -16,11 +17,13 @@ from typing import BinaryIO
 from pikdav.pikpak.cdn import CdnSession, LinkReader, Stopping
 from pikdav.pikpak.errors import LoginPaused, PikPakError
 from pikdav.pikpak.links import LinkRoute
-from pikdav.pikpak.types import Link, Quota
+from pikdav.pikpak.offline import OfflineTasks
+from pikdav.pikpak.types import Link, Quota, Task
 
 from .cache import TtlCache
 from .errors import BodyCut, NotAllowed, ReadOnly, StillUploading
 from .names import HIDDEN_PREFIX, is_finder_metadata, is_probe
+from .offline import MAX_DROP, DropFolder, is_drop, is_own
 from .pending import PendingUploads
 from .sidefiles import KEEP_LOCAL, SideStore
 from .source import Source, WritableSource
@@ -47,10 +50,14 @@ class Mount:
         finder_metadata: str = KEEP_LOCAL,
         quota_ttl: float = 60.0,
         route: LinkRoute | None = None,
+        offline: OfflineTasks | None = None,
+        offline_folder: str | None = None,
     ) -> None:
         """``uploads_dir``: answer PUTs once the body is on local disk and upload in the
         background from there (the ``background_uploads`` option); ``cdn``: the HTTP session
-        stored files are read through (:func:`pikdav.pikpak.http.cdn_session`)."""
+        stored files are read through (:func:`pikdav.pikpak.http.cdn_session`); ``offline``:
+        the account's offline downloads, landing in ``offline_folder`` (a path below the
+        mount's root; None: PikPak's "My Pack")."""
         self.name = name
         self.source = source
         self.read_only = read_only or not isinstance(source, WritableSource)
@@ -58,6 +65,11 @@ class Mount:
         self.side_files = SideStore()
         self.quota_ttl = quota_ttl
         self._cdn = cdn
+        self.offline = offline
+        self.offline_folder = offline_folder.strip("/") if offline_folder else None
+        # Links put into the offline folder become tasks (see vfs.offline).
+        self.drop = DropFolder(offline) if offline and self.offline_folder else None
+        self._drop_id = ""  # the offline folder's id, once it exists
         self._quota: TtlCache[Quota] = TtlCache(1)
         spool = spool or SpoolSettings()
         self.pending = PendingUploads(uploads_dir) if uploads_dir is not None else None
@@ -87,13 +99,40 @@ class Mount:
         (``._x``, ``desktop.ini``…) is looked up in cached listings alone, so a probe never
         costs an upstream call (a real file of that name is found once its folder is listed)."""
         probe = looking and bool(names) and is_probe(names[-1])
-        return self.tree.resolve("/".join(names), cached_only=probe)
+        entry = self.tree.resolve("/".join(names), cached_only=probe)
+        if entry is None and self.drop is not None and names and not probe:
+            parent = self.tree.resolve("/".join(names[:-1]))
+            if parent is not None and self.is_drop_folder(parent):
+                entry = next((e for e in self.children(parent) if e.name == names[-1]), None)
+        return entry
 
     def children(self, folder: Entry) -> tuple[Entry, ...]:
-        return self.tree.children(folder)
+        found = self.tree.children(folder)
+        if self.drop is not None and self.is_drop_folder(folder):
+            own, finished = self.drop.entries(folder.id)
+            if finished:  # a task's file is new here: PikPak put it there, not a client
+                self.tree.folder_changed(folder.id)
+                found = self.tree.children(folder)
+            found += own
+        return found
 
     def child(self, folder: Entry, name: str) -> Entry | None:
-        return self.tree.child(folder, name)
+        found = self.tree.child(folder, name)
+        if found is None and self.drop is not None and self.is_drop_folder(folder):
+            found = next((e for e in self.children(folder) if e.name == name), None)
+        return found
+
+    def is_drop_folder(self, folder: Entry) -> bool:
+        """Whether ``folder`` is the mount's offline folder, where links become tasks."""
+        if self.drop is None or not folder.is_folder or is_own(folder):
+            return False
+        if not self._drop_id:
+            assert self.offline_folder is not None
+            found = self.tree.resolve(self.offline_folder)
+            if found is None or not found.is_folder:
+                return False
+            self._drop_id = found.id
+        return folder.id == self._drop_id
 
     def link(self, entry: Entry, *, fresh: bool = False) -> Link:
         return self.tree.link(entry, fresh=fresh)
@@ -104,6 +143,8 @@ class Mount:
         """The file's bytes from ``start`` to ``end`` (exclusive; None: to its end), as a
         seekable reader: from local disk while it waits to be uploaded, else from PikPak's
         download servers (ended at once by ``stop``)."""
+        if self.drop is not None and is_own(entry):
+            return io.BytesIO(self.drop.content(entry)[start:end])
         local = self.pending.local_file(entry) if self.pending is not None else None
         if local is not None:
             return open(local, "rb")
@@ -165,10 +206,22 @@ class Mount:
         or, on a mount with background uploads, taken over to be uploaded from local disk
         (the caller may answer as soon as this returns: the body survives a crash)."""
         writer = self._writer(name)
+        dropped = self.drop is not None and is_drop(name) and self.is_drop_folder(folder)
+        if not dropped:
+            self._not_own(old)  # a link dropped again replaces its receipt
         body.close()
         if not body.complete:
             body.discard()
             raise BodyCut("the upload ended before its announced length")
+        if dropped and self.drop is not None:
+            try:
+                with open(body.path, "rb") as dropped:
+                    data = dropped.read(MAX_DROP + 1)
+            finally:
+                body.discard()  # a drop is never stored: its links become tasks
+            entry = self.drop.drop(folder.id, name, data)
+            self.tree.folder_changed(folder.id)
+            return entry
         if self.pending is not None:
             return self.pending.add(folder, name, body.path, body.size, body.gcid())
         try:
@@ -186,6 +239,7 @@ class Mount:
         """To the trash or for good (see :class:`TreeWriter`). A file still uploading is
         cancelled, and the stored version it was to replace goes too."""
         writer = self._writer()
+        self._not_own(entry)
         if entry.uploading and self.pending is not None:
             self.pending.cancel(parent.id, entry.name)
             stored = self.tree.child(parent, entry.name, stored_only=True)
@@ -198,6 +252,7 @@ class Mount:
         self, entry: Entry, parent: Entry, dest_parent: Entry, name: str, existing: Entry | None
     ) -> None:
         writer = self._writer(name)
+        self._not_own(entry, existing)
         self._not_uploading(entry, existing)
         writer.move(entry, parent, dest_parent, name, existing)
 
@@ -211,8 +266,17 @@ class Mount:
         recursive: bool,
     ) -> None:
         writer = self._writer(name)
+        self._not_own(entry, existing)
         self._not_uploading(entry, existing)
         writer.copy(entry, dest_parent, name, existing, recursive=recursive)
+
+    @staticmethod
+    def _not_own(*entries: Entry | None) -> None:
+        if any(e is not None and is_own(e) for e in entries):
+            raise ReadOnly(
+                "this entry of the offline folder shows a task or a dropped link; it is "
+                "read-only (delete a task with `pikdav offline delete` or on /_pikdav/)"
+            )
 
     @staticmethod
     def _not_uploading(*entries: Entry | None) -> None:
@@ -220,3 +284,28 @@ class Mount:
             raise StillUploading(
                 "the file is still uploading; try again when the upload has finished"
             )
+
+    # ------------------------------------------------------------------ offline downloads
+    def add_offline(self, url: str, folder: str | None = None) -> Task:
+        """Ask PikPak to fetch ``url`` into ``folder`` (a path below the mount's root, made
+        when missing; None: the mount's ``offline_folder``, else PikPak's "My Pack")."""
+        if self.offline is None:
+            raise NotAllowed("this mount cannot start offline downloads")
+        path = (folder if folder is not None else self.offline_folder or "").strip("/")
+        parent_id = self._folder_for(path).id if path else ""
+        task = self.offline.add(url, parent_id)
+        if parent_id:
+            self.tree.folder_changed(parent_id)
+        return task
+
+    def _folder_for(self, path: str) -> Entry:
+        """The folder at ``path``, made (with its parents) when missing."""
+        folder = self.root
+        for name in path.split("/"):
+            child = self.child(folder, name)
+            if child is None:
+                child = self.mkdir(folder, name)
+            elif not child.is_folder:
+                raise NotAllowed(f"{path} is a file, not a folder")
+            folder = child
+        return folder

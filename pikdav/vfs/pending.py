@@ -22,6 +22,7 @@ import queue
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class Waiting:
     created: float
     attempts: int = 0
     failed: bool = False
+    last_error: str = ""  # why the last attempt failed, in words (no secret)
 
     @property
     def entry(self) -> Entry:
@@ -85,6 +87,9 @@ class PendingUploads:
         self._waiting: dict[str, Waiting] = {}
         self._queue: queue.Queue[str] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._current = ""  # the id of the upload going up now
+        # Told when an upload fails for good: on_failed(name, attempts, reason).
+        self.on_failed: Callable[[str, int, str], None] | None = None
         self._sweep()
         for journal in sorted(self.directory.glob("*.json")):
             try:
@@ -187,9 +192,13 @@ class PendingUploads:
             upload_id = self._queue.get()
             with self._lock:
                 item = self._waiting.get(upload_id)
-            if item is None:
-                continue  # cancelled
-            self._upload(item)
+            if item is None or item.failed:
+                continue  # cancelled, or failed for good (a retry puts it back)
+            self._current = item.id
+            try:
+                self._upload(item)
+            finally:
+                self._current = ""
 
     def _upload(self, item: Waiting) -> None:
         folder = Entry(item.folder_id, "", True, 0, 0.0, 0.0, "", "")
@@ -218,7 +227,7 @@ class PendingUploads:
         attempts = item.attempts + 1
         gone = isinstance(exc, PikPakError) and exc.final
         final = gone or self.retry.exhausted(attempts, 0.0)
-        item = dataclasses.replace(item, attempts=attempts, failed=final)
+        item = dataclasses.replace(item, attempts=attempts, failed=final, last_error=str(exc))
         with self._lock:
             if item.id not in self._waiting:
                 return  # cancelled meanwhile
@@ -233,6 +242,11 @@ class PendingUploads:
                 exc,
                 self.data_path(item.id),
             )
+            if self.on_failed is not None:
+                try:
+                    self.on_failed(item.name, attempts, str(exc))
+                except Exception:  # a notification must never stop the uploads
+                    log.exception("telling of the failed upload of %s failed", item.name)
             return
         delay = self.retry.delay(attempts)
         log.warning(
@@ -244,6 +258,37 @@ class PendingUploads:
         timer = threading.Timer(delay, self._queue.put, args=(item.id,))
         timer.daemon = True
         timer.start()
+
+    # ------------------------------------------------------------------ for the status page
+    def uploads(self) -> list[tuple[Waiting, bool]]:
+        """Every upload that waits, oldest first, each with whether it is going up now."""
+        with self._lock:
+            items = sorted(self._waiting.values(), key=lambda item: item.created)
+        return [(item, item.id == self._current) for item in items]
+
+    def retry_now(self, upload_id: str) -> bool:
+        """Try a failed upload again at once (a person asked); False when none has that id."""
+        with self._lock:
+            item = self._waiting.get(upload_id)
+            if item is None or not item.failed:
+                return False
+            item = dataclasses.replace(item, attempts=0, failed=False)
+            self._waiting[upload_id] = item
+        self._write_journal(item)
+        log.info("background upload of %s: trying again, as an admin asked", item.name)
+        self._queue.put(upload_id)
+        return True
+
+    def discard(self, upload_id: str) -> bool:
+        """Give up a failed upload and delete its content (a person asked)."""
+        with self._lock:
+            item = self._waiting.get(upload_id)
+            if item is None or not item.failed:
+                return False
+            del self._waiting[upload_id]
+        self._forget(upload_id)
+        log.info("background upload of %s discarded by an admin", item.name)
+        return True
 
     def idle(self) -> bool:
         """True when nothing waits (failed uploads count as waiting)."""

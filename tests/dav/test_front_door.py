@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import http.client
 import logging
+import re
 import socket
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ import requests
 from pikdav.pikpak.cdn import LinkReader
 from pikdav.vfs.tree import DriveTree
 from tests.support.command import basic
+from tests.support.gateway import PIKPAK_USER
 from tests.support.pikpak_raw import control
 
 USER = "alice@example.com"
@@ -255,13 +257,37 @@ def test_a_stream_the_cdn_gives_up_on_ends_short_with_one_warning(emulator, make
 # --- a browser at a folder -----------------------------------------------------------------------
 
 
-def test_a_browser_at_a_folder_gets_pikdavs_own_words(make_gateway):
+def test_a_browser_at_a_folder_gets_a_listing_with_links_that_download(emulator, make_gateway):
+    for path, size in (("Movies/Big Buck & Bunny.mkv", 3 << 20), ("Movies/notes.txt", 5)):
+        control(emulator.base_url, "files", {"username": PIKPAK_USER, "path": path, "size": size})
+    control(
+        emulator.base_url,
+        "files",
+        {"username": PIKPAK_USER, "path": "Movies/Extras/a.txt", "size": 1},
+    )
     gw = make_gateway(download="proxy")
     assert requests.get(gw.url + "/").status_code == 401
-    for path in ("/", "/pikpak/"):
-        resp = requests.get(gw.url + path, auth=gw.auth)
-        assert resp.status_code == 200
-        assert resp.headers["Content-Type"].startswith("text/plain")
-        assert "This is pikdav, a WebDAV server" in resp.text
-        assert f"{gw.url}{path}" in resp.text
-        assert "WsgiDav" not in resp.text and "middleware" not in resp.text
+    root = requests.get(gw.url + "/", auth=gw.auth)
+    assert root.status_code == 200 and root.headers["Content-Type"].startswith("text/html")
+    assert '<a href="/pikpak/">pikpak/</a>' in root.text
+    page = requests.get(gw.url + "/pikpak/Movies/", auth=gw.auth)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    names = re.findall(r'<a href="([^"]+)">([^<]+)</a>', page.text)
+    assert names == [
+        ("/pikpak/", "../"),
+        ("/pikpak/Movies/Extras/", "Extras/"),
+        ("/pikpak/Movies/Big%20Buck%20%26%20Bunny.mkv", "Big Buck &amp; Bunny.mkv"),
+        ("/pikpak/Movies/notes.txt", "notes.txt"),
+    ]
+    assert 'title="3145728">3.0 MiB</td>' in page.text and 'title="5">5 B</td>' in page.text
+    assert re.search(r"<td>20\d\d-\d\d-\d\d \d\d:\d\d</td>", page.text)
+    # The link downloads the file.
+    film = requests.get(gw.url + names[2][0], auth=gw.auth)
+    assert film.status_code == 200 and len(film.content) == 3 << 20
+    assert f"{gw.url}/pikpak/Movies/" in page.text  # how to open it in a DAV client
+    assert "WsgiDav" not in page.text and "middleware" not in page.text
+    # DAV clients see nothing change: PROPFIND lists the folder as before.
+    listing = requests.request(
+        "PROPFIND", gw.url + "/pikpak/Movies/", auth=gw.auth, headers={"Depth": "1"}
+    )
+    assert listing.status_code == 207 and "notes.txt" in listing.text

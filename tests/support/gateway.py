@@ -40,6 +40,7 @@ def start_gateway(emulator: Emulator, state_dir: Path, **mount: Any) -> Gateway:
     # Keys of the account to add, or to leave out (given as None).
     account_opts = mount.pop("account_options", {})
     users = mount.pop("users", None) or {DAV_USER: {"password_hash": _HASH, "mounts": ["*"]}}
+    top = {key: mount.pop(key) for key in ("notify",) if key in mount}
     data = {
         "server": {"host": "127.0.0.1", "port": 0, "threads": 32, **server_opts},
         "state_dir": str(state_dir),
@@ -54,6 +55,7 @@ def start_gateway(emulator: Emulator, state_dir: Path, **mount: Any) -> Gateway:
         },
         "mounts": [{"name": "pikpak", "account": "main", **mount}],
         "users": users,
+        **top,
     }
     account = data["accounts"]["main"]
     data["accounts"]["main"] = {k: v for k, v in account.items() if v is not None}

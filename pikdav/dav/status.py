@@ -1,0 +1,475 @@
+"""The status page at ``/_pikdav/``: what the gateway is doing, for its admins.
+
+A browser gets one HTML page (rendered here, readable without JavaScript, reloading itself):
+each account's login (from its session: token, refreshes, the pause on sign-ins and what to
+do), quota and mounts, transfers in progress, background uploads, offline downloads and the
+addresses banned for password guessing. Every button is a form that POSTs with a CSRF token;
+its answer is the page again with a notice on top. Only users with ``admin: true`` see it;
+anyone else who logged in gets 403.
+
+The state shown is read from where it lives (the session, the mount and its waiting uploads,
+the `FailedLogins` of the ban, the transfer registry); the page keeps none of its own. No
+secret reaches it: no token, password or signed URL. The one exception is the page of a human
+check, which carries a captcha token: it is shown only in the answer to the admin's own
+"sign in now", as `pikdav login` prints it to the terminal of the person who asked.
+
+Wiring: `StatusPages` goes into WsgiDAV's ``middleware_stack`` right after the authenticator,
+with a `StatusSources` as ``config["pikdav"]["status"]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import parse_qs
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from wsgidav.mw.base_mw import BaseMiddleware
+
+from pikdav.pikpak.errors import HumanCheckRequired, PikPakError
+from pikdav.vfs.errors import MountError
+from pikdav.vfs.mount import Mount
+
+from .auth import REALM, AuthSettings, failed_logins
+from .frontdoor import plain_answer
+from .logtext import client_text
+from .policy import DownloadPolicy
+from .transfers import Transfers
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/_pikdav/"
+REFRESH_SECONDS = 10  # how often the page reloads itself
+MAX_FORM = 64 * 1024  # bytes: a form of this page is far smaller
+
+
+class Account(Protocol):
+    """What the page needs of an account's session (`pikdav.pikpak.session.Session`)."""
+
+    name: str
+    on_exchange: Callable[[str, str, str, float], None] | None  # told of every PikPak call
+
+    def health(self) -> Any: ...
+
+    def login(self) -> Any: ...
+
+    def sign_in_with_captcha(self, captcha_token: str) -> Any: ...
+
+
+@dataclass
+class StatusSources:
+    """Where the page reads its state: the accounts' sessions by name, the mounts with their
+    download policies, and the transfers in progress."""
+
+    accounts: Mapping[str, Account]
+    mounts: list[Mount]
+    policies: Mapping[str, DownloadPolicy]
+    transfers: Transfers = field(default_factory=Transfers)
+    account_of: Mapping[str, str] = field(default_factory=dict)  # mount name → account name
+
+
+_templates = Environment(
+    loader=PackageLoader("pikdav.dav", "templates"),
+    autoescape=select_autoescape(default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class StatusPages(BaseMiddleware):
+    """``/_pikdav/`` for admins (see the module docstring); everything else passes on."""
+
+    def __init__(self, wsgidav_app: Any, next_app: Any, config: dict[str, Any]) -> None:
+        super().__init__(wsgidav_app, next_app, config)
+        settings = config["pikdav"]
+        self.sources: StatusSources | None = settings.get("status")
+        self.auth: AuthSettings = settings["auth"]
+        self.bans = failed_logins(config)
+        self.metrics = settings.get("metrics")  # pikdav.dav.metrics.Metrics, or None
+        self._csrf_key = secrets.token_bytes(32)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        metrics = path == "/metrics" and self.metrics is not None
+        if path != PREFIX.rstrip("/") and not path.startswith(PREFIX) and not metrics:
+            return self.next_app(environ, start_response)
+        environ["wsgidav.some_input_read"] = environ["wsgidav.all_input_read"] = 1
+        user_name = environ.get("wsgidav.auth.user_name")
+        if not user_name:
+            # Anonymous reads are allowed elsewhere; the page always wants an admin's login.
+            return plain_answer(
+                start_response,
+                401,
+                "the status page needs an admin's login",
+                [("WWW-Authenticate", f'Basic realm="{REALM}"')],
+            )
+        user = self.auth.users.get(user_name)
+        if user is None or not user.admin:
+            return plain_answer(
+                start_response,
+                403,
+                "the status page is for admins (users.<name>.admin: true in the config)",
+            )
+        if metrics:
+            return self.metrics.answer(environ, start_response)
+        if self.sources is None:
+            return plain_answer(start_response, 404, "the status page is not set up")
+        method = environ["REQUEST_METHOD"]
+        if path in (PREFIX, PREFIX.rstrip("/")) and method in ("GET", "HEAD"):
+            return self._page(environ, start_response, user_name)
+        action = _ACTIONS.get(path[len(PREFIX) :])
+        if action is None:
+            return plain_answer(start_response, 404, "no such page")
+        if method != "POST":
+            return plain_answer(start_response, 405, "use the page's button", [("Allow", "POST")])
+        form = _read_form(environ)
+        if form is None:
+            return plain_answer(start_response, 413, "the form is too large")
+        if not hmac.compare_digest(form.get("csrf", ""), self._csrf(user_name)):
+            log.warning(
+                "status page: a POST from %s without this page's CSRF token was refused",
+                client_text(environ.get("REMOTE_ADDR", "-")),
+            )
+            return plain_answer(start_response, 403, "the form is stale; reload the page")
+        notice = action(self, form)
+        log.info("status page: %s: %s", client_text(user_name), client_text(notice.text))
+        return self._page(environ, start_response, user_name, notice)
+
+    # ------------------------------------------------------------------ the page
+    def _csrf(self, user_name: str) -> str:
+        return hmac.new(self._csrf_key, user_name.encode(), hashlib.sha256).hexdigest()
+
+    def _page(
+        self,
+        environ: dict[str, Any],
+        start_response: Callable,
+        user_name: str,
+        notice: Notice | None = None,
+    ) -> list[bytes]:
+        assert self.sources is not None
+        body = (
+            _templates.get_template("status.html")
+            .render(
+                csrf=self._csrf(user_name),
+                refresh=REFRESH_SECONDS,
+                prefix=PREFIX,
+                notice=notice,
+                now=_clock(time.time()),
+                **_view(self.sources, self.bans.banned()),
+            )
+            .encode()
+        )
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-store"),
+                ("X-Content-Type-Options", "nosniff"),
+                ("X-Frame-Options", "DENY"),
+                ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"),
+                ("Referrer-Policy", "no-referrer"),
+            ],
+        )
+        return [body] if environ["REQUEST_METHOD"] != "HEAD" else []
+
+    # ------------------------------------------------------------------ the buttons
+    def _account(self, form: Mapping[str, str]) -> Account | None:
+        assert self.sources is not None
+        return self.sources.accounts.get(form.get("account", ""))
+
+    def sign_in(self, form: Mapping[str, str]) -> Notice:
+        account = self._account(form)
+        if account is None:
+            return Notice("no such account", error=True)
+        try:
+            account.login()
+        except HumanCheckRequired as exc:
+            # Shown to the admin who asked, on this answer alone (it carries a captcha token).
+            return Notice(
+                f"{account.name}: PikPak asks for a human check. Open the page below, solve "
+                "the puzzle, then paste the token it gives you into the form of the account.",
+                error=True,
+                human_check=exc.url,
+            )
+        except PikPakError as exc:
+            return Notice(f"{account.name}: signing in failed: {exc.problem}", error=True)
+        return Notice(f"{account.name}: signed in")
+
+    def captcha(self, form: Mapping[str, str]) -> Notice:
+        account = self._account(form)
+        token = form.get("captcha_token", "").strip()
+        if account is None or not token:
+            return Notice("give the account and the solved captcha token", error=True)
+        try:
+            account.sign_in_with_captcha(token)
+        except PikPakError as exc:
+            return Notice(f"{account.name}: signing in failed: {exc.problem}", error=True)
+        return Notice(f"{account.name}: signed in with the solved captcha")
+
+    def lift_ban(self, form: Mapping[str, str]) -> Notice:
+        address = form.get("address", "")
+        if self.bans.lift(address):
+            return Notice(f"the ban on {address} is lifted")
+        return Notice(f"{address} is not banned", error=True)
+
+    def _mount(self, form: Mapping[str, str]) -> Mount | None:
+        assert self.sources is not None
+        return next((m for m in self.sources.mounts if m.name == form.get("mount")), None)
+
+    def retry_upload(self, form: Mapping[str, str]) -> Notice:
+        mount = self._mount(form)
+        if (
+            mount is None
+            or mount.pending is None
+            or not mount.pending.retry_now(form.get("id", ""))
+        ):
+            return Notice("no failed upload with that id", error=True)
+        return Notice("the upload is tried again")
+
+    def discard_upload(self, form: Mapping[str, str]) -> Notice:
+        mount = self._mount(form)
+        if mount is None or mount.pending is None or not mount.pending.discard(form.get("id", "")):
+            return Notice("no failed upload with that id", error=True)
+        return Notice("the upload is discarded and its content deleted")
+
+    def add_offline(self, form: Mapping[str, str]) -> Notice:
+        mount = self._mount(form)
+        urls = [line.strip() for line in form.get("url", "").splitlines() if line.strip()]
+        if mount is None or not urls:
+            return Notice("give a mount and at least one link", error=True)
+        folder = form.get("folder", "").strip() or None
+        started = []
+        try:
+            for url in urls:
+                started.append(mount.add_offline(url, folder).name or "a task")
+        except (PikPakError, MountError) as exc:
+            problem = exc.problem if isinstance(exc, PikPakError) else str(exc)
+            done = f" ({len(started)} started before it)" if started else ""
+            return Notice(f"PikPak refused the link{done}: {problem}", error=True)
+        return Notice(f"offline download started: {', '.join(started)}")
+
+    def _offline_of(self, form: Mapping[str, str]) -> Mount | None:
+        mount = self._mount(form)
+        return mount if mount is not None and mount.offline is not None else None
+
+    def delete_offline(self, form: Mapping[str, str]) -> Notice:
+        mount = self._offline_of(form)
+        if mount is None or mount.offline is None:
+            return Notice("no such mount", error=True)
+        try:
+            mount.offline.delete([form.get("id", "")])
+        except PikPakError as exc:
+            return Notice(f"deleting the task failed: {exc.problem}", error=True)
+        return Notice("the offline task is deleted (its files stay)")
+
+    def retry_offline(self, form: Mapping[str, str]) -> Notice:
+        mount = self._offline_of(form)
+        if mount is None or mount.offline is None:
+            return Notice("no such mount", error=True)
+        try:
+            mount.offline.retry(form.get("id", ""))
+        except PikPakError as exc:
+            return Notice(f"retrying the task failed: {exc.problem}", error=True)
+        return Notice("the offline task is started again")
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What a button did, shown on top of the page it answers with."""
+
+    text: str
+    error: bool = False
+    human_check: str = ""  # the page of a human check, for the admin who asked
+
+
+_ACTIONS: dict[str, Callable[[StatusPages, Mapping[str, str]], Notice]] = {
+    "sign-in": StatusPages.sign_in,
+    "captcha": StatusPages.captcha,
+    "bans/lift": StatusPages.lift_ban,
+    "uploads/retry": StatusPages.retry_upload,
+    "uploads/discard": StatusPages.discard_upload,
+    "offline/add": StatusPages.add_offline,
+    "offline/delete": StatusPages.delete_offline,
+    "offline/retry": StatusPages.retry_offline,
+}
+
+
+def _read_form(environ: dict[str, Any]) -> dict[str, str] | None:
+    """The urlencoded form of a POST (one value per name); None when it is too large."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > MAX_FORM:
+        return None
+    raw = environ["wsgi.input"].read(length) if length > 0 else b""
+    fields = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
+    return {name: values[0] for name, values in fields.items()}
+
+
+# --- what the template shows ---------------------------------------------------------------------
+
+
+def _view(sources: StatusSources, bans: list[tuple[str, int]]) -> dict[str, Any]:
+    now = time.time()
+    mounts, quotas, uploads, offline = [], [], [], []
+    seen_accounts: set[str] = set()
+    for mount in sources.mounts:
+        policy = sources.policies.get(mount.name)
+        account = sources.account_of.get(mount.name, "")
+        mounts.append(
+            {
+                "name": mount.name,
+                "kind": getattr(mount.source, "kind", type(mount.source).__name__),
+                "account": account,
+                "download": policy.mode if policy else "",
+                "read_only": mount.read_only,
+                "offline_folder": mount.offline_folder or "",
+                # Slots other parts fill when they know it (a share's status, a CDN node).
+                "share_status": _optional(mount.source, "share_status"),
+                "cdn_node": _optional(mount, "cdn_node"),
+            }
+        )
+        first_of_account = account not in seen_accounts
+        seen_accounts.add(account)
+        if first_of_account:
+            quota = mount.quota()
+            if quota is not None:
+                quotas.append(
+                    {
+                        "account": account or mount.name,
+                        "used": _size(quota.usage),
+                        "total": "unlimited" if quota.unlimited else _size(quota.limit),
+                        "trash": _size(quota.usage_in_trash),
+                    }
+                )
+            if mount.offline is not None:
+                offline.append(_offline(mount))
+        if mount.pending is not None:
+            for item, going in mount.pending.uploads():
+                uploads.append(
+                    {
+                        "mount": mount.name,
+                        "id": item.id,
+                        "name": item.name,
+                        "size": _size(item.size),
+                        "state": "failed" if item.failed else "uploading" if going else "waiting",
+                        "attempts": item.attempts,
+                        "last_error": item.last_error,
+                        "failed": item.failed,
+                    }
+                )
+    # Read last: the quota and the tasks above may have just signed in.
+    accounts = []
+    for name, session in sources.accounts.items():
+        try:
+            health = session.health()
+        except (PikPakError, OSError) as exc:
+            accounts.append({"name": name, "error": f"cannot read the token store: {exc}"})
+            continue
+        paused = health.paused
+        accounts.append(
+            {
+                "name": name,
+                "platform": health.platform,
+                "signed_in": health.signed_in,
+                "valid_until": _when(health.token_valid_until, now),
+                "token_refused": health.token_refused,
+                "last_refresh": _when(health.last_refresh, now),
+                "last_outcome": health.last_outcome,
+                "refreshes_24h": health.refreshes_24h,
+                "sign_ins_24h": health.sign_ins_24h,
+                "problem": paused.problem if paused else "",
+                "remedy": paused.remedy if paused else "",
+                "pause_until": _when(paused.until, now) if paused else "",
+                "human_check": bool(paused and paused.kind == "human_check"),
+            }
+        )
+    return {
+        "accounts": accounts,
+        "quotas": quotas,
+        "mounts": mounts,
+        "offline_mounts": [m for m in sources.mounts if m.offline is not None],
+        "transfers": [
+            {
+                "kind": t.kind,
+                "client": t.client,
+                "path": t.path,
+                "bytes": _size(t.done),
+                "total": _size(t.total) if t.total is not None else "",
+                "phase": t.phase,
+                "rate": f"{_size(int(t.rate()))}/s",
+            }
+            for t in sources.transfers.active()
+        ],
+        "uploads": uploads,
+        "offline": offline,
+        "bans": [{"address": ip, "left": f"{left} s"} for ip, left in bans],
+    }
+
+
+def _offline(mount: Mount) -> dict[str, Any]:
+    assert mount.offline is not None
+    try:
+        tasks = mount.offline.list()
+    except PikPakError as exc:
+        return {"mount": mount.name, "error": exc.problem, "tasks": []}
+    return {
+        "mount": mount.name,
+        "error": "",
+        "tasks": [
+            {
+                "id": task.id,
+                "name": task.name or task.file_name,
+                "phase": task.phase.removeprefix("PHASE_TYPE_").lower(),
+                "progress": task.progress,
+                "message": task.message,
+                "failed": task.failed,
+            }
+            for task in tasks
+        ],
+    }
+
+
+def _optional(owner: Any, name: str) -> str:
+    value = getattr(owner, name, None)
+    if callable(value):
+        value = value()
+    return str(value) if value else ""
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+
+
+def _when(at: float | None, now: float) -> str:
+    if at is None:
+        return ""
+    delta = at - now
+    words = f"in {_span(delta)}" if delta >= 0 else f"{_span(-delta)} ago"
+    return f"{_clock(at)} ({words})"
+
+
+def _span(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"

@@ -1,0 +1,113 @@
+"""The offline drop folder (``mounts[].offline_folder``) from real DAV clients: a link put into
+it with rclone's WebDAV remote or cadaver becomes a PikPak offline task, the folder lists the
+running task as ``NAME [P% PHASE].task`` and then the finished file; a link PikPak refuses
+gives the PUT a 409 with the reason, and nothing is stored."""
+
+from __future__ import annotations
+
+import plistlib
+import re
+import time
+
+import requests
+
+from tests.support.davclients import Rclone, cadaver
+from tests.support.gateway import PIKPAK_USER
+from tests.support.pikpak_raw import control
+
+MAGNET = "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&dn=sintel.mkv"
+TASK = re.compile(r"^sintel\.mkv \[\d{1,3}% (pending|running)\]\.task$")
+
+
+def drop_gateway(emulator, make_gateway, seconds: float = 1.5):
+    control(emulator.base_url, "config", {"offline_seconds": seconds})
+    gw = make_gateway(download="proxy", offline_folder="Offline")
+    assert requests.request("MKCOL", gw.url + "/pikpak/Offline/", auth=gw.auth).status_code == 201
+    return gw
+
+
+def stored(emulator) -> set[str]:
+    files = control(emulator.base_url, f"tree?username={PIKPAK_USER}", method="GET")["files"]
+    return {f["path"] for f in files if not f["trashed"]}
+
+
+def tasks(emulator) -> list[str]:
+    return [t.url for t in emulator.world.tasks.values()]
+
+
+def test_rclone_copyto_a_magnet_file_starts_a_task_shown_until_the_file_is_there(
+    emulator, make_gateway, tmp_path
+):
+    gw = drop_gateway(emulator, make_gateway)
+    rclone = Rclone(gw.url, tmp_path / "rclone")
+    link = rclone.home / "link.magnet"
+    link.write_text(MAGNET + "\n")
+    rclone("copyto", str(link), ":webdav:Offline/link.magnet")
+    assert tasks(emulator) == [MAGNET]
+    names = rclone("lsf", ":webdav:Offline/").stdout.decode().splitlines()
+    running = [n for n in names if n.endswith(".task")]
+    assert len(running) == 1 and TASK.match(running[0]), names
+    assert "link.magnet" in names  # the receipt, for a minute, from the gateway's memory
+    assert "pikpak/Offline/link.magnet" not in stored(emulator)  # never uploaded
+    assert rclone("cat", f":webdav:Offline/{running[0]}").stdout == b""  # empty, read-only
+    assert rclone("deletefile", f":webdav:Offline/{running[0]}", check=False).returncode != 0
+
+    deadline = time.monotonic() + 20
+    while "sintel.mkv" not in names and time.monotonic() < deadline:
+        time.sleep(0.5)
+        names = rclone("lsf", ":webdav:Offline/").stdout.decode().splitlines()
+    assert "sintel.mkv" in names and not [n for n in names if n.endswith(".task")], names
+    assert "Offline/sintel.mkv" in stored(emulator)
+
+
+def test_cadaver_puts_a_list_of_links_and_a_windows_shortcut(emulator, make_gateway, home):
+    gw = drop_gateway(emulator, make_gateway, seconds=30)
+    (home / "links.txt").write_text(
+        "# tonight\nhttps://example.org/films/big%20buck%20bunny.mp4\n\n"
+        "ed2k://|file|notes.txt|12|0123456789ABCDEF0123456789ABCDEF|/\n"
+    )
+    (home / "film.url").write_text(
+        "[InternetShortcut]\r\nURL=https://example.org/films/elephants-dream.webm\r\n"
+    )
+    out = cadaver(gw.url + "/pikpak/Offline/", home, "put links.txt", "put film.url", "ls")
+    assert sorted(tasks(emulator)) == [
+        "ed2k://|file|notes.txt|12|0123456789ABCDEF0123456789ABCDEF|/",
+        "https://example.org/films/big%20buck%20bunny.mp4",
+        "https://example.org/films/elephants-dream.webm",
+    ]
+    for name in ("big buck bunny.mp4", "notes.txt", "elephants-dream.webm"):
+        assert re.search(rf"{re.escape(name)} \[\d+% (pending|running)\]\.task", out), out
+    assert not stored(emulator) & {"Offline/links.txt", "Offline/film.url"}
+
+
+def test_a_webloc_from_a_mac_starts_a_task(emulator, make_gateway):
+    gw = drop_gateway(emulator, make_gateway)
+    body = plistlib.dumps({"URL": "https://example.org/films/cosmos-laundromat.mkv"})
+    resp = requests.put(gw.url + "/pikpak/Offline/Cosmos.webloc", data=body, auth=gw.auth)
+    assert resp.status_code == 201
+    assert tasks(emulator) == ["https://example.org/films/cosmos-laundromat.mkv"]
+
+
+def test_a_refused_link_is_a_409_with_the_reason_and_nothing_is_stored(emulator, make_gateway):
+    gw = drop_gateway(emulator, make_gateway)
+    control(emulator.base_url, "config", {"task_daily_limit": 0})
+    resp = requests.put(gw.url + "/pikpak/Offline/link.magnet", data=MAGNET, auth=gw.auth)
+    assert resp.status_code == 409
+    assert "PikPak's daily limit of cloud downloads is reached" in resp.text
+    assert "Traceback" not in resp.text
+
+    control(emulator.base_url, "config", {"task_daily_limit": 100})
+    bad = requests.put(
+        gw.url + "/pikpak/Offline/links.txt", data=MAGNET + "\nnot a link\n", auth=gw.auth
+    )
+    assert bad.status_code == 403 and "line 2 of the .txt file is not a magnet:" in bad.text
+    assert tasks(emulator) == []
+    listing = requests.request(
+        "PROPFIND", gw.url + "/pikpak/Offline/", auth=gw.auth, headers={"Depth": "1"}
+    )
+    assert listing.status_code == 207
+    assert "link.magnet" not in listing.text and "links.txt" not in listing.text
+    assert stored(emulator) == {"Offline"}
+    # Outside the offline folder a .txt is a file like any other.
+    assert requests.put(gw.url + "/pikpak/notes.txt", data=b"hi", auth=gw.auth).status_code == 201
+    assert "notes.txt" in stored(emulator)
