@@ -20,8 +20,10 @@ from .pikpak.cdn import CdnSession
 from .pikpak.drive import Drive
 from .pikpak.retry import RetryPolicy
 from .pikpak.session import Credentials, Session
-from .pikpak.tokenstore import open_store
+from .pikpak.shares import SharedFolder, parse_share_link
+from .pikpak.tokenstore import MemoryTokenStore, open_store
 from .vfs.mount import Mount
+from .vfs.share import ShareSaver, ShareSource
 from .vfs.source import DriveSource
 from .vfs.spool import SpoolSettings
 
@@ -102,8 +104,8 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
         max_size=config.server.max_upload_size,
     )
     mounts = []
-    for settings in config.mounts:
-        account = config.account_for(settings)
+
+    def own_drive(account: AccountConfig) -> tuple[DriveSource, CdnSession]:
         if account.name not in sources:
             session = sessions.get(account.name) or account_session(
                 config, account, pool_size=config.server.threads
@@ -113,7 +115,13 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
                 DriveSource(Drive(session)),
                 http.cdn_session(session.connection),
             )
-        source, cdn = sources[account.name]
+        return sources[account.name]
+
+    for settings in config.mounts:
+        if settings.is_share:
+            mounts.append(share_mount(config, settings, own_drive))
+            continue
+        source, cdn = own_drive(config.account_for(settings))
         background = settings.background_uploads
         mounts.append(
             Mount(
@@ -130,6 +138,70 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
             )
         )
     return mounts
+
+
+def share_session(config: Config, mount: MountConfig, pool_size: int = 16) -> Session:
+    """An anonymous session for reading a share mount: the connection settings of the
+    account it names (never its login), or those written on the mount."""
+    source: AccountConfig | MountConfig = config.account_for(mount) if mount.account else mount
+    platform = identity.PLATFORMS[source.platform]
+    return Session(
+        Credentials(),
+        MemoryTokenStore(),  # nothing to keep: no login, a device id of this process
+        platform=platform,
+        connection=http.Connection(
+            user_api=source.user_api,
+            drive_api=source.drive_api,
+            user_agent=platform.user_agent,
+            ca_cert=str(source.ca_cert) if source.ca_cert else None,
+            pool_size=pool_size,
+        ),
+        name=f"share {mount.name}",
+    )
+
+
+def share_source(
+    config: Config,
+    mount: MountConfig,
+    own_drive: Callable[[AccountConfig], tuple[DriveSource, CdnSession]] | None = None,
+    session: Session | None = None,
+) -> ShareSource:
+    """The source of a share mount (``share:``); ``own_drive`` gives the drive of the
+    ``save_to`` account."""
+    session = session or share_session(config, mount, config.server.threads)
+    link = parse_share_link(mount.share)
+    folder = SharedFolder(
+        session, link.share_id, link.pass_code if mount.pass_code is None else mount.pass_code
+    )
+    saver = None
+    if mount.save_to and own_drive is not None:
+        drive = own_drive(config.accounts[mount.save_to])[0].drive
+        saver = ShareSaver(folder, drive, mount.save_folder)
+    return ShareSource(
+        mount.name,
+        folder,
+        root_id=mount.root_folder_id or link.folder_id,
+        transcoded=mount.use_transcoding_address,
+        saver=saver,
+    )
+
+
+def share_mount(
+    config: Config,
+    mount: MountConfig,
+    own_drive: Callable[[AccountConfig], tuple[DriveSource, CdnSession]],
+) -> Mount:
+    """A read-only mount of one share link."""
+    session = share_session(config, mount, config.server.threads)
+    source = share_source(config, mount, own_drive, session)
+    return Mount(
+        mount.name,
+        source,
+        cdn=http.cdn_session(session.connection),
+        root_id=source.root_id,
+        listing_ttl=mount.listing_ttl,
+        read_only=True,
+    )
 
 
 def build_app(config: Config, mounts: list[Mount]) -> Callable:

@@ -23,6 +23,7 @@ from .dav.auth import AuthSettings, DavUser, LoginFailures, parse_password_hash
 from .dav.policy import DEFAULT_FORCE_PROXY_USER_AGENTS, MODES, IPAddress, IPNetwork, parse_ip
 from .pikpak.http import DRIVE_API, USER_API
 from .pikpak.identity import PLATFORMS
+from .pikpak.shares import parse_share_link
 from .pikpak.tokenstore import MEMORY, store_kind
 from .vfs.sidefiles import FINDER_METADATA
 from .vfs.tree import LISTING_TTL
@@ -77,6 +78,28 @@ class MountConfig:
     background_uploads: bool = False
     read_only: bool = False
     listing_ttl: float = LISTING_TTL
+    # A share mount (read-only, read without a login): a share link, or a file of them.
+    share: str = ""
+    share_list: Path | None = None
+    pass_code: str | None = field(default=None, repr=False)  # None: the link's ?pwd=
+    use_transcoding_address: bool = False
+    save_to: str = ""  # an account whose drive keeps copies of the share's files
+    save_folder: str = ""  # where in that drive ("" until checked: pikdav shares/<name>)
+    # A share mount's connection settings, when no ``account`` gives them.
+    platform: str = "web"
+    user_api: str = USER_API
+    drive_api: str = DRIVE_API
+    ca_cert: Path | None = None
+
+    @property
+    def is_share(self) -> bool:
+        return bool(self.share or self.share_list)
+
+
+# Keys only a share mount takes, and keys only a mount of an own drive takes.
+_SHARE_KEYS = ("pass_code", "use_transcoding_address", "save_to", "save_folder")
+_CONNECTION_KEYS = ("platform", "user_api", "drive_api", "ca_cert")
+_DRIVE_ONLY_KEYS = ("use_trash", "background_uploads", "finder_metadata")
 
 
 UserConfig = DavUser  # a DAV user is what pikdav.dav.auth checks logins against
@@ -102,6 +125,8 @@ class Config:
         raise KeyError(name)
 
     def account_for(self, mount: MountConfig | str) -> AccountConfig:
+        """The account a mount reads (for a share mount: the one its connection settings
+        come from; KeyError when it names none)."""
         if isinstance(mount, str):
             mount = self.mount(mount)
         return self.accounts[mount.account]
@@ -172,16 +197,20 @@ class _Reader(Checker):
         state_dir = self.path("state_dir", top.get("state_dir", DEFAULT_STATE_DIR))
         assert state_dir is not None
 
-        if not top.get("accounts"):
+        raw_mounts = self.items("mounts", top.get("mounts"))
+        shares_only = bool(raw_mounts) and all(
+            isinstance(m, dict) and ("share" in m or "share_list" in m) for m in raw_mounts
+        )
+        if not top.get("accounts") and not shares_only:
+            # Share mounts are read without a login; a drive needs its account.
             raise self.fail("accounts", "at least one PikPak account is required")
         accounts = {
             name: self.account(join("accounts", name), name, value)
             for name, value in self.named(
-                "accounts", top["accounts"], _ACCOUNT_NAME, "letters, digits, - _ ."
+                "accounts", top.get("accounts") or {}, _ACCOUNT_NAME, "letters, digits, - _ ."
             ).items()
         }
 
-        raw_mounts = self.items("mounts", top.get("mounts"))
         if not raw_mounts:
             raise self.fail("mounts", "at least one mount is required")
         mounts: list[MountConfig] = []
@@ -298,6 +327,12 @@ class _Reader(Checker):
                 join(path, "name"), f"may contain letters, digits, - _ . only (got {name!r})"
             )
         key = fields(path, data, MountConfig(name, ""))
+        if "share" in data or "share_list" in data:
+            return self.share_mount(path, name, data, accounts)
+        for only in (*_SHARE_KEYS, *_CONNECTION_KEYS):
+            if only in data:
+                where = "on the account" if only in _CONNECTION_KEYS else "with share:"
+                raise self.fail(join(path, only), f"is a key of share mounts only (set it {where})")
         if "account" not in data and len(accounts) == 1:
             account = next(iter(accounts))
         else:
@@ -321,6 +356,82 @@ class _Reader(Checker):
             listing_ttl=self.number(*key("listing_ttl"), 0),
             finder_metadata=self.choice(*key("finder_metadata"), FINDER_METADATA),
             background_uploads=self.boolean(*key("background_uploads")),
+        )
+
+    def share_mount(
+        self, path: str, name: str, data: Mapping[str, Any], accounts: Mapping[str, AccountConfig]
+    ) -> MountConfig:
+        """A mount of a share link (``share``) or of a list of them (``share_list``)."""
+        key = fields(path, data, MountConfig(name, ""))
+        if "share" in data and "share_list" in data:
+            raise self.fail(
+                join(path, "share_list"), "give share (one link) or share_list (a file), not both"
+            )
+        for only in _DRIVE_ONLY_KEYS:
+            if only in data:
+                raise self.fail(join(path, only), "a share mount is read-only; remove this key")
+        share = ""
+        if "share" in data:
+            share = self.string(*key("share"))
+            try:
+                parse_share_link(share)
+            except ValueError as e:
+                raise self.fail(join(path, "share"), str(e)) from None
+        elif "pass_code" in data or "root_folder_id" in data:
+            extra = "pass_code" if "pass_code" in data else "root_folder_id"
+            raise self.fail(
+                join(path, extra),
+                "belongs to one share; in a share_list, give the pass code after the link",
+            )
+        account = ""
+        if "account" in data:
+            account = self.string(*key("account"))
+            if account not in accounts:
+                raise self.fail(
+                    join(path, "account"),
+                    f"no account is named {account!r} (accounts: {', '.join(accounts) or 'none'})",
+                )
+            for own in _CONNECTION_KEYS:
+                if own in data:
+                    raise self.fail(
+                        join(path, own),
+                        f"the connection settings come from account {account!r}; set them "
+                        "there, or drop account:",
+                    )
+        save_to = self.string(*key("save_to"), optional=True) or ""
+        if save_to and save_to not in accounts:
+            raise self.fail(
+                join(path, "save_to"),
+                f"must name an account whose drive keeps the saved files (accounts: "
+                f"{', '.join(accounts) or 'none'})",
+            )
+        if "save_folder" in data and not save_to:
+            raise self.fail(join(path, "save_folder"), "goes with save_to: <account>")
+        save_folder = self.string(*key("save_folder"), optional=True) or f"pikdav shares/{name}"
+        if any(part in (".", "..") for part in save_folder.split("/")):
+            raise self.fail(join(path, "save_folder"), "must be a folder path such as 'a/b'")
+        pass_code = self.string(*key("pass_code"), optional=True)
+        return MountConfig(
+            name=name,
+            account=account,
+            root_folder_id=self.string(*key("root_folder_id"), optional=True) or "",
+            download=self.choice(*key("download"), MODES),
+            redirect_networks=self.networks(*key("redirect_networks")),
+            public_ip=self.ip(*key("public_ip")),
+            force_proxy_user_agents=self.strings(*key("force_proxy_user_agents")),
+            force_redirect_user_agents=self.strings(*key("force_redirect_user_agents")),
+            read_only=True,
+            listing_ttl=self.number(*key("listing_ttl"), 0),
+            share=share,
+            share_list=self.path(*key("share_list"), must_be="file"),
+            pass_code=None if pass_code is None else str(pass_code),
+            use_transcoding_address=self.boolean(*key("use_transcoding_address")),
+            save_to=save_to,
+            save_folder=save_folder.strip("/"),
+            platform=self.choice(*key("platform"), PLATFORMS),
+            user_api=self.url(*key("user_api")),
+            drive_api=self.url(*key("drive_api")),
+            ca_cert=self.path(*key("ca_cert"), must_be="file"),
         )
 
     def user(self, path: str, name: str, value: Any, mounts: list[MountConfig]) -> UserConfig:

@@ -44,6 +44,15 @@ def parse_range(header: str, size: int) -> tuple[int, int] | str | None:
     return start, end
 
 
+class PlayLimitReached(Exception):
+    """Raised inside a shared file's body to close the connection at the play limit."""
+
+
+def _cut_short(body: Iterator[bytes]) -> Iterator[bytes]:
+    yield from body
+    raise PlayLimitReached("connection closed at the share's play limit")
+
+
 class Cdn:
     def __init__(self, world: World) -> None:
         self.world = world
@@ -70,9 +79,12 @@ class Cdn:
             gcid = base64.urlsafe_b64decode(fid + "=" * (-len(fid) % 4)).hex().upper()
         except ValueError:
             return self._forbidden(account, "malformed link")
-        expected = self.world.link_signature(fid, expire, user_id, req.client_ip)
+        shared = q.get("sh") == "1"
+        expected = self.world.link_signature(fid, expire, user_id, req.client_ip, shared=shared)
         if not hmac.compare_digest(expected, sig):
-            unusable = self.world.link_signature(fid, expire, user_id, req.client_ip, usable=False)
+            unusable = self.world.link_signature(
+                fid, expire, user_id, req.client_ip, usable=False, shared=shared
+            )
             if hmac.compare_digest(unusable, sig):
                 # Handed out without a valid captcha token: PikPak's CDN does not serve it.
                 self.world.stats.add("download_not_found", account)
@@ -100,13 +112,29 @@ class Cdn:
         if wanted == "unsatisfiable":
             return Response(416, b"", [*headers, ("Content-Range", f"bytes */{size}")])
         start, end = wanted if isinstance(wanted, tuple) else (0, size)
+        cut = self._play_limit(size) if shared else None
+        if cut is not None and start >= cut:
+            # PikPak refuses a shared file's bytes beyond its play limit.
+            self.world.stats.add("share_play_limit_refused", account)
+            return self._forbidden(account, "beyond the share's play limit")
         status = 206 if isinstance(wanted, tuple) else 200
         if status == 206:
             headers.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))
         headers.append(("Content-Length", str(end - start)))
         if req.method == "HEAD":
             return Response(status, b"", headers)
-        return Response(status, self._stream(blob, start, end, account), headers)
+        body = self._stream(blob, start, end if cut is None else min(end, cut), account)
+        if cut is not None and cut < end:
+            # The head says the whole range; the connection closes at the limit.
+            body = _cut_short(body)
+        return Response(status, body, headers)
+
+    def _play_limit(self, size: int) -> int | None:
+        """Where a shared file of ``size`` bytes stops (None: it plays whole)."""
+        limit = self.world.share_play_limit
+        if not limit or size < limit.get("min_size", 0):
+            return None
+        return int(size * limit.get("fraction", 0.45))
 
     def _stream(self, blob, start: int, end: int, account: str | None) -> Iterator[bytes]:
         stats = self.world.stats

@@ -84,6 +84,10 @@ class Mount:
         (``._x``, ``desktop.ini``…) is looked up in cached listings alone, so a probe never
         costs an upstream call (a real file of that name is found once its folder is listed)."""
         probe = looking and bool(names) and is_probe(names[-1])
+        if not names and self.source.kind == "share":
+            # A share that cannot be read answers at its root too (its refusal, e.g. an
+            # expired share), not only when a client lists it.
+            self.tree.listing(self.tree.root_id)
         return self.tree.resolve("/".join(names), cached_only=probe)
 
     def children(self, folder: Entry) -> tuple[Entry, ...]:
