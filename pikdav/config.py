@@ -411,11 +411,21 @@ class _Reader(Checker):
         if any(part in (".", "..") for part in save_folder.split("/")):
             raise self.fail(join(path, "save_folder"), "must be a folder path such as 'a/b'")
         pass_code = self.string(*key("pass_code"), optional=True)
+        transcoded = self.boolean(*key("use_transcoding_address"))
+        download = self.choice(*key("download"), MODES)
+        if transcoded and download != "redirect":
+            # A transcoded copy has a length of its own that only the CDN knows; the listing
+            # shows the original's, so only a client sent to the copy reads it right.
+            raise self.fail(
+                join(path, "use_transcoding_address"),
+                "needs download: redirect (a transcoded copy is shorter than the original "
+                "whose size the listing shows)",
+            )
         return MountConfig(
             name=name,
             account=account,
             root_folder_id=self.string(*key("root_folder_id"), optional=True) or "",
-            download=self.choice(*key("download"), MODES),
+            download=download,
             redirect_networks=self.networks(*key("redirect_networks")),
             public_ip=self.ip(*key("public_ip")),
             force_proxy_user_agents=self.strings(*key("force_proxy_user_agents")),
@@ -425,7 +435,7 @@ class _Reader(Checker):
             share=share,
             share_list=self.path(*key("share_list"), must_be="file"),
             pass_code=None if pass_code is None else str(pass_code),
-            use_transcoding_address=self.boolean(*key("use_transcoding_address")),
+            use_transcoding_address=transcoded,
             save_to=save_to,
             save_folder=save_folder.strip("/"),
             platform=self.choice(*key("platform"), PLATFORMS),

@@ -44,15 +44,6 @@ def parse_range(header: str, size: int) -> tuple[int, int] | str | None:
     return start, end
 
 
-class PlayLimitReached(Exception):
-    """Raised inside a shared file's body to close the connection at the play limit."""
-
-
-def _cut_short(body: Iterator[bytes]) -> Iterator[bytes]:
-    yield from body
-    raise PlayLimitReached("connection closed at the share's play limit")
-
-
 class Cdn:
     def __init__(self, world: World) -> None:
         self.world = world
@@ -123,10 +114,9 @@ class Cdn:
         headers.append(("Content-Length", str(end - start)))
         if req.method == "HEAD":
             return Response(status, b"", headers)
+        # The head says the whole range; at the play limit the body ends, and the server
+        # closes a connection whose answer is shorter than its Content-Length.
         body = self._stream(blob, start, end if cut is None else min(end, cut), account)
-        if cut is not None and cut < end:
-            # The head says the whole range; the connection closes at the limit.
-            body = _cut_short(body)
         return Response(status, body, headers)
 
     def _play_limit(self, size: int) -> int | None:

@@ -205,3 +205,16 @@ def test_a_region_block_is_a_503_that_says_what_to_do(emulator, shared, start, c
     assert resp.status_code == 503 and "region" in resp.text and "proxy" in resp.text
     assert gw.mounts[0].source.status().state == "REGION_BLOCKED"
     assert sum("REGION_BLOCKED" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize("transcoded", [False, True])
+def test_use_transcoding_address_sends_players_to_the_transcoded_copy(emulator, start, transcoded):
+    add_file(emulator, "Clips/film.mp4", 40_000, seed=3, transcode=True)
+    made = make_share(emulator, "Clips")
+    keys = {"download": "redirect", "use_transcoding_address": transcoded}
+    gw = start([share_mount(emulator, "clips", made["share_url"], **keys)])
+    resp = requests.get(gw.url + "/clips/Clips/film.mp4", auth=gw.auth, allow_redirects=False)
+    assert resp.status_code == 302
+    served = requests.get(resp.headers["Location"])
+    assert served.status_code == 200
+    assert len(served.content) == (10_000 if transcoded else 40_000)
