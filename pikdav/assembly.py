@@ -24,6 +24,7 @@ from .pikpak.shares import SharedFolder, parse_share_link
 from .pikpak.tokenstore import MemoryTokenStore, open_store
 from .vfs.mount import Mount
 from .vfs.share import ShareSaver, ShareSource
+from .vfs.sharelist import ShareListSource
 from .vfs.source import DriveSource
 from .vfs.spool import SpoolSettings
 
@@ -191,16 +192,32 @@ def share_mount(
     mount: MountConfig,
     own_drive: Callable[[AccountConfig], tuple[DriveSource, CdnSession]],
 ) -> Mount:
-    """A read-only mount of one share link."""
+    """A read-only mount of one share link, or of the shares of a list file."""
     session = share_session(config, mount, config.server.threads)
-    source = share_source(config, mount, own_drive, session)
+    source: ShareSource | ShareListSource
+    if mount.share_list is not None:
+        source = share_list_source(mount, session)
+        root_id = ""
+    else:
+        source = share_source(config, mount, own_drive, session)
+        root_id = source.root_id
     return Mount(
         mount.name,
         source,
         cdn=http.cdn_session(session.connection),
-        root_id=source.root_id,
+        root_id=root_id,
         listing_ttl=mount.listing_ttl,
         read_only=True,
+    )
+
+
+def share_list_source(mount: MountConfig, session: Session) -> ShareListSource:
+    """The source of a ``share_list`` mount: its shares read through one anonymous session."""
+    assert mount.share_list is not None
+    return ShareListSource(
+        mount.name,
+        mount.share_list,
+        lambda entry: SharedFolder(session, entry.link.share_id, entry.link.pass_code),
     )
 
 
