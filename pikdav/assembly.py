@@ -141,7 +141,9 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
     return mounts
 
 
-def share_session(config: Config, mount: MountConfig, pool_size: int = 16) -> Session:
+def share_session(
+    config: Config, mount: MountConfig, pool_size: int = 16, retry: RetryPolicy | None = None
+) -> Session:
     """An anonymous session for reading a share mount: the connection settings of the
     account it names (never its login), or those written on the mount."""
     source: AccountConfig | MountConfig = config.account_for(mount) if mount.account else mount
@@ -157,6 +159,7 @@ def share_session(config: Config, mount: MountConfig, pool_size: int = 16) -> Se
             ca_cert=str(source.ca_cert) if source.ca_cert else None,
             pool_size=pool_size,
         ),
+        retry=retry,
         name=f"share {mount.name}",
     )
 

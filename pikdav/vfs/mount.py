@@ -21,6 +21,8 @@ from .cache import TtlCache
 from .errors import BodyCut, NotAllowed, ReadOnly, StillUploading
 from .names import HIDDEN_PREFIX, is_finder_metadata, is_probe
 from .pending import PendingUploads
+from .share import ShareSource, ShareStatus
+from .sharelist import ShareListSource
 from .sidefiles import KEEP_LOCAL, SideStore
 from .source import Source, WritableSource
 from .spool import SpoolFile, SpoolSettings
@@ -134,6 +136,15 @@ class Mount:
         """RFC 4331 quota: only a mount's root has one (elsewhere the property does not
         exist), and only a source with a quota (an own drive) gives one."""
         return self.quota() if self.is_root(entry) else None
+
+    def share_statuses(self) -> list[ShareStatus]:
+        """The state of each share this mount shows (one for a share link, one per share of
+        a share list; none for an own drive), for the status page and ``pikdav check``."""
+        if isinstance(self.source, ShareSource):
+            return [self.source.status()]
+        if isinstance(self.source, ShareListSource):
+            return self.source.statuses()
+        return []
 
     # ------------------------------------------------------------------ side files
     def keeps_locally(self, name: str) -> bool:

@@ -182,8 +182,12 @@ def test_a_refused_share_answers_at_its_root_and_the_other_mounts_keep_working(
         assert page.status_code == code and "Traceback" not in page.text
     said = [r.getMessage() for r in caplog.records if "share films" in r.getMessage()]
     assert len(said) == 1 and status in said[0] and words in said[0], said
-    assert gw.mounts[0].source.status().state == status
+    [state] = gw.mounts[0].share_statuses()
+    assert (state.state, state.name, state.pass_code_used) == (status, "films", True)
+    assert not state.ok and words in state.advice
+    assert gw.mounts[2].share_statuses() == []
     assert names(gw, "/other") == ["Own"]
+    assert gw.mounts[1].share_statuses()[0].files_at_root == 1
     assert requests.get(gw.url + "/other/Own/mine.txt", auth=gw.auth).content == b"mine"
     assert "Trip" in names(gw, "/drive")
 
