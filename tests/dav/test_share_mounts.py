@@ -222,3 +222,25 @@ def test_use_transcoding_address_sends_players_to_the_transcoded_copy(emulator, 
     served = requests.get(resp.headers["Location"])
     assert served.status_code == 200
     assert len(served.content) == (10_000 if transcoded else 40_000)
+
+
+def test_a_share_mount_renews_its_tokens_and_backs_off_when_pikpak_asks(
+    emulator, shared, start, caplog
+):
+    """A captcha token PikPak refuses (code 9), a pass-code token it forgot, and "too
+    frequent" (code 10) each cost a client nothing but time."""
+    caplog.set_level(logging.INFO, logger="pikdav")
+    gw = start([share_mount(emulator, "films", shared["share_url"], pass_code="1234")])
+    assert names(gw, "/films") == ["Trip"]
+    with emulator.world.lock:
+        emulator.world.captcha_tokens.clear()  # every captcha token handed out is now unknown
+        emulator.world.shares[shared["share_id"]].tokens.clear()  # and every pass-code token
+    control(
+        emulator.base_url,
+        "faults",
+        {"path": "^/drive/v1/share/detail$", "too_frequent": True, "times": 1},
+    )
+    gw.mounts[0].tree.forget_everything()
+    assert names(gw, "/films/Trip") == ["clip.bin", "notes"]
+    said = " | ".join(r.getMessage() for r in caplog.records)
+    assert "backing off" in said, said
