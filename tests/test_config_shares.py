@@ -117,3 +117,31 @@ def test_the_connection_settings_of_a_named_account_read_nothing_else(emulator, 
     session = share_session(parsed, parsed.mount("films"))
     assert session.platform.name == "android" and session.drive_api == emulator.base_url
     assert session.credentials.username == "" and session.credentials.password is None
+
+
+def test_the_examples_share_mounts_parse_when_uncommented(tmp_path, monkeypatch):
+    """config.example.yaml's commented share mounts are a config that works as written."""
+    from pathlib import Path
+
+    from pikdav.config import load_config
+
+    monkeypatch.setenv("PIKPAK_PASSWORD", "hunter2")
+    root = Path(__file__).resolve().parent.parent
+    lines = (root / "config.example.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("  # - name: films"))
+    out = lines[:start]
+    for number, line in enumerate(lines[start:], start):
+        if not line.startswith("  #"):
+            out.extend(lines[number:])
+            break
+        body = line[len("  # ") :]
+        if body.lstrip().startswith("#"):
+            continue  # a comment's continuation line
+        out.append("  " + body)
+    (tmp_path / "shares.txt").write_text("A = https://mypikpak.com/s/VNabc123\n")
+    (tmp_path / "config.yaml").write_text("\n".join(out) + "\n")
+    config = load_config(tmp_path / "config.yaml")
+    films, many = config.mount("films"), config.mount("many")
+    assert films.share.startswith("https://mypikpak.com/s/") and films.save_to == "main"
+    assert films.save_folder == "pikdav shares/films" and films.account == "main"
+    assert many.share_list == tmp_path / "shares.txt"
