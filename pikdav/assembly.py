@@ -147,20 +147,43 @@ def share_session(
     """An anonymous session for reading a share mount: the connection settings of the
     account it names (never its login), or those written on the mount."""
     source: AccountConfig | MountConfig = config.account_for(mount) if mount.account else mount
-    platform = identity.PLATFORMS[source.platform]
+    return anonymous_session(
+        source.platform,
+        source.user_api,
+        source.drive_api,
+        str(source.ca_cert) if source.ca_cert else None,
+        name=f"share {mount.name}",
+        pool_size=pool_size,
+        retry=retry,
+    )
+
+
+def anonymous_session(
+    platform_name: str,
+    user_api: str,
+    drive_api: str,
+    ca_cert: str | None,
+    *,
+    name: str,
+    pool_size: int = 16,
+    retry: RetryPolicy | None = None,
+) -> Session:
+    """A session that never signs in (it reads shares): the platform's identity, a device
+    id of this process, and nothing kept."""
+    platform = identity.PLATFORMS[platform_name]
     return Session(
         Credentials(),
-        MemoryTokenStore(),  # nothing to keep: no login, a device id of this process
+        MemoryTokenStore(),
         platform=platform,
         connection=http.Connection(
-            user_api=source.user_api,
-            drive_api=source.drive_api,
+            user_api=user_api,
+            drive_api=drive_api,
             user_agent=platform.user_agent,
-            ca_cert=str(source.ca_cert) if source.ca_cert else None,
+            ca_cert=ca_cert,
             pool_size=pool_size,
         ),
         retry=retry,
-        name=f"share {mount.name}",
+        name=name,
     )
 
 

@@ -462,31 +462,23 @@ def _share_line(name: str, status) -> str:
 
 
 def run_shares(args: argparse.Namespace) -> int:
-    from .pikpak import http, identity
+    from .assembly import anonymous_session
     from .pikpak.retry import CHECK
-    from .pikpak.session import Credentials, Session
     from .pikpak.shares import SharedFolder
-    from .pikpak.tokenstore import MemoryTokenStore
     from .vfs.sharelist import ShareListSource
 
     list_file = Path(args.list_file)
     if not list_file.is_file():
         print(f"pikdav: no such file: {list_file}", file=sys.stderr)
         return 2
-    platform = identity.PLATFORMS[args.platform]
-    session = Session(
-        Credentials(),
-        MemoryTokenStore(),
-        platform=platform,
-        connection=http.Connection(
-            user_api=args.user_api.rstrip("/"),
-            drive_api=args.drive_api.rstrip("/"),
-            user_agent=platform.user_agent,
-            ca_cert=args.ca_cert,
-            pool_size=4,
-        ),
-        retry=CHECK,
+    session = anonymous_session(
+        args.platform,
+        args.user_api.rstrip("/"),
+        args.drive_api.rstrip("/"),
+        args.ca_cert,
         name="shares check",
+        pool_size=4,
+        retry=CHECK,
     )
     source = ShareListSource(
         list_file.name,

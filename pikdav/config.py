@@ -410,7 +410,13 @@ class _Reader(Checker):
         save_folder = self.string(*key("save_folder"), optional=True) or f"pikdav shares/{name}"
         if any(part in (".", "..") for part in save_folder.split("/")):
             raise self.fail(join(path, "save_folder"), "must be a folder path such as 'a/b'")
-        pass_code = self.string(*key("pass_code"), optional=True)
+        given = data.get("pass_code")
+        # `pass_code: 1234` unquoted is a number to YAML; a pass code is its digits.
+        pass_code = (
+            str(given)
+            if isinstance(given, int) and not isinstance(given, bool)
+            else self.string(*key("pass_code"), optional=True)
+        )
         transcoded = self.boolean(*key("use_transcoding_address"))
         download = self.choice(*key("download"), MODES)
         if transcoded and download != "redirect":

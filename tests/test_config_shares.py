@@ -64,7 +64,7 @@ def test_every_key_of_a_share_mount():
             {
                 "name": "films",
                 "share": LINK,
-                "pass_code": "9999",
+                "pass_code": 9999,
                 "root_folder_id": "VNother",
                 "use_transcoding_address": True,
                 "download": "redirect",

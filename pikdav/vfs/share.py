@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pikdav.pikpak.drive import Drive
 from pikdav.pikpak.errors import PikPakError, QuotaExceeded, ShareError, ShareRegionBlocked
@@ -26,6 +27,8 @@ from pikdav.pikpak.types import File, Link, Quota
 log = logging.getLogger(__name__)
 
 REFUSAL_MEMORY = 15.0  # seconds a share's refusal is answered without asking PikPak again
+
+T = TypeVar("T")
 
 OPEN = "OK"
 UNKNOWN = "not read yet"
@@ -122,7 +125,7 @@ class ShareSource:
             pass  # the status says it
         return self.status()
 
-    def _reading(self, read):
+    def _reading(self, read: Callable[[], T]) -> T:
         with self._lock:
             refusal = self._refusal
             if refusal is not None and time.monotonic() - self._refused_at < REFUSAL_MEMORY:
