@@ -377,12 +377,14 @@ class _Reader(Checker):
                 parse_share_link(share)
             except ValueError as e:
                 raise self.fail(join(path, "share"), str(e)) from None
-        elif "pass_code" in data or "root_folder_id" in data:
-            extra = "pass_code" if "pass_code" in data else "root_folder_id"
-            raise self.fail(
-                join(path, extra),
-                "belongs to one share; in a share_list, give the pass code after the link",
-            )
+        else:
+            for one in ("pass_code", "root_folder_id", *_SHARE_KEYS):
+                if one in data:
+                    raise self.fail(
+                        join(path, one),
+                        "belongs to a mount of one share (share:), not to a share_list"
+                        + ("; give a pass code after the link" if one == "pass_code" else ""),
+                    )
         account = ""
         if "account" in data:
             account = self.string(*key("account"))

@@ -92,6 +92,8 @@ def test_a_drive_mount_still_needs_an_account():
         ({"share": "not a link"}, None, "mounts[0].share: must be a share link"),
         ({"share": LINK, "share_list": "x.txt"}, None, "not both"),
         ({"share": LINK, "save_to": "nobody"}, MAIN, "mounts[0].save_to: must name an account"),
+        ({"share_list": __file__, "save_to": "main"}, MAIN, "save_to: belongs to a mount of one"),
+        ({"share_list": __file__, "pass_code": "1"}, None, "give a pass code after the link"),
         ({"share": LINK, "save_folder": "x"}, MAIN, "goes with save_to"),
         ({"share": LINK, "background_uploads": True}, None, "read-only"),
         ({"share": LINK, "use_transcoding_address": True}, None, "download: redirect"),

@@ -121,3 +121,25 @@ def test_a_restore_without_room_is_507(emulator, big_share, tmp_path):
     assert (
         emulator.world.stats.snapshot()["accounts"].get("tight", {}).get("share_restores", 0) == 0
     )
+
+
+def test_a_restore_that_fails_otherwise_serves_the_shares_link_with_a_warning(
+    emulator, big_share, tmp_path, caplog
+):
+    caplog.set_level(logging.WARNING)
+    control(emulator.base_url, "faults", {"path": "^/drive/v1/share/restore$", "status": 403})
+    mount = share_mount(emulator, "films", big_share["share_url"], pass_code="1111") | {
+        "save_to": "main",
+        "download": "proxy",
+    }
+    gw = start_share_gateway(
+        emulator, tmp_path / "gw", [mount], accounts={"main": account(emulator)}
+    )
+    try:
+        got = requests.get(gw.url + "/films/Films/small.mkv", auth=gw.auth)
+    finally:
+        gw.stop()
+    assert got.status_code == 200 and len(got.content) == 1 << 20  # below the play limit
+    warned = [r.getMessage() for r in caplog.records if "cannot save" in r.getMessage()]
+    assert len(warned) == 1 and "serving the share's own link" in warned[0], warned
+    assert restores(emulator) == 0
