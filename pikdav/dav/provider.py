@@ -85,9 +85,9 @@ class _Resource:
         return self.entry.name
 
     def get_property_value(self, name: str):
-        # RFC 4331: only the mount root has a quota; elsewhere the property does not exist
-        # (WsgiDAV itself would answer an empty 200).
-        if name in _QUOTA_PROPS and not self.mount.is_root(self.entry):
+        # RFC 4331: only the mount root has a quota, and only a source with one (not a
+        # share); elsewhere the property does not exist (WsgiDAV would answer an empty 200).
+        if name in _QUOTA_PROPS and self.mount.quota_at(self.entry) is None:
             raise DAVError(HTTP_NOT_FOUND)
         return super().get_property_value(name)
 

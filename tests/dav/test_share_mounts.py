@@ -11,6 +11,8 @@ from urllib.parse import unquote
 import pytest
 import requests
 
+import pikdav.dav.propfind as fast
+from tests.dav.test_fast_propfind import BODIES, canonical
 from tests.support.pikpak_raw import control
 from tests.support.shares import (
     account,
@@ -244,3 +246,27 @@ def test_a_share_mount_renews_its_tokens_and_backs_off_when_pikpak_asks(
     assert names(gw, "/films/Trip") == ["clip.bin", "notes"]
     said = " | ".join(r.getMessage() for r in caplog.records)
     assert "backing off" in said, said
+
+
+@pytest.mark.parametrize("body", ["", "allprop", "named"])
+@pytest.mark.parametrize(
+    ("path", "depth"), [("/films", "1"), ("/films/Trip", "1"), ("/films/Trip/", "0")]
+)
+def test_the_fast_propfind_of_a_share_says_what_wsgidav_says(
+    emulator, shared, start, monkeypatch, body, path, depth
+):
+    """Nothing on a share can be locked: neither path lists lock properties."""
+    gw = start([share_mount(emulator, "films", shared["share_url"], pass_code="1234")])
+
+    def ask() -> requests.Response:
+        return requests.request(
+            "PROPFIND", gw.url + path, data=BODIES[body or "empty"], headers={"Depth": depth},
+            auth=gw.auth,
+        )  # fmt: skip
+
+    quick = ask()
+    monkeypatch.setattr(fast, "try_fast_propfind", lambda *a: None)
+    slow = ask()
+    assert quick.status_code == slow.status_code == 207
+    assert canonical(quick.content) == canonical(slow.content)
+    assert b"supportedlock" not in quick.content or body == "named"
