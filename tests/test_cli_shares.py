@@ -124,3 +124,17 @@ def test_serve_with_a_config_of_shares_alone(emulator, tmp_path):
         proc.terminate()
         proc.wait(timeout=10)
     assert proc.returncode == 0
+
+
+def test_shares_check_says_when_pikpak_cannot_be_reached(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: connections are refused
+    listed = tmp_path / "shares.txt"
+    listed.write_text("One = https://mypikpak.com/s/VNabc123def\n")
+    base = f"http://127.0.0.1:{port}"
+    out = run("shares", "check", str(listed), "--user-api", base, "--drive-api", base)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "One (VNabc123def): FAILED: UNREADABLE: cannot reach PikPak" in out.stdout, out.stdout

@@ -123,13 +123,27 @@ class ShareSource:
             self.list_folder(self.root_id)
         except ShareError:
             pass  # the status says it
+        except PikPakError as exc:
+            # Not the share's answer (PikPak unreachable, say): said, but not remembered as
+            # the share's state.
+            status = self.status()
+            return ShareStatus(
+                status.name,
+                status.share_id,
+                "UNREADABLE",
+                str(exc),
+                None,
+                status.pass_code_used,
+                time.time(),
+            )
         return self.status()
 
     def _reading(self, read: Callable[[], T]) -> T:
         with self._lock:
             refusal = self._refusal
             if refusal is not None and time.monotonic() - self._refused_at < REFUSAL_MEMORY:
-                raise refusal
+                # The same answer again; a fresh traceback, or the old one would grow.
+                raise refusal.with_traceback(None)
         try:
             return read()
         except ShareError as exc:
