@@ -205,12 +205,20 @@ def test_a_wrong_pass_code_is_a_403_that_says_so(emulator, shared, start, caplog
 
 
 def test_a_region_block_is_a_503_that_says_what_to_do(emulator, shared, start, caplog):
-    gw = start([share_mount(emulator, "films", shared["share_url"], pass_code="1234")])
+    gw = start(
+        [
+            share_mount(emulator, "films", shared["share_url"], pass_code="1234"),
+            {"name": "drive", "account": "main", "download": "proxy"},
+        ],
+        accounts={"main": account(emulator)},
+    )
     control(emulator.base_url, "config", {"share_region_blocked": True})
-    resp = requests.request("PROPFIND", gw.url + "/films", headers={"Depth": "1"}, auth=gw.auth)
-    assert resp.status_code == 503 and "region" in resp.text and "proxy" in resp.text
+    for _ in range(3):
+        resp = requests.request("PROPFIND", gw.url + "/films", headers={"Depth": "1"}, auth=gw.auth)
+        assert resp.status_code == 503 and "region" in resp.text and "proxy" in resp.text
     assert gw.mounts[0].source.status().state == "REGION_BLOCKED"
     assert sum("REGION_BLOCKED" in r.getMessage() for r in caplog.records) == 1
+    assert requests.get(gw.url + "/drive/Trip/notes/a.txt", auth=gw.auth).content == b"hello"
 
 
 @pytest.mark.parametrize("transcoded", [False, True])

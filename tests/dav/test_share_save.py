@@ -143,3 +143,28 @@ def test_a_restore_that_fails_otherwise_serves_the_shares_link_with_a_warning(
     warned = [r.getMessage() for r in caplog.records if "cannot save" in r.getMessage()]
     assert len(warned) == 1 and "serving the share's own link" in warned[0], warned
     assert restores(emulator) == 0
+
+
+def test_clients_opening_a_file_at_once_cause_one_restore(emulator, tmp_path):
+    """20 cycles: each time six clients open a file not saved yet, at the same moment."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cycles = 20
+    for i in range(cycles):
+        add_file(emulator, f"Many/f{i:02d}.bin", 65_536, seed=100 + i)
+    share = make_share(emulator, "Many")
+    mount = share_mount(emulator, "many", share["share_url"], save_to="main", download="proxy")
+    gw = start_share_gateway(
+        emulator, tmp_path / "gw", [mount], accounts={"main": account(emulator)}
+    )
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            for i in range(cycles):
+                url = f"{gw.url}/many/Many/f{i:02d}.bin"
+                bodies = list(
+                    pool.map(lambda _, u=url: requests.get(u, auth=gw.auth).content, range(6))
+                )
+                assert all(len(b) == 65_536 for b in bodies) and len(set(bodies)) == 1
+                assert restores(emulator) == i + 1
+    finally:
+        gw.stop()
