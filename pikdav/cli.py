@@ -79,7 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--password", help="the demo user's password (default: random)")
 
-    check = sub.add_parser("check", help="validate a config, log in, show tokens and quota")
+    check = sub.add_parser(
+        "check",
+        help="validate a config, log in, show tokens and quota, and each share mount's state",
+    )
     check.add_argument("-c", "--config", required=True, help="YAML config file")
 
     shares = sub.add_parser("shares", help="share lists: check every share of a list file")
