@@ -158,6 +158,12 @@ def run_login(args: argparse.Namespace) -> int:
         config = _load(args.config)
         if config is None:
             return 2
+        if not config.accounts:
+            print(
+                f"pikdav login: {args.config} has no accounts (share mounts need no login)",
+                file=sys.stderr,
+            )
+            return 2
         name = args.account or (next(iter(config.accounts)) if len(config.accounts) == 1 else None)
         if name not in config.accounts:
             print(

@@ -90,6 +90,20 @@ def test_shares_check_prints_each_shares_status_without_a_server(emulator, tmp_p
     assert missing.returncode == 2 and "no such file" in missing.stderr
 
 
+def test_login_with_a_config_of_shares_alone_says_there_is_nothing_to_sign_in(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "mounts": [{"name": "films", "share": "https://mypikpak.com/s/VNabc123def"}],
+                "users": {"alice": {"password_hash": HASH}},
+            }
+        )
+    )
+    out = run("login", "-c", str(config), "--refresh-token", "x")
+    assert out.returncode == 2 and "has no accounts (share mounts need no login)" in out.stderr
+
+
 def test_serve_with_a_config_of_shares_alone(emulator, tmp_path):
     open_share, _ = shared(emulator)
     config = tmp_path / "config.yaml"
