@@ -26,8 +26,11 @@ from .pikpak.drive import Drive
 from .pikpak.offline import OfflineTasks
 from .pikpak.retry import RetryPolicy
 from .pikpak.session import Credentials, Session
-from .pikpak.tokenstore import open_store
+from .pikpak.shares import SharedFolder, parse_share_link
+from .pikpak.tokenstore import MemoryTokenStore, open_store
 from .vfs.mount import Mount
+from .vfs.share import ShareSaver, ShareSource
+from .vfs.sharelist import ShareListSource
 from .vfs.source import DriveSource
 from .vfs.spool import SpoolSettings
 
@@ -132,8 +135,10 @@ def build_mounts(
         max_size=config.server.max_upload_size,
     )
     mounts = []
-    for settings in config.mounts:
-        account = config.account_for(settings)
+
+    def own_drive(
+        account: AccountConfig, link_kind: str = "original"
+    ) -> tuple[DriveSource, CdnSession]:
         if account.name not in cdns:
             session = sessions.get(account.name) or account_session(
                 config, account, pool_size=config.server.threads
@@ -141,11 +146,18 @@ def build_mounts(
             sessions[account.name] = session
             cdns[account.name] = http.cdn_session(session.connection)
             offline_tasks[account.name] = OfflineTasks(session)
-        cdn, offline = cdns[account.name], offline_tasks[account.name]
-        kind = (account.name, settings.link)
+        kind = (account.name, link_kind)
         if kind not in sources:
-            sources[kind] = DriveSource(Drive(sessions[account.name]), link_kind=settings.link)
-        source = sources[kind]
+            sources[kind] = DriveSource(Drive(sessions[account.name]), link_kind=link_kind)
+        return sources[kind], cdns[account.name]
+
+    for settings in config.mounts:
+        if settings.is_share:
+            mounts.append(share_mount(config, settings, own_drive))
+            continue
+        account = config.account_for(settings)
+        source, cdn = own_drive(account, settings.link)
+        offline = offline_tasks[account.name]
         route = link_route(settings, account, cdn)
         if route is not None:
             route.start()  # with cdn_node auto: the first probe, then one an hour
@@ -170,6 +182,117 @@ def build_mounts(
             )
         )
     return mounts
+
+
+def share_session(
+    config: Config, mount: MountConfig, pool_size: int = 16, retry: RetryPolicy | None = None
+) -> Session:
+    """An anonymous session for reading a share mount: the connection settings of the
+    account it names (never its login: its hosts, proxy and CA), or those written on the
+    mount (and the environment's proxies)."""
+    account = config.account_for(mount) if mount.account else None
+    source: AccountConfig | MountConfig = account or mount
+    return anonymous_session(
+        source.platform,
+        source.user_api,
+        source.drive_api,
+        str(source.ca_cert) if source.ca_cert else None,
+        name=f"share {mount.name}",
+        pool_size=pool_size,
+        retry=retry,
+        proxy=account.proxy if account is not None else None,
+    )
+
+
+def anonymous_session(
+    platform_name: str,
+    user_api: str,
+    drive_api: str,
+    ca_cert: str | None,
+    *,
+    name: str,
+    pool_size: int = 16,
+    retry: RetryPolicy | None = None,
+    proxy: str | None = None,
+) -> Session:
+    """A session that never signs in (it reads shares): the platform's identity, a device
+    id of this process, and nothing kept."""
+    platform = identity.PLATFORMS[platform_name]
+    return Session(
+        Credentials(),
+        MemoryTokenStore(),
+        platform=platform,
+        connection=http.Connection(
+            user_api=user_api,
+            drive_api=drive_api,
+            user_agent=platform.user_agent,
+            ca_cert=ca_cert,
+            pool_size=pool_size,
+            proxy=proxy,
+        ),
+        retry=retry,
+        name=name,
+    )
+
+
+def share_source(
+    config: Config,
+    mount: MountConfig,
+    own_drive: Callable[[AccountConfig], tuple[DriveSource, CdnSession]] | None = None,
+    session: Session | None = None,
+) -> ShareSource:
+    """The source of a share mount (``share:``); ``own_drive`` gives the drive of the
+    ``save_to`` account."""
+    session = session or share_session(config, mount, config.server.threads)
+    link = parse_share_link(mount.share)
+    folder = SharedFolder(
+        session, link.share_id, link.pass_code if mount.pass_code is None else mount.pass_code
+    )
+    saver = None
+    if mount.save_to and own_drive is not None:
+        drive = own_drive(config.accounts[mount.save_to])[0].drive
+        saver = ShareSaver(folder, drive, mount.save_folder)
+    return ShareSource(
+        mount.name,
+        folder,
+        root_id=mount.root_folder_id or link.folder_id,
+        transcoded=mount.use_transcoding_address,
+        saver=saver,
+    )
+
+
+def share_mount(
+    config: Config,
+    mount: MountConfig,
+    own_drive: Callable[[AccountConfig], tuple[DriveSource, CdnSession]],
+) -> Mount:
+    """A read-only mount of one share link, or of the shares of a list file."""
+    session = share_session(config, mount, config.server.threads)
+    source: ShareSource | ShareListSource
+    if mount.share_list is not None:
+        source = share_list_source(mount, session)
+        root_id = ""
+    else:
+        source = share_source(config, mount, own_drive, session)
+        root_id = source.root_id
+    return Mount(
+        mount.name,
+        source,
+        cdn=http.cdn_session(session.connection),
+        root_id=root_id,
+        listing_ttl=mount.listing_ttl,
+        read_only=True,
+    )
+
+
+def share_list_source(mount: MountConfig, session: Session) -> ShareListSource:
+    """The source of a ``share_list`` mount: its shares read through one anonymous session."""
+    assert mount.share_list is not None
+    return ShareListSource(
+        mount.name,
+        mount.share_list,
+        lambda entry: SharedFolder(session, entry.link.share_id, entry.link.pass_code),
+    )
 
 
 def build_app(config: Config, mounts: list[Mount]) -> Callable:

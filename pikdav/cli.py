@@ -1,5 +1,5 @@
-"""The ``pikdav`` command: ``serve``, ``demo``, ``emulator``, ``check``, ``login`` and
-``hash-password``."""
+"""The ``pikdav`` command: ``serve``, ``demo``, ``emulator``, ``check``, ``login``,
+``shares check`` and ``hash-password``."""
 
 from __future__ import annotations
 
@@ -93,8 +93,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--password", help="the demo user's password (default: random)")
 
-    check = sub.add_parser("check", help="validate a config, log in, show tokens and quota")
+    check = sub.add_parser(
+        "check",
+        help="validate a config, log in, show tokens and quota, and each share mount's state",
+    )
     check.add_argument("-c", "--config", required=True, help="YAML config file")
+
+    shares = sub.add_parser("shares", help="share lists: check every share of a list file")
+    shares_sub = shares.add_subparsers(dest="shares_command", required=True)
+    shares_check = shares_sub.add_parser(
+        "check", help="print each share's status (a list file of share_list) without a server"
+    )
+    shares_check.add_argument("list_file", help="the list file (name = link [pass code], or YAML)")
+    shares_check.add_argument(
+        "--platform", choices=sorted(PLATFORMS), default="web", help="client identity to use"
+    )
+    shares_check.add_argument("--user-api", default=USER_API, help=argparse.SUPPRESS)
+    shares_check.add_argument("--drive-api", default=DRIVE_API, help=argparse.SUPPRESS)
+    shares_check.add_argument("--ca-cert", help=argparse.SUPPRESS)
 
     hashp = sub.add_parser("hash-password", help="hash a DAV user's password for the config")
     hashp.add_argument("--stdin", action="store_true", help="read the password from stdin")
@@ -186,6 +202,12 @@ def run_login(args: argparse.Namespace) -> int:
         # Log in the way `serve -c` will use it: the account's store, platform and hosts.
         config = _load(args.config)
         if config is None:
+            return 2
+        if not config.accounts:
+            print(
+                f"pikdav login: {args.config} has no accounts (share mounts need no login)",
+                file=sys.stderr,
+            )
             return 2
         name = args.account or (next(iter(config.accounts)) if len(config.accounts) == 1 else None)
         if name not in config.accounts:
@@ -466,9 +488,12 @@ def run_check(args: argparse.Namespace) -> int:
             print(f"  sign-ins are paused: {paused}")
             failed += 1
     for mount in config.mounts:
+        if mount.is_share:
+            continue
         line = _links_state(mount, config.account_for(mount), sessions)
         if line:
             print(line)
+    failed += _check_share_mounts(config)
     return 1 if failed else 0
 
 
@@ -504,6 +529,82 @@ def _proxy_state(session) -> str:
     if session.connection.proxy_for(session.connection.drive_api):
         return f"proxy: {origin}; PikPak ({hosts}) answered through it"
     return f"proxy: {origin}; PikPak ({hosts}) answered directly"
+
+
+def _check_share_mounts(config) -> int:
+    """Print every share mount's status (reading each share's root); the failures' count."""
+    from .assembly import share_list_source, share_session, share_source
+    from .pikpak.retry import CHECK
+
+    failed = 0
+    for mount in config.mounts:
+        if not mount.is_share:
+            continue
+        session = share_session(config, mount, pool_size=4, retry=CHECK)  # a person waits
+        if mount.share_list is not None:
+            source = share_list_source(mount, session)
+            checked = source.check()
+            bad = source.bad_lines
+            ok = sum(status.ok for _, status in checked)
+            print(
+                f"share list {mount.name} ({mount.share_list}): {ok} of "
+                f"{_count(len(checked), 'share')} open"
+                + (f", {_count(len(bad), 'bad line')} skipped" if bad else "")
+            )
+            for line in bad:
+                print(f"  {line}")
+            for entry, status in checked:
+                print(f"  {_share_line(entry.name, status)}")
+            failed += len(bad) + len(checked) - ok
+            continue
+        status = share_source(config, mount, session=session).check()
+        print(f"share mount {_share_line(mount.name, status)}")
+        failed += not status.ok
+    return failed
+
+
+def _share_line(name: str, status) -> str:
+    code = "pass code used" if status.pass_code_used else "no pass code"
+    if status.ok:
+        return (
+            f"{name} ({status.share_id}): OK, "
+            f"{_count(status.files_at_root or 0, 'item')} at the root, {code}"
+        )
+    return f"{name} ({status.share_id}): FAILED: {status.state}: {status.advice} ({code})"
+
+
+def run_shares(args: argparse.Namespace) -> int:
+    from .assembly import anonymous_session
+    from .pikpak.retry import CHECK
+    from .pikpak.shares import SharedFolder
+    from .vfs.sharelist import ShareListSource
+
+    list_file = Path(args.list_file)
+    if not list_file.is_file():
+        print(f"pikdav: no such file: {list_file}", file=sys.stderr)
+        return 2
+    session = anonymous_session(
+        args.platform,
+        args.user_api.rstrip("/"),
+        args.drive_api.rstrip("/"),
+        args.ca_cert,
+        name="shares check",
+        pool_size=4,
+        retry=CHECK,
+    )
+    source = ShareListSource(
+        list_file.name,
+        list_file,
+        lambda entry: SharedFolder(session, entry.link.share_id, entry.link.pass_code),
+    )
+    checked = source.check()
+    for line in source.bad_lines:
+        print(f"{list_file}: {line}: skipped")
+    for entry, status in checked:
+        print(_share_line(entry.name, status))
+    ok = sum(status.ok for _, status in checked)
+    print(f"{ok} of {_count(len(checked), 'share')} open")
+    return 0 if ok == len(checked) and not source.bad_lines else 1
 
 
 def _password_state(session, password: str | None) -> str:
@@ -658,6 +759,7 @@ def main(argv: list[str] | None = None) -> int:
         "serve": run_serve,
         "demo": run_demo,
         "check": run_check,
+        "shares": run_shares,
         "hash-password": run_hash_password,
         "offline": run_offline,
     }

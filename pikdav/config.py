@@ -22,9 +22,10 @@ from urllib.parse import urlsplit
 from .configfile import Checker, ConfigError, fields, join, read_yaml
 from .dav.auth import AuthSettings, DavUser, LoginFailures, parse_password_hash
 from .dav.policy import DEFAULT_FORCE_PROXY_USER_AGENTS, MODES, IPAddress, IPNetwork, parse_ip
-from .pikpak.http import API_DOMAIN, NO_PROXY, PROXY_SCHEMES, api_hosts
+from .pikpak.http import API_DOMAIN, DRIVE_API, NO_PROXY, PROXY_SCHEMES, USER_API, api_hosts
 from .pikpak.identity import PLATFORMS
 from .pikpak.links import AUTO, KEEP, OFF
+from .pikpak.shares import parse_share_link
 from .pikpak.tokenstore import MEMORY, store_kind
 from .pikpak.types import LINK_KINDS
 from .vfs.sidefiles import FINDER_METADATA
@@ -93,6 +94,38 @@ class MountConfig:
     cdn_node: str = OFF  # auto: the fastest node that answers; or a node's name or host
     cdn_nodes: tuple[str, ...] = ()  # probed with auto, beside those in pikpak/cdn_nodes.txt
     offline_folder: str | None = None  # where offline downloads land (None: "My Pack")
+    # A share mount (read-only, read without a login): a share link, or a file of them.
+    share: str = ""
+    share_list: Path | None = None
+    pass_code: str | None = field(default=None, repr=False)  # None: the link's ?pwd=
+    use_transcoding_address: bool = False
+    save_to: str = ""  # an account whose drive keeps copies of the share's files
+    save_folder: str = ""  # where in that drive ("" until checked: pikdav shares/<name>)
+    # A share mount's connection settings, when no ``account`` gives them.
+    platform: str = "web"
+    user_api: str = USER_API
+    drive_api: str = DRIVE_API
+    ca_cert: Path | None = None
+
+    @property
+    def is_share(self) -> bool:
+        return bool(self.share or self.share_list)
+
+
+# Keys only a share mount takes, and keys only a mount of an own drive takes.
+_SHARE_KEYS = ("pass_code", "use_transcoding_address", "save_to", "save_folder")
+_CONNECTION_KEYS = ("platform", "user_api", "drive_api", "ca_cert")
+_DRIVE_ONLY_KEYS = (
+    "use_trash",
+    "background_uploads",
+    "finder_metadata",
+    "offline_folder",
+    # Links of a share are read as PikPak gives them (its media links; see the README).
+    "link",
+    "download_domain",
+    "cdn_node",
+    "cdn_nodes",
+)
 
 
 UserConfig = DavUser  # a DAV user is what pikdav.dav.auth checks logins against
@@ -124,6 +157,8 @@ class Config:
         raise KeyError(name)
 
     def account_for(self, mount: MountConfig | str) -> AccountConfig:
+        """The account a mount reads (for a share mount: the one its connection settings
+        come from; KeyError when it names none)."""
         if isinstance(mount, str):
             mount = self.mount(mount)
         return self.accounts[mount.account]
@@ -198,16 +233,20 @@ class _Reader(Checker):
         state_dir = self.path("state_dir", top.get("state_dir", DEFAULT_STATE_DIR))
         assert state_dir is not None
 
-        if not top.get("accounts"):
+        raw_mounts = self.items("mounts", top.get("mounts"))
+        shares_only = bool(raw_mounts) and all(
+            isinstance(m, dict) and ("share" in m or "share_list" in m) for m in raw_mounts
+        )
+        if not top.get("accounts") and not shares_only:
+            # Share mounts are read without a login; a drive needs its account.
             raise self.fail("accounts", "at least one PikPak account is required")
         accounts = {
             name: self.account(join("accounts", name), name, value)
             for name, value in self.named(
-                "accounts", top["accounts"], _ACCOUNT_NAME, "letters, digits, - _ ."
+                "accounts", top.get("accounts") or {}, _ACCOUNT_NAME, "letters, digits, - _ ."
             ).items()
         }
 
-        raw_mounts = self.items("mounts", top.get("mounts"))
         if not raw_mounts:
             raise self.fail("mounts", "at least one mount is required")
         mounts: list[MountConfig] = []
@@ -384,6 +423,12 @@ class _Reader(Checker):
         if name.casefold() == "_pikdav":
             raise self.fail(join(path, "name"), "_pikdav is pikdav's own (the status page)")
         key = fields(path, data, MountConfig(name, ""))
+        if "share" in data or "share_list" in data:
+            return self.share_mount(path, name, data, accounts)
+        for only in (*_SHARE_KEYS, *_CONNECTION_KEYS):
+            if only in data:
+                where = "on the account" if only in _CONNECTION_KEYS else "with share:"
+                raise self.fail(join(path, only), f"is a key of share mounts only (set it {where})")
         if "account" not in data and len(accounts) == 1:
             account = next(iter(accounts))
         else:
@@ -453,6 +498,102 @@ class _Reader(Checker):
                 + self.got(path, value),
             )
         return "/".join(parts)
+
+    def share_mount(
+        self, path: str, name: str, data: Mapping[str, Any], accounts: Mapping[str, AccountConfig]
+    ) -> MountConfig:
+        """A mount of a share link (``share``) or of a list of them (``share_list``)."""
+        key = fields(path, data, MountConfig(name, ""))
+        if "share" in data and "share_list" in data:
+            raise self.fail(
+                join(path, "share_list"), "give share (one link) or share_list (a file), not both"
+            )
+        for only in _DRIVE_ONLY_KEYS:
+            if only in data:
+                raise self.fail(
+                    join(path, only), "is not a setting of a share mount (read-only); remove it"
+                )
+        share = ""
+        if "share" in data:
+            share = self.string(*key("share"))
+            try:
+                parse_share_link(share)
+            except ValueError as e:
+                raise self.fail(join(path, "share"), str(e)) from None
+        else:
+            for one in ("pass_code", "root_folder_id", *_SHARE_KEYS):
+                if one in data:
+                    raise self.fail(
+                        join(path, one),
+                        "belongs to a mount of one share (share:), not to a share_list"
+                        + ("; give a pass code after the link" if one == "pass_code" else ""),
+                    )
+        account = ""
+        if "account" in data:
+            account = self.string(*key("account"))
+            if account not in accounts:
+                raise self.fail(
+                    join(path, "account"),
+                    f"no account is named {account!r} (accounts: {', '.join(accounts) or 'none'})",
+                )
+            for own in _CONNECTION_KEYS:
+                if own in data:
+                    raise self.fail(
+                        join(path, own),
+                        f"the connection settings come from account {account!r}; set them "
+                        "there, or drop account:",
+                    )
+        save_to = self.string(*key("save_to"), optional=True) or ""
+        if save_to and save_to not in accounts:
+            raise self.fail(
+                join(path, "save_to"),
+                f"must name an account whose drive keeps the saved files (accounts: "
+                f"{', '.join(accounts) or 'none'})",
+            )
+        if "save_folder" in data and not save_to:
+            raise self.fail(join(path, "save_folder"), "goes with save_to: <account>")
+        save_folder = self.string(*key("save_folder"), optional=True) or f"pikdav shares/{name}"
+        if any(part in (".", "..") for part in save_folder.split("/")):
+            raise self.fail(join(path, "save_folder"), "must be a folder path such as 'a/b'")
+        given = data.get("pass_code")
+        # `pass_code: 1234` unquoted is a number to YAML; a pass code is its digits.
+        pass_code = (
+            str(given)
+            if isinstance(given, int) and not isinstance(given, bool)
+            else self.string(*key("pass_code"), optional=True)
+        )
+        transcoded = self.boolean(*key("use_transcoding_address"))
+        download = self.choice(*key("download"), MODES)
+        if transcoded and download != "redirect":
+            # A transcoded copy has a length of its own that only the CDN knows; the listing
+            # shows the original's, so only a client sent to the copy reads it right.
+            raise self.fail(
+                join(path, "use_transcoding_address"),
+                "needs download: redirect (a transcoded copy is shorter than the original "
+                "whose size the listing shows)",
+            )
+        return MountConfig(
+            name=name,
+            account=account,
+            root_folder_id=self.string(*key("root_folder_id"), optional=True) or "",
+            download=download,
+            redirect_networks=self.networks(*key("redirect_networks")),
+            public_ip=self.ip(*key("public_ip")),
+            force_proxy_user_agents=self.strings(*key("force_proxy_user_agents")),
+            force_redirect_user_agents=self.strings(*key("force_redirect_user_agents")),
+            read_only=True,
+            listing_ttl=self.number(*key("listing_ttl"), 0),
+            share=share,
+            share_list=self.path(*key("share_list"), must_be="file"),
+            pass_code=None if pass_code is None else str(pass_code),
+            use_transcoding_address=transcoded,
+            save_to=save_to,
+            save_folder=save_folder.strip("/"),
+            platform=self.choice(*key("platform"), PLATFORMS),
+            user_api=self.url(*key("user_api")),
+            drive_api=self.url(*key("drive_api")),
+            ca_cert=self.path(*key("ca_cert"), must_be="file"),
+        )
 
     def user(self, path: str, name: str, value: Any, mounts: list[MountConfig]) -> UserConfig:
         data = self.mapping(path, value, ("password_hash", "mounts", "read_only", "admin"))

@@ -22,7 +22,9 @@ from urllib.parse import urlsplit
 import yaml
 
 # Values of these keys are never repeated in an error message.
-SECRET_KEYS = frozenset({"password", "refresh_token", "password_hash", "token_store"})
+SECRET_KEYS = frozenset(
+    {"password", "refresh_token", "password_hash", "token_store", "pass_code", "share"}
+)
 
 
 class ConfigError(ValueError):

@@ -36,6 +36,10 @@ from pikdav.pikpak.errors import (
     PikPakError,
     QuotaExceeded,
     RateLimited,
+    ShareBlocked,
+    ShareError,
+    SharePassCodeRefused,
+    ShareRegionBlocked,
     Unreachable,
 )
 from pikdav.vfs.errors import (
@@ -74,7 +78,27 @@ def dav_error(exc: PikPakError | MountError, what: str) -> DAVError:
     return _upstream(exc, client_text(what))
 
 
+HTTP_UNAVAILABLE_FOR_LEGAL_REASONS = 451
+
+# A share's refusal is logged once by its source, when the share's state changes; the client
+# is told the reason and what to do about it (the error table's words, never a token).
+_SHARE_STATUSES: tuple[tuple[type[ShareError], int], ...] = (
+    (SharePassCodeRefused, HTTP_FORBIDDEN),
+    (ShareBlocked, HTTP_UNAVAILABLE_FOR_LEGAL_REASONS),
+    (ShareRegionBlocked, HTTP_SERVICE_UNAVAILABLE),
+    (NotFound, HTTP_NOT_FOUND),  # NOT_FOUND, DELETED, EXPIRED
+)
+
+
+def _share_refused(exc: ShareError) -> DAVError:
+    status = next((s for kind, s in _SHARE_STATUSES if isinstance(exc, kind)), HTTP_BAD_GATEWAY)
+    reason = exc.rule.log if exc.rule is not None else "the share cannot be opened"
+    return DAVError(status, f"share: {reason}")
+
+
 def _upstream(exc: PikPakError, what: str) -> DAVError:
+    if isinstance(exc, ShareError):
+        return _share_refused(exc)
     if isinstance(exc, NotFound):
         return DAVError(HTTP_NOT_FOUND)
     if isinstance(exc, LoginPaused):

@@ -44,7 +44,9 @@ _SUPPORTED_LOCK = (
 )
 
 
-def _props(entry: Entry, *, name: str, quota: tuple[int, int] | None) -> dict[str, str]:
+def _props(
+    entry: Entry, *, name: str, quota: tuple[int, int] | None, locking: bool = True
+) -> dict[str, str]:
     """The live properties of one entry, in WsgiDAV's allprop order, rendered."""
     props: dict[str, str] = {}
     props["resourcetype"] = (
@@ -73,8 +75,9 @@ def _props(entry: Entry, *, name: str, quota: tuple[int, int] | None) -> dict[st
     props["displayname"] = f"<D:displayname>{escape(name)}</D:displayname>"
     if not entry.is_folder:
         props["getetag"] = f"<D:getetag>{escape(entry.etag)}</D:getetag>"
-    props["lockdiscovery"] = "<D:lockdiscovery/>"
-    props["supportedlock"] = _SUPPORTED_LOCK
+    if locking:  # where nothing can be locked (a share), WsgiDAV shows no lock properties
+        props["lockdiscovery"] = "<D:lockdiscovery/>"
+        props["supportedlock"] = _SUPPORTED_LOCK
     return props
 
 
@@ -133,6 +136,8 @@ class Folder(Protocol):
 
     def children(self) -> tuple[Entry, ...]: ...
 
+    def prevent_locking(self) -> bool: ...
+
     def get_href(self) -> str: ...
 
     def get_ref_url(self) -> str: ...
@@ -163,17 +168,20 @@ def try_fast_propfind(
         return None
     q = mount.quota_at(resource.entry)
     quota = (q.usage, q.available) if q is not None else None
+    locking = not resource.prevent_locking()
     parts = ['<?xml version="1.0" encoding="utf-8" ?><D:multistatus xmlns:D="DAV:">']
     parts.append(
         _response(
             folder_href,
-            _props(resource.entry, name=resource.get_display_name(), quota=quota),
+            _props(resource.entry, name=resource.get_display_name(), quota=quota, locking=locking),
             wanted,
         )
     )
     for entry in children:
         href = folder_href + quote(entry.name, safe=_SAFE) + ("/" if entry.is_folder else "")
-        parts.append(_response(href, _props(entry, name=entry.name, quota=None), wanted))
+        parts.append(
+            _response(href, _props(entry, name=entry.name, quota=None, locking=locking), wanted)
+        )
     parts.append("</D:multistatus>")
     data = "".join(parts).encode()
     environ["wsgidav.all_input_read"] = 1

@@ -88,13 +88,22 @@ class _Resource:
         return self.entry.name
 
     def get_property_value(self, name: str):
-        # RFC 4331: only the mount root has a quota; elsewhere the property does not exist
-        # (WsgiDAV itself would answer an empty 200).
-        if name in _QUOTA_PROPS and not self.mount.is_root(self.entry):
+        # RFC 4331: only the mount root has a quota, and only a source with one (not a
+        # share); elsewhere the property does not exist (WsgiDAV would answer an empty 200).
+        if name in _QUOTA_PROPS and self.mount.quota_at(self.entry) is None:
             raise DAVError(HTTP_NOT_FOUND)
         return super().get_property_value(name)
 
     # ------------------------------------------------------------------ writing
+    def set_property_value(self, name: str, value, *, dry_run: bool = False) -> None:
+        # A share is someone else's: not even a dead property of ours is written onto it.
+        if self.mount.source.kind == "share":
+            raise DAVError(HTTP_FORBIDDEN, "a share is read-only")
+        return super().set_property_value(name, value, dry_run=dry_run)
+
+    def prevent_locking(self) -> bool:
+        return self.mount.source.kind == "share" or super().prevent_locking()
+
     def _changing(self, name: str | None = None) -> None:
         """Refuse now when the mount will not take the change; what this request resolved
         may change, so it is resolved again afterwards."""

@@ -78,9 +78,12 @@ class Cdn:
             gcid = base64.urlsafe_b64decode(fid + "=" * (-len(fid) % 4)).hex().upper()
         except ValueError:
             return self._forbidden(account, "malformed link")
-        expected = self.world.link_signature(fid, expire, user_id, req.client_ip)
+        shared = q.get("sh") == "1"
+        expected = self.world.link_signature(fid, expire, user_id, req.client_ip, shared=shared)
         if not hmac.compare_digest(expected, sig):
-            unusable = self.world.link_signature(fid, expire, user_id, req.client_ip, usable=False)
+            unusable = self.world.link_signature(
+                fid, expire, user_id, req.client_ip, usable=False, shared=shared
+            )
             if hmac.compare_digest(unusable, sig):
                 # Handed out without a valid captcha token: PikPak's CDN does not serve it.
                 self.world.stats.add("download_not_found", account)
@@ -108,13 +111,28 @@ class Cdn:
         if wanted == "unsatisfiable":
             return Response(416, b"", [*headers, ("Content-Range", f"bytes */{size}")])
         start, end = wanted if isinstance(wanted, tuple) else (0, size)
+        cut = self._play_limit(size) if shared else None
+        if cut is not None and start >= cut:
+            # PikPak refuses a shared file's bytes beyond its play limit.
+            self.world.stats.add("share_play_limit_refused", account)
+            return self._forbidden(account, "beyond the share's play limit")
         status = 206 if isinstance(wanted, tuple) else 200
         if status == 206:
             headers.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))
         headers.append(("Content-Length", str(end - start)))
         if req.method == "HEAD":
             return Response(status, b"", headers)
-        return Response(status, self._stream(blob, start, end, account), headers)
+        # The head says the whole range; at the play limit the body ends, and the server
+        # closes a connection whose answer is shorter than its Content-Length.
+        body = self._stream(blob, start, end if cut is None else min(end, cut), account)
+        return Response(status, body, headers)
+
+    def _play_limit(self, size: int) -> int | None:
+        """Where a shared file of ``size`` bytes stops (None: it plays whole)."""
+        limit = self.world.share_play_limit
+        if not limit or size < limit.get("min_size", 0):
+            return None
+        return int(size * limit.get("fraction", 0.45))
 
     def _stream(self, blob, start: int, end: int, account: str | None) -> Iterator[bytes]:
         stats = self.world.stats

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import secrets
 import time
 from typing import Any
 
 from . import errors
 from .faults import BadRule
 from .http import Request, Response
-from .world import FILE, World
+from .world import FILE, Share, World
+
+# The statuses a test may give a share (PikPak's ``share_status`` values).
+SHARE_STATUSES = ("OK", "EXPIRED", "NOT_FOUND", "SENSITIVE_RESOURCE")
 
 PREFIX = "/__emulator__/"
 
@@ -48,6 +52,8 @@ class Control:
             if method == "DELETE":
                 self.world.stats.reset()
             return Response.json(self.world.stats.snapshot())
+        if name == "shares" and method == "POST":
+            return self.shares(req.params())
         if name == "config" and method == "POST":
             return self.configure(req.params())
         if name == "tree" and method == "GET":
@@ -121,9 +127,71 @@ class Control:
             raise errors.bad_request(str(exc)) from None
         return Response.json({"ids": [r.id for r in rules]}, 201)
 
+    def shares(self, body: dict[str, Any]) -> Response:
+        """Share files of an account (``path`` or ``paths``; ``pass_code`` optional), or set
+        a share's status (``share_id`` and ``status``)."""
+        if "share_id" in body:
+            status = body.get("status")
+            if status not in SHARE_STATUSES:
+                raise errors.bad_request(f"status must be one of {', '.join(SHARE_STATUSES)}")
+            with self.world.lock:
+                share = self.world.shares.get(str(body["share_id"]))
+                if share is None:
+                    raise errors.ApiError(404, "share_not_found", 5, "no such share")
+                share.status = status
+            return Response.json({"share_id": share.id, "status": status})
+        acct = self._account(body.get("username"))
+        paths = body.get("paths", [body.get("path")] if "path" in body else None)
+        pass_code = body.get("pass_code", "")
+        if (
+            not isinstance(paths, list)
+            or not paths
+            or not all(isinstance(p, str) and p.strip("/") for p in paths)
+            or not isinstance(pass_code, str)
+        ):
+            raise errors.bad_request("path (or paths) of the files to share, pass_code a string")
+        with self.world.lock:
+            ids = [self._node_at(acct, p).id for p in paths]
+            share = Share(
+                "VS" + secrets.token_hex(11), acct.username, ids, pass_code, None, time.time()
+            )
+            self.world.shares[share.id] = share
+        url = f"https://mypikpak.com/s/{share.id}"
+        return Response.json({"share_id": share.id, "share_url": url, "pass_code": pass_code}, 201)
+
+    def _node_at(self, acct, path: str):
+        parent, node = "", None
+        for part in path.strip("/").split("/"):
+            node = next((n for n in self.world.live_children(acct, parent) if n.name == part), None)
+            if node is None:
+                raise errors.ApiError(404, "file_not_found", 5, f"no file at {path}")
+            parent = node.id
+        return node
+
     def configure(self, body: dict[str, Any]) -> Response:
         body = dict(body)
         nodes = self._cdn_nodes(body.pop("cdn_latency", None), body.pop("cdn_down", None))
+        shares = {}
+        if "share_play_limit" in body:
+            limit = body.pop("share_play_limit")
+            if limit is not None and not (
+                isinstance(limit, dict)
+                and set(limit) <= {"min_size", "fraction"}
+                and isinstance(limit.get("min_size", 0), int)
+                and isinstance(limit.get("fraction", 0.45), int | float)
+                and 0 < limit.get("fraction", 0.45) < 1
+            ):
+                raise errors.bad_request(
+                    "share_play_limit must be null or {min_size: bytes, fraction: 0..1}"
+                )
+            self.world.share_play_limit = limit
+            shares["share_play_limit"] = limit
+        if "share_region_blocked" in body:
+            blocked = body.pop("share_region_blocked")
+            if not isinstance(blocked, bool):
+                raise errors.bad_request("share_region_blocked must be true or false")
+            self.world.share_region_blocked = blocked
+            shares["share_region_blocked"] = blocked
         known = {
             "token_ttl": int,
             "link_ttl": int,
@@ -137,7 +205,7 @@ class Control:
             if key not in known or not isinstance(value, int | float) or value < 0:
                 raise errors.bad_request(f"unknown or invalid setting {key}")
             setattr(self.world, key, known[key](value))
-        return Response.json({key: getattr(self.world, key) for key in known} | nodes)
+        return Response.json({key: getattr(self.world, key) for key in known} | nodes | shares)
 
     def _cdn_nodes(self, latency: Any, down: Any) -> dict[str, Any]:
         """``cdn_latency: {node: seconds, "*": seconds}`` and ``cdn_down: [node, …]``."""

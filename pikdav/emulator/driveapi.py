@@ -269,15 +269,18 @@ class DriveApi:
         blob_gcid: str,
         size: int,
         usable: bool = True,
+        shared: bool = False,
     ) -> dict[str, Any]:
         expire = int(time.time()) + self.world.link_ttl
         fid = base64.urlsafe_b64encode(bytes.fromhex(blob_gcid)).decode().rstrip("=")
-        sig = self.world.link_signature(fid, expire, acct.user_id, req.client_ip, usable=usable)
+        sig = self.world.link_signature(
+            fid, expire, acct.user_id, req.client_ip, usable=usable, shared=shared
+        )
         query = (
             f"fid={fid}&from=5&verno=3&prod=pikpak&expire={expire}&t={int(time.time() * 1000)}"
             f"&g={blob_gcid}"
             f"&ui={acct.user_id}&f={size}&fileid={node.id}&userid={acct.user_id}"
-            f"&pr=emu&sig={sig}&fn={quote(node.name)}"
+            f"&pr=emu&sig={sig}&fn={quote(node.name)}" + ("&sh=1" if shared else "")
         )
         url = f"{req.scheme}://{cdn_host(req)}/download/?{query}"
         self.world.stats.add("link_issued", acct.username)
@@ -698,12 +701,14 @@ class DriveApi:
                 return self.create_share(req, acct)
         if path == "/drive/v1/share/restore" and method == "POST":
             acct = self.world.authenticate(req.header("Authorization"))
+            self._region_check()
             with self.world.lock:
                 return self.restore_share(req, acct)
         if method != "GET":
             return None
         # Reading a share needs no login, but a valid captcha token.
         self.world.check_captcha(req.header("X-Captcha-Token"))
+        self._region_check()
         with self.world.lock:
             if path == "/drive/v1/share":
                 return self.share_info(req)
@@ -753,10 +758,22 @@ class DriveApi:
             }
         )
 
+    def _region_check(self) -> None:
+        if self.world.share_region_blocked:
+            # PikPak says this in words only (HTTP 403, a generic reason).
+            raise errors.ApiError(
+                403,
+                "permission_denied",
+                4030,
+                "Sorry, sharing is not available in the current region",
+            )
+
     def _share(self, share_id: str) -> tuple[Share | None, str]:
         share = self.world.shares.get(share_id)
         if share is None or share.account not in self.world.accounts:
             return None, "NOT_FOUND"
+        if share.status != "OK":
+            return (None if share.status == "NOT_FOUND" else share), share.status
         if share.expires_at is not None and share.expires_at < time.time():
             return share, "EXPIRED"
         if any(i not in self.world.accounts[share.account].nodes for i in share.file_ids):
@@ -769,6 +786,7 @@ class DriveApi:
             "NOT_FOUND": "The share does not exist",
             "EXPIRED": "The share has expired",
             "DELETED": "The shared files were deleted",
+            "SENSITIVE_RESOURCE": "The share contains sensitive resources",
             "PASS_CODE_EMPTY": "Please enter the pass code",
             "PASS_CODE_ERROR": "The pass code is incorrect",
             "OK": "",
@@ -869,11 +887,20 @@ class DriveApi:
         if not self._in_share(share, acct, node.id):
             raise errors.not_found()
         info = self._shared(share, node)
+        # Since May 2024 a share's file has no plain link, only media links: the original
+        # first, then its transcoded copy when there is one.
+        info["web_content_link"] = ""
         if node.kind == FILE and node.phase == PHASE_COMPLETE and node.size > 0:
-            link = self.link(req, acct, node, node.gcid, node.size)
-            info["web_content_link"] = link["url"]
-            if node.category == "VIDEO":
-                info["medias"] = [self._media(link, node, "Original", True)]
+            link = self.link(req, acct, node, node.gcid, node.size, shared=True)
+            medias = [self._media(link, node, "Original", True)]
+            if node.transcode:
+                small = self.world.blobs.add_synthetic(
+                    max(1, node.size // 4), int(node.gcid[:8], 16)
+                )
+                transcoded = self.link(req, acct, node, small.gcid, small.size, shared=True)
+                medias.append(self._media(transcoded, node, "480P", False))
+            info["medias"] = medias
+        self.world.stats.add("share_links", share.account)
         return Response.json({"file_info": info})
 
     def restore_share(self, req: Request, acct: Account) -> Response:
@@ -888,11 +915,18 @@ class DriveApi:
             raise errors.ApiError(403, "share_pass_code_invalid", 9, "The pass code is incorrect")
         owner = self.world.accounts[share.account]
         ids = params.get("file_ids") or share.file_ids
+        parent = str(params.get("parent_id") or "") if params.get("specify_parent_id") else ""
+        self.world.folder(acct, parent)
+        nodes = []
         for file_id in ids:
             node = self.world.node(owner, str(file_id), allow_trashed=False)
             if not self._in_share(share, owner, node.id):
                 raise errors.not_found()
-            self._copy_across(owner, node, acct, "")
+            nodes.append(node)
+        self.world.check_space(acct, sum(self._size_of(owner, n) for n in nodes))
+        for node in nodes:
+            self._copy_across(owner, node, acct, parent)
+        self.world.stats.add("share_restores", acct.username)
         task = self.world.new_task(acct, "restore", "restore", PHASE_COMPLETE)
         return Response.json(
             {
@@ -903,6 +937,11 @@ class DriveApi:
                 "restore_status": "",
             }
         )
+
+    def _size_of(self, acct: Account, node: Node) -> int:
+        if node.kind == FILE:
+            return node.size
+        return sum(self._size_of(acct, c) for c in self.world.live_children(acct, node.id))
 
     def _copy_across(self, src: Account, node: Node, dst: Account, parent: str) -> None:
         clone = self.world.add_node(

@@ -32,6 +32,9 @@ COUNTERS = (
     "captcha_rejected",
     "links_without_captcha",
     "faults_fired",
+    "share_links",  # links handed out through a share (counted for the share's owner)
+    "share_restores",  # shares restored into a drive (counted for the restoring account)
+    "share_play_limit_refused",  # ranges beyond a shared file's play limit
 )
 
 

@@ -304,6 +304,7 @@ class Share:
     expires_at: float | None
     created: float
     tokens: set[str] = field(default_factory=set)
+    status: str = "OK"  # set through the control API: EXPIRED, NOT_FOUND, SENSITIVE_RESOURCE
 
 
 class World:
@@ -340,6 +341,9 @@ class World:
         self.uploads: dict[str, Upload] = {}
         self.tasks: dict[str, Task] = {}
         self.shares: dict[str, Share] = {}
+        # PikPak's play limit on shared files: {"min_size": bytes, "fraction": 0.45} or None
+        self.share_play_limit: dict[str, float] | None = None
+        self.share_region_blocked = False
         # user id -> links issued before this instant (ms) are dead (control API expire-links)
         self.links_revoked_before: dict[str, float] = {}
 
@@ -603,11 +607,23 @@ class World:
 
     # ------------------------------------------------------------------ links
     def link_signature(
-        self, fid: str, expire: int, user_id: str, ip: str, *, usable: bool = True
+        self,
+        fid: str,
+        expire: int,
+        user_id: str,
+        ip: str,
+        *,
+        usable: bool = True,
+        shared: bool = False,
     ) -> str:
         """The ``sig`` of a download link. A link handed out without a valid captcha token
-        looks like any other but is signed as unusable: the CDN answers it with 404."""
-        raw = f"{fid}|{expire}|{user_id}|{ip}" + ("" if usable else "|no-captcha")
+        looks like any other but is signed as unusable: the CDN answers it with 404. A link
+        handed out through a share is signed as such (the play limit applies to it)."""
+        raw = (
+            f"{fid}|{expire}|{user_id}|{ip}"
+            + ("" if usable else "|no-captcha")
+            + ("|share" if shared else "")
+        )
         return hmac.new(self.secret, raw.encode(), hashlib.sha256).hexdigest()[:32]
 
     # ------------------------------------------------------------------ tasks

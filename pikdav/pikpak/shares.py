@@ -9,9 +9,12 @@ token PikPak no longer takes is fetched again once; every other refusal is a typ
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 from .errors import NotFound, PikPakError, Reaction, share_refusal
 from .retry import RENEW_ONCE, Again
@@ -19,6 +22,40 @@ from .session import Session
 from .types import File, Link, ShareAnswer, SharedFile
 
 SHARE_ACTION = "GET:/drive/v1/share:batch_file_info"  # the captcha action shares use
+_SHARE_ID = re.compile(r"[A-Za-z0-9_-]{6,64}")
+
+
+@dataclass(frozen=True)
+class ShareLink:
+    """What a share link says: the share, a folder inside it ("" for its top), a pass code."""
+
+    share_id: str
+    folder_id: str = ""
+    pass_code: str = ""
+
+
+def parse_share_link(text: str) -> ShareLink:
+    """``https://mypikpak.com/s/<share id>[/<folder id>][?pwd=<pass code>]`` or a bare share
+    id; ValueError says what is wrong."""
+    text = text.strip()
+    if _SHARE_ID.fullmatch(text):
+        return ShareLink(text)
+    parts = urlsplit(text)
+    segments = [p for p in parts.path.split("/") if p]
+    if (
+        parts.scheme not in ("http", "https")
+        or len(segments) not in (2, 3)
+        or segments[0] != "s"
+        or not all(_SHARE_ID.fullmatch(p) for p in segments[1:])
+    ):
+        raise ValueError(
+            "must be a share link such as https://mypikpak.com/s/VNabc123 (a second part is "
+            "a folder inside the share, ?pwd= its pass code) or a bare share id"
+        )
+    pass_code = parse_qs(parts.query).get("pwd", [""])[0]
+    return ShareLink(segments[1], segments[2] if len(segments) == 3 else "", pass_code)
+
+
 PAGE_SIZE = 100
 _LIVE = json.dumps({"phase": {"eq": "PHASE_TYPE_COMPLETE"}, "trashed": {"eq": False}})
 
@@ -85,15 +122,53 @@ class SharedFolder:
             if not page:
                 return files
 
-    def download_link(self, file_id: str) -> Link:
-        shared = self._read(
+    def download_link(self, file_id: str, *, transcoded: bool = False) -> Link:
+        """The shared file's link; ``transcoded``: its transcoded copy's when it has one
+        (OpenList's "use transcoding address": complete, where the original may stop at
+        PikPak's play limit)."""
+        shared = self.file_info(file_id)
+        if transcoded and shared.transcoded is not None:
+            return shared.transcoded
+        if shared.link is None:
+            raise NotFound("the shared file has no download link")
+        return shared.link
+
+    def file_info(self, file_id: str) -> SharedFile:
+        return self._read(
             "/drive/v1/share/file_info",
             {"share_id": self.share_id, "file_id": file_id},
             SharedFile.from_wire,
         )
-        if shared.link is None:
-            raise NotFound("the shared file has no download link")
-        return shared.link
+
+    def restore(self, file_ids: list[str], drive_session: Session, parent_id: str) -> str:
+        """Save files of the share into the drive of ``drive_session``'s account, in the
+        folder ``parent_id``; the restore task's id ("" when PikPak finished at once)."""
+
+        def attempt() -> str:
+            token = self.pass_code_token()
+            try:
+                answer = drive_session.call(
+                    "POST",
+                    "/drive/v1/share/restore",
+                    json={
+                        "share_id": self.share_id,
+                        "pass_code_token": token,
+                        "file_ids": file_ids,
+                        "specify_parent_id": True,
+                        "parent_id": parent_id,
+                        "folder_type": "",
+                    },
+                    idempotent=False,
+                )
+                _check(ShareAnswer.from_wire(answer))
+                return str(answer.get("restore_task_id") or "")
+            except PikPakError as exc:
+                if exc.reaction is not Reaction.RENEW_PASS_CODE:
+                    raise
+                self._forget(token)
+                raise Again(exc, 0) from None
+
+        return RENEW_ONCE.run(attempt)
 
     def _read(self, path: str, params: dict[str, Any], parse: Callable[[Any], A]) -> A:
         """A call that proves the pass code; a refused pass-code token is renewed once."""

@@ -425,20 +425,30 @@ class ShareAnswer:
 @dataclass(frozen=True)
 class SharedFile:
     """``/drive/v1/share/file_info``: a file of a share and its download link (None when
-    PikPak gives the share's file no direct link)."""
+    PikPak gives the share's file no link). Since May 2024 a shared file's
+    ``web_content_link`` is empty and its bytes come from its media links alone: the
+    original first, a transcoded copy second when there is one."""
 
     file: File
     link: Link | None
     status: str = "OK"
     status_text: str = ""
+    transcoded: Link | None = None
 
     @classmethod
     def from_wire(cls, data: Any) -> SharedFile:
         data = _dict(data)
         info = _dict(data.get("file_info"))
+        medias = [
+            link
+            for media in info.get("medias") or ()
+            if (link := Link.from_wire(_dict(media).get("link"))) is not None
+        ]
+        plain = Link.from_wire({"url": info.get("web_content_link")})
         return cls(
             File.from_wire(info),
-            Link.from_wire({"url": info.get("web_content_link")}),
+            plain or (medias[0] if medias else None),
             str(data.get("share_status") or "OK"),
             str(data.get("share_status_text") or ""),
+            medias[1] if plain is None and len(medias) > 1 else None,
         )

@@ -25,6 +25,8 @@ from .errors import BodyCut, NotAllowed, ReadOnly, StillUploading
 from .names import HIDDEN_PREFIX, is_finder_metadata, is_probe
 from .offline import MAX_DROP, DropFolder, is_drop, is_own
 from .pending import PendingUploads
+from .share import ShareSource, ShareStatus
+from .sharelist import ShareListSource
 from .sidefiles import KEEP_LOCAL, SideStore
 from .source import Source, WritableSource
 from .spool import SpoolFile, SpoolSettings
@@ -99,6 +101,10 @@ class Mount:
         (``._x``, ``desktop.ini``…) is looked up in cached listings alone, so a probe never
         costs an upstream call (a real file of that name is found once its folder is listed)."""
         probe = looking and bool(names) and is_probe(names[-1])
+        if not names and self.source.kind == "share":
+            # A share that cannot be read answers at its root too (its refusal, e.g. an
+            # expired share), not only when a client lists it.
+            self.tree.listing(self.tree.root_id)
         entry = self.tree.resolve("/".join(names), cached_only=probe)
         if entry is None and self.drop is not None and names and not probe:
             parent = self.tree.resolve("/".join(names[:-1]))
@@ -175,6 +181,15 @@ class Mount:
         """RFC 4331 quota: only a mount's root has one (elsewhere the property does not
         exist), and only a source with a quota (an own drive) gives one."""
         return self.quota() if self.is_root(entry) else None
+
+    def share_statuses(self) -> list[ShareStatus]:
+        """The state of each share this mount shows (one for a share link, one per share of
+        a share list; none for an own drive), for the status page and ``pikdav check``."""
+        if isinstance(self.source, ShareSource):
+            return [self.source.status()]
+        if isinstance(self.source, ShareListSource):
+            return self.source.statuses()
+        return []
 
     # ------------------------------------------------------------------ side files
     def keeps_locally(self, name: str) -> bool:

@@ -24,6 +24,9 @@ class Source(Protocol):
 
     kind: str  # what the status page and the log call it: "drive", "share"
 
+    # A source may also define ``listing_ttl_of(folder_id, default) -> float`` to keep some
+    # folders fresher than the mount's listing_ttl (a share list's folders follow its file).
+
     def list_folder(self, folder_id: str) -> Iterable[File]: ...
 
     def link(self, item_id: str) -> Link: ...

@@ -140,7 +140,11 @@ class DriveTree:
     # ------------------------------------------------------------------ reading
     def listing(self, folder_id: str) -> Listing:
         def load() -> tuple[Listing, float]:
-            return disambiguate(self.source.list_folder(folder_id)), self.listing_ttl
+            listing = disambiguate(self.source.list_folder(folder_id))
+            # A source may keep some folders fresher (a share list's file may change).
+            ttl_of = getattr(self.source, "listing_ttl_of", None)
+            ttl = ttl_of(folder_id, self.listing_ttl) if ttl_of else self.listing_ttl
+            return listing, ttl
 
         return self.listings.fetch(folder_id, load)
 
