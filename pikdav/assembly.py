@@ -22,6 +22,8 @@ from .pikpak.retry import RetryPolicy
 from .pikpak.session import Credentials, Session
 from .pikpak.tokenstore import open_store
 from .vfs.mount import Mount
+from .vfs.shared import SharedState
+from .vfs.sidefiles import RedisSideStore
 from .vfs.source import DriveSource
 from .vfs.spool import SpoolSettings
 
@@ -101,6 +103,7 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
         directory=str(config.server.temp_dir) if config.server.temp_dir else None,
         max_size=config.server.max_upload_size,
     )
+    shared = SharedState(config.redis) if config.redis else None
     mounts = []
     for settings in config.mounts:
         account = config.account_for(settings)
@@ -127,9 +130,19 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
                 spool=spool,
                 uploads_dir=config.state_dir / "uploads" / settings.name if background else None,
                 finder_metadata=settings.finder_metadata,
+                shared=shared,
+                side_files=RedisSideStore(shared, settings.name) if shared else None,
             )
         )
+    if shared is not None:
+        shared.start()  # every mount listens for the others' changes from now on
     return mounts
+
+
+def shared_state(mounts: list[Mount]) -> SharedState | None:
+    """The Redis state the mounts share with other instances (None: one instance alone);
+    ``.status()`` says whether it answers, for the status page."""
+    return next((m.shared for m in mounts if m.shared is not None), None)
 
 
 def build_app(config: Config, mounts: list[Mount]) -> Callable:
@@ -138,7 +151,7 @@ def build_app(config: Config, mounts: list[Mount]) -> Callable:
         settings.name: download_policy(settings, config.server.trusted_proxies)
         for settings in config.mounts
     }
-    return build_dav_app(mounts, policies, config.auth_settings())
+    return build_dav_app(mounts, policies, config.auth_settings(), shared_state(mounts))
 
 
 def make_server(config: Config, app: Callable) -> Server:

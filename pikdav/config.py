@@ -90,6 +90,8 @@ class Config:
     accounts: Mapping[str, AccountConfig]
     mounts: tuple[MountConfig, ...]
     users: Mapping[str, UserConfig]
+    # The Redis several instances share (redis://, rediss://, unix://); None: one instance.
+    redis: str | None = field(default=None, repr=False)
 
     @property
     def tokens_dir(self) -> Path:
@@ -167,15 +169,18 @@ class _Reader(Checker):
     # -- sections --
 
     def config(self, data: Any) -> Config:
-        top = self.mapping("", data, ("server", "state_dir", "accounts", "mounts", "users"))
+        top = self.mapping(
+            "", data, ("server", "state_dir", "accounts", "mounts", "users", "redis")
+        )
         server = self.server(top.get("server"))
         state_dir = self.path("state_dir", top.get("state_dir", DEFAULT_STATE_DIR))
         assert state_dir is not None
+        redis = self.redis(top.get("redis"))
 
         if not top.get("accounts"):
             raise self.fail("accounts", "at least one PikPak account is required")
         accounts = {
-            name: self.account(join("accounts", name), name, value)
+            name: self.account(join("accounts", name), name, value, redis)
             for name, value in self.named(
                 "accounts", top["accounts"], _ACCOUNT_NAME, "letters, digits, - _ ."
             ).items()
@@ -214,7 +219,18 @@ class _Reader(Checker):
             accounts=MappingProxyType(accounts),
             mounts=tuple(mounts),
             users=MappingProxyType(users),
+            redis=redis,
         )
+
+    def redis(self, value: Any) -> str | None:
+        url = self.string("redis", value, optional=True)
+        if url is not None and store_kind(url) != "redis":
+            raise self.fail(
+                "redis",
+                "must be a redis://host:port/db, rediss://host:port/db or "
+                "unix:///path/to/redis.sock URL (or null for a single instance)",
+            )
+        return url
 
     def server(self, value: Any) -> ServerConfig:
         keys = ServerConfig.__dataclass_fields__
@@ -259,7 +275,9 @@ class _Reader(Checker):
             ),
         )
 
-    def account(self, path: str, name: str, value: Any) -> AccountConfig:
+    def account(self, path: str, name: str, value: Any, redis: str | None = None) -> AccountConfig:
+        """One account; without a ``token_store`` of its own, its tokens (and its pause on
+        signing in) live in the shared ``redis`` when there is one."""
         keys = [k for k in AccountConfig.__dataclass_fields__ if k != "name"]
         data = self.mapping(path, value, keys)
         key = fields(path, data, AccountConfig(name))
@@ -282,7 +300,7 @@ class _Reader(Checker):
             password=self.string(*key("password"), optional=True),
             refresh_token=refresh_token,
             platform=self.choice(*key("platform"), PLATFORMS),
-            token_store=token_store,
+            token_store=token_store if token_store is not None else redis,
             user_api=self.url(*key("user_api")),
             drive_api=self.url(*key("drive_api")),
             ca_cert=self.path(*key("ca_cert"), must_be="file"),

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import yaml
 
 # Values of these keys are never repeated in an error message.
-SECRET_KEYS = frozenset({"password", "refresh_token", "password_hash", "token_store"})
+SECRET_KEYS = frozenset({"password", "refresh_token", "password_hash", "token_store", "redis"})
 
 
 class ConfigError(ValueError):

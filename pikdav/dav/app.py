@@ -17,6 +17,7 @@ from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from pikdav.vfs.mount import Mount
+from pikdav.vfs.shared import SharedState
 
 from .auth import AuthSettings, BasicAuthenticator, LoginThrottle, PikdavDomainController
 from .deadprops import CappedPropertyManager
@@ -24,6 +25,7 @@ from .frontdoor import ErrorAnswers, FrontDoor, quiet_client_errors
 from .paths import check_request
 from .policy import DownloadPolicy
 from .provider import GatewayProvider
+from .shared import shared_dav_state
 
 BLOCK_SIZE = 1 << 20  # WsgiDAV's read size for GET bodies and PUT uploads
 _READ_METHODS = "OPTIONS, HEAD, GET, PROPFIND"
@@ -31,11 +33,21 @@ _WRITE_METHODS = "PUT, DELETE, COPY, MOVE, MKCOL, PROPPATCH, LOCK, UNLOCK"
 
 
 def build_dav_app(
-    mounts: list[Mount], policies: Mapping[str, DownloadPolicy], auth: AuthSettings
+    mounts: list[Mount],
+    policies: Mapping[str, DownloadPolicy],
+    auth: AuthSettings,
+    shared: SharedState | None = None,
 ) -> Callable:
     """The whole application for ``mounts`` (each with its download policy in ``policies``)
-    and the DAV users of ``auth``."""
+    and the DAV users of ``auth``; with ``shared``, locks, dead properties and bans are kept
+    on the Redis that several instances share (see :mod:`.shared`)."""
     provider = GatewayProvider(mounts, policies)
+    state: dict[str, Any] = {"lock_storage": True, "property_manager": CappedPropertyManager()}
+    pikdav: dict[str, Any] = {"auth": auth}
+    if shared is not None:
+        on_redis = shared_dav_state(shared, auth.login_failures)
+        pikdav["failed_logins"] = on_redis.pop("failed_logins")
+        state = on_redis
     dav = WsgiDAVApp(
         {
             "provider_mapping": {"/": provider},
@@ -47,9 +59,8 @@ def build_dav_app(
                 "trusted_auth_header": None,
             },
             "middleware_stack": [ErrorAnswers, LoginThrottle, BasicAuthenticator, RequestResolver],
-            "pikdav": {"auth": auth},
-            "lock_storage": True,
-            "property_manager": CappedPropertyManager(),
+            "pikdav": pikdav,
+            **state,
             "dir_browser": {"enable": False},
             "block_size": BLOCK_SIZE,
             "hotfixes": {"emulate_win32_lastmod": True},

@@ -47,6 +47,7 @@ from pikdav.vfs.errors import (
     StillUploading,
     TooLarge,
 )
+from pikdav.vfs.shared import SharedStateDown
 
 from .logtext import client_text
 
@@ -64,6 +65,8 @@ _MOUNT_STATUSES: tuple[tuple[type[MountError], int], ...] = (
 
 def dav_error(exc: PikPakError | MountError, what: str) -> DAVError:
     """``exc`` met while ``what`` (e.g. "listing /pikpak/Films") as a DAV status."""
+    if isinstance(exc, SharedStateDown):
+        return _unavailable(str(exc), 5)
     if isinstance(exc, MountError):
         status = next((s for kind, s in _MOUNT_STATUSES if isinstance(exc, kind)), HTTP_FORBIDDEN)
         if isinstance(exc, BodyCut):

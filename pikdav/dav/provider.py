@@ -150,7 +150,7 @@ class _Resource:
             )
         with answering(f"deleting {self.path}"):
             self.mount.delete(self.entry, self._parent())
-        self.mount.side_files.delete(self.path)
+            self.mount.side_files.delete(self.path)
         ref = self.get_ref_url()
         if self.provider.prop_manager:
             self.provider.prop_manager.remove_properties(ref)
@@ -160,10 +160,10 @@ class _Resource:
 
     def handle_move(self, dest_path: str) -> bool:
         parent, name, existing = self._destination(dest_path)
+        dest = self._canonical(dest_path)
         with answering(f"moving {self.path}"):
             self.mount.move(self.entry, self._parent(), parent, name, existing)
-        dest = self._canonical(dest_path)
-        self.mount.side_files.move(self.path, dest)
+            self.mount.side_files.move(self.path, dest)
         self._carry_properties(dest, move=True)
         return True
 

@@ -105,3 +105,6 @@ class LinkCache:
 
     def forget(self, file_id: str) -> None:
         self._cache.invalidate(file_id)
+
+    def forget_all(self) -> None:
+        self._cache.invalidate_all()

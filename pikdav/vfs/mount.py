@@ -21,7 +21,8 @@ from .cache import TtlCache
 from .errors import BodyCut, NotAllowed, ReadOnly, StillUploading
 from .names import HIDDEN_PREFIX, is_finder_metadata, is_probe
 from .pending import PendingUploads
-from .sidefiles import KEEP_LOCAL, SideStore
+from .shared import SharedState
+from .sidefiles import KEEP_LOCAL, SideFiles, SideStore
 from .source import Source, WritableSource
 from .spool import SpoolFile, SpoolSettings
 from .tree import LISTING_TTL, DriveTree, Entry
@@ -45,15 +46,21 @@ class Mount:
         uploads_dir: Path | None = None,
         finder_metadata: str = KEEP_LOCAL,
         quota_ttl: float = 60.0,
+        shared: SharedState | None = None,
+        side_files: SideFiles | None = None,
     ) -> None:
         """``uploads_dir``: answer PUTs once the body is on local disk and upload in the
         background from there (the ``background_uploads`` option); ``cdn``: the HTTP session
-        stored files are read through (:func:`pikdav.pikpak.http.cdn_session`)."""
+        stored files are read through (:func:`pikdav.pikpak.http.cdn_session`); ``shared``:
+        the Redis that several instances share (changes are refused while it is down, and
+        invalidations reach every instance); ``side_files``: where Finder's metadata files
+        are kept (default: in memory)."""
         self.name = name
         self.source = source
         self.read_only = read_only or not isinstance(source, WritableSource)
         self.keep_finder_metadata = finder_metadata == KEEP_LOCAL
-        self.side_files = SideStore()
+        self.side_files: SideFiles = side_files if side_files is not None else SideStore()
+        self.shared = shared
         self.quota_ttl = quota_ttl
         self._cdn = cdn
         self._quota: TtlCache[Quota] = TtlCache(1)
@@ -63,7 +70,9 @@ class Mount:
             # Bodies are spooled where they wait, so taking one over is a rename.
             spool = SpoolSettings(directory=str(uploads_dir), max_size=spool.max_size)
         self.spool = spool
-        self.tree = DriveTree(source, root_id, listing_ttl, waiting=self.pending)
+        self.tree = DriveTree(
+            source, root_id, listing_ttl, waiting=self.pending, shared=shared, channel=name
+        )
         self.writer: TreeWriter | None = None
         if isinstance(source, WritableSource):
             self.writer = TreeWriter(source, self.tree, use_trash=use_trash)
@@ -141,6 +150,9 @@ class Mount:
     def _writer(self, name: str | None = None) -> TreeWriter:
         if self.read_only or self.writer is None:
             raise ReadOnly("this folder is read-only")
+        if self.shared is not None:
+            # A change the other instances might not hear of is no change to make.
+            self.shared.check()
         if name is not None and name.startswith(HIDDEN_PREFIX):
             raise NotAllowed(f"names starting with {HIDDEN_PREFIX} are the gateway's own")
         return self.writer
