@@ -1,0 +1,96 @@
+"""Instances on one Redis behave as one server: a lock, a dead property, Finder's side file and
+a ban made through one instance hold on the others."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from pikdav.vfs.shared import SharedState
+from pikdav.vfs.sidefiles import RedisSideStore
+from tests.support.davclients import put_files
+
+LOCK_BODY = (
+    '<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>'
+    "<D:locktype><D:write/></D:locktype><D:owner>finder</D:owner></D:lockinfo>"
+)
+PROPPATCH_BODY = (
+    '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:x"><D:set><D:prop>'
+    "<Z:colour>blue</Z:colour></D:prop></D:set></D:propertyupdate>"
+)
+
+
+def dav(gw, method: str, path: str, **kw) -> requests.Response:
+    kw.setdefault("auth", gw.auth)
+    return requests.request(method, gw.url + path, timeout=30, **kw)
+
+
+@pytest.fixture
+def three(make_gateway, emulator, redis_url):
+    put_files(emulator, {"Docs/a.txt": b"a"})
+    return [
+        make_gateway(download="proxy", redis=redis_url, server={"login_failures": {"max": 3}})
+        for _ in range(3)
+    ]
+
+
+def test_a_lock_taken_through_one_instance_refuses_a_write_through_another(three):
+    a, b, c = three
+    for _ in range(20):
+        lock = dav(a, "LOCK", "/pikpak/Docs/a.txt", data=LOCK_BODY, headers={"Timeout": "60"})
+        assert lock.status_code == 200, lock.text
+        token = lock.headers["Lock-Token"]
+        refused = dav(b, "PUT", "/pikpak/Docs/a.txt", data=b"b")
+        assert refused.status_code == 423
+        assert "opaquelocktoken" in dav(c, "PROPFIND", "/pikpak/Docs/a.txt",
+                                        headers={"Depth": "0"}).text  # fmt: skip
+        assert (
+            dav(c, "UNLOCK", "/pikpak/Docs/a.txt", headers={"Lock-Token": token}).status_code == 204
+        )
+    assert dav(b, "PUT", "/pikpak/Docs/a.txt", data=b"b").status_code == 204
+    assert dav(c, "GET", "/pikpak/Docs/a.txt").content == b"b"
+
+
+def test_a_dead_property_set_through_one_instance_is_read_through_another(three):
+    a, b, _ = three
+    answer = dav(a, "PROPPATCH", "/pikpak/Docs/a.txt", data=PROPPATCH_BODY)
+    assert answer.status_code == 207 and "200 OK" in answer.text
+    found = dav(b, "PROPFIND", "/pikpak/Docs/a.txt", headers={"Depth": "0"})
+    assert "<ns0:colour" in found.text or "colour>blue<" in found.text, found.text
+    assert "blue" in found.text
+
+
+def test_finders_side_file_written_through_one_instance_is_read_through_another(three):
+    a, b, c = three
+    assert dav(a, "PUT", "/pikpak/Docs/._a.txt", data=b"\x00\x05\x16\x07tags").status_code == 201
+    assert dav(b, "GET", "/pikpak/Docs/._a.txt").content == b"\x00\x05\x16\x07tags"
+    assert dav(c, "DELETE", "/pikpak/Docs/._a.txt").status_code == 204
+    assert dav(a, "GET", "/pikpak/Docs/._a.txt").status_code == 404
+
+
+def test_side_files_on_redis_are_bounded_and_expire(redis_url):
+    shared = SharedState(redis_url)
+    store = RedisSideStore(shared, "pikpak", max_bytes=1000, keep=3600)
+    for i in range(5):
+        store.put(f"/pikpak/._{i}", bytes(300))
+    # 1000 bytes hold three of 300: the two used least recently went first.
+    kept = [i for i in range(5) if store.get(f"/pikpak/._{i}") is not None]
+    assert kept == [2, 3, 4]
+    ttl = shared.client.ttl(shared.key("side", "pikpak", "file", "/pikpak/._4"))
+    assert 0 < ttl <= 3600
+    store.move("/pikpak/", "/pikpak/Old/")
+    assert store.get("/pikpak/._4") is None
+    assert store.get("/pikpak/Old/._4").content == bytes(300)
+
+
+def test_failed_logins_on_every_instance_count_towards_one_ban(three):
+    a, b, c = three
+    wrong = ("alice", "not the password")
+    for gw in (a, b, c):  # one failure on each: three in all
+        assert (
+            dav(gw, "PROPFIND", "/pikpak/", auth=wrong, headers={"Depth": "0"}).status_code == 401
+        )
+    for gw in (a, b, c):
+        banned = dav(gw, "PROPFIND", "/pikpak/", headers={"Depth": "0"})
+        assert banned.status_code == 429, gw.url
+        assert 0 < int(banned.headers["Retry-After"]) <= 600
