@@ -36,6 +36,7 @@ from pikdav.pikpak.errors import (
     PikPakError,
     QuotaExceeded,
     RateLimited,
+    StoreUnreachable,
     Unreachable,
 )
 from pikdav.vfs.errors import (
@@ -85,6 +86,13 @@ def _upstream(exc: PikPakError, what: str) -> DAVError:
             f"the gateway cannot sign in to PikPak: {exc.short}. To fix it: {exc.remedy}. "
             f"It tries again in {left} s",
             left,
+        )
+    if isinstance(exc, StoreUnreachable):
+        log.debug("%s: %s", what, exc)  # the shared state logs once that Redis is down
+        return _unavailable(
+            "the gateway's shared state (Redis) is unreachable and its PikPak login needs "
+            "renewing; try again shortly",
+            5,
         )
     if isinstance(exc, HumanCheckRequired):
         log.warning("%s: %s", what, exc)
