@@ -5,6 +5,7 @@ goes away and comes back costs clear 503s meanwhile, never a second refresh or a
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -13,6 +14,7 @@ from tests.support.cluster import PIKPAK_USER, instances
 from tests.support.command import DAV_PASSWORD, DAV_USER
 from tests.support.davclients import put_files
 from tests.support.pikpak_raw import control
+from tests.support.redis_server import redis_process
 
 AUTH = (DAV_USER, DAV_PASSWORD)
 
@@ -72,3 +74,77 @@ def test_a_wrong_password_on_three_instances_costs_one_sign_in_attempt(
     # As on one instance: the first attempt is refused, the pause it starts is shared.
     assert counters(emulator)["signin"] == 1
     assert counters(emulator)["signin_rejected"] == 1
+
+
+LOCK_BODY = (
+    '<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>'
+    "<D:locktype><D:write/></D:locktype><D:owner>explorer</D:owner></D:lockinfo>"
+)
+DOWN = "is unreachable"
+BACK = "is reachable again"
+
+
+def dav(url: str, method: str, path: str, **kw) -> requests.Response:
+    return requests.request(method, f"{url}pikpak/{path}", auth=AUTH, timeout=60, **kw)
+
+
+def wait_for_log(running, text: str, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while any(r.log().count(text) < count for r in running):
+        assert time.monotonic() < deadline, [r.log()[-2000:] for r in running]
+        time.sleep(0.05)
+
+
+def test_redis_stopped_and_started_again_costs_503s_meanwhile_and_nothing_after(emulator, tmp_path):
+    cycles = 5
+    put_files(emulator, {"Docs/a.txt": b"a"} | {f"Other{i}/b.txt": b"b" for i in range(cycles)})
+    with (
+        redis_process(tmp_path, persistent=True) as redis,
+        instances(tmp_path, emulator, redis.url) as running,
+    ):
+        a, b, c = (r.url for r in running)
+        for url in (a, b, c):
+            assert dav(url, "PROPFIND", "Docs/", headers={"Depth": "1"}).status_code == 207
+        lock = dav(a, "LOCK", "Docs/a.txt", data=LOCK_BODY, headers={"Timeout": "3600"})
+        assert lock.status_code == 200
+        token = lock.headers["Lock-Token"]
+        refreshes = counters(emulator)["refresh"]
+        for cycle in range(1, cycles + 1):
+            redis.stop()
+            wait_for_log(running, DOWN, cycle)
+            control(emulator.base_url, "expire-tokens", {"username": PIKPAK_USER})
+            for url in (a, b, c):
+                # Reads: from the local caches.
+                listed = dav(url, "PROPFIND", "Docs/", headers={"Depth": "1"})
+                assert listed.status_code == 207 and "a.txt" in listed.text
+                # Changes, locks and unlocks: refused, with the reason.
+                for answer in (
+                    dav(url, "PUT", f"Docs/new{cycle}.txt", data=b"x"),
+                    dav(url, "LOCK", "Docs/c.txt", data=LOCK_BODY),
+                    dav(url, "UNLOCK", "Docs/a.txt", headers={"Lock-Token": token}),
+                ):
+                    assert answer.status_code == 503, answer.text
+                    assert "Redis" in answer.text and answer.headers["Retry-After"]
+                # A listing not cached needs a token refreshed: not without Redis's lock.
+                fresh = dav(url, "PROPFIND", f"Other{cycle - 1}/", headers={"Depth": "1"})
+                assert fresh.status_code == 503 and "Redis" in fresh.text, fresh.text
+            assert counters(emulator)["refresh"] == refreshes + cycle - 1
+            redis.start()
+            wait_for_log(running, BACK, cycle)
+            for url in (a, b, c):
+                fresh = dav(url, "PROPFIND", f"Other{cycle - 1}/", headers={"Depth": "1"})
+                assert fresh.status_code == 207, fresh.text
+            # One refresh for the three instances, made once Redis was back.
+            assert counters(emulator)["refresh"] == refreshes + cycle
+            # The lock taken before is still held, through every instance.
+            assert dav(b, "PUT", "Docs/a.txt", data=b"b").status_code == 423
+            assert dav(c, "PUT", f"Docs/new{cycle}.txt", data=b"x").status_code == 201
+            for url in (a, b, c):  # caches are dropped on Redis's return: fill them again
+                listed = dav(url, "PROPFIND", "Docs/", headers={"Depth": "1"})
+                assert listed.status_code == 207 and f"new{cycle}.txt" in listed.text
+        assert dav(a, "UNLOCK", "Docs/a.txt", headers={"Lock-Token": token}).status_code == 204
+        assert dav(b, "PUT", "Docs/a.txt", data=b"b").status_code == 204
+        logs = [r.log() for r in running]
+    for log in logs:
+        # One line per change of state, whatever the number of requests meanwhile.
+        assert log.count(DOWN) == cycles and log.count(BACK) == cycles, log[-3000:]

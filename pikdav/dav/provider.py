@@ -37,7 +37,7 @@ from pikdav.vfs.spool import SpoolFile
 from pikdav.vfs.tree import Entry
 
 from . import propfind
-from .auth import may_access
+from .auth import WRITE_METHODS, may_access
 from .delivery import ProxiedBody, get_file, plan_range
 from .errors import answering, dav_error
 from .folderpage import folder_page
@@ -396,6 +396,9 @@ class GatewayProvider(DAVProvider):
         self.mounts = {m.name: m for m in mounts}
         self.policies = dict(policies)
         self.started = time.time()
+        # Several instances on one Redis: while it is down, nothing may change (see
+        # pikdav.vfs.shared); reads go on from the local caches.
+        self.shared = next((m.shared for m in self.mounts.values() if m.shared), None)
 
     def is_readonly(self) -> bool:
         return all(m.read_only for m in self.mounts.values())
@@ -442,6 +445,9 @@ class GatewayProvider(DAVProvider):
         self, environ: dict, start_response: Callable, default_handler: Callable
     ):
         method = environ["REQUEST_METHOD"]
+        if self.shared is not None and method in WRITE_METHODS:
+            with answering(f"{method} {environ['PATH_INFO']}"):
+                self.shared.check()  # LOCK and UNLOCK too: the locks live in Redis
         bound_request_body(environ)
         if method == "PROPFIND":
             if environ.get("HTTP_DEPTH", "infinity") == "infinity":
