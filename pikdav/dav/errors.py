@@ -19,6 +19,7 @@ from wsgidav.dav_error import (
     HTTP_CONFLICT,
     HTTP_FORBIDDEN,
     HTTP_INSUFFICIENT_STORAGE,
+    HTTP_LOCKED,
     HTTP_NOT_FOUND,
     HTTP_REQUEST_ENTITY_TOO_LARGE,
     HTTP_SERVICE_UNAVAILABLE,
@@ -47,6 +48,7 @@ from pikdav.vfs.errors import (
     ReadOnly,
     StillUploading,
     TooLarge,
+    UploadingElsewhere,
 )
 from pikdav.vfs.shared import SharedStateDown
 
@@ -58,6 +60,7 @@ _MOUNT_STATUSES: tuple[tuple[type[MountError], int], ...] = (
     (ReadOnly, HTTP_FORBIDDEN),
     (NotAllowed, HTTP_FORBIDDEN),
     (StillUploading, HTTP_CONFLICT),
+    (UploadingElsewhere, HTTP_LOCKED),
     (TooLarge, HTTP_REQUEST_ENTITY_TOO_LARGE),
     (NoRoom, HTTP_INSUFFICIENT_STORAGE),
     (BodyCut, HTTP_BAD_REQUEST),

@@ -261,7 +261,8 @@ class FileResource(_Resource, DAVNonCollection):
                 # gets a 503 with Retry-After now, not a stream that stalls (and the
                 # reader finds the link cached).
                 self.mount.link(self.entry)
-        reader = self.mount.open(self.entry, start, end, stop=self.environ.get(STOPPING))
+        with answering(what):  # a waiting upload another instance holds: 423
+            reader = self.mount.open(self.entry, start, end, stop=self.environ.get(STOPPING))
         return reader if self.entry.uploading else ProxiedBody(reader, what)
 
 

@@ -65,7 +65,11 @@ class Mount:
         self._cdn = cdn
         self._quota: TtlCache[Quota] = TtlCache(1)
         spool = spool or SpoolSettings()
-        self.pending = PendingUploads(uploads_dir) if uploads_dir is not None else None
+        self.pending = (
+            PendingUploads(uploads_dir, shared=shared, channel=name)
+            if uploads_dir is not None
+            else None
+        )
         if uploads_dir is not None:
             # Bodies are spooled where they wait, so taking one over is a rename.
             spool = SpoolSettings(directory=str(uploads_dir), max_size=spool.max_size)
@@ -102,6 +106,8 @@ class Mount:
         return self.tree.child(folder, name)
 
     def link(self, entry: Entry, *, fresh: bool = False) -> Link:
+        if entry.uploading and self.pending is not None:
+            self.pending.not_elsewhere(entry)  # PikPak has no link for it yet
         return self.tree.link(entry, fresh=fresh)
 
     def open(
@@ -195,6 +201,7 @@ class Mount:
         cancelled, and the stored version it was to replace goes too."""
         writer = self._writer()
         if entry.uploading and self.pending is not None:
+            self.pending.not_elsewhere(entry)  # only its owner can cancel it
             self.pending.cancel(parent.id, entry.name)
             stored = self.tree.child(parent, entry.name, stored_only=True)
             if stored is not None:

@@ -3,12 +3,15 @@ a ban made through one instance hold on the others."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
 from pikdav.vfs.shared import SharedState
 from pikdav.vfs.sidefiles import RedisSideStore
 from tests.support.davclients import put_files
+from tests.support.pikpak_raw import control
 
 LOCK_BODY = (
     '<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>'
@@ -94,3 +97,43 @@ def test_failed_logins_on_every_instance_count_towards_one_ban(three):
         banned = dav(gw, "PROPFIND", "/pikpak/", headers={"Depth": "0"})
         assert banned.status_code == 429, gw.url
         assert 0 < int(banned.headers["Retry-After"]) <= 600
+
+
+def test_a_waiting_upload_is_listed_by_every_instance_and_only_its_owner_deletes_it(
+    make_gateway, emulator, redis_url
+):
+    put_files(emulator, {"Docs/a.txt": b"a"})
+    a, b = (
+        make_gateway(download="proxy", background_uploads=True, redis=redis_url) for _ in range(2)
+    )
+    # PikPak's object store holds back every upload for a while: the files keep waiting.
+    control(
+        emulator.base_url,
+        "faults",
+        {"path": "pikpak-emulator", "method": "PUT", "delay": 3, "times": 20},
+    )
+    for i in range(5):
+        assert dav(a, "PUT", f"/pikpak/Docs/w{i}.bin", data=b"w" * 1000).status_code == 201
+    listed = dav(b, "PROPFIND", "/pikpak/Docs/", headers={"Depth": "1"})
+    assert all(f"w{i}.bin" in listed.text for i in range(5)), listed.text
+    refused = dav(b, "DELETE", "/pikpak/Docs/w0.bin")
+    assert refused.status_code == 423
+    assert "another instance" in refused.text
+    assert dav(b, "GET", "/pikpak/Docs/w0.bin").status_code == 423
+    assert dav(a, "GET", "/pikpak/Docs/w0.bin").content == b"w" * 1000
+    assert dav(a, "DELETE", "/pikpak/Docs/w0.bin").status_code == 204
+    control(emulator.base_url, "faults", method="DELETE")
+    # Once stored, every instance lists (and serves) the stored files.
+    deadline = time.monotonic() + 30
+    while not a.mounts[0].pending.idle():
+        assert time.monotonic() < deadline, "the uploads did not finish"
+        time.sleep(0.05)
+    deadline = time.monotonic() + 1  # the owner's notices reach B within a second
+    while dav(b, "GET", "/pikpak/Docs/w4.bin").status_code != 200:
+        assert time.monotonic() < deadline, "B still sees the upload as waiting"
+        time.sleep(0.02)
+    for gw in (a, b):
+        listed = dav(gw, "PROPFIND", "/pikpak/Docs/", headers={"Depth": "1"})
+        assert "w0.bin" not in listed.text
+        assert all(f"w{i}.bin" in listed.text for i in range(1, 5))
+    assert dav(b, "GET", "/pikpak/Docs/w4.bin").content == b"w" * 1000
