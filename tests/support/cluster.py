@@ -89,8 +89,9 @@ defaults
     timeout connect 5s
     timeout client 120s
     timeout server 120s
-    # every request is balanced on its own, as a round robin over requests
-    option http-server-close
+    # keep-alive on both sides; every request is still balanced on its own (no
+    # prefer-last-server), and idle connections to the instances are reused
+    http-reuse always
 frontend dav
     bind 127.0.0.1:{port}
     default_backend pikdav
