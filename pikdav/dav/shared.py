@@ -247,6 +247,9 @@ class SharedFailedLogins(FailedLogins):
     def __init__(self, shared: SharedState, settings: LoginFailures) -> None:
         super().__init__(settings.max, settings.window, settings.ban)
         self.shared = shared
+        # Addresses whose failures this instance counted: a login that works clears their
+        # count (others' counts fade after ``window``), and every other login costs no call.
+        self._counted: set[str] = set()
 
     def _failures(self, ip: str) -> str:
         return self.shared.key("logins", "failed", ip)
@@ -279,6 +282,9 @@ class SharedFailedLogins(FailedLogins):
             started = self.shared.call(count)
         except SharedStateDown:
             return super().record_failure(ip)
+        with self._lock:
+            if len(self._counted) < self._max_clients:
+                self._counted.add(ip)
         if started:
             log.warning(
                 "banning %s for %d s after %d failed logins on any instance",
@@ -290,6 +296,10 @@ class SharedFailedLogins(FailedLogins):
 
     def record_success(self, ip: str) -> None:
         super().record_success(ip)
+        with self._lock:
+            if ip not in self._counted:
+                return
+            self._counted.discard(ip)
         _reading(self.shared, lambda r: r.delete(self._failures(ip)), 0)
 
     def retry_after(self, ip: str) -> int:

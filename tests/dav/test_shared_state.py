@@ -29,7 +29,7 @@ def dav(gw, method: str, path: str, **kw) -> requests.Response:
 
 
 @pytest.fixture
-def three(make_gateway, emulator, redis_url):
+def three(redis_url, make_gateway, emulator):
     put_files(emulator, {"Docs/a.txt": b"a"})
     return [
         make_gateway(download="proxy", redis=redis_url, server={"login_failures": {"max": 3}})
@@ -100,7 +100,7 @@ def test_failed_logins_on_every_instance_count_towards_one_ban(three):
 
 
 def test_a_waiting_upload_is_listed_by_every_instance_and_only_its_owner_deletes_it(
-    make_gateway, emulator, redis_url
+    redis_url, make_gateway, emulator
 ):
     put_files(emulator, {"Docs/a.txt": b"a"})
     a, b = (
@@ -116,12 +116,13 @@ def test_a_waiting_upload_is_listed_by_every_instance_and_only_its_owner_deletes
         assert dav(a, "PUT", f"/pikpak/Docs/w{i}.bin", data=b"w" * 1000).status_code == 201
     listed = dav(b, "PROPFIND", "/pikpak/Docs/", headers={"Depth": "1"})
     assert all(f"w{i}.bin" in listed.text for i in range(5)), listed.text
-    refused = dav(b, "DELETE", "/pikpak/Docs/w0.bin")
+    # w4 waits behind the others (w0 may be on its way already).
+    refused = dav(b, "DELETE", "/pikpak/Docs/w4.bin")
     assert refused.status_code == 423
     assert "another instance" in refused.text
-    assert dav(b, "GET", "/pikpak/Docs/w0.bin").status_code == 423
-    assert dav(a, "GET", "/pikpak/Docs/w0.bin").content == b"w" * 1000
-    assert dav(a, "DELETE", "/pikpak/Docs/w0.bin").status_code == 204
+    assert dav(b, "GET", "/pikpak/Docs/w4.bin").status_code == 423
+    assert dav(a, "GET", "/pikpak/Docs/w4.bin").content == b"w" * 1000
+    assert dav(a, "DELETE", "/pikpak/Docs/w4.bin").status_code == 204
     control(emulator.base_url, "faults", method="DELETE")
     # Once stored, every instance lists (and serves) the stored files.
     deadline = time.monotonic() + 30
@@ -129,11 +130,11 @@ def test_a_waiting_upload_is_listed_by_every_instance_and_only_its_owner_deletes
         assert time.monotonic() < deadline, "the uploads did not finish"
         time.sleep(0.05)
     deadline = time.monotonic() + 1  # the owner's notices reach B within a second
-    while dav(b, "GET", "/pikpak/Docs/w4.bin").status_code != 200:
+    while dav(b, "GET", "/pikpak/Docs/w3.bin").status_code != 200:
         assert time.monotonic() < deadline, "B still sees the upload as waiting"
         time.sleep(0.02)
     for gw in (a, b):
         listed = dav(gw, "PROPFIND", "/pikpak/Docs/", headers={"Depth": "1"})
-        assert "w0.bin" not in listed.text
-        assert all(f"w{i}.bin" in listed.text for i in range(1, 5))
-    assert dav(b, "GET", "/pikpak/Docs/w4.bin").content == b"w" * 1000
+        assert "w4.bin" not in listed.text
+        assert all(f"w{i}.bin" in listed.text for i in range(4))
+    assert dav(b, "GET", "/pikpak/Docs/w3.bin").content == b"w" * 1000

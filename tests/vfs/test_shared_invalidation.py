@@ -39,7 +39,7 @@ def seen_within(check, limit: float) -> float:
 
 
 @pytest.fixture
-def three(make_gateway, emulator, redis_url):
+def three(redis_url, make_gateway, emulator):
     put_files(emulator, {"Docs/old.txt": b"old", "Movies/a.mp4": b"movie"})
     return [make_gateway(download="proxy", redis=redis_url) for _ in range(3)]
 
