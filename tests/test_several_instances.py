@@ -4,12 +4,18 @@ goes away and comes back costs clear 503s meanwhile, never a second refresh or a
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import requests
+import yaml
 
+from pikdav.config import load_config
+from pikdav.dav.auth import hash_password
 from tests.support.cluster import PIKPAK_USER, instances
 from tests.support.command import DAV_PASSWORD, DAV_USER
 from tests.support.davclients import put_files
@@ -148,3 +154,26 @@ def test_redis_stopped_and_started_again_costs_503s_meanwhile_and_nothing_after(
     for log in logs:
         # One line per change of state, whatever the number of requests meanwhile.
         assert log.count(DOWN) == cycles and log.count(BACK) == cycles, log[-3000:]
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "several-instances"
+
+
+def test_the_compose_example_holds_a_valid_config_and_haproxy_file():
+    env = {
+        "PIKPAK_PASSWORD": "pw",
+        "DAV_PASSWORD_HASH": hash_password("x"),
+        "PUBLIC_IP": "203.0.113.7",
+    }
+    config = load_config(EXAMPLE / "config.yaml", env)
+    assert config.redis == "redis://redis:6379/0"
+    assert config.accounts["main"].token_store == config.redis
+    assert config.mount("pikpak").download == "auto"
+    haproxy = shutil.which("haproxy")
+    assert haproxy, "haproxy is missing: install Debian's haproxy (.ci/run does)"
+    check = subprocess.run(
+        [haproxy, "-c", "-f", str(EXAMPLE / "haproxy.cfg")], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    compose = yaml.safe_load((EXAMPLE / "compose.yaml").read_text())
+    assert {"redis", "pikdav-a", "pikdav-b", "pikdav-c", "haproxy"} <= set(compose["services"])
