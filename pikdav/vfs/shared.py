@@ -162,9 +162,9 @@ class SharedState:
             self._subscribed.wait(timeout=_TIMEOUT)
 
     def close(self) -> None:
+        """Stop listening; the listener (a daemon thread) ends within ``_RETRY`` seconds,
+        quietly, whatever Redis does meanwhile."""
         self._stopping.set()
-        if self._listener is not None:
-            self._listener.join(timeout=2 * _TIMEOUT)
 
     def _listen(self) -> None:
         while not self._stopping.is_set():
@@ -181,6 +181,8 @@ class SharedState:
                         self.client.ping()  # a call failed elsewhere: is it back?
                         self._came_back()
             except redis.RedisError as exc:
+                if self._stopping.is_set():
+                    break
                 self.went_down(exc)
                 self._stopping.wait(_RETRY)
             finally:
