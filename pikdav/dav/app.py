@@ -25,7 +25,7 @@ from .frontdoor import ErrorAnswers, FrontDoor, quiet_client_errors
 from .paths import check_request
 from .policy import DownloadPolicy
 from .provider import GatewayProvider
-from .shared import shared_dav_state
+from .shared import shared_dav_state, shared_locks
 
 BLOCK_SIZE = 1 << 20  # WsgiDAV's read size for GET bodies and PUT uploads
 _READ_METHODS = "OPTIONS, HEAD, GET, PROPFIND"
@@ -70,6 +70,8 @@ def build_dav_app(
             "logging": {"enable": False},
         }
     )
+    if shared is not None:
+        shared_locks(dav, provider)
     # WsgiDAV puts its version into error pages; say only its name.
     wsgidav_util.public_wsgidav_info = "WsgiDAV"
     allow = _READ_METHODS if provider.is_readonly() else f"{_READ_METHODS}, {_WRITE_METHODS}"

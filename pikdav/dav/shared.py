@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import redis
 from wsgidav import util
 from wsgidav.dav_error import HTTP_SERVICE_UNAVAILABLE, DAVError
+from wsgidav.lock_man.lock_manager import LockManager
 from wsgidav.lock_man.lock_storage_redis import LockStorageRedis
 from wsgidav.prop_man.property_manager import PropertyManager
 
@@ -98,6 +99,33 @@ class SharedLocks(LockStorageRedis):
 
     def delete(self, token):
         return _changing(self.shared, lambda _: super(SharedLocks, self).delete(token))
+
+
+class SharedLockManager(LockManager):
+    """WsgiDAV's lock manager, with its check for a conflicting lock and the new lock made one
+    step for every instance (a Redis lock around them): WsgiDAV's own guard is per process,
+    and two instances asked at once would each grant an exclusive lock."""
+
+    GRANTING_FOR = 10.0  # seconds the guard may be held: a check and a create, on Redis
+
+    def __init__(self, storage: SharedLocks) -> None:
+        super().__init__(storage)
+        self.shared = storage.shared
+        self._guard = self.shared.key("locks", "granting")
+
+    def acquire(self, **request: Any) -> dict[str, Any]:
+        guard = self.shared.client.lock(
+            self._guard, timeout=self.GRANTING_FOR, blocking_timeout=self.GRANTING_FOR
+        )
+        if not _changing(self.shared, lambda _: guard.acquire()):
+            raise DAVError(HTTP_SERVICE_UNAVAILABLE, "locks are busy; try again")
+        try:
+            return super().acquire(**request)
+        finally:
+            try:
+                guard.release()
+            except redis.RedisError:
+                pass  # it expires by itself
 
 
 class SharedPropertyManager(PropertyManager):
@@ -312,7 +340,15 @@ def shared_dav_state(shared: SharedState, login_failures: LoginFailures) -> dict
     """The WsgiDAV settings and pikdav's own that put locks, dead properties and bans on
     ``shared``."""
     return {
-        "lock_storage": SharedLocks(shared),
+        "lock_storage": SharedLocks(shared),  # its manager is replaced by shared_locks()
         "property_manager": SharedPropertyManager(shared),
         "failed_logins": SharedFailedLogins(shared, login_failures),
     }
+
+
+def shared_locks(dav: Any, provider: Any) -> None:
+    """Put the app's lock storage (a :class:`SharedLocks`) under a :class:`SharedLockManager`
+    (WsgiDAV makes a plain manager of whatever storage it is given)."""
+    manager = SharedLockManager(dav.lock_manager.storage)
+    dav.lock_manager = manager
+    provider.set_lock_manager(manager)

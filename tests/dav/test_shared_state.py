@@ -4,6 +4,7 @@ a ban made through one instance hold on the others."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -138,3 +139,16 @@ def test_a_waiting_upload_is_listed_by_every_instance_and_only_its_owner_deletes
         assert "w4.bin" not in listed.text
         assert all(f"w{i}.bin" in listed.text for i in range(4))
     assert dav(b, "GET", "/pikpak/Docs/w3.bin").content == b"w" * 1000
+
+
+def test_two_instances_asked_to_lock_one_file_at_once_grant_one_lock(three):
+    """The check for a conflicting lock and the new lock are one step for all instances."""
+    a, b, _ = three
+    for cycle in range(20):
+        path = f"/pikpak/Docs/race{cycle}.txt"
+        with ThreadPoolExecutor(2) as pool:
+            asked = [pool.submit(dav, gw, "LOCK", path, data=LOCK_BODY) for gw in (a, b)]
+            answers = [future.result() for future in asked]
+        statuses = sorted(answer.status_code for answer in answers)
+        # A LOCK on an unmapped URL makes the (empty) file: 201 for the winner.
+        assert statuses in ([201, 423], [200, 423]), (cycle, statuses)
