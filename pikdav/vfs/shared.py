@@ -36,6 +36,11 @@ _RETRY = 0.5  # seconds between tries to reach Redis again while it is down
 _TIMEOUT = 2.0  # seconds a Redis call may take before Redis counts as down
 
 
+# What says Redis cannot be reached; any other error of Redis is a fault of the request,
+# not a reason to refuse every change on this instance.
+_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+
+
 class SharedStateDown(MountError):
     """Redis, which holds what the instances share, does not answer; the message says so."""
 
@@ -106,7 +111,7 @@ class SharedState:
         :class:`SharedStateDown`."""
         try:
             result = action(self.client)
-        except redis.RedisError as exc:
+        except _UNREACHABLE as exc:
             self.went_down(exc)
             raise self._down_error() from None
         return result
@@ -149,7 +154,7 @@ class SharedState:
         body = json.dumps({"from": self.instance, **message})
         try:
             self.client.publish(self.key(channel), body)
-        except redis.RedisError as exc:
+        except _UNREACHABLE as exc:
             self.went_down(exc)
 
     def start(self) -> None:
