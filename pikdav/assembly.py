@@ -30,7 +30,9 @@ from .pikpak.shares import SharedFolder, parse_share_link
 from .pikpak.tokenstore import MemoryTokenStore, open_store
 from .vfs.mount import Mount
 from .vfs.share import ShareSaver, ShareSource
+from .vfs.shared import SharedState
 from .vfs.sharelist import ShareListSource
+from .vfs.sidefiles import RedisSideStore
 from .vfs.source import DriveSource
 from .vfs.spool import SpoolSettings
 
@@ -134,6 +136,7 @@ def build_mounts(
         directory=str(config.server.temp_dir) if config.server.temp_dir else None,
         max_size=config.server.max_upload_size,
     )
+    shared = SharedState(config.redis) if config.redis else None
     mounts = []
 
     def own_drive(
@@ -179,8 +182,12 @@ def build_mounts(
                 route=route,
                 offline=offline,
                 offline_folder=settings.offline_folder,
+                shared=shared,
+                side_files=RedisSideStore(shared, settings.name) if shared else None,
             )
         )
+    if shared is not None:
+        shared.start()  # every mount listens for the others' changes from now on
     return mounts
 
 
@@ -295,6 +302,12 @@ def share_list_source(mount: MountConfig, session: Session) -> ShareListSource:
     )
 
 
+def shared_state(mounts: list[Mount]) -> SharedState | None:
+    """The Redis state the mounts share with other instances (None: one instance alone);
+    ``.status()`` says whether it answers, for the status page."""
+    return next((m.shared for m in mounts if m.shared is not None), None)
+
+
 def build_app(config: Config, mounts: list[Mount]) -> Callable:
     """The WSGI application serving ``mounts`` with the config's users and policies."""
     return build_app_and_metrics(config, mounts)[0]
@@ -320,7 +333,10 @@ def build_app_and_metrics(config: Config, mounts: list[Mount]) -> tuple[Callable
     metrics = Metrics(status)
     if config.notify.webhook:
         notify_to(Webhook(config.notify.webhook), accounts, mounts)
-    return build_dav_app(mounts, policies, config.auth_settings(), status, metrics), metrics
+    app = build_dav_app(
+        mounts, policies, config.auth_settings(), status, metrics, shared_state(mounts)
+    )
+    return app, metrics
 
 
 def notify_to(webhook: Webhook, sessions: dict[str, Session], mounts: list[Mount]) -> None:

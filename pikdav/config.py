@@ -145,6 +145,8 @@ class Config:
     mounts: tuple[MountConfig, ...]
     users: Mapping[str, UserConfig]
     notify: NotifyConfig = NotifyConfig()
+    # The Redis several instances share (redis://, rediss://, unix://); None: one instance.
+    redis: str | None = field(default=None, repr=False)
 
     @property
     def tokens_dir(self) -> Path:
@@ -227,11 +229,12 @@ class _Reader(Checker):
 
     def config(self, data: Any) -> Config:
         top = self.mapping(
-            "", data, ("server", "state_dir", "accounts", "mounts", "users", "notify")
+            "", data, ("server", "state_dir", "accounts", "mounts", "users", "notify", "redis")
         )
         server = self.server(top.get("server"))
         state_dir = self.path("state_dir", top.get("state_dir", DEFAULT_STATE_DIR))
         assert state_dir is not None
+        redis = self.redis(top.get("redis"))
 
         raw_mounts = self.items("mounts", top.get("mounts"))
         shares_only = bool(raw_mounts) and all(
@@ -241,7 +244,7 @@ class _Reader(Checker):
             # Share mounts are read without a login; a drive needs its account.
             raise self.fail("accounts", "at least one PikPak account is required")
         accounts = {
-            name: self.account(join("accounts", name), name, value)
+            name: self.account(join("accounts", name), name, value, redis)
             for name, value in self.named(
                 "accounts", top.get("accounts") or {}, _ACCOUNT_NAME, "letters, digits, - _ ."
             ).items()
@@ -280,6 +283,7 @@ class _Reader(Checker):
             mounts=tuple(mounts),
             users=MappingProxyType(users),
             notify=self.notify(top.get("notify")),
+            redis=redis,
         )
 
     def notify(self, value: Any) -> NotifyConfig:
@@ -291,6 +295,16 @@ class _Reader(Checker):
                 # The URL itself is not repeated: it may carry a token.
                 raise self.fail("notify.webhook", "must be an http:// or https:// URL")
         return NotifyConfig(webhook=url)
+
+    def redis(self, value: Any) -> str | None:
+        url = self.string("redis", value, optional=True)
+        if url is not None and store_kind(url) != "redis":
+            raise self.fail(
+                "redis",
+                "must be a redis://host:port/db, rediss://host:port/db or "
+                "unix:///path/to/redis.sock URL (or null for a single instance)",
+            )
+        return url
 
     def server(self, value: Any) -> ServerConfig:
         keys = ServerConfig.__dataclass_fields__
@@ -350,7 +364,9 @@ class _Reader(Checker):
             )
         return host, int(port)
 
-    def account(self, path: str, name: str, value: Any) -> AccountConfig:
+    def account(self, path: str, name: str, value: Any, redis: str | None = None) -> AccountConfig:
+        """One account; without a ``token_store`` of its own, its tokens (and its pause on
+        signing in) live in the shared ``redis`` when there is one."""
         keys = [k for k in AccountConfig.__dataclass_fields__ if k != "name"]
         data = self.mapping(path, value, keys)
         key = fields(path, data, AccountConfig(name))
@@ -373,7 +389,7 @@ class _Reader(Checker):
             password=self.string(*key("password"), optional=True),
             refresh_token=refresh_token,
             platform=self.choice(*key("platform"), PLATFORMS),
-            token_store=token_store,
+            token_store=token_store if token_store is not None else redis,
             user_api=self.url(*key("user_api")) if data.get("user_api") is not None else "",
             drive_api=self.url(*key("drive_api")) if data.get("drive_api") is not None else "",
             ca_cert=self.path(*key("ca_cert"), must_be="file"),

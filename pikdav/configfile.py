@@ -23,7 +23,7 @@ import yaml
 
 # Values of these keys are never repeated in an error message.
 SECRET_KEYS = frozenset(
-    {"password", "refresh_token", "password_hash", "token_store", "pass_code", "share"}
+    {"password", "refresh_token", "password_hash", "token_store", "pass_code", "share", "redis"}
 )
 
 

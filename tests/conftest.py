@@ -5,6 +5,7 @@ import pytest
 from pikdav.emulator import Emulator
 from tests.support.gateway import start_gateway
 from tests.support.pikpak_raw import RawSession
+from tests.support.redis_server import redis_server
 
 
 @pytest.fixture(autouse=True)
@@ -49,3 +50,10 @@ def make_gateway(emulator, tmp_path):
 @pytest.fixture
 def gateway(make_gateway):
     return make_gateway(download="proxy")
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A real redis-server of the test's own, on a free port."""
+    with redis_server(tmp_path) as url:
+        yield url

@@ -71,8 +71,33 @@ def test_the_example_config_documents_every_key():
         "download", "redirect_networks", "public_ip", "force_proxy_user_agents",
         "force_redirect_user_agents", "use_trash", "read_only", "listing_ttl", "password_hash",
         "mounts", "api_domain", "proxy", "link", "download_domain", "cdn_node", "cdn_nodes",
-        "admin", "metrics_addr", "offline_folder", "notify", "webhook",
+        "admin", "metrics_addr", "offline_folder", "notify", "webhook", "redis",
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://db:6379/0", "rediss://:pw@db:6380/1", "unix:///run/redis/redis.sock"]
+)
+def test_one_redis_setting_becomes_every_accounts_token_store(url):
+    data = minimal(redis=url)
+    data["accounts"]["other"] = {"username": "bob@example.com", "token_store": "memory"}
+    config = parse_config(data, "config.yaml", {})
+    assert config.redis == url
+    assert config.accounts["main"].token_store == url  # the shared Redis by default
+    assert config.accounts["other"].token_store == "memory"  # an account's own choice stays
+    assert url not in repr(config)
+
+
+def test_without_redis_an_account_keeps_its_token_file():
+    config = parse_config(minimal(), "config.yaml", {})
+    assert config.redis is None
+    assert config.accounts["main"].token_store is None
+
+
+def test_a_redis_setting_that_is_no_redis_url_is_a_clear_error_without_its_value():
+    message = error_of(minimal(redis="http://:secret@db:6379"))
+    assert message.startswith("config.yaml: redis: must be a redis://host:port/db")
+    assert "secret" not in message
 
 
 def test_defaults():

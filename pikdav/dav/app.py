@@ -17,6 +17,7 @@ from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from pikdav.vfs.mount import Mount
+from pikdav.vfs.shared import SharedState
 
 from .auth import AuthSettings, BasicAuthenticator, LoginThrottle, PikdavDomainController
 from .deadprops import CappedPropertyManager
@@ -25,6 +26,7 @@ from .metrics import Metrics
 from .paths import check_request
 from .policy import DownloadPolicy
 from .provider import GatewayProvider
+from .shared import shared_dav_state, shared_locks
 from .status import StatusPages, StatusSources
 
 BLOCK_SIZE = 1 << 20  # WsgiDAV's read size for GET bodies and PUT uploads
@@ -38,12 +40,24 @@ def build_dav_app(
     auth: AuthSettings,
     status: StatusSources | None = None,
     metrics: Metrics | None = None,
+    shared: SharedState | None = None,
 ) -> Callable:
     """The whole application for ``mounts`` (each with its download policy in ``policies``)
     and the DAV users of ``auth``; ``status``: what the admins' status page shows;
     ``metrics``: counted here, and served to admins at ``/metrics`` unless a mount has
-    that name."""
+    that name; with ``shared``, locks, dead properties and bans are kept on the Redis that
+    several instances share (see :mod:`.shared`)."""
     provider = GatewayProvider(mounts, policies, status.transfers if status else None)
+    state: dict[str, Any] = {"lock_storage": True, "property_manager": CappedPropertyManager()}
+    pikdav: dict[str, Any] = {
+        "auth": auth,
+        "status": status,
+        "metrics": metrics if "metrics" not in {m.name.casefold() for m in mounts} else None,
+    }
+    if shared is not None:
+        on_redis = shared_dav_state(shared, auth.login_failures)
+        pikdav["failed_logins"] = on_redis.pop("failed_logins")
+        state = on_redis
     dav = WsgiDAVApp(
         {
             "provider_mapping": {"/": provider},
@@ -61,15 +75,8 @@ def build_dav_app(
                 StatusPages,
                 RequestResolver,
             ],
-            "pikdav": {
-                "auth": auth,
-                "status": status,
-                "metrics": metrics
-                if "metrics" not in {m.name.casefold() for m in mounts}
-                else None,
-            },
-            "lock_storage": True,
-            "property_manager": CappedPropertyManager(),
+            "pikdav": pikdav,
+            **state,
             "dir_browser": {"enable": False},
             "block_size": BLOCK_SIZE,
             "hotfixes": {"emulate_win32_lastmod": True},
@@ -79,6 +86,8 @@ def build_dav_app(
             "logging": {"enable": False},
         }
     )
+    if shared is not None:
+        shared_locks(dav, provider)
     # WsgiDAV puts its version into error pages; say only its name.
     wsgidav_util.public_wsgidav_info = "WsgiDAV"
     allow = _READ_METHODS if provider.is_readonly() else f"{_READ_METHODS}, {_WRITE_METHODS}"

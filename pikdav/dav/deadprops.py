@@ -19,10 +19,10 @@ from . import limits
 
 log = logging.getLogger(__name__)
 
-_PLANNED = "pikdav.dead_properties_planned"  # environ key: {(url, name): size}
+PLANNED = "pikdav.dead_properties_planned"  # environ key: {(url, name): size}
 
 
-def _size(name: str, value: bytes) -> int:
+def property_size(name: str, value: bytes) -> int:
     return len(name) + len(value)
 
 
@@ -38,16 +38,22 @@ class CappedPropertyManager(PropertyManager):
     def _sizes(self, url: str) -> dict[str, int]:
         if not self._loaded:
             self._lazy_open()
-        return {n: _size(n, v) for n, v in self._dict.get(url, {}).items()}
+        return {n: property_size(n, v) for n, v in self._dict.get(url, {}).items()}
 
     def held(self) -> int:
         """Bytes of dead properties held, names included."""
         return self._held
 
+    def any_properties(self, urls) -> bool:
+        """Whether any of ``urls`` has a dead property."""
+        if not self._loaded:
+            self._lazy_open()
+        return bool(self._dict) and any(self._dict.get(url) for url in urls)
+
     def write_property(self, norm_url, name, property_value, dry_run=False, environ=None):
-        size = _size(name, property_value)
+        size = property_size(name, property_value)
         planned: dict[tuple[str, str], int] = (
-            environ.setdefault(_PLANNED, {}) if environ is not None else {}
+            environ.setdefault(PLANNED, {}) if environ is not None else {}
         )
         with self._guard:
             stored = self._sizes(norm_url)
@@ -93,4 +99,6 @@ class CappedPropertyManager(PropertyManager):
         with self._guard:
             super().move_properties(src_url, dest_url, with_children, environ=environ)
             # A move may overwrite what the destination held: count again (moves are rare).
-            self._held = sum(_size(n, v) for props in self._dict.values() for n, v in props.items())
+            self._held = sum(
+                property_size(n, v) for props in self._dict.values() for n, v in props.items()
+            )

@@ -19,6 +19,7 @@ from wsgidav.dav_error import (
     HTTP_CONFLICT,
     HTTP_FORBIDDEN,
     HTTP_INSUFFICIENT_STORAGE,
+    HTTP_LOCKED,
     HTTP_NOT_FOUND,
     HTTP_REQUEST_ENTITY_TOO_LARGE,
     HTTP_SERVICE_UNAVAILABLE,
@@ -40,6 +41,7 @@ from pikdav.pikpak.errors import (
     ShareError,
     SharePassCodeRefused,
     ShareRegionBlocked,
+    StoreUnreachable,
     Unreachable,
 )
 from pikdav.vfs.errors import (
@@ -51,7 +53,9 @@ from pikdav.vfs.errors import (
     ReadOnly,
     StillUploading,
     TooLarge,
+    UploadingElsewhere,
 )
+from pikdav.vfs.shared import SharedStateDown
 
 from .logtext import client_text
 
@@ -62,6 +66,7 @@ _MOUNT_STATUSES: tuple[tuple[type[MountError], int], ...] = (
     (NotAllowed, HTTP_FORBIDDEN),
     (StillUploading, HTTP_CONFLICT),
     (LinkRefused, HTTP_CONFLICT),
+    (UploadingElsewhere, HTTP_LOCKED),
     (TooLarge, HTTP_REQUEST_ENTITY_TOO_LARGE),
     (NoRoom, HTTP_INSUFFICIENT_STORAGE),
     (BodyCut, HTTP_BAD_REQUEST),
@@ -70,6 +75,8 @@ _MOUNT_STATUSES: tuple[tuple[type[MountError], int], ...] = (
 
 def dav_error(exc: PikPakError | MountError, what: str) -> DAVError:
     """``exc`` met while ``what`` (e.g. "listing /pikpak/Films") as a DAV status."""
+    if isinstance(exc, SharedStateDown):
+        return _unavailable(str(exc), 5)
     if isinstance(exc, MountError):
         status = next((s for kind, s in _MOUNT_STATUSES if isinstance(exc, kind)), HTTP_FORBIDDEN)
         if isinstance(exc, BodyCut):
@@ -108,6 +115,13 @@ def _upstream(exc: PikPakError, what: str) -> DAVError:
             f"the gateway cannot sign in to PikPak: {exc.short}. To fix it: {exc.remedy}. "
             f"It tries again in {left} s",
             left,
+        )
+    if isinstance(exc, StoreUnreachable):
+        log.debug("%s: %s", what, exc)  # the shared state logs once that Redis is down
+        return _unavailable(
+            "the gateway's shared state (Redis) is unreachable and its PikPak login needs "
+            "renewing; try again shortly",
+            5,
         )
     if isinstance(exc, HumanCheckRequired):
         log.warning("%s: %s", what, exc)

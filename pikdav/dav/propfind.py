@@ -208,10 +208,7 @@ def _has_locks_or_dead_props(
     pm = provider.prop_manager
     if not allprop or pm is None:
         return False
-    stored = getattr(pm, "_dict", None)
-    if stored is not None and not stored:
-        return False  # no dead property anywhere (the common case)
     urls = [base] + [
         base + quote(e.name, safe=_SAFE) + ("/" if e.is_folder else "") for e in children
     ]
-    return any(pm.get_properties(url) for url in urls)
+    return pm.any_properties(urls)

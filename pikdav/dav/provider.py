@@ -37,7 +37,7 @@ from pikdav.vfs.spool import SpoolFile
 from pikdav.vfs.tree import Entry
 
 from . import propfind
-from .auth import may_access
+from .auth import WRITE_METHODS, may_access
 from .delivery import ProxiedBody, get_file, plan_range
 from .errors import answering, dav_error
 from .folderpage import Row, folder_page
@@ -162,7 +162,7 @@ class _Resource:
             )
         with answering(f"deleting {self.path}"):
             self.mount.delete(self.entry, self._parent())
-        self.mount.side_files.delete(self.path)
+            self.mount.side_files.delete(self.path)
         ref = self.get_ref_url()
         if self.provider.prop_manager:
             self.provider.prop_manager.remove_properties(ref)
@@ -172,10 +172,10 @@ class _Resource:
 
     def handle_move(self, dest_path: str) -> bool:
         parent, name, existing = self._destination(dest_path)
+        dest = self._canonical(dest_path)
         with answering(f"moving {self.path}"):
             self.mount.move(self.entry, self._parent(), parent, name, existing)
-        dest = self._canonical(dest_path)
-        self.mount.side_files.move(self.path, dest)
+            self.mount.side_files.move(self.path, dest)
         self._carry_properties(dest, move=True)
         return True
 
@@ -291,7 +291,8 @@ class FileResource(_Resource, DAVNonCollection):
                 # gets a 503 with Retry-After now, not a stream that stalls (and the
                 # reader finds the link cached).
                 self.mount.link(self.entry)
-        reader = self.mount.open(self.entry, start, end, stop=self.environ.get(STOPPING))
+        with answering(what):  # a waiting upload another instance holds: 423
+            reader = self.mount.open(self.entry, start, end, stop=self.environ.get(STOPPING))
         if self.entry.uploading:
             return reader
         return ProxiedBody(
@@ -449,6 +450,9 @@ class GatewayProvider(DAVProvider):
         self.policies = dict(policies)
         self.transfers = transfers or Transfers()
         self.started = time.time()
+        # Several instances on one Redis: while it is down, nothing may change (see
+        # pikdav.vfs.shared); reads go on from the local caches.
+        self.shared = next((m.shared for m in self.mounts.values() if m.shared), None)
 
     def is_readonly(self) -> bool:
         return all(m.read_only for m in self.mounts.values())
@@ -495,6 +499,9 @@ class GatewayProvider(DAVProvider):
         self, environ: dict, start_response: Callable, default_handler: Callable
     ):
         method = environ["REQUEST_METHOD"]
+        if self.shared is not None and method in WRITE_METHODS:
+            with answering(f"{method} {environ['PATH_INFO']}"):
+                self.shared.check()  # LOCK and UNLOCK too: the locks live in Redis
         bound_request_body(environ)
         environ[TRANSFERS] = self.transfers
         mount, _ = self.mount_of(environ["PATH_INFO"])

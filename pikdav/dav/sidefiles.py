@@ -11,7 +11,9 @@ from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_REQUEST_ENTITY_TOO_LARGE, DAV
 from wsgidav.dav_provider import DAVNonCollection
 
 from pikdav.vfs.names import is_finder_metadata
-from pikdav.vfs.sidefiles import SideStore
+from pikdav.vfs.sidefiles import SideFiles
+
+from .errors import answering
 
 
 class _Buffer(io.BytesIO):
@@ -31,7 +33,7 @@ class _Buffer(io.BytesIO):
 
 
 class SideFile(DAVNonCollection):
-    def __init__(self, path: str, environ: dict, store: SideStore) -> None:
+    def __init__(self, path: str, environ: dict, store: SideFiles) -> None:
         super().__init__(path, environ)
         self.store = store
         self.data = store.get(path)
@@ -70,11 +72,13 @@ class SideFile(DAVNonCollection):
 
     def end_write(self, *, with_errors: bool) -> None:
         if self._buffer is not None and not with_errors:
-            self.store.put(self.path, self._buffer.getvalue())
+            with answering(f"keeping {self.path}"):
+                self.store.put(self.path, self._buffer.getvalue())
             self.data = self.store.get(self.path)
 
     def handle_delete(self) -> bool:
-        self.store.delete(self.path)
+        with answering(f"deleting {self.path}"):
+            self.store.delete(self.path)
         return True
 
     def handle_move(self, dest_path: str) -> bool:
@@ -86,7 +90,8 @@ class SideFile(DAVNonCollection):
     def _relocate(self, dest_path: str, *, keep_source: bool) -> bool:
         if not is_finder_metadata(dest_path.rstrip("/").rpartition("/")[2]):
             raise DAVError(HTTP_FORBIDDEN, "Finder metadata stays Finder metadata")
-        self.store.move(self.path, dest_path.rstrip("/"), keep_source=keep_source)
+        with answering(f"moving {self.path}"):
+            self.store.move(self.path, dest_path.rstrip("/"), keep_source=keep_source)
         return True
 
     def set_last_modified(self, dest_path: str, time_stamp, *, dry_run: bool) -> bool:

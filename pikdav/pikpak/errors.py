@@ -162,6 +162,11 @@ class Transient(PikPakError):
     """A fault worth retrying: 5xx, a dropped connection, an operation still in progress."""
 
 
+class StoreUnreachable(Transient):
+    """The shared token store (Redis) does not answer. Without its lock no refresh is made:
+    a second refresh elsewhere would kill the first one's single-use refresh token."""
+
+
 class LinkNotReady(Transient):
     """PikPak has the file but no download link for it yet (for a while after an upload)."""
 

@@ -32,6 +32,7 @@ from .errors import (
     PikPakError,
     RateLimited,
     Reaction,
+    StoreUnreachable,
     Transient,
     error_from_answer,
     not_json,
@@ -243,7 +244,9 @@ class Session:
                 and current.access_token
                 and current.expires_at > time.time() + 30
             ):
-                if not isinstance(exc, LoginPaused):  # a pause is logged when it starts
+                # A pause is logged when it starts, a shared store that does not answer by
+                # the instance's shared state when it goes away: not with every call.
+                if not isinstance(exc, LoginPaused | StoreUnreachable):
                     log.warning(
                         "%s: could not refresh the access token yet (%s); using the current one",
                         self.name,

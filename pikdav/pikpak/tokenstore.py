@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from pikdav.durable import write_durably
 
-from .errors import AuthError
+from .errors import AuthError, StoreUnreachable
 from .types import Token
 
 
@@ -167,11 +167,16 @@ class MemoryTokenStore:
 
 
 class RedisTokenStore:
-    """For several hosts: one Redis key per account and a Redis lock around refreshes."""
+    """For several hosts: one Redis key per account and a Redis lock around refreshes.
+
+    A Redis that does not answer is :class:`StoreUnreachable`: the session then keeps using
+    a token that still works, and refreshes nothing until Redis is back."""
 
     # Longer than a refresh can take with its retries (RetryPolicy.seconds), so the lock
     # cannot expire while its holder still refreshes.
-    def __init__(self, url: str, name: str, lock_timeout: float = 180.0) -> None:
+    def __init__(
+        self, url: str, name: str, lock_timeout: float = 180.0, save_for: float = 30.0
+    ) -> None:
         try:
             import redis
         except ImportError:
@@ -179,25 +184,51 @@ class RedisTokenStore:
                 "token_store is a redis:// URL but the redis package is missing; "
                 "install pikdav[redis]"
             ) from None
-        self._redis = redis.Redis.from_url(url)
+        self._errors = redis.RedisError
+        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._key = f"pikdav:auth:{name}"
         self._lock_timeout = lock_timeout
-        safe = url.split("@")[-1]  # never show a password in the URL
+        self._save_for = save_for
+        scheme, sep, rest = url.partition("://")
+        safe = scheme + sep + rest.rpartition("@")[2]  # never show a password in the URL
         self.description = f"redis {safe} key {self._key}"
 
+    def _unreachable(self, exc: Exception) -> StoreUnreachable:
+        return StoreUnreachable(
+            f"the shared token store ({self.description}) does not answer ({exc}); "
+            "no token is refreshed without its lock"
+        )
+
     def load(self) -> StoredAuth | None:
-        raw = self._redis.get(self._key)
+        try:
+            raw = self._redis.get(self._key)
+        except self._errors as exc:
+            raise self._unreachable(exc) from None
         return StoredAuth.from_json(json.loads(raw)) if raw else None
 
     def save(self, auth: StoredAuth) -> None:
-        self._redis.set(self._key, json.dumps(auth.to_json()))
+        # A rotated refresh token that does not reach Redis is lost to the other instances
+        # (PikPak killed the old one already), so a save keeps trying for a while.
+        deadline = time.monotonic() + self._save_for
+        while True:
+            try:
+                self._redis.set(self._key, json.dumps(auth.to_json()))
+                return
+            except self._errors as exc:
+                if time.monotonic() > deadline:
+                    raise self._unreachable(exc) from None
+                time.sleep(0.5)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         lock = self._redis.lock(
             self._key + ":lock", timeout=self._lock_timeout, blocking_timeout=self._lock_timeout
         )
-        if not lock.acquire():
+        try:
+            taken = lock.acquire()
+        except self._errors as exc:
+            raise self._unreachable(exc) from None
+        if not taken:
             raise TokenStoreError(f"could not take the refresh lock in {self.description}")
         try:
             yield

@@ -118,3 +118,6 @@ class LinkCache:
     @property
     def misses(self) -> int:
         return self._cache.misses
+
+    def forget_all(self) -> None:
+        self._cache.invalidate_all()

@@ -22,6 +22,10 @@ class StillUploading(MountError):
     """The file is still on its way to PikPak; moving or copying it must wait."""
 
 
+class UploadingElsewhere(MountError):
+    """The file is a waiting upload of another instance, which alone has its content."""
+
+
 class TooLarge(MountError):
     """The upload is larger than the gateway accepts."""
 

@@ -26,8 +26,9 @@ from .names import HIDDEN_PREFIX, is_finder_metadata, is_probe
 from .offline import MAX_DROP, DropFolder, is_drop, is_own
 from .pending import PendingUploads
 from .share import ShareSource, ShareStatus
+from .shared import SharedState
 from .sharelist import ShareListSource
-from .sidefiles import KEEP_LOCAL, SideStore
+from .sidefiles import KEEP_LOCAL, SideFiles, SideStore
 from .source import Source, WritableSource
 from .spool import SpoolFile, SpoolSettings
 from .tree import LISTING_TTL, DriveTree, Entry
@@ -54,17 +55,23 @@ class Mount:
         route: LinkRoute | None = None,
         offline: OfflineTasks | None = None,
         offline_folder: str | None = None,
+        shared: SharedState | None = None,
+        side_files: SideFiles | None = None,
     ) -> None:
         """``uploads_dir``: answer PUTs once the body is on local disk and upload in the
         background from there (the ``background_uploads`` option); ``cdn``: the HTTP session
         stored files are read through (:func:`pikdav.pikpak.http.cdn_session`); ``offline``:
         the account's offline downloads, landing in ``offline_folder`` (a path below the
-        mount's root; None: PikPak's "My Pack")."""
+        mount's root; None: PikPak's "My Pack"); ``shared``: the Redis that several instances
+        share (changes are refused while it is down, and invalidations reach every
+        instance); ``side_files``: where Finder's metadata files are kept (default: in
+        memory)."""
         self.name = name
         self.source = source
         self.read_only = read_only or not isinstance(source, WritableSource)
         self.keep_finder_metadata = finder_metadata == KEEP_LOCAL
-        self.side_files = SideStore()
+        self.side_files: SideFiles = side_files if side_files is not None else SideStore()
+        self.shared = shared
         self.quota_ttl = quota_ttl
         self._cdn = cdn
         self.offline = offline
@@ -74,13 +81,25 @@ class Mount:
         self._drop_id = ""  # the offline folder's id, once it exists
         self._quota: TtlCache[Quota] = TtlCache(1)
         spool = spool or SpoolSettings()
-        self.pending = PendingUploads(uploads_dir) if uploads_dir is not None else None
+        self.pending = (
+            PendingUploads(uploads_dir, shared=shared, channel=name)
+            if uploads_dir is not None
+            else None
+        )
         if uploads_dir is not None:
             # Bodies are spooled where they wait, so taking one over is a rename.
             spool = SpoolSettings(directory=str(uploads_dir), max_size=spool.max_size)
         self.spool = spool
         self.route = route
-        self.tree = DriveTree(source, root_id, listing_ttl, waiting=self.pending, route=route)
+        self.tree = DriveTree(
+            source,
+            root_id,
+            listing_ttl,
+            waiting=self.pending,
+            route=route,
+            shared=shared,
+            channel=name,
+        )
         self.writer: TreeWriter | None = None
         if isinstance(source, WritableSource):
             self.writer = TreeWriter(source, self.tree, use_trash=use_trash)
@@ -141,6 +160,8 @@ class Mount:
         return folder.id == self._drop_id
 
     def link(self, entry: Entry, *, fresh: bool = False) -> Link:
+        if entry.uploading and self.pending is not None:
+            self.pending.not_elsewhere(entry)  # PikPak has no link for it yet
         return self.tree.link(entry, fresh=fresh)
 
     def open(
@@ -201,6 +222,9 @@ class Mount:
     def _writer(self, name: str | None = None) -> TreeWriter:
         if self.read_only or self.writer is None:
             raise ReadOnly("this folder is read-only")
+        if self.shared is not None:
+            # A change the other instances might not hear of is no change to make.
+            self.shared.check()
         if name is not None and name.startswith(HIDDEN_PREFIX):
             raise NotAllowed(f"names starting with {HIDDEN_PREFIX} are the gateway's own")
         return self.writer
@@ -256,6 +280,7 @@ class Mount:
         writer = self._writer()
         self._not_own(entry)
         if entry.uploading and self.pending is not None:
+            self.pending.not_elsewhere(entry)  # only its owner can cancel it
             self.pending.cancel(parent.id, entry.name)
             stored = self.tree.child(parent, entry.name, stored_only=True)
             if stored is not None:

@@ -10,6 +10,11 @@ PikPak has it, the file is listed and readable from there; a restart resumes eve
 still in the folder; failures are retried with backoff and, when final, logged and kept there
 for the user. A DELETE cancels a waiting upload; MOVE and COPY of a file still uploading are
 refused with 409 (try again once it is stored).
+
+Several instances on one Redis: an upload stays with the instance that received it (its own
+state_dir; no shared disk is assumed), and is announced to the others on Redis, so that every
+instance lists it as uploading. Another instance refuses a DELETE or a GET of it with 423
+(only the owner has the bytes); once it is stored, every instance lists the stored file.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import logging
 import os
 import queue
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +36,8 @@ from pikdav.durable import fsync_path, write_durably
 from pikdav.pikpak.errors import LoginPaused, PikPakError
 from pikdav.pikpak.retry import BACKGROUND_UPLOADS, RetryPolicy
 
+from .errors import UploadingElsewhere
+from .shared import SharedState, SharedStateDown
 from .spool import SPOOL_PREFIX
 from .tree import Entry
 from .writer import TreeWriter
@@ -77,7 +85,16 @@ class _Body:
 class PendingUploads:
     retry = BACKGROUND_UPLOADS  # when to try a failed upload again, and when to stop
 
-    def __init__(self, directory: Path, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        retry: RetryPolicy | None = None,
+        *,
+        shared: SharedState | None = None,
+        channel: str = "",
+    ) -> None:
+        """``shared``: announce uploads to the other instances on Redis, and hear theirs
+        (on the channel ``uploads:<channel>``, the mount's name)."""
         if retry is not None:
             self.retry = retry
         self.directory = directory
@@ -85,6 +102,11 @@ class PendingUploads:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = threading.Lock()
         self._waiting: dict[str, Waiting] = {}
+        self._elsewhere: dict[str, Waiting] = {}  # other instances' uploads, by id
+        self.shared = shared
+        self._owner = f"{socket.gethostname()}:{self.directory.resolve()}"
+        self._announced = shared.key("uploading", channel) if shared else ""
+        self._channel = f"uploads:{channel}"
         self._queue: queue.Queue[str] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._current = ""  # the id of the upload going up now
@@ -103,6 +125,10 @@ class PendingUploads:
             log.info(
                 "resuming the upload of %s (%d B) left from before a restart", item.name, item.size
             )
+        if shared is not None:
+            shared.on_notice(self._channel, self._heard)
+            shared.on_return(self._resync)
+            self._resync()
 
     def _sweep(self) -> None:
         """Drop what a stop left half-made: bodies still arriving, journals being written,
@@ -125,16 +151,96 @@ class PendingUploads:
         data = json.dumps(dataclasses.asdict(item)).encode()
         write_durably(self._journal_path(item.id), data, temp_prefix=_JOURNAL_PREFIX)
 
+    # ------------------------------------------------------------------ other instances
+    def _announce(self, item: Waiting) -> None:
+        if self.shared is None:
+            return
+        text = json.dumps({"owner": self._owner, **dataclasses.asdict(item)})
+        try:
+            self.shared.call(lambda r: r.hset(self._announced, item.id, text))
+        except SharedStateDown:
+            return  # announced again when Redis is back (_resync)
+        self.shared.notify(self._channel, {"added": json.loads(text)})
+
+    def _withdraw(self, upload_id: str) -> None:
+        if self.shared is None:
+            return
+        try:
+            self.shared.call(lambda r: r.hdel(self._announced, upload_id))
+        except SharedStateDown:
+            return  # withdrawn when Redis is back (_resync)
+        self.shared.notify(self._channel, {"gone": upload_id})
+
+    def _heard(self, message: dict) -> None:
+        added, gone = message.get("added"), message.get("gone")
+        if isinstance(added, dict):
+            item = self._read(added)
+            if item is not None:
+                with self._lock:
+                    self._elsewhere[item.id] = item
+        if isinstance(gone, str):
+            with self._lock:
+                self._elsewhere.pop(gone, None)
+
+    def _read(self, data: dict) -> Waiting | None:
+        if data.get("owner") == self._owner:
+            return None
+        fields = {f.name for f in dataclasses.fields(Waiting)}
+        try:
+            return Waiting(**{k: v for k, v in data.items() if k in fields})
+        except TypeError:
+            return None
+
+    def _resync(self) -> None:
+        """Redis holds exactly our waiting uploads, and we know everyone else's (at the
+        start, and when Redis is back: notices may have been missed meanwhile)."""
+        assert self.shared is not None
+
+        def sync(r) -> dict:
+            announced = {k.decode(): json.loads(v) for k, v in r.hgetall(self._announced).items()}
+            with self._lock:
+                ours = {i: dataclasses.asdict(w) for i, w in self._waiting.items()}
+            stale = [i for i, d in announced.items() if d.get("owner") == self._owner]
+            stale = [i for i in stale if i not in ours]
+            if stale:
+                r.hdel(self._announced, *stale)
+            for upload_id, data in ours.items():
+                r.hset(self._announced, upload_id, json.dumps({"owner": self._owner, **data}))
+            return announced
+
+        try:
+            announced = self.shared.call(sync)
+        except SharedStateDown:
+            return
+        elsewhere = {w.id: w for d in announced.values() if (w := self._read(d)) is not None}
+        with self._lock:
+            self._elsewhere = {i: w for i, w in elsewhere.items() if i not in self._waiting}
+
     # ------------------------------------------------------------------ overlay
     def in_folder(self, folder_id: str) -> dict[str, Entry]:
         with self._lock:
-            return {w.name: w.entry for w in self._waiting.values() if w.folder_id == folder_id}
+            found = {w.name: w.entry for w in self._elsewhere.values() if w.folder_id == folder_id}
+            found |= {w.name: w.entry for w in self._waiting.values() if w.folder_id == folder_id}
+            return found
 
     def local_file(self, entry: Entry) -> Path | None:
+        """The waiting upload's body on this instance's disk; :class:`UploadingElsewhere`
+        for an upload another instance holds."""
         if not entry.uploading:
             return None
+        self.not_elsewhere(entry)
         path = self.data_path(entry.id)
         return path if path.exists() else None
+
+    def not_elsewhere(self, entry: Entry) -> None:
+        """:class:`UploadingElsewhere` when ``entry`` is another instance's waiting upload."""
+        with self._lock:
+            elsewhere = entry.uploading and entry.id in self._elsewhere
+        if elsewhere:
+            raise UploadingElsewhere(
+                "the file is still uploading through another instance of the gateway, which "
+                "alone has its content; try again when the upload has finished"
+            )
 
     # ------------------------------------------------------------------ changes
     def add(self, folder: Entry, name: str, data: Path, size: int, gcid: str) -> Entry:
@@ -151,6 +257,7 @@ class PendingUploads:
         self._write_journal(item)  # flushed, renamed, and the folder flushed again
         with self._lock:
             self._waiting[item.id] = item
+        self._announce(item)
         self._queue.put(item.id)
         self._start()
         return item.entry
@@ -169,6 +276,7 @@ class PendingUploads:
     def _forget(self, upload_id: str) -> None:
         self._journal_path(upload_id).unlink(missing_ok=True)
         self.data_path(upload_id).unlink(missing_ok=True)
+        self._withdraw(upload_id)
 
     # ------------------------------------------------------------------ the worker
     def _start(self) -> None:

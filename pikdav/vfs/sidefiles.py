@@ -8,6 +8,9 @@ default (``finder_metadata: keep_local``) pikdav accepts them, keeps them in mem
 long as it runs, and never sends them to PikPak; Finder behaves as on any server, and the
 drive stays clean. What is lost on a restart is Finder's window layout and tags for files
 copied through pikdav. ``finder_metadata: store`` uploads them like any file instead.
+
+Several instances behind a load balancer keep them on the shared Redis instead
+(:class:`RedisSideStore`), bounded in the same way and each kept for a week after its last use.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Protocol
+
+from .shared import SharedState, SharedStateDown
 
 KEEP_LOCAL, STORE = "keep_local", "store"
 FINDER_METADATA = (KEEP_LOCAL, STORE)  # the mount option finder_metadata
@@ -25,6 +31,20 @@ FINDER_METADATA = (KEEP_LOCAL, STORE)  # the mount option finder_metadata
 class SideFileData:
     content: bytes
     modified: float
+
+
+class SideFiles(Protocol):
+    """Where a mount keeps Finder's metadata files (paths are the DAV paths)."""
+
+    max_file: int
+
+    def get(self, path: str) -> SideFileData | None: ...
+
+    def put(self, path: str, content: bytes) -> None: ...
+
+    def delete(self, path: str) -> None: ...
+
+    def move(self, src: str, dest: str, *, keep_source: bool = False) -> None: ...
 
 
 class SideStore:
@@ -74,3 +94,115 @@ class SideStore:
         old = self._files.pop(path, None)
         if old is not None:
             self._size -= len(old.content)
+
+
+class RedisSideStore:
+    """Finder's side files on the shared Redis, for every instance: at most ``max_bytes`` in
+    all (least recently used first out), ``max_file`` each, each kept ``keep`` seconds after
+    its last use. While Redis is down a side file reads as absent (Finder writes it again)
+    and a write is refused with :class:`SharedStateDown`."""
+
+    def __init__(
+        self,
+        shared: SharedState,
+        mount: str,
+        *,
+        max_bytes: int = 64 << 20,
+        max_file: int = 4 << 20,
+        keep: float = 7 * 86400,
+    ) -> None:
+        self.shared = shared
+        self.max_bytes = max_bytes
+        self.max_file = max_file
+        self.keep = keep
+        self._index = shared.key("side", mount, "used")  # path -> time of last use
+        self._sizes = shared.key("side", mount, "sizes")  # path -> bytes
+        self._prefix = shared.key("side", mount, "file", "")
+
+    def _key(self, path: str) -> str:
+        return self._prefix + path
+
+    def get(self, path: str) -> SideFileData | None:
+        def read(r):
+            with r.pipeline() as p:
+                p.hmget(self._key(path), "content", "modified")
+                p.expire(self._key(path), int(self.keep))
+                (content, modified), _ = p.execute()
+            if content is None:
+                return None
+            r.zadd(self._index, {path: time.time()})
+            return SideFileData(content, float(modified))
+
+        try:
+            return self.shared.call(read)
+        except SharedStateDown:
+            return None
+
+    def put(self, path: str, content: bytes) -> None:
+        now = time.time()
+
+        def write(r):
+            with r.pipeline() as p:
+                p.hset(self._key(path), mapping={"content": content, "modified": now})
+                p.expire(self._key(path), int(self.keep))
+                p.zadd(self._index, {path: now})
+                p.hset(self._sizes, path, len(content))
+                p.execute()
+            self._bound(r, now)
+
+        self.shared.call(write)
+
+    def _bound(self, r, now: float) -> None:
+        # Files that expired by themselves leave their index rows: drop those first.
+        for gone in r.zrangebyscore(self._index, "-inf", now - self.keep):
+            self._drop(r, gone.decode())
+        total = sum(int(v) for v in r.hvals(self._sizes))
+        while total > self.max_bytes:
+            oldest = r.zrange(self._index, 0, 0)
+            if not oldest:
+                break
+            path = oldest[0].decode()
+            total -= int(r.hget(self._sizes, path) or 0)
+            self._drop(r, path)
+
+    def _drop(self, r, path: str) -> None:
+        with r.pipeline() as p:
+            p.delete(self._key(path))
+            p.zrem(self._index, path)
+            p.hdel(self._sizes, path)
+            p.execute()
+
+    def _under(self, r, path: str) -> list[str]:
+        prefix = path.rstrip("/") + "/"
+        return [
+            k for k in (m.decode() for m in r.zrange(self._index, 0, -1))
+            if k == path or k.startswith(prefix)
+        ]  # fmt: skip
+
+    def delete(self, path: str) -> None:
+        def drop(r):
+            for key in self._under(r, path):
+                self._drop(r, key)
+
+        self.shared.call(drop)
+
+    def move(self, src: str, dest: str, *, keep_source: bool = False) -> None:
+        now = time.time()
+
+        def relocate(r):
+            for key in self._under(r, src):
+                content, modified = r.hmget(self._key(key), "content", "modified")
+                if content is None:
+                    continue
+                new = dest + key[len(src) :]
+                if not keep_source:
+                    self._drop(r, key)
+                with r.pipeline() as p:
+                    p.hset(self._key(new), mapping={"content": content, "modified": modified})
+                    p.expire(self._key(new), int(self.keep))
+                    p.zadd(self._index, {new: now})
+                    p.hset(self._sizes, new, len(content))
+                    p.execute()
+            self._bound(r, now)
+
+        self.shared.call(relocate)

@@ -17,6 +17,7 @@ from pikdav.pikpak.types import File, Link
 
 from .cache import LinkCache, TtlCache
 from .names import HIDDEN_PREFIX, MAX_NAME, content_type, shown_name
+from .shared import SharedState
 from .source import Source
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,11 @@ class Waiting(Protocol):
 
 class DriveTree:
     """A mount's items as paths: cached listings of its source, with waiting uploads shown
-    in their folders (a waiting upload is newer than a stored item of its name)."""
+    in their folders (a waiting upload is newer than a stored item of its name).
+
+    With ``shared`` (several instances on one Redis), every invalidation is also sent to the
+    other instances on the channel ``changes:<channel>``, and theirs are applied here: each
+    instance drops exactly the folders and links a write touched, wherever it was made."""
 
     def __init__(
         self,
@@ -123,6 +128,8 @@ class DriveTree:
         waiting: Waiting | None = None,
         max_folders: int = 4096,
         route: LinkRoute | None = None,
+        shared: SharedState | None = None,
+        channel: str = "",
     ) -> None:
         """``route``: how links are rewritten when handed out (download domain, CDN node)."""
         self.source = source
@@ -132,6 +139,11 @@ class DriveTree:
         self.waiting = waiting
         self.listings: TtlCache[Listing] = TtlCache(max_folders)
         self.links = LinkCache()
+        self.shared = shared
+        self._channel = f"changes:{channel}"
+        if shared is not None:
+            shared.on_notice(self._channel, self._apply_notice)
+            shared.on_return(self.forget_everything)
 
     @property
     def root(self) -> Entry:
@@ -198,13 +210,31 @@ class DriveTree:
 
     # ------------------------------------------------------------------ invalidation
     def folder_changed(self, folder_id: str) -> None:
-        self.listings.invalidate(folder_id)
+        self._invalidate([folder_id], [])
 
     def item_changed(self, entry: Entry, parent_id: str) -> None:
-        self.links.forget(entry.id)
-        self.listings.invalidate(parent_id)
-        if entry.is_folder:
-            self.listings.invalidate(entry.id)
+        folders = [parent_id, entry.id] if entry.is_folder else [parent_id]
+        self._invalidate(folders, [entry.id])
 
     def forget_everything(self) -> None:
         self.listings.invalidate_all()
+        self.links.forget_all()
+
+    def _invalidate(self, folders: list[str], links: list[str]) -> None:
+        self._drop(folders, links)
+        if self.shared is not None:
+            self.shared.notify(self._channel, {"folders": folders, "links": links})
+
+    def _drop(self, folders: Iterable[str], links: Iterable[str]) -> None:
+        for folder_id in folders:
+            self.listings.invalidate(folder_id)
+        for file_id in links:
+            self.links.forget(file_id)
+
+    def _apply_notice(self, message: Mapping[str, object]) -> None:
+        """Another instance changed these folders and items: drop what we cached of them."""
+        folders, links = message.get("folders"), message.get("links")
+        self._drop(
+            [f for f in folders if isinstance(f, str)] if isinstance(folders, list) else [],
+            [f for f in links if isinstance(f, str)] if isinstance(links, list) else [],
+        )

@@ -15,6 +15,8 @@ import requests
 
 from pikdav.dav import limits
 from pikdav.dav.deadprops import CappedPropertyManager
+from pikdav.dav.shared import SharedPropertyManager
+from pikdav.vfs.shared import SharedState
 from tests.support.gateway import DAV_PASSWORD, DAV_USER
 from tests.support.pikpak_raw import control
 
@@ -50,9 +52,12 @@ def head_of(method: str, path: str, gw, extra: str) -> str:
     )
 
 
-@pytest.fixture
-def gw(make_gateway, emulator):
-    gw = make_gateway(download="proxy")
+@pytest.fixture(params=["in memory", "on redis"])
+def gw(request, make_gateway, emulator):
+    """A gateway whose dead properties are in memory, or on the Redis of several instances
+    (the same caps hold for both)."""
+    shared = {"redis": request.getfixturevalue("redis_url")} if request.param == "on redis" else {}
+    gw = make_gateway(download="proxy", **shared)
     control(
         emulator.base_url,
         "files",
@@ -131,9 +136,16 @@ def test_dead_properties_are_capped_per_value_and_per_item(gw):
     assert "200 OK" in other.text
 
 
-def test_the_store_keeps_its_count_through_moves_copies_and_deletes(monkeypatch):
+@pytest.fixture(params=["in memory", "on redis"])
+def store(request):
+    if request.param == "in memory":
+        return CappedPropertyManager()
+    shared = SharedState(request.getfixturevalue("redis_url"))
+    return SharedPropertyManager(shared)
+
+
+def test_the_store_keeps_its_count_through_moves_copies_and_deletes(monkeypatch, store):
     monkeypatch.setattr(limits, "DEAD_PROPERTIES_MAX", 1000)
-    store = CappedPropertyManager()
     store.write_property("/m/a", "{urn:x}p", b"x" * 400)
     store.write_property("/m/b/", "{urn:x}p", b"y" * 300)
     store.write_property("/m/b/c", "{urn:x}q", b"z" * 100)

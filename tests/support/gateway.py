@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pikdav.assembly import build_app, build_mounts, make_server
+from pikdav.assembly import build_app, build_mounts, make_server, shared_state
 from pikdav.config import Config, parse_config
 from pikdav.dav.auth import hash_password
 from pikdav.emulator import Emulator
@@ -33,12 +33,16 @@ class Gateway:
     def stop(self) -> None:
         self.server.stop()
         self.thread.join(timeout=10)
+        shared = shared_state(self.mounts)
+        if shared is not None:
+            shared.close()
 
 
 def start_gateway(emulator: Emulator, state_dir: Path, **mount: Any) -> Gateway:
     server_opts = mount.pop("server", {})
     # Keys of the account to add, or to leave out (given as None).
     account_opts = mount.pop("account_options", {})
+    redis = mount.pop("redis", None)  # the Redis several instances share
     users = mount.pop("users", None) or {DAV_USER: {"password_hash": _HASH, "mounts": ["*"]}}
     top = {key: mount.pop(key) for key in ("notify",) if key in mount}
     data = {
@@ -59,6 +63,8 @@ def start_gateway(emulator: Emulator, state_dir: Path, **mount: Any) -> Gateway:
     }
     account = data["accounts"]["main"]
     data["accounts"]["main"] = {k: v for k, v in account.items() if v is not None}
+    if redis is not None:
+        data["redis"] = redis
     config = parse_config(data, "test-config.yaml")
     mounts = build_mounts(config)
     server = make_server(config, build_app(config, mounts))

@@ -11,40 +11,54 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-@contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is missing: install Debian's redis-server (.ci/run does)"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+class RedisProcess:
+    """A redis-server that a test may stop and start again on the same port; with
+    ``persistent``, every write is in its append-only file first, so a restart keeps it."""
+
+    def __init__(self, workdir: Path, *, persistent: bool = False) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is missing: install Debian's redis-server (.ci/run does)"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        durable = ["--appendonly", "yes", "--appendfsync", "always"]
+        self.command = [
+            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            *(durable if persistent else ["--appendonly", "no"]), "--dir", str(workdir),
+        ]  # fmt: skip
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.time() + 10
         while True:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
             except OSError:
                 assert time.time() < deadline, "redis-server did not start"
                 time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@contextmanager
+def redis_process(workdir: Path, *, persistent: bool = False) -> Iterator[RedisProcess]:
+    server = RedisProcess(workdir, persistent=persistent)
+    server.start()
+    try:
+        yield server
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        server.stop()
+
+
+@contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    with redis_process(workdir) as server:
+        yield server.url

@@ -1,0 +1,213 @@
+"""State that several gateways behind one load balancer share, on one Redis (the top-level
+``redis:`` setting): the link to Redis, whether it answers, and the change notices that keep
+every instance's listings and links coherent.
+
+Every instance talks to Redis through one :class:`SharedState`. A call that Redis does not
+answer marks it down (one log line), and the caller gets :class:`SharedStateDown`, which the
+DAV layer answers with 503 and the reason. A listener thread holds the pub/sub connection; it
+notices when Redis comes back (one log line) and then tells every tree to forget what it has
+cached, because change notices sent meanwhile may have been missed.
+
+Listings themselves stay in each instance (no bulk data goes through Redis); only the ids of
+the folders and files a write touched do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis
+
+from .errors import MountError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PREFIX = "pikdav:"
+_RETRY = 0.5  # seconds between tries to reach Redis again while it is down
+_TIMEOUT = 2.0  # seconds a Redis call may take before Redis counts as down
+
+
+# What says Redis cannot be reached; any other error of Redis is a fault of the request,
+# not a reason to refuse every change on this instance.
+_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+
+
+class SharedStateDown(MountError):
+    """Redis, which holds what the instances share, does not answer; the message says so."""
+
+
+@dataclass(frozen=True)
+class SharedStatus:
+    """What the status page shows about the shared state."""
+
+    where: str  # the Redis address, without a password
+    up: bool
+    since: float  # Unix time of the last change of ``up``
+    problem: str  # why it is down ("" while up)
+
+
+def shown_url(url: str) -> str:
+    """A Redis URL as it may be logged: without the user and password."""
+    scheme, sep, rest = url.partition("://")
+    return scheme + sep + rest.rpartition("@")[2]
+
+
+class SharedState:
+    """One instance's link to the shared Redis (see the module docstring)."""
+
+    def __init__(self, url: str, *, timeout: float = _TIMEOUT) -> None:
+        self.url = url
+        self.where = shown_url(url)
+        self.instance = secrets.token_hex(6)  # tells this instance's own notices apart
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        self._guard = threading.Lock()
+        self._up = True
+        self._since = time.time()
+        self._problem = ""
+        self._channels: dict[str, Callable[[dict[str, Any]], None]] = {}
+        self._on_return: list[Callable[[], None]] = []
+        self._listener: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._subscribed = threading.Event()
+
+    def __repr__(self) -> str:
+        return f"SharedState({self.where})"
+
+    def key(self, *parts: str) -> str:
+        return PREFIX + ":".join(parts)
+
+    # ------------------------------------------------------------------ health
+    @property
+    def up(self) -> bool:
+        return self._up
+
+    def status(self) -> SharedStatus:
+        with self._guard:
+            return SharedStatus(self.where, self._up, self._since, self._problem)
+
+    def check(self) -> None:
+        """:class:`SharedStateDown` now while Redis is known to be down."""
+        if not self._up:
+            raise self._down_error()
+
+    def _down_error(self) -> SharedStateDown:
+        return SharedStateDown(
+            "the shared state (Redis) is unreachable; changes are refused until it is back"
+        )
+
+    def call(self, action: Callable[[redis.Redis], T]) -> T:
+        """``action(client)``; a Redis that does not answer marks the state down and raises
+        :class:`SharedStateDown`."""
+        try:
+            result = action(self.client)
+        except _UNREACHABLE as exc:
+            self.went_down(exc)
+            raise self._down_error() from None
+        return result
+
+    def went_down(self, exc: Exception) -> None:
+        with self._guard:
+            if not self._up:
+                return
+            self._up, self._since = False, time.time()
+            self._problem = f"{type(exc).__name__}: {exc}"
+        log.error(
+            "the shared state at %s is unreachable (%s): reads are served from local "
+            "caches, changes answer 503 until it is back",
+            self.where,
+            self._problem,
+        )
+
+    def _came_back(self) -> None:
+        with self._guard:
+            if self._up:
+                return
+            self._up, self._since, self._problem = True, time.time(), ""
+        log.warning("the shared state at %s is reachable again: full service", self.where)
+        for forget in list(self._on_return):
+            forget()
+
+    # ------------------------------------------------------------------ change notices
+    def on_notice(self, channel: str, handle: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``handle(message)`` for every notice another instance sends on ``channel``."""
+        self._channels[self.key(channel)] = handle
+
+    def on_return(self, forget: Callable[[], None]) -> None:
+        """Call ``forget()`` when Redis is back after being down (notices may be lost)."""
+        self._on_return.append(forget)
+
+    def notify(self, channel: str, message: dict[str, Any]) -> None:
+        """Send ``message`` to the other instances; a Redis that does not answer is logged
+        (by :meth:`went_down`) and not raised: the change is done, and every instance forgets
+        its caches when Redis is back."""
+        body = json.dumps({"from": self.instance, **message})
+        try:
+            self.client.publish(self.key(channel), body)
+        except _UNREACHABLE as exc:
+            self.went_down(exc)
+
+    def start(self) -> None:
+        """Listen for notices (after every :meth:`on_notice`), until :meth:`close`."""
+        if self._listener is None and self._channels:
+            self._listener = threading.Thread(
+                target=self._listen, name="pikdav-shared-state", daemon=True
+            )
+            self._listener.start()
+            self._subscribed.wait(timeout=_TIMEOUT)
+
+    def close(self) -> None:
+        """Stop listening; the listener (a daemon thread) ends within ``_RETRY`` seconds,
+        quietly, whatever Redis does meanwhile."""
+        self._stopping.set()
+
+    def _listen(self) -> None:
+        while not self._stopping.is_set():
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(*self._channels)
+                self._subscribed.set()
+                self._came_back()
+                while not self._stopping.is_set():
+                    message = pubsub.get_message(timeout=_RETRY)
+                    if message is not None:
+                        self._deliver(message)
+                    elif not self._up:
+                        self.client.ping()  # a call failed elsewhere: is it back?
+                        self._came_back()
+            except redis.RedisError as exc:
+                if self._stopping.is_set():
+                    break
+                self.went_down(exc)
+                self._stopping.wait(_RETRY)
+            finally:
+                try:
+                    pubsub.close()
+                except redis.RedisError:
+                    pass
+
+    def _deliver(self, message: dict[str, Any]) -> None:
+        channel = message.get("channel", b"")
+        channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+        handle = self._channels.get(channel)
+        try:
+            data = json.loads(message.get("data") or b"{}")
+        except ValueError:
+            log.warning("ignoring a change notice on %s that is not JSON", channel)
+            return
+        if handle is None or not isinstance(data, dict) or data.get("from") == self.instance:
+            return
+        try:
+            handle(data)
+        except Exception:  # one bad notice must not end the listener
+            log.exception("could not apply a change notice on %s", channel)

@@ -1,0 +1,44 @@
+"""The shared state's own health, as the status page shows it: down when Redis stops answering,
+up again by itself when it is back, and never a password in what it shows."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from pikdav.vfs.shared import SharedState, SharedStateDown, shown_url
+from tests.support.redis_server import redis_process
+
+
+def test_redis_going_away_and_coming_back_is_seen_and_shown(tmp_path):
+    with redis_process(tmp_path, persistent=True) as redis:
+        shared = SharedState(redis.url)
+        heard: list[str] = []
+        shared.on_notice("changes:pikpak", lambda message: heard.append("notice"))
+        shared.on_return(lambda: heard.append("back"))
+        shared.start()
+        try:
+            assert shared.status().up and shared.status().problem == ""
+            for cycle in range(1, 4):
+                redis.stop()
+                with pytest.raises(SharedStateDown):
+                    shared.call(lambda r: r.ping())
+                status = shared.status()
+                assert not status.up and "ConnectionError" in status.problem
+                with pytest.raises(SharedStateDown, match="Redis"):
+                    shared.check()  # changes are refused at once, without asking Redis
+                redis.start()
+                deadline = time.monotonic() + 5
+                while not shared.status().up:
+                    assert time.monotonic() < deadline, "not back within 5 s"
+                    time.sleep(0.05)
+                assert heard.count("back") == cycle  # every cache forgets, once per return
+        finally:
+            shared.close()
+
+
+def test_a_redis_url_is_shown_without_its_password():
+    assert shown_url("rediss://pikdav:s3cret@db.example:6380/1") == "rediss://db.example:6380/1"
+    assert shown_url("unix:///run/redis.sock") == "unix:///run/redis.sock"
+    assert SharedState("redis://:s3cret@127.0.0.1:1/0").status().where == "redis://127.0.0.1:1/0"

@@ -1,0 +1,86 @@
+"""Several instances on one Redis keep one view of the drive: a write through any of them
+drops, on every instance and within a second, exactly the listings and links it touched;
+the listings themselves stay in each instance."""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+import requests
+
+from tests.support.davclients import put_files
+from tests.support.pikpak_raw import control
+
+COHERENT_WITHIN = 1.0  # seconds (the issue's bound)
+
+
+def names_in(gw, path: str) -> set[str]:
+    answer = requests.request(
+        "PROPFIND", gw.url + path, auth=gw.auth, headers={"Depth": "1"}, timeout=30
+    )
+    assert answer.status_code == 207, answer.text
+    hrefs = [h.text or "" for h in ET.fromstring(answer.content).iter("{DAV:}href")]
+    return {requests.utils.unquote(h.rstrip("/").rpartition("/")[2]) for h in hrefs[1:]}
+
+
+def list_calls(emulator) -> int:
+    return control(emulator.base_url, "stats", method="GET")["total"]["list"]
+
+
+def seen_within(check, limit: float) -> float:
+    """Seconds until ``check()`` holds, polling; fails after ``limit``."""
+    began = time.monotonic()
+    while not check():
+        assert time.monotonic() - began < limit, f"not seen within {limit} s"
+        time.sleep(0.02)
+    return time.monotonic() - began
+
+
+@pytest.fixture
+def three(redis_url, make_gateway, emulator):
+    put_files(emulator, {"Docs/old.txt": b"old", "Movies/a.mp4": b"movie"})
+    return [make_gateway(download="proxy", redis=redis_url) for _ in range(3)]
+
+
+def test_a_put_through_one_instance_is_listed_by_the_others_within_a_second(three, emulator):
+    a, b, c = three
+    for gw in (a, b, c):
+        assert names_in(gw, "/pikpak/Docs/") == {"old.txt"}
+        assert names_in(gw, "/pikpak/Movies/") == {"a.mp4"}
+    for cycle in range(5):
+        name = f"new{cycle}.txt"
+        put = requests.put(f"{a.url}/pikpak/Docs/{name}", data=b"x", auth=a.auth, timeout=30)
+        assert put.status_code == 201
+        for gw in (b, c):
+            seen_within(
+                lambda gw=gw, name=name: name in names_in(gw, "/pikpak/Docs/"), COHERENT_WITHIN
+            )
+        gone = requests.delete(f"{c.url}/pikpak/Docs/{name}", auth=c.auth, timeout=30)
+        assert gone.status_code == 204
+        for gw in (a, b):
+            seen_within(
+                lambda gw=gw, name=name: name not in names_in(gw, "/pikpak/Docs/"), COHERENT_WITHIN
+            )
+    time.sleep(0.2)  # no notice is still on its way
+    before = list_calls(emulator)
+    for gw in (a, b, c):
+        # The folder no write touched was never dropped: still served from each cache.
+        assert names_in(gw, "/pikpak/Movies/") == {"a.mp4"}
+    assert list_calls(emulator) == before
+    for gw in (a, b, c):
+        assert names_in(gw, "/pikpak/Docs/") == {"old.txt"}
+    # C deleted last: only its own listing of Docs was still to be made again.
+    assert list_calls(emulator) == before + 1
+
+
+def test_without_the_shared_redis_another_instance_keeps_its_stale_listing(make_gateway, emulator):
+    """What the shared Redis fixes: two lone instances disagree for a listing's lifetime."""
+    put_files(emulator, {"Docs/old.txt": b"old"})
+    a, b = make_gateway(download="proxy"), make_gateway(download="proxy")
+    assert names_in(b, "/pikpak/Docs/") == {"old.txt"}
+    put = requests.put(f"{a.url}/pikpak/Docs/new.txt", data=b"x", auth=a.auth, timeout=30)
+    assert put.status_code == 201
+    time.sleep(COHERENT_WITHIN)
+    assert names_in(b, "/pikpak/Docs/") == {"old.txt"}
