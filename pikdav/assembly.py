@@ -20,6 +20,7 @@ from .pikpak import http, identity, links
 from .pikpak.cdn import CdnSession
 from .pikpak.drive import Drive
 from .pikpak.retry import RetryPolicy
+from .pikpak.segments import BlockCache, SegmentPlan, Streams
 from .pikpak.session import Credentials, Session
 from .pikpak.tokenstore import open_store
 from .vfs.mount import Mount
@@ -117,6 +118,9 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
     sessions = sessions if sessions is not None else {}
     sources: dict[tuple[str, str], DriveSource] = {}
     cdns: dict[str, CdnSession] = {}
+    streams: dict[str, Streams] = {}
+    # One cache for every stream: players re-read the same header and index blocks.
+    cache = BlockCache(config.server.stream_cache) if config.server.stream_cache else None
     spool = SpoolSettings(
         directory=str(config.server.temp_dir) if config.server.temp_dir else None,
         max_size=config.server.max_upload_size,
@@ -130,6 +134,7 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
             )
             sessions[account.name] = session
             cdns[account.name] = http.cdn_session(session.connection)
+            streams[account.name] = Streams(connections=account.cdn_connections, cache=cache)
         cdn = cdns[account.name]
         kind = (account.name, settings.link)
         if kind not in sources:
@@ -154,6 +159,8 @@ def build_mounts(config: Config, sessions: dict[str, Session] | None = None) -> 
                 uploads_dir=config.state_dir / "uploads" / settings.name if background else None,
                 finder_metadata=settings.finder_metadata,
                 route=route,
+                streams=streams[account.name],
+                stream_plan=SegmentPlan(connections=settings.stream_connections),
             )
         )
     return mounts

@@ -25,6 +25,12 @@ from .dav.policy import DEFAULT_FORCE_PROXY_USER_AGENTS, MODES, IPAddress, IPNet
 from .pikpak.http import API_DOMAIN, NO_PROXY, PROXY_SCHEMES, api_hosts
 from .pikpak.identity import PLATFORMS
 from .pikpak.links import AUTO, KEEP, OFF
+from .pikpak.segments import (
+    ACCOUNT_CONNECTIONS,
+    LINK_CONNECTIONS,
+    STREAM_CACHE,
+    STREAM_CONNECTIONS,
+)
 from .pikpak.tokenstore import MEMORY, store_kind
 from .pikpak.types import LINK_KINDS
 from .vfs.sidefiles import FINDER_METADATA
@@ -50,6 +56,7 @@ class ServerConfig:
     max_upload_size: int | None = None  # bytes
     temp_dir: Path | None = None
     login_failures: LoginFailures = field(default_factory=LoginFailures)
+    stream_cache: int = STREAM_CACHE  # bytes of recently streamed pieces kept; 0: none
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,8 @@ class AccountConfig:
         object.__setattr__(self, "user_api", self.user_api or user_api)
         object.__setattr__(self, "drive_api", self.drive_api or drive_api)
 
+    cdn_connections: int = ACCOUNT_CONNECTIONS  # at once to PikPak's download servers
+
 
 @dataclass(frozen=True)
 class MountConfig:
@@ -91,6 +100,7 @@ class MountConfig:
     download_domain: str = KEEP  # or a domain links' hosts are moved to
     cdn_node: str = OFF  # auto: the fastest node that answers; or a node's name or host
     cdn_nodes: tuple[str, ...] = ()  # probed with auto, beside those in pikpak/cdn_nodes.txt
+    stream_connections: int = STREAM_CONNECTIONS  # per proxied stream; 1: one connection
 
 
 UserConfig = DavUser  # a DAV user is what pikdav.dav.auth checks logins against
@@ -180,6 +190,13 @@ class _Reader(Checker):
             ) from None
         return parse_ip(text)  # an IPv4-mapped IPv6 address becomes IPv4
 
+    def stream_cache(self, path: str, value: Any) -> int:
+        if value in (0, None, False):
+            return 0
+        size = self.size(path, value)
+        assert size is not None
+        return size
+
     # -- sections --
 
     def config(self, data: Any) -> Config:
@@ -268,6 +285,7 @@ class _Reader(Checker):
             anonymous_on_public_bind=on_public,
             max_upload_size=self.size(*key("max_upload_size")),
             temp_dir=self.path(*key("temp_dir"), must_be="folder"),
+            stream_cache=self.stream_cache(*key("stream_cache")),
             login_failures=LoginFailures(
                 max=self.integer(*limit("max"), 0),
                 window=self.integer(*limit("window"), 1),
@@ -304,6 +322,7 @@ class _Reader(Checker):
             ca_cert=self.path(*key("ca_cert"), must_be="file"),
             api_domain=self.domain(*key("api_domain")),
             proxy=self.proxy(*key("proxy")),
+            cdn_connections=self.integer(*key("cdn_connections"), 1, 64),
         )
 
     def domain(self, path: str, value: Any) -> str:
@@ -376,6 +395,7 @@ class _Reader(Checker):
                 self.node(join(join(path, "cdn_nodes"), i), n)
                 for i, n in enumerate(self.strings(*key("cdn_nodes")))
             ),
+            stream_connections=self.integer(*key("stream_connections"), 1, LINK_CONNECTIONS),
         )
 
     def download_domain(self, path: str, value: Any) -> str:

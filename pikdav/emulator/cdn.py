@@ -84,8 +84,9 @@ class Connections:
 
 
 class _Body:
-    """A download's bytes, throttled per connection; its connection is given back when the
-    body ends or the client goes away (``close``), started or not."""
+    """A download's bytes, throttled per connection. Its connection is given back as its
+    last bytes go out (the client may ask again the moment they arrive), or when the client
+    goes away (``close``, whether the body was started or not)."""
 
     def __init__(self, chunks: Iterator[bytes], rate: int, release) -> None:
         self._chunks = chunks
@@ -94,26 +95,39 @@ class _Body:
 
     def __iter__(self) -> Iterator[bytes]:
         began, sent = time.monotonic(), 0
+        pieces = self._pieces()
+        current = next(pieces, None)
+        while current is not None:
+            following = next(pieces, None)
+            if following is None:
+                self._give_back()
+            yield current
+            sent += len(current)
+            if self._rate:
+                ahead = sent / self._rate - (time.monotonic() - began)
+                if ahead > 0:
+                    time.sleep(ahead)
+            current = following
+
+    def _pieces(self) -> Iterator[bytes]:
         for chunk in self._chunks:
             if not self._rate:
                 yield chunk
                 continue
             # Small pieces, so that a throttled connection flows as a real one does.
             for at in range(0, len(chunk), 65536):
-                piece = chunk[at : at + 65536]
-                yield piece
-                sent += len(piece)
-                ahead = sent / self._rate - (time.monotonic() - began)
-                if ahead > 0:
-                    time.sleep(ahead)
+                yield chunk[at : at + 65536]
 
-    def close(self) -> None:
+    def _give_back(self) -> None:
         release, self._release = self._release, None
         if release is not None:
-            close = getattr(self._chunks, "close", None)
-            if close:
-                close()
             release()
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close:
+            close()
+        self._give_back()
 
 
 class Cdn:

@@ -30,9 +30,14 @@ log = logging.getLogger(__name__)
 #: What stored files are read through (built by :func:`~.http.cdn_session`).
 CdnSession = requests.Session
 
-_STREAM_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+STREAM_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 # Expired, or issued to another address: such an answer asks for a fresh link, once.
 _STALE_LINK = (403, 404, 410)
+
+
+def is_stale(status: int) -> bool:
+    """Whether the download server's ``status`` says the link is no longer good."""
+    return status in _STALE_LINK
 
 
 class StreamGone(Transient):
@@ -50,6 +55,62 @@ class Stopping(Protocol):
     def is_set(self) -> bool: ...
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]: ...
+
+
+def ranged_get(
+    http: requests.Session,
+    link: Link,
+    start: int,
+    end: int,
+    *,
+    timeout: float = 60.0,
+    name: str = "",
+    host_failed: Callable[[str], None] | None = None,
+) -> requests.Response:
+    """Bytes ``start`` to ``end`` (exclusive) of ``link``, streamed: from the link's host,
+    else its fallback (the host PikPak gave, when the link was rewritten to another), else —
+    for a host that does not resolve or connect — the same URL on PikPak's other domain.
+    ``host_failed(url)`` hears of a rewritten host that failed."""
+    urls = [link.url, link.fallback] if link.fallback else [link.url]
+    swapped = False
+    while True:
+        url = urls.pop(0)
+        try:
+            resp = http.get(
+                url,
+                headers={"Range": f"bytes={start}-{end - 1}"},
+                stream=True,
+                timeout=(10, timeout),
+            )
+        except requests.ConnectionError as exc:
+            if not urls and not swapped and (other := other_domain(url)):
+                swapped = True
+                urls.append(other)
+            if not urls:
+                raise
+            _failed_over(url, cause_in_words(exc), urls[0], name)
+            if url != link.fallback and host_failed is not None:
+                host_failed(url)
+            continue
+        if urls and url == link.url and resp.status_code not in (200, 206):
+            # A rewritten host that does not serve the link: PikPak's own host does (an
+            # expired link fails there too, and is then asked for afresh).
+            resp.close()
+            _failed_over(url, f"answered {resp.status_code}", urls[0], name)
+            if resp.status_code >= 500 and host_failed is not None:
+                host_failed(url)
+            continue
+        return resp
+
+
+def _failed_over(url: str, why: str, then: str, name: str) -> None:
+    log.warning(
+        "download host %s failed for %r (%s); reading from %s",
+        host_of(url),
+        name,
+        why,
+        host_of(then),
+    )
 
 
 class LinkReader(io.RawIOBase):
@@ -111,7 +172,7 @@ class LinkReader(io.RawIOBase):
         self._end = end if start <= self.pos < end else self.size
         for fresh in (False, True):
             resp = self._get(self.link(fresh))
-            if resp.status_code in _STALE_LINK and not fresh:
+            if is_stale(resp.status_code) and not fresh:
                 resp.close()
                 continue
             if resp.status_code == 206 or (resp.status_code == 200 and self.pos == 0):
@@ -124,46 +185,15 @@ class LinkReader(io.RawIOBase):
             )
 
     def _get(self, link: Link) -> requests.Response:
-        """The ranged request, from the link's host, else its fallback, else (for a host
-        that does not resolve or connect) the same URL on PikPak's other domain."""
-        urls = [link.url, link.fallback] if link.fallback else [link.url]
-        swapped = False
-        while True:
-            url = urls.pop(0)
-            try:
-                resp = self.http.get(
-                    url,
-                    headers={"Range": f"bytes={self.pos}-{self._end - 1}"},
-                    stream=True,
-                    timeout=(10, self.timeout),
-                )
-            except requests.ConnectionError as exc:
-                if not urls and not swapped and (other := other_domain(url)):
-                    swapped = True
-                    urls.append(other)
-                if not urls:
-                    raise
-                self._failed_over(url, cause_in_words(exc), urls[0], url != link.fallback)
-                continue
-            if urls and url == link.url and resp.status_code not in (200, 206):
-                # A rewritten host that does not serve the link: PikPak's own host does
-                # (an expired link fails there too, and is then asked for afresh).
-                resp.close()
-                broken = resp.status_code >= 500
-                self._failed_over(url, f"answered {resp.status_code}", urls[0], broken)
-                continue
-            return resp
-
-    def _failed_over(self, url: str, why: str, then: str, broken: bool) -> None:
-        log.warning(
-            "download host %s failed for %r (%s); reading from %s",
-            host_of(url),
-            self.name,
-            why,
-            host_of(then),
+        return ranged_get(
+            self.http,
+            link,
+            self.pos,
+            self._end,
+            timeout=self.timeout,
+            name=self.name,
+            host_failed=self._host_failed,
         )
-        if broken and self._host_failed is not None:
-            self._host_failed(url)
 
     def _drop(self) -> None:
         if self._resp is not None:
@@ -188,7 +218,7 @@ class LinkReader(io.RawIOBase):
                 self.pos += len(chunk)
                 self.delivered += len(chunk)
                 return chunk
-            except (*_STREAM_ERRORS, PikPakError) as exc:
+            except (*STREAM_ERRORS, PikPakError) as exc:
                 self._drop()
                 if self._stopping():
                     return b""
@@ -198,13 +228,13 @@ class LinkReader(io.RawIOBase):
                     "stream of %r interrupted at byte %d (%s); resuming",
                     self.name,
                     self.pos,
-                    _described(exc),
+                    described(exc),
                 )
 
     def _gone(self, exc: BaseException) -> StreamGone:
         return StreamGone(
             f"giving up on {self.name!r} at byte {self.pos} after {self.reads - 1} resumes "
-            f"({_described(exc)})",
+            f"({described(exc)})",
             self.delivered,
         )
 
@@ -234,6 +264,6 @@ class LinkReader(io.RawIOBase):
         super().close()
 
 
-def _described(exc: BaseException) -> str:
+def described(exc: BaseException) -> str:
     """A failure in words for the log, never with the link (it is signed)."""
     return str(exc) if isinstance(exc, PikPakError) else cause_in_words(exc)

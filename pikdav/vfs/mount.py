@@ -16,6 +16,7 @@ from typing import BinaryIO
 from pikdav.pikpak.cdn import CdnSession, LinkReader, Stopping
 from pikdav.pikpak.errors import LoginPaused, PikPakError
 from pikdav.pikpak.links import LinkRoute
+from pikdav.pikpak.segments import SegmentPlan, Streams
 from pikdav.pikpak.types import Link, Quota
 
 from .cache import TtlCache
@@ -47,10 +48,14 @@ class Mount:
         finder_metadata: str = KEEP_LOCAL,
         quota_ttl: float = 60.0,
         route: LinkRoute | None = None,
+        streams: Streams | None = None,
+        stream_plan: SegmentPlan | None = None,
     ) -> None:
         """``uploads_dir``: answer PUTs once the body is on local disk and upload in the
         background from there (the ``background_uploads`` option); ``cdn``: the HTTP session
-        stored files are read through (:func:`pikdav.pikpak.http.cdn_session`)."""
+        stored files are read through (:func:`pikdav.pikpak.http.cdn_session`); ``streams``
+        and ``stream_plan``: read files by parallel segments so cut, within the account's
+        connections (None, or a plan of one connection: through one connection)."""
         self.name = name
         self.source = source
         self.read_only = read_only or not isinstance(source, WritableSource)
@@ -58,6 +63,8 @@ class Mount:
         self.side_files = SideStore()
         self.quota_ttl = quota_ttl
         self._cdn = cdn
+        self.streams = streams
+        self.stream_plan = stream_plan
         self._quota: TtlCache[Quota] = TtlCache(1)
         spool = spool or SpoolSettings()
         self.pending = PendingUploads(uploads_dir) if uploads_dir is not None else None
@@ -107,6 +114,20 @@ class Mount:
         local = self.pending.local_file(entry) if self.pending is not None else None
         if local is not None:
             return open(local, "rb")
+        plan = self.stream_plan
+        if self.streams is not None and plan is not None and plan.connections > 1:
+            return self.streams.reader(
+                self._cdn,
+                entry.size,
+                lambda fresh: self.link(entry, fresh=fresh),
+                key=f"{entry.id}:{entry.etag}",
+                plan=plan,
+                start=start,
+                end=end,
+                name=entry.name,
+                stop=stop,
+                host_failed=self.route.failed if self.route is not None else None,
+            )
         return LinkReader(
             self._cdn,
             entry.size,
