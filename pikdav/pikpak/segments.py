@@ -212,6 +212,7 @@ class SegmentedReader(io.RawIOBase):
         timeout: float = 60.0,
         stop: Stopping | None = None,
         resumes: RetryPolicy = STREAM_RESUMES,
+        workers: int = 1,
     ) -> None:
         super().__init__()
         self.http = http
@@ -233,6 +234,10 @@ class SegmentedReader(io.RawIOBase):
         self._end = size  # where the scheduled run of segments stops
         self._cond = threading.Condition()
         self._working = 0  # worker threads, counted under the lock
+        # Connections wanted: one more each time the caller has to wait for the CDN (a fast
+        # CDN keeps one connection ahead of the caller; a throttled one gets several).
+        self.workers = max(1, min(workers, plan.connections))
+        self._run_start = 0
         self._closing = False
         self._stop = stop
         self._unsubscribe = stop.subscribe(self._stopped) if stop is not None else None
@@ -259,11 +264,18 @@ class SegmentedReader(io.RawIOBase):
         want = self.size - self.pos if size is None or size < 0 else size
         with self._cond:
             segment = self._segment_at(self.pos)
+            starved = False
             while segment.filled <= self.pos and not segment.done:
                 if segment.failure is not None:
                     raise StreamGone(str(segment.failure), self.delivered)
                 if self._stopping():
                     return b""
+                if not starved and self.pos > self._run_start:
+                    # The caller waits for the CDN in the middle of a run (not for its first
+                    # byte, which every request waits for): one more connection would help.
+                    starved = True
+                    self.workers = min(self._plan.connections, self.workers + 1)
+                    self._top_up(self.pos)
                 self._cond.wait(0.5)
             if segment.failure is not None and segment.filled <= self.pos:
                 raise StreamGone(str(segment.failure), self.delivered)
@@ -307,6 +319,7 @@ class SegmentedReader(io.RawIOBase):
             self._segments.clear()
             start, end = self.planned
             self._end = end if start <= pos < end else self.size
+            self._run_start = pos
             self._schedule(pos, self._plan.first)
         self._top_up(pos)
         return self._segments[0]
@@ -327,13 +340,17 @@ class SegmentedReader(io.RawIOBase):
         self._cond.notify_all()
 
     def _top_up(self, pos: int) -> None:
+        # The read-ahead grows with what the caller has read since its last seek (a probe
+        # of a header costs little), up to the plan's bound.
+        plan = self._plan
+        ahead = min(plan.ahead, max(plan.first + plan.size, 2 * (pos - self._run_start)))
         while True:
             last = self._segments[-1]
-            if last.end >= self._end or last.end - pos >= self._plan.ahead:
+            if last.end >= self._end or last.end - pos >= ahead:
                 break
-            self._schedule(last.end, self._plan.size)
+            self._schedule(last.end, plan.size)
         waiting = sum(1 for s in self._segments if not s.taken)
-        for _ in range(min(self._plan.connections - self._working, waiting)):
+        for _ in range(min(self.workers - self._working, waiting)):
             self._working += 1  # counted here, under the lock, until the worker ends
             threading.Thread(target=self._work, name=f"segments {self.name}", daemon=True).start()
 
@@ -527,6 +544,9 @@ class Streams:
     ) -> None:
         self.budget = ConnectionBudget(connections)
         self.cache = cache
+        # How many connections the last stream ended up wanting: the next one starts there
+        # (a player's every seek is a new request; the CDN's speed has not changed).
+        self.workers = 1
         self._links: dict[str, tuple[ConnectionBudget, int]] = {}
         self._lock = threading.Lock()
 
@@ -563,12 +583,14 @@ class Streams:
             end=end,
             name=name,
             stop=stop,
+            workers=self.workers,
         )
-        reader.on_close = lambda: self._done(key)
+        reader.on_close = lambda: self._done(key, reader.workers)
         return reader
 
-    def _done(self, key: str) -> None:
+    def _done(self, key: str, workers: int) -> None:
         with self._lock:
+            self.workers = workers
             budget, users = self._links[key]
             if users > 1:
                 self._links[key] = (budget, users - 1)
