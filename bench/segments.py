@@ -137,6 +137,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--seeks", type=int, default=20)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: does it all run")
+    parser.add_argument(
+        "--unthrottled-only", action="store_true", help="only the unthrottled comparison"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.size_mib, args.big_mib, args.runs, args.seeks, args.rate = 8, 16, 1, 3, 16.0
@@ -187,6 +190,8 @@ def main() -> None:
                   f"direct {best['direct']:.0f} MB/s | one connection {best['one']:.0f} MB/s "
                   f"| segments {best['multi']:.0f} MB/s |")  # fmt: skip
 
+            if args.unthrottled_only:
+                return
             # 2. PikPak-like
             rate = int(args.rate * 1e6)
             control(

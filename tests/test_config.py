@@ -70,7 +70,26 @@ def test_the_example_config_documents_every_key():
         "download", "redirect_networks", "public_ip", "force_proxy_user_agents",
         "force_redirect_user_agents", "use_trash", "read_only", "listing_ttl", "password_hash",
         "mounts", "api_domain", "proxy", "link", "download_domain", "cdn_node", "cdn_nodes",
+        "stream_connections", "cdn_connections", "stream_cache",
     }  # fmt: skip
+
+
+def test_stream_settings_have_defaults_bounds_and_an_off():
+    config = parse_config(minimal(), "c", {})
+    assert config.mounts[0].stream_connections == 8
+    assert config.accounts["main"].cdn_connections == 16
+    assert config.server.stream_cache == 64 << 20
+    data = minimal(server={"stream_cache": "16M"})
+    data["mounts"][0]["stream_connections"] = 1
+    config = parse_config(data, "c", {})
+    assert config.server.stream_cache == 16 << 20 and config.mounts[0].stream_connections == 1
+    assert parse_config(minimal(server={"stream_cache": 0}), "c", {}).server.stream_cache == 0
+    data = minimal()
+    data["mounts"][0]["stream_connections"] = 9  # PikPak serves 8 per link
+    assert "mounts[0].stream_connections" in error_of(data)
+    data = minimal()
+    data["accounts"]["main"]["cdn_connections"] = 0
+    assert "accounts.main.cdn_connections" in error_of(data)
 
 
 def test_defaults():

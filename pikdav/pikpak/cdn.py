@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import socket
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -147,6 +148,8 @@ class LinkReader(io.RawIOBase):
         self._policy = resumes
         self.reads = 0  # reads that opened or resumed the upstream request
         self.delivered = 0  # bytes handed to the caller
+        self.waited = 0.0  # seconds spent waiting for the download server's bytes
+        self.on_close: Callable[[LinkReader], None] | None = None
         self._stop = stop
         self._unsubscribe = stop.subscribe(self._cut_upstream) if stop is not None else None
 
@@ -210,7 +213,9 @@ class LinkReader(io.RawIOBase):
                     self._drop()
                     self.reads += 1
                     self._open()
+                began = time.monotonic()
                 chunk = self._resp.raw.read(min(want, self._end - self.pos), decode_content=False)
+                self.waited += time.monotonic() - began
                 if self._stopping():
                     return b""  # what came may be cut short by the shut socket
                 if not chunk:
@@ -256,11 +261,19 @@ class LinkReader(io.RawIOBase):
         buffer[: len(data)] = data
         return len(data)
 
+    @property
+    def rate(self) -> float:
+        """Bytes per second the connection gave while the caller waited for it (0: too few
+        bytes to say); a caller slower than the server makes this high, not low."""
+        return self.delivered / self.waited if self.delivered >= 1 << 20 and self.waited else 0.0
+
     def close(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
         self._drop()
+        if self.on_close is not None and not self.closed:
+            self.on_close(self)
         super().close()
 
 

@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 KIB, MIB = 1 << 10, 1 << 20
 BUSY_FOR = 60.0  # seconds of 503s from the CDN before a segment gives up
+MAX_SEGMENT = 32 * MIB  # segments grow to this on a CDN that does not throttle
+HANDOFF = 512 * KIB  # what a read waits for before it returns (less at a run's end)
 
 
 class _Busy(Exception):
@@ -62,6 +64,9 @@ class SegmentPlan:
     first: int = 256 * KIB
     size: int = 2 * MIB
     ahead: int = 32 * MIB
+    # A connection faster than this is not throttled by the CDN: more of them would only
+    # share the same CPU and line (on an unthrottled CDN one connection is fastest).
+    fast: float = 64e6
 
     def __post_init__(self) -> None:
         if self.connections < 1 or self.first < 1 or self.size < 1:
@@ -213,8 +218,11 @@ class SegmentedReader(io.RawIOBase):
         stop: Stopping | None = None,
         resumes: RetryPolicy = STREAM_RESUMES,
         workers: int = 1,
+        host_failed: Callable[[str], None] | None = None,
     ) -> None:
+        """``host_failed(url)`` hears of a rewritten link's host that failed."""
         super().__init__()
+        self._host_failed = host_failed
         self.http = http
         self.size = size
         self.link = link
@@ -237,6 +245,9 @@ class SegmentedReader(io.RawIOBase):
         # Connections wanted: one more each time the caller has to wait for the CDN (a fast
         # CDN keeps one connection ahead of the caller; a throttled one gets several).
         self.workers = max(1, min(workers, plan.connections))
+        self.rate = 0.0  # bytes per second of one connection, as last measured
+        # Segments grow while connections are fast: then a request costs more than its bytes.
+        self._segment_size = plan.size
         self._run_start = 0
         self._closing = False
         self._stop = stop
@@ -265,14 +276,17 @@ class SegmentedReader(io.RawIOBase):
         with self._cond:
             segment = self._segment_at(self.pos)
             starved = False
-            while segment.filled <= self.pos and not segment.done:
-                if segment.failure is not None:
-                    raise StreamGone(str(segment.failure), self.delivered)
+            # Wait for a useful amount, not for every byte (a thread handoff per network read
+            # would cost more than the copy); the first byte of a run is handed over at once.
+            enough = 1 if self.pos == self._run_start else min(want, HANDOFF)
+            while segment.filled - self.pos < min(enough, segment.end - self.pos) and not (
+                segment.done or segment.failure is not None
+            ):
                 if self._stopping():
                     return b""
-                if not starved and self.pos > self._run_start:
-                    # The caller waits for the CDN in the middle of a run (not for its first
-                    # byte, which every request waits for): one more connection would help.
+                if not starved and self.pos > self._run_start and 0 < self.rate < self._plan.fast:
+                    # The caller waits for a throttled CDN in the middle of a run (not for its
+                    # first byte, which every request waits for): one more connection helps.
                     starved = True
                     self.workers = min(self._plan.connections, self.workers + 1)
                     self._top_up(self.pos)
@@ -348,7 +362,7 @@ class SegmentedReader(io.RawIOBase):
             last = self._segments[-1]
             if last.end >= self._end or last.end - pos >= ahead:
                 break
-            self._schedule(last.end, plan.size)
+            self._schedule(last.end, self._segment_size)
         waiting = sum(1 for s in self._segments if not s.taken)
         for _ in range(min(self.workers - self._working, waiting)):
             self._working += 1  # counted here, under the lock, until the worker ends
@@ -377,7 +391,15 @@ class SegmentedReader(io.RawIOBase):
                     self._working -= 1
                     return
                 segment.taken = True
-            self._fetch(segment)
+            try:
+                self._fetch(segment)
+            except BaseException as exc:
+                # Whatever went wrong, the caller hears of it instead of waiting for ever.
+                self._fail(segment, exc)
+                with self._cond:
+                    self._working -= 1
+                log.exception("segment %d-%d of %r failed", segment.start, segment.end, self.name)
+                return
             with self._cond:
                 if segment.done and not segment.cancelled:
                     self._keep(segment)
@@ -470,17 +492,24 @@ class SegmentedReader(io.RawIOBase):
         try:
             if segment.cancelled:
                 return
-            view = memoryview(bytearray(64 * KIB))
+            began, got = time.monotonic(), 0
             while segment.filled < segment.end and not segment.cancelled:
-                want = min(len(view), segment.end - segment.filled)
-                count = resp.raw.readinto(view[:want])
-                if not count:
+                # What has arrived, up to 1 MiB: the caller sees bytes as they come.
+                chunk = resp.raw.read1(min(MIB, segment.end - segment.filled), decode_content=False)
+                if not chunk:
                     raise _ClosedEarly("the download server closed early")
+                count = len(chunk)
+                got += count
                 with self._cond:
-                    segment.data += view[:count]
+                    segment.data += chunk
                     segment.fetched += count
                     self.fetched += count
                     self._cond.notify_all()
+            elapsed = time.monotonic() - began
+            if got >= 256 * KIB and elapsed > 0:
+                self.rate = got / elapsed
+                if self.rate >= self._plan.fast:
+                    self._segment_size = min(2 * self._segment_size, MAX_SEGMENT)
         finally:
             segment.response = None
             resp.close()
@@ -547,6 +576,8 @@ class Streams:
         # How many connections the last stream ended up wanting: the next one starts there
         # (a player's every seek is a new request; the CDN's speed has not changed).
         self.workers = 1
+        # What one connection to the CDN gave, as the last stream measured it (0: unknown).
+        self.rate = 0.0
         self._links: dict[str, tuple[ConnectionBudget, int]] = {}
         self._lock = threading.Lock()
 
@@ -584,13 +615,26 @@ class Streams:
             name=name,
             stop=stop,
             workers=self.workers,
+            host_failed=host_failed,
         )
-        reader.on_close = lambda: self._done(key, reader.workers)
+        reader.on_close = lambda: self._done(key, reader.workers, reader.rate)
         return reader
 
-    def _done(self, key: str, workers: int) -> None:
+    def one_is_enough(self, plan: SegmentPlan) -> bool:
+        """Whether one connection is as fast as the CDN gets (it does not throttle): then
+        a stream is read through one, with no segments to hand over between threads."""
+        return self.rate >= plan.fast
+
+    def measured(self, rate: float) -> None:
+        """A stream read through one connection says what it gave (0: too short to say)."""
+        if rate:
+            self.rate = rate
+
+    def _done(self, key: str, workers: int, rate: float) -> None:
         with self._lock:
             self.workers = workers
+            if rate:
+                self.rate = rate
             budget, users = self._links[key]
             if users > 1:
                 self._links[key] = (budget, users - 1)

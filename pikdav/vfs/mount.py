@@ -114,9 +114,10 @@ class Mount:
         local = self.pending.local_file(entry) if self.pending is not None else None
         if local is not None:
             return open(local, "rb")
-        plan = self.stream_plan
-        if self.streams is not None and plan is not None and plan.connections > 1:
-            return self.streams.reader(
+        plan, streams = self.stream_plan, self.streams
+        segmented = streams is not None and plan is not None and plan.connections > 1
+        if segmented and not streams.one_is_enough(plan):
+            return streams.reader(
                 self._cdn,
                 entry.size,
                 lambda fresh: self.link(entry, fresh=fresh),
@@ -128,7 +129,7 @@ class Mount:
                 stop=stop,
                 host_failed=self.route.failed if self.route is not None else None,
             )
-        return LinkReader(
+        reader = LinkReader(
             self._cdn,
             entry.size,
             lambda fresh: self.link(entry, fresh=fresh),
@@ -138,6 +139,10 @@ class Mount:
             stop=stop,
             host_failed=self.route.failed if self.route is not None else None,
         )
+        if segmented:
+            # Keep measuring: when the CDN starts throttling, the next stream is segmented.
+            reader.on_close = lambda done: streams.measured(done.rate)
+        return reader
 
     def quota(self) -> Quota | None:
         """The source's quota (None for a source without one, or when PikPak cannot say)."""
