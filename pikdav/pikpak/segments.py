@@ -35,7 +35,15 @@ from dataclasses import dataclass
 
 import requests
 
-from .cdn import STREAM_ERRORS, Stopping, StreamGone, described, is_stale, ranged_get
+from .cdn import (
+    STREAM_ERRORS,
+    LinkReader,
+    Stopping,
+    StreamGone,
+    described,
+    is_stale,
+    ranged_get,
+)
 from .retry import STREAM_RESUMES, RetryPolicy
 from .types import Link
 
@@ -640,3 +648,76 @@ class Streams:
                 self._links[key] = (budget, users - 1)
             else:
                 del self._links[key]
+
+
+#: A stream read through one connection is measured after this much; a throttled CDN then
+#: has the rest read by segments.
+MEASURE_AFTER = 4 * MIB
+
+
+class OneConnectionFirst(io.RawIOBase):
+    """A stream read through one connection (``one``) while that is fast, and by segments
+    (``segmented(pos)``, a reader at ``pos``) from the moment it turns out throttled: after
+    :data:`MEASURE_AFTER` bytes below ``fast`` bytes per second, it goes on by segments at
+    the byte it had reached; ``measured(rate)`` hears what one connection gave."""
+
+    def __init__(
+        self,
+        one: LinkReader,
+        segmented: Callable[[int], io.RawIOBase],
+        *,
+        fast: float,
+        measured: Callable[[float], None],
+    ) -> None:
+        super().__init__()
+        self._current: io.RawIOBase = one
+        self._one: LinkReader | None = one
+        self._segmented = segmented
+        self._fast = fast
+        self._measured = measured
+        self.delivered = 0  # bytes handed to the caller, by either reader
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._current.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._current.seek(offset, whence)
+
+    def read(self, size: int = -1) -> bytes:
+        one = self._one
+        if one is not None and one.delivered >= MEASURE_AFTER and 0 < one.rate < self._fast:
+            log.info(
+                "stream of %r: one connection gives %.1f MB/s; reading on by segments",
+                one.name,
+                one.rate / 1e6,
+            )
+            self._measured(one.rate)
+            pos = one.tell()
+            self._one = None
+            one.on_close = None  # measured already
+            one.close()
+            self._current = self._segmented(pos)
+            self._current.seek(pos)
+        try:
+            data = self._current.read(size)
+        except StreamGone as exc:
+            # The caller decides between an error answer and a short body by what went out.
+            raise StreamGone(str(exc), self.delivered) from None
+        self.delivered += len(data)
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._current.close()
+        super().close()

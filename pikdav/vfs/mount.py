@@ -16,7 +16,7 @@ from typing import BinaryIO
 from pikdav.pikpak.cdn import CdnSession, LinkReader, Stopping
 from pikdav.pikpak.errors import LoginPaused, PikPakError
 from pikdav.pikpak.links import LinkRoute
-from pikdav.pikpak.segments import SegmentPlan, Streams
+from pikdav.pikpak.segments import OneConnectionFirst, SegmentedReader, SegmentPlan, Streams
 from pikdav.pikpak.types import Link, Quota
 
 from .cache import TtlCache
@@ -115,34 +115,46 @@ class Mount:
         if local is not None:
             return open(local, "rb")
         plan, streams = self.stream_plan, self.streams
-        segmented = streams is not None and plan is not None and plan.connections > 1
-        if segmented and not streams.one_is_enough(plan):
-            return streams.reader(
+        host_failed = self.route.failed if self.route is not None else None
+
+        def link(fresh: bool) -> Link:
+            return self.link(entry, fresh=fresh)
+
+        def one_connection() -> LinkReader:
+            return LinkReader(
                 self._cdn,
                 entry.size,
-                lambda fresh: self.link(entry, fresh=fresh),
-                key=f"{entry.id}:{entry.etag}",
-                plan=plan,
+                link,
                 start=start,
                 end=end,
                 name=entry.name,
                 stop=stop,
-                host_failed=self.route.failed if self.route is not None else None,
+                host_failed=host_failed,
             )
-        reader = LinkReader(
-            self._cdn,
-            entry.size,
-            lambda fresh: self.link(entry, fresh=fresh),
-            start=start,
-            end=end,
-            name=entry.name,
-            stop=stop,
-            host_failed=self.route.failed if self.route is not None else None,
-        )
-        if segmented:
-            # Keep measuring: when the CDN starts throttling, the next stream is segmented.
-            reader.on_close = lambda done: streams.measured(done.rate)
-        return reader
+
+        if streams is None or plan is None or plan.connections < 2:
+            return one_connection()
+
+        def segmented(at: int = start) -> SegmentedReader:
+            return streams.reader(
+                self._cdn,
+                entry.size,
+                link,
+                key=f"{entry.id}:{entry.etag}",
+                plan=plan,
+                start=at,
+                end=end,
+                name=entry.name,
+                stop=stop,
+                host_failed=host_failed,
+            )
+
+        if not streams.one_is_enough(plan):
+            return segmented()
+        # The CDN did not throttle the last stream: one connection, measured as it goes.
+        one = one_connection()
+        one.on_close = lambda done: streams.measured(done.rate)
+        return OneConnectionFirst(one, segmented, fast=plan.fast, measured=streams.measured)
 
     def quota(self) -> Quota | None:
         """The source's quota (None for a source without one, or when PikPak cannot say)."""

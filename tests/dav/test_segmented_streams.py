@@ -107,3 +107,17 @@ def test_a_second_ffprobe_of_a_video_costs_no_cdn_bytes(emulator, make_gateway):
         assert "codec_type=video" in probe.stdout
         sent.append(stats(emulator)["download_bytes"] - before)
     assert sent[0] > 0 and sent[1] == 0  # the header and the cues came from the cache
+
+
+def test_a_cdn_that_starts_throttling_gets_segments_within_the_stream(emulator, make_gateway):
+    first = synthetic(emulator, "fast.bin", 8 * MIB, 1)
+    second = synthetic(emulator, "slow.bin", 16 * MIB, 2)
+    gw = make_gateway(download="proxy")
+    # An unthrottled CDN: the stream is measured fast, the next one starts on one connection.
+    assert requests.get(f"{gw.url}/pikpak/fast.bin", auth=gw.auth).content == first
+    pikpak_like(emulator, rate=4 << 20)
+    control(emulator.base_url, "stats", method="DELETE")
+    assert requests.get(f"{gw.url}/pikpak/slow.bin", auth=gw.auth).content == second
+    counted = stats(emulator)
+    assert counted["download_peak_link_conns"] > 1  # it went on by segments
+    assert counted["download_refused_busy"] == 0
