@@ -114,7 +114,22 @@ def _failed_over(url: str, why: str, then: str, name: str) -> None:
     )
 
 
-class LinkReader(io.RawIOBase):
+class ByteReader(io.RawIOBase):
+    """A seekable reader of a file's bytes whose one verb is ``read``."""
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class LinkReader(ByteReader):
     """Bytes ``start`` to ``end`` (exclusive) of a file of ``size`` bytes, read through
     ``link(fresh)`` (the file's link; ``fresh`` asks PikPak for a new one) with the CDN
     session ``http`` (see :func:`~.http.cdn_session`)."""
@@ -152,12 +167,6 @@ class LinkReader(io.RawIOBase):
         self.on_close: Callable[[LinkReader], None] | None = None
         self._stop = stop
         self._unsubscribe = stop.subscribe(self._cut_upstream) if stop is not None else None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
 
     def tell(self) -> int:
         return self.pos
@@ -255,11 +264,6 @@ class LinkReader(io.RawIOBase):
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     @property
     def rate(self) -> float:

@@ -37,6 +37,7 @@ import requests
 
 from .cdn import (
     STREAM_ERRORS,
+    ByteReader,
     LinkReader,
     Stopping,
     StreamGone,
@@ -201,7 +202,7 @@ class _Segment:
         return self.start + len(self.data)
 
 
-class SegmentedReader(io.RawIOBase):
+class SegmentedReader(ByteReader):
     """Bytes ``start`` to ``end`` (exclusive) of a file of ``size`` bytes, read through
     ``link(fresh)`` with the CDN session ``http``, by parallel segments (see the module).
 
@@ -263,12 +264,6 @@ class SegmentedReader(io.RawIOBase):
         self.on_close: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ io
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
     def tell(self) -> int:
         return self.pos
 
@@ -307,11 +302,6 @@ class SegmentedReader(io.RawIOBase):
         self.pos += len(chunk)
         self.delivered += len(chunk)
         return chunk
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         if self.closed:
@@ -655,7 +645,7 @@ class Streams:
 MEASURE_AFTER = 4 * MIB
 
 
-class OneConnectionFirst(io.RawIOBase):
+class OneConnectionFirst(ByteReader):
     """A stream read through one connection (``one``) while that is fast, and by segments
     (``segmented(pos)``, a reader at ``pos``) from the moment it turns out throttled: after
     :data:`MEASURE_AFTER` bytes below ``fast`` bytes per second, it goes on by segments at
@@ -676,12 +666,6 @@ class OneConnectionFirst(io.RawIOBase):
         self._fast = fast
         self._measured = measured
         self.delivered = 0  # bytes handed to the caller, by either reader
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
 
     def tell(self) -> int:
         return self._current.tell()
@@ -711,11 +695,6 @@ class OneConnectionFirst(io.RawIOBase):
             raise StreamGone(str(exc), self.delivered) from None
         self.delivered += len(data)
         return data
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         if not self.closed:
