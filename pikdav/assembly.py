@@ -25,6 +25,7 @@ from .pikpak.cdn import CdnSession
 from .pikpak.drive import Drive
 from .pikpak.offline import OfflineTasks
 from .pikpak.retry import RetryPolicy
+from .pikpak.segments import BlockCache, SegmentPlan, Streams
 from .pikpak.session import Credentials, Session
 from .pikpak.shares import SharedFolder, parse_share_link
 from .pikpak.tokenstore import MemoryTokenStore, open_store
@@ -132,6 +133,9 @@ def build_mounts(
     sources: dict[tuple[str, str], DriveSource] = {}
     cdns: dict[str, CdnSession] = {}
     offline_tasks: dict[str, OfflineTasks] = {}
+    streams: dict[str, Streams] = {}
+    # One cache for every stream: players re-read the same header and index blocks.
+    cache = BlockCache(config.server.stream_cache) if config.server.stream_cache else None
     spool = SpoolSettings(
         directory=str(config.server.temp_dir) if config.server.temp_dir else None,
         max_size=config.server.max_upload_size,
@@ -149,6 +153,7 @@ def build_mounts(
             sessions[account.name] = session
             cdns[account.name] = http.cdn_session(session.connection)
             offline_tasks[account.name] = OfflineTasks(session)
+            streams[account.name] = Streams(connections=account.cdn_connections, cache=cache)
         kind = (account.name, link_kind)
         if kind not in sources:
             sources[kind] = DriveSource(Drive(sessions[account.name]), link_kind=link_kind)
@@ -184,6 +189,8 @@ def build_mounts(
                 offline_folder=settings.offline_folder,
                 shared=shared,
                 side_files=RedisSideStore(shared, settings.name) if shared else None,
+                streams=streams[account.name],
+                stream_plan=SegmentPlan(connections=settings.stream_connections),
             )
         )
     if shared is not None:
@@ -289,6 +296,10 @@ def share_mount(
         root_id=root_id,
         listing_ttl=mount.listing_ttl,
         read_only=True,
+        # A share's links are throttled as an own drive's are: its streams get segments too,
+        # within a budget of their own (the share is read without an account).
+        streams=Streams(),
+        stream_plan=SegmentPlan(connections=mount.stream_connections),
     )
 
 

@@ -25,6 +25,12 @@ from .dav.policy import DEFAULT_FORCE_PROXY_USER_AGENTS, MODES, IPAddress, IPNet
 from .pikpak.http import API_DOMAIN, DRIVE_API, NO_PROXY, PROXY_SCHEMES, USER_API, api_hosts
 from .pikpak.identity import PLATFORMS
 from .pikpak.links import AUTO, KEEP, OFF
+from .pikpak.segments import (
+    ACCOUNT_CONNECTIONS,
+    LINK_CONNECTIONS,
+    STREAM_CACHE,
+    STREAM_CONNECTIONS,
+)
 from .pikpak.shares import parse_share_link
 from .pikpak.tokenstore import MEMORY, store_kind
 from .pikpak.types import LINK_KINDS
@@ -52,6 +58,7 @@ class ServerConfig:
     temp_dir: Path | None = None
     login_failures: LoginFailures = field(default_factory=LoginFailures)
     metrics_addr: tuple[str, int] | None = None  # /metrics without a login on this address
+    stream_cache: int = STREAM_CACHE  # bytes of recently streamed pieces kept; 0: none
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,8 @@ class AccountConfig:
         user_api, drive_api = api_hosts(self.api_domain)
         object.__setattr__(self, "user_api", self.user_api or user_api)
         object.__setattr__(self, "drive_api", self.drive_api or drive_api)
+
+    cdn_connections: int = ACCOUNT_CONNECTIONS  # at once to PikPak's download servers
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,7 @@ class MountConfig:
     user_api: str = USER_API
     drive_api: str = DRIVE_API
     ca_cert: Path | None = None
+    stream_connections: int = STREAM_CONNECTIONS  # per proxied stream; 1: one connection
 
     @property
     def is_share(self) -> bool:
@@ -225,6 +235,13 @@ class _Reader(Checker):
             ) from None
         return parse_ip(text)  # an IPv4-mapped IPv6 address becomes IPv4
 
+    def stream_cache(self, path: str, value: Any) -> int:
+        if value in (0, None, False):
+            return 0
+        size = self.size(path, value)
+        assert size is not None
+        return size
+
     # -- sections --
 
     def config(self, data: Any) -> Config:
@@ -342,6 +359,7 @@ class _Reader(Checker):
             anonymous_on_public_bind=on_public,
             max_upload_size=self.size(*key("max_upload_size")),
             temp_dir=self.path(*key("temp_dir"), must_be="folder"),
+            stream_cache=self.stream_cache(*key("stream_cache")),
             login_failures=LoginFailures(
                 max=self.integer(*limit("max"), 0),
                 window=self.integer(*limit("window"), 1),
@@ -395,6 +413,7 @@ class _Reader(Checker):
             ca_cert=self.path(*key("ca_cert"), must_be="file"),
             api_domain=self.domain(*key("api_domain")),
             proxy=self.proxy(*key("proxy")),
+            cdn_connections=self.integer(*key("cdn_connections"), 1, 64),
         )
 
     def domain(self, path: str, value: Any) -> str:
@@ -476,6 +495,7 @@ class _Reader(Checker):
                 for i, n in enumerate(self.strings(*key("cdn_nodes")))
             ),
             offline_folder=self._offline_folder(*key("offline_folder")),
+            stream_connections=self.integer(*key("stream_connections"), 1, LINK_CONNECTIONS),
         )
 
     def download_domain(self, path: str, value: Any) -> str:
@@ -609,6 +629,7 @@ class _Reader(Checker):
             user_api=self.url(*key("user_api")),
             drive_api=self.url(*key("drive_api")),
             ca_cert=self.path(*key("ca_cert"), must_be="file"),
+            stream_connections=self.integer(*key("stream_connections"), 1, LINK_CONNECTIONS),
         )
 
     def user(self, path: str, name: str, value: Any, mounts: list[MountConfig]) -> UserConfig:

@@ -72,6 +72,7 @@ def test_the_example_config_documents_every_key():
         "force_redirect_user_agents", "use_trash", "read_only", "listing_ttl", "password_hash",
         "mounts", "api_domain", "proxy", "link", "download_domain", "cdn_node", "cdn_nodes",
         "admin", "metrics_addr", "offline_folder", "notify", "webhook", "redis",
+        "stream_connections", "cdn_connections", "stream_cache",
     }  # fmt: skip
 
 
@@ -98,6 +99,24 @@ def test_a_redis_setting_that_is_no_redis_url_is_a_clear_error_without_its_value
     message = error_of(minimal(redis="http://:secret@db:6379"))
     assert message.startswith("config.yaml: redis: must be a redis://host:port/db")
     assert "secret" not in message
+
+
+def test_stream_settings_have_defaults_bounds_and_an_off():
+    config = parse_config(minimal(), "c", {})
+    assert config.mounts[0].stream_connections == 8
+    assert config.accounts["main"].cdn_connections == 16
+    assert config.server.stream_cache == 64 << 20
+    data = minimal(server={"stream_cache": "16M"})
+    data["mounts"][0]["stream_connections"] = 1
+    config = parse_config(data, "c", {})
+    assert config.server.stream_cache == 16 << 20 and config.mounts[0].stream_connections == 1
+    assert parse_config(minimal(server={"stream_cache": 0}), "c", {}).server.stream_cache == 0
+    data = minimal()
+    data["mounts"][0]["stream_connections"] = 9  # PikPak serves 8 per link
+    assert "mounts[0].stream_connections" in error_of(data)
+    data = minimal()
+    data["accounts"]["main"]["cdn_connections"] = 0
+    assert "accounts.main.cdn_connections" in error_of(data)
 
 
 def test_defaults():

@@ -25,19 +25,29 @@ class DropConnection(Exception):
     """Raised inside a response body to cut the connection (fault injection)."""
 
 
-def _truncated(body: Iterable[bytes], limit: int) -> Iterator[bytes]:
-    sent = 0
-    for chunk in body:
-        room = limit - sent
-        if len(chunk) >= room:
-            if room:
-                yield bytes(chunk[:room])
-            raise DropConnection(f"fault: connection dropped after {limit} bytes")
-        sent += len(chunk)
-        yield chunk
-    close = getattr(body, "close", None)
-    if close:
-        close()
+class _Truncated:
+    """A body cut after ``limit`` bytes (fault injection); closing it closes the body it
+    wraps, whether or not the server started reading it."""
+
+    def __init__(self, body: Iterable[bytes], limit: int) -> None:
+        self._body = body
+        self._limit = limit
+
+    def __iter__(self) -> Iterator[bytes]:
+        sent = 0
+        for chunk in self._body:
+            room = self._limit - sent
+            if len(chunk) >= room:
+                if room:
+                    yield bytes(chunk[:room])
+                raise DropConnection(f"fault: connection dropped after {self._limit} bytes")
+            sent += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        close = getattr(self._body, "close", None)
+        if close:
+            close()
 
 
 class EmulatorApp:
@@ -69,7 +79,7 @@ class EmulatorApp:
             body = [bytes(body)] if req.method != "HEAD" else []
         drop = environ.get("emulator.drop_after")
         if drop is not None:
-            body = _truncated(body, drop)
+            body = _Truncated(body, drop)
         start_response(resp.status_line(), resp.headers)
         return body
 

@@ -3,6 +3,12 @@
 A link is valid until ``expire`` and only for the client address that requested the file
 from the drive API (any other address gets 403, as PikPak's CDN does). Range requests are
 answered with 206, or 416 when they start beyond the end.
+
+When asked to (``POST /__emulator__/config``), the CDN behaves as PikPak's does for its users:
+each connection is throttled (``cdn_conn_rate`` bytes per second), a signed link serves at
+most ``cdn_link_conns`` connections at once and an account ``cdn_account_conns`` (the next
+one gets ``503``, counted as ``download_refused_busy``), and every answer waits
+``cdn_first_byte_delay`` seconds before its first byte (the distance to the server).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import base64
 import hmac
 import re
+import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import quote
@@ -44,9 +51,89 @@ def parse_range(header: str, size: int) -> tuple[int, int] | str | None:
     return start, end
 
 
+class Connections:
+    """Downloads in flight, per signed link and per account, against the CDN's limits."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self._lock = threading.Lock()
+        self._links: dict[str, int] = {}
+        self._accounts: dict[str, int] = {}
+
+    def take(self, link: str, account: str) -> bool:
+        """One more connection on ``link`` of ``account``; False when a limit is reached."""
+        world = self.world
+        with self._lock:
+            on_link, on_account = self._links.get(link, 0), self._accounts.get(account, 0)
+            if (world.cdn_link_conns and on_link >= world.cdn_link_conns) or (
+                world.cdn_account_conns and on_account >= world.cdn_account_conns
+            ):
+                return False
+            self._links[link] = on_link + 1
+            self._accounts[account] = on_account + 1
+        world.stats.peak("download_peak_link_conns", account, on_link + 1)
+        world.stats.peak("download_peak_account_conns", account, on_account + 1)
+        return True
+
+    def give_back(self, link: str, account: str) -> None:
+        with self._lock:
+            for counts, key in ((self._links, link), (self._accounts, account)):
+                counts[key] -= 1
+                if not counts[key]:
+                    del counts[key]
+
+
+class _Body:
+    """A download's bytes, throttled per connection. Its connection is given back as its
+    last bytes go out (the client may ask again the moment they arrive), or when the client
+    goes away (``close``, whether the body was started or not)."""
+
+    def __init__(self, chunks: Iterator[bytes], rate: int, release) -> None:
+        self._chunks = chunks
+        self._rate = rate
+        self._release = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        began, sent = time.monotonic(), 0
+        pieces = self._pieces()
+        current = next(pieces, None)
+        while current is not None:
+            following = next(pieces, None)
+            if following is None:
+                self._give_back()
+            yield current
+            sent += len(current)
+            if self._rate:
+                ahead = sent / self._rate - (time.monotonic() - began)
+                if ahead > 0:
+                    time.sleep(ahead)
+            current = following
+
+    def _pieces(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            if not self._rate:
+                yield chunk
+                continue
+            # Small pieces, so that a throttled connection flows as a real one does.
+            for at in range(0, len(chunk), 65536):
+                yield chunk[at : at + 65536]
+
+    def _give_back(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close:
+            close()
+        self._give_back()
+
+
 class Cdn:
     def __init__(self, world: World) -> None:
         self.world = world
+        self.connections = Connections(world)
 
     def route(self, req: Request) -> Response | None:
         download = req.path in ("/download", "/download/") and req.method in ("GET", "HEAD")
@@ -122,10 +209,28 @@ class Cdn:
         headers.append(("Content-Length", str(end - start)))
         if req.method == "HEAD":
             return Response(status, b"", headers)
+        owner = account or user_id
+        if not self.connections.take(sig, owner):
+            self.world.stats.add("download_refused_busy", account)
+            return Response(
+                503,
+                b"503 Service Unavailable: too many connections\n",
+                [("Content-Type", "text/plain")],
+            )
+        if self.world.cdn_first_byte_delay:
+            time.sleep(self.world.cdn_first_byte_delay)
+        stats = self.world.stats
+        stats.add("downloads_active", account)
+
+        def ended() -> None:
+            stats.add("downloads_active", account, -1)
+            stats.add("downloads_closed", account)
+            self.connections.give_back(sig, owner)
+
         # The head says the whole range; at the play limit the body ends, and the server
         # closes a connection whose answer is shorter than its Content-Length.
-        body = self._stream(blob, start, end if cut is None else min(end, cut), account)
-        return Response(status, body, headers)
+        chunks = self._chunks(blob, start, end if cut is None else min(end, cut), account)
+        return Response(status, _Body(chunks, self.world.cdn_conn_rate, ended), headers)
 
     def _play_limit(self, size: int) -> int | None:
         """Where a shared file of ``size`` bytes stops (None: it plays whole)."""
@@ -134,22 +239,7 @@ class Cdn:
             return None
         return int(size * limit.get("fraction", 0.45))
 
-    def _stream(self, blob, start: int, end: int, account: str | None) -> Iterator[bytes]:
-        stats = self.world.stats
-        stats.add("downloads_active", account)
-        rate = self.world.cdn_rate
-        began, sent = time.monotonic(), 0
-        try:
-            for chunk in blob.iter_range(start, end):
-                stats.add("download_bytes", account, len(chunk))
-                yield bytes(chunk)  # the WSGI server wants bytes, not memoryviews
-                sent += len(chunk)
-                if rate:
-                    # A CDN of limited speed (config cdn_rate), as real ones are.
-                    ahead = sent / rate - (time.monotonic() - began)
-                    if ahead > 0:
-                        time.sleep(ahead)
-        finally:
-            # Runs when the body is done or the client went away (the server closes us).
-            stats.add("downloads_active", account, -1)
-            stats.add("downloads_closed", account)
+    def _chunks(self, blob, start: int, end: int, account: str | None) -> Iterator[bytes]:
+        for chunk in blob.iter_range(start, end):
+            self.world.stats.add("download_bytes", account, len(chunk))
+            yield bytes(chunk)  # the WSGI server wants bytes, not memoryviews

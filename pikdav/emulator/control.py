@@ -199,9 +199,13 @@ class Control:
             "offline_seconds": float,
             "upload_ttl": int,
             "task_daily_limit": int,
-            "cdn_rate": int,
+            "cdn_conn_rate": int,
+            "cdn_link_conns": int,
+            "cdn_account_conns": int,
+            "cdn_first_byte_delay": float,
         }
         for key, value in body.items():
+            key = "cdn_conn_rate" if key == "cdn_rate" else key  # its first name
             if key not in known or not isinstance(value, int | float) or value < 0:
                 raise errors.bad_request(f"unknown or invalid setting {key}")
             setattr(self.world, key, known[key](value))

@@ -21,6 +21,9 @@ COUNTERS = (
     "download_not_found",
     "downloads_active",
     "downloads_closed",
+    "download_refused_busy",  # 503: the link's or the account's connections were all in use
+    "download_peak_link_conns",  # the most concurrent connections seen on one signed link
+    "download_peak_account_conns",  # ... and for one account
     "upload_tickets",
     "instant_uploads",
     "objstore_requests",
@@ -51,6 +54,13 @@ class Stats:
             self._total[name] += amount
             if account:
                 self._accounts[account][name] += amount
+
+    def peak(self, name: str, account: str | None, value: int) -> None:
+        """Keep the highest ``value`` seen for ``name`` (overall and for ``account``)."""
+        with self._lock:
+            self._total[name] = max(self._total[name], value)
+            if account:
+                self._accounts[account][name] = max(self._accounts[account][name], value)
 
     def download_from(self, ip: str) -> None:
         with self._lock:

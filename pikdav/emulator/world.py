@@ -326,11 +326,17 @@ class World:
         self.link_delay = link_delay
         self.offline_seconds = offline_seconds
         self.upload_ttl = 3600
-        self.cdn_rate = 0  # bytes per second per download; 0: as fast as possible
         # Per download node (the first label of the host: "dl-a10b-0622", "*" for any):
         # seconds added before it answers, and the nodes that answer 503 to everything.
         self.cdn_latency: dict[str, float] = {}
         self.cdn_down: set[str] = set()
+        # PikPak's CDN limits (all off by default; see cdn.py): bytes per second per
+        # connection, concurrent connections per signed link and per account, and a delay
+        # before the first byte of every answer.
+        self.cdn_conn_rate = 0
+        self.cdn_link_conns = 0
+        self.cdn_account_conns = 0
+        self.cdn_first_byte_delay = 0.0
         self.task_daily_limit = 100
         self.bucket = "pikpak-emulator"
         self.secret = secrets.token_bytes(32)

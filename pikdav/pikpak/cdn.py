@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import socket
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -30,9 +31,14 @@ log = logging.getLogger(__name__)
 #: What stored files are read through (built by :func:`~.http.cdn_session`).
 CdnSession = requests.Session
 
-_STREAM_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+STREAM_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 # Expired, or issued to another address: such an answer asks for a fresh link, once.
 _STALE_LINK = (403, 404, 410)
+
+
+def is_stale(status: int) -> bool:
+    """Whether the download server's ``status`` says the link is no longer good."""
+    return status in _STALE_LINK
 
 
 class StreamGone(Transient):
@@ -52,7 +58,78 @@ class Stopping(Protocol):
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]: ...
 
 
-class LinkReader(io.RawIOBase):
+def ranged_get(
+    http: requests.Session,
+    link: Link,
+    start: int,
+    end: int,
+    *,
+    timeout: float = 60.0,
+    name: str = "",
+    host_failed: Callable[[str], None] | None = None,
+) -> requests.Response:
+    """Bytes ``start`` to ``end`` (exclusive) of ``link``, streamed: from the link's host,
+    else its fallback (the host PikPak gave, when the link was rewritten to another), else —
+    for a host that does not resolve or connect — the same URL on PikPak's other domain.
+    ``host_failed(url)`` hears of a rewritten host that failed."""
+    urls = [link.url, link.fallback] if link.fallback else [link.url]
+    swapped = False
+    while True:
+        url = urls.pop(0)
+        try:
+            resp = http.get(
+                url,
+                headers={"Range": f"bytes={start}-{end - 1}"},
+                stream=True,
+                timeout=(10, timeout),
+            )
+        except requests.ConnectionError as exc:
+            if not urls and not swapped and (other := other_domain(url)):
+                swapped = True
+                urls.append(other)
+            if not urls:
+                raise
+            _failed_over(url, cause_in_words(exc), urls[0], name)
+            if url != link.fallback and host_failed is not None:
+                host_failed(url)
+            continue
+        if urls and url == link.url and resp.status_code not in (200, 206):
+            # A rewritten host that does not serve the link: PikPak's own host does (an
+            # expired link fails there too, and is then asked for afresh).
+            resp.close()
+            _failed_over(url, f"answered {resp.status_code}", urls[0], name)
+            if resp.status_code >= 500 and host_failed is not None:
+                host_failed(url)
+            continue
+        return resp
+
+
+def _failed_over(url: str, why: str, then: str, name: str) -> None:
+    log.warning(
+        "download host %s failed for %r (%s); reading from %s",
+        host_of(url),
+        name,
+        why,
+        host_of(then),
+    )
+
+
+class ByteReader(io.RawIOBase):
+    """A seekable reader of a file's bytes whose one verb is ``read``."""
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class LinkReader(ByteReader):
     """Bytes ``start`` to ``end`` (exclusive) of a file of ``size`` bytes, read through
     ``link(fresh)`` (the file's link; ``fresh`` asks PikPak for a new one) with the CDN
     session ``http`` (see :func:`~.http.cdn_session`)."""
@@ -86,14 +163,10 @@ class LinkReader(io.RawIOBase):
         self._policy = resumes
         self.reads = 0  # reads that opened or resumed the upstream request
         self.delivered = 0  # bytes handed to the caller
+        self.waited = 0.0  # seconds spent waiting for the download server's bytes
+        self.on_close: Callable[[LinkReader], None] | None = None
         self._stop = stop
         self._unsubscribe = stop.subscribe(self._cut_upstream) if stop is not None else None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
 
     def tell(self) -> int:
         return self.pos
@@ -111,7 +184,7 @@ class LinkReader(io.RawIOBase):
         self._end = end if start <= self.pos < end else self.size
         for fresh in (False, True):
             resp = self._get(self.link(fresh))
-            if resp.status_code in _STALE_LINK and not fresh:
+            if is_stale(resp.status_code) and not fresh:
                 resp.close()
                 continue
             if resp.status_code == 206 or (resp.status_code == 200 and self.pos == 0):
@@ -124,46 +197,15 @@ class LinkReader(io.RawIOBase):
             )
 
     def _get(self, link: Link) -> requests.Response:
-        """The ranged request, from the link's host, else its fallback, else (for a host
-        that does not resolve or connect) the same URL on PikPak's other domain."""
-        urls = [link.url, link.fallback] if link.fallback else [link.url]
-        swapped = False
-        while True:
-            url = urls.pop(0)
-            try:
-                resp = self.http.get(
-                    url,
-                    headers={"Range": f"bytes={self.pos}-{self._end - 1}"},
-                    stream=True,
-                    timeout=(10, self.timeout),
-                )
-            except requests.ConnectionError as exc:
-                if not urls and not swapped and (other := other_domain(url)):
-                    swapped = True
-                    urls.append(other)
-                if not urls:
-                    raise
-                self._failed_over(url, cause_in_words(exc), urls[0], url != link.fallback)
-                continue
-            if urls and url == link.url and resp.status_code not in (200, 206):
-                # A rewritten host that does not serve the link: PikPak's own host does
-                # (an expired link fails there too, and is then asked for afresh).
-                resp.close()
-                broken = resp.status_code >= 500
-                self._failed_over(url, f"answered {resp.status_code}", urls[0], broken)
-                continue
-            return resp
-
-    def _failed_over(self, url: str, why: str, then: str, broken: bool) -> None:
-        log.warning(
-            "download host %s failed for %r (%s); reading from %s",
-            host_of(url),
-            self.name,
-            why,
-            host_of(then),
+        return ranged_get(
+            self.http,
+            link,
+            self.pos,
+            self._end,
+            timeout=self.timeout,
+            name=self.name,
+            host_failed=self._host_failed,
         )
-        if broken and self._host_failed is not None:
-            self._host_failed(url)
 
     def _drop(self) -> None:
         if self._resp is not None:
@@ -180,7 +222,9 @@ class LinkReader(io.RawIOBase):
                     self._drop()
                     self.reads += 1
                     self._open()
+                began = time.monotonic()
                 chunk = self._resp.raw.read(min(want, self._end - self.pos), decode_content=False)
+                self.waited += time.monotonic() - began
                 if self._stopping():
                     return b""  # what came may be cut short by the shut socket
                 if not chunk:
@@ -188,7 +232,7 @@ class LinkReader(io.RawIOBase):
                 self.pos += len(chunk)
                 self.delivered += len(chunk)
                 return chunk
-            except (*_STREAM_ERRORS, PikPakError) as exc:
+            except (*STREAM_ERRORS, PikPakError) as exc:
                 self._drop()
                 if self._stopping():
                     return b""
@@ -198,13 +242,13 @@ class LinkReader(io.RawIOBase):
                     "stream of %r interrupted at byte %d (%s); resuming",
                     self.name,
                     self.pos,
-                    _described(exc),
+                    described(exc),
                 )
 
     def _gone(self, exc: BaseException) -> StreamGone:
         return StreamGone(
             f"giving up on {self.name!r} at byte {self.pos} after {self.reads - 1} resumes "
-            f"({_described(exc)})",
+            f"({described(exc)})",
             self.delivered,
         )
 
@@ -221,19 +265,22 @@ class LinkReader(io.RawIOBase):
             except OSError:
                 pass
 
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+    @property
+    def rate(self) -> float:
+        """Bytes per second the connection gave while the caller waited for it (0: too few
+        bytes to say); a caller slower than the server makes this high, not low."""
+        return self.delivered / self.waited if self.delivered >= 1 << 20 and self.waited else 0.0
 
     def close(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
         self._drop()
+        if self.on_close is not None and not self.closed:
+            self.on_close(self)
         super().close()
 
 
-def _described(exc: BaseException) -> str:
+def described(exc: BaseException) -> str:
     """A failure in words for the log, never with the link (it is signed)."""
     return str(exc) if isinstance(exc, PikPakError) else cause_in_words(exc)

@@ -18,6 +18,7 @@ from pikdav.pikpak.cdn import CdnSession, LinkReader, Stopping
 from pikdav.pikpak.errors import LoginPaused, PikPakError
 from pikdav.pikpak.links import LinkRoute
 from pikdav.pikpak.offline import OfflineTasks
+from pikdav.pikpak.segments import OneConnectionFirst, SegmentedReader, SegmentPlan, Streams
 from pikdav.pikpak.types import Link, Quota, Task
 
 from .cache import TtlCache
@@ -57,6 +58,8 @@ class Mount:
         offline_folder: str | None = None,
         shared: SharedState | None = None,
         side_files: SideFiles | None = None,
+        streams: Streams | None = None,
+        stream_plan: SegmentPlan | None = None,
     ) -> None:
         """``uploads_dir``: answer PUTs once the body is on local disk and upload in the
         background from there (the ``background_uploads`` option); ``cdn``: the HTTP session
@@ -65,7 +68,9 @@ class Mount:
         mount's root; None: PikPak's "My Pack"); ``shared``: the Redis that several instances
         share (changes are refused while it is down, and invalidations reach every
         instance); ``side_files``: where Finder's metadata files are kept (default: in
-        memory)."""
+        memory); ``streams`` and ``stream_plan``: read files by parallel segments so cut,
+        within the account's connections (None, or a plan of one connection: through one
+        connection)."""
         self.name = name
         self.source = source
         self.read_only = read_only or not isinstance(source, WritableSource)
@@ -79,6 +84,8 @@ class Mount:
         # Links put into the offline folder become tasks (see vfs.offline).
         self.drop = DropFolder(offline) if offline and self.offline_folder else None
         self._drop_id = ""  # the offline folder's id, once it exists
+        self.streams = streams
+        self.stream_plan = stream_plan
         self._quota: TtlCache[Quota] = TtlCache(1)
         spool = spool or SpoolSettings()
         self.pending = (
@@ -175,16 +182,47 @@ class Mount:
         local = self.pending.local_file(entry) if self.pending is not None else None
         if local is not None:
             return open(local, "rb")
-        return LinkReader(
-            self._cdn,
-            entry.size,
-            lambda fresh: self.link(entry, fresh=fresh),
-            start=start,
-            end=end,
-            name=entry.name,
-            stop=stop,
-            host_failed=self.route.failed if self.route is not None else None,
-        )
+        plan, streams = self.stream_plan, self.streams
+        host_failed = self.route.failed if self.route is not None else None
+
+        def link(fresh: bool) -> Link:
+            return self.link(entry, fresh=fresh)
+
+        def one_connection() -> LinkReader:
+            return LinkReader(
+                self._cdn,
+                entry.size,
+                link,
+                start=start,
+                end=end,
+                name=entry.name,
+                stop=stop,
+                host_failed=host_failed,
+            )
+
+        if streams is None or plan is None or plan.connections < 2:
+            return one_connection()
+
+        def segmented(at: int = start) -> SegmentedReader:
+            return streams.reader(
+                self._cdn,
+                entry.size,
+                link,
+                key=f"{entry.id}:{entry.etag}",
+                plan=plan,
+                start=at,
+                end=end,
+                name=entry.name,
+                stop=stop,
+                host_failed=host_failed,
+            )
+
+        if not streams.one_is_enough(plan):
+            return segmented()
+        # The CDN did not throttle the last stream: one connection, measured as it goes.
+        one = one_connection()
+        one.on_close = lambda done: streams.measured(done.rate)
+        return OneConnectionFirst(one, segmented, fast=plan.fast, measured=streams.measured)
 
     def quota(self) -> Quota | None:
         """The source's quota (None for a source without one, or when PikPak cannot say)."""

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from pikdav.pikpak.cdn import LinkReader
+from pikdav.pikpak.segments import SegmentedReader
 from pikdav.vfs.tree import DriveTree
 from tests.support.command import basic
 from tests.support.gateway import PIKPAK_USER
@@ -204,16 +205,16 @@ def test_an_error_in_the_middle_of_a_stream_ends_the_connection(
 ):
     add_file(emulator, "a.bin", DATA * 4)
     gw = make_gateway(download="proxy")
-    real_read = LinkReader.read
     calls = []
+    for reader in (LinkReader, SegmentedReader):  # one connection, or several
 
-    def failing_read(self, size=-1):
-        calls.append(size)
-        if len(calls) > 1:
-            raise RuntimeError("broken reader")
-        return real_read(self, size)
+        def failing_read(self, size=-1, real_read=reader.read):
+            calls.append(size)
+            if len(calls) > 1:
+                raise RuntimeError("broken reader")
+            return real_read(self, size)
 
-    monkeypatch.setattr(LinkReader, "read", failing_read)
+        monkeypatch.setattr(reader, "read", failing_read)
     resp = requests.get(gw.url + "/pikpak/a.bin", auth=gw.auth, stream=True)
     assert resp.status_code == 200
     with pytest.raises(requests.exceptions.ChunkedEncodingError):

@@ -1,0 +1,278 @@
+"""pikdav against `rclone serve webdav` over rclone's pikpak backend, on the same emulator.
+
+Both servers reach the emulator the same way: through one loopback CONNECT proxy that tunnels
+every ``*.mypikpak.com`` host to the emulator's TLS port (rclone's pikpak backend only knows
+PikPak's real host names), trusting the same test CA. pikdav is given that proxy with
+``accounts.<name>.proxy`` and the CA with ``ca_cert``; rclone with ``HTTPS_PROXY`` and
+``--ca-cert``. The tunnel's own ceiling is measured too (a CDN link fetched through it by curl):
+no server can be faster than it.
+
+Side by side in one run, once with the unthrottled CDN and once with PikPak's limits (per
+connection ``--rate`` MB/s, 8 connections per link, 20 per account, 30 ms first-byte delay):
+cold and warm PROPFIND Depth 1 of ``--entries`` files, a GET of a large file, time to first
+byte of a 64 KiB Range at random offsets (median), a PUT of fresh content, and each server's
+peak RSS.
+
+    python bench/vs_rclone.py [--entries 10000] [--get-mib 1024] [--put-mib 256] [--rate 4]
+    python bench/vs_rclone.py --smoke      # small sizes: does it all run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.stream import DAV_PASSWORD, DAV_USER, proc_status, stop
+from pikdav.dav.auth import hash_password
+from tests.support.connect_proxy import ConnectProxy
+from tests.support.rclone import RcloneRemote
+from tests.support.tlsca import make_test_ca
+
+MIB = 1 << 20
+USER, PASSWORD = "bench@example.com", "bench pass"
+CURL = "%{time_starttransfer} %{time_total} %{size_download} %{http_code}"
+
+VERIFY: list[str] = []  # the test CA's file, once made (the emulator's certificate)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def curl(url: str, *extra: str, auth: bool = True) -> tuple[float, float, int, int]:
+    cmd = ["curl", "-s", "-o", "/dev/null", "-w", CURL, *extra]
+    if auth:
+        cmd += ["-u", f"{DAV_USER}:{DAV_PASSWORD}"]
+    out = subprocess.run([*cmd, url], check=True, capture_output=True, text=True).stdout
+    ttfb, total, size, code = out.split()
+    return float(ttfb), float(total), int(float(size)), int(code)
+
+
+def propfind(url: str) -> float:
+    began = time.monotonic()
+    resp = requests.request(
+        "PROPFIND", url, headers={"Depth": "1"}, auth=(DAV_USER, DAV_PASSWORD), timeout=600
+    )
+    assert resp.status_code == 207, resp.status_code
+    return time.monotonic() - began
+
+
+def control(base: str, name: str, body: dict | None = None, method: str = "POST") -> dict:
+    resp = requests.request(method, f"{base}/__emulator__/{name}", json=body, verify=VERIFY[0])
+    resp.raise_for_status()
+    return resp.json()
+
+
+def start_pikdav(tmp: Path, proxy: ConnectProxy, ca) -> tuple[subprocess.Popen, str]:
+    config = {
+        "server": {"host": "127.0.0.1", "port": 0},
+        "state_dir": str(tmp / "pikdav-state"),
+        "accounts": {
+            "main": {
+                "username": USER,
+                "password": PASSWORD,
+                "proxy": proxy.url,
+                "ca_cert": str(ca.ca_cert),
+            }
+        },
+        "mounts": [{"name": "pp", "account": "main", "download": "proxy"}],
+        "users": {DAV_USER: {"password_hash": hash_password(DAV_PASSWORD), "mounts": ["*"]}},
+    }
+    (tmp / "pikdav.yaml").write_text(yaml.safe_dump(config))
+    with open(tmp / "pikdav.log", "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pikdav.cli", "serve", "-c", str(tmp / "pikdav.yaml")],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+    url = proc.stdout.readline().strip().rstrip("/")
+    if not url:
+        raise SystemExit(f"pikdav did not start:\n{(tmp / 'pikdav.log').read_text()}")
+    return proc, f"{url}/pp"
+
+
+def start_rclone(remote: RcloneRemote, tmp: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    command = remote.command(
+        "serve", "webdav", remote.root, "--addr", f"127.0.0.1:{port}",
+        "--user", DAV_USER, "--pass", DAV_PASSWORD, "--dir-cache-time", "60s",
+    )  # fmt: skip
+    command.remove("-vv")
+    log = open(tmp / "rclone.log", "wb")
+    proc = subprocess.Popen(command, env=remote.env(), stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            requests.get(url, auth=(DAV_USER, DAV_PASSWORD), timeout=5)
+            return proc, url
+        except requests.ConnectionError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.close()
+                text = (tmp / "rclone.log").read_text()
+                raise SystemExit(f"rclone did not start:\n{text}") from None
+            time.sleep(0.2)
+
+
+def measure(name: str, url: str, size: int, seeks: list[int], put: Path | None) -> dict:
+    figures: dict = {}
+    _, total, got, code = curl(f"{url}/big.bin")
+    assert (got, code) == (size, 200), (name, got, code)
+    figures["get"] = size / total / 1e6
+    figures["seek"] = statistics.median(
+        curl(f"{url}/big.bin", "-r", f"{offset}-{offset + 65535}")[0] for offset in seeks
+    )
+    if put is not None:
+        _, total, _, code = curl(f"{url}/up-{name}.bin", "-T", str(put))
+        assert code in (201, 204), (name, code)
+        figures["put"] = put.stat().st_size / total / 1e6
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--entries", type=int, default=10_000)
+    parser.add_argument("--get-mib", type=int, default=1024, help="the unthrottled GET")
+    parser.add_argument("--limited-mib", type=int, default=256, help="the GET with limits")
+    parser.add_argument("--put-mib", type=int, default=256)
+    parser.add_argument("--rate", type=float, default=4.0, help="MB/s per CDN connection")
+    parser.add_argument("--seeks", type=int, default=10)
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args()
+    if args.smoke:
+        args.entries, args.get_mib, args.limited_mib, args.put_mib = 200, 16, 8, 8
+        args.seeks, args.rate = 3, 16.0
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        ca = make_test_ca(tmp / "ca")
+        VERIFY.append(str(ca.ca_cert))
+        emu = pikdav = rclone = None
+        try:
+            emu = subprocess.Popen(
+                [sys.executable, "-m", "pikdav.cli", "emulator", "--port", "0",
+                 "--tls-cert", str(ca.server_cert), "--tls-key", str(ca.server_key),
+                 "--account", f"{USER}:{PASSWORD}", "--state", str(tmp / "emulator")],
+                stdout=subprocess.PIPE,
+                stderr=open(tmp / "emulator.log", "wb"),  # the emulator's own log
+                text=True,
+            )  # fmt: skip
+            base = emu.stdout.readline().strip().rstrip("/")
+            port = int(base.rsplit(":", 1)[1])
+            session = requests.Session()
+            for index in range(args.entries):
+                session.post(
+                    f"{base}/__emulator__/files",
+                    json={"username": USER, "path": f"many/f{index:05d}.bin", "size": 1},
+                    verify=VERIFY[0],
+                ).raise_for_status()
+            big = args.get_mib * MIB
+            control(base, "files", {"username": USER, "path": "big.bin", "size": big, "seed": 1})
+            put = tmp / "fresh.bin"
+            with open(put, "wb") as out:
+                for _ in range(args.put_mib):
+                    out.write(os.urandom(MIB))
+            with ConnectProxy(("127.0.0.1", port)) as proxy:
+                remote = RcloneRemote(ca, proxy, USER, PASSWORD, tmp / "rclone")
+                remote.authorize()
+                pikdav, pikdav_url = start_pikdav(tmp, proxy, ca)
+                rclone, rclone_url = start_rclone(remote, tmp)
+                servers = {"pikdav": pikdav_url, "rclone": rclone_url}
+                print(f"# bench/vs_rclone.py — {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs")
+                rows = {}
+                for name, url in servers.items():
+                    cold = propfind(f"{url}/many/")
+                    warm = statistics.median(propfind(f"{url}/many/") for _ in range(3))
+                    rows[name] = {"cold": cold, "warm": warm}
+                # The tunnel's ceiling: a CDN link fetched through the proxy by curl.
+                link = _direct_link(base, session)
+                _, total, got, _ = curl(
+                    link, "-x", proxy.url, "--cacert", str(ca.ca_cert), auth=False
+                )
+                tunnel = got / total / 1e6
+                rng = random.Random(3)
+                seeks = [rng.randrange(big - 65536) for _ in range(args.seeks)]
+                for name, url in servers.items():
+                    rows[name] |= measure(name, url, big, seeks, put)
+                for name, proc in (("pikdav", pikdav), ("rclone", rclone)):
+                    rows[name]["rss"] = proc_status(proc.pid)["VmHWM"] / 1024
+                _print("unthrottled CDN", rows, tunnel)
+
+                control(
+                    base,
+                    "config",
+                    {
+                        "cdn_conn_rate": int(args.rate * 1e6),
+                        "cdn_link_conns": 8,
+                        "cdn_account_conns": 20,
+                        "cdn_first_byte_delay": 0.03,
+                    },
+                )
+                limited = args.limited_mib * MIB
+                control(
+                    base, "files", {"username": USER, "path": "big.bin", "size": limited, "seed": 2}
+                )
+                time.sleep(61)  # both servers' listings of the root expire (60 s)
+                seeks = [rng.randrange(limited - 65536) for _ in range(args.seeks)]
+                rows = {
+                    name: measure(name, url, limited, seeks, None) for name, url in servers.items()
+                }
+                _, total, got, _ = curl(
+                    _direct_link(base, session),
+                    "-x", proxy.url, "--cacert", str(ca.ca_cert), auth=False,
+                )  # fmt: skip
+                print(f"direct single connection at the limits: {got / total / 1e6:.1f} MB/s")
+                _print(f"PikPak's limits ({args.rate:g} MB/s per connection)", rows, None)
+        finally:
+            for proc in (pikdav, rclone, emu):
+                stop(proc)
+
+
+def _direct_link(base: str, session: requests.Session) -> str:
+    """big.bin's CDN link, asked for from loopback (where the proxy connects from), on a
+    PikPak download host name, so that curl reaches it through the tunnel as the servers do."""
+    from tests.support.pikpak_raw import RawSession
+
+    raw = RawSession(base, USER, PASSWORD)
+    raw.http.verify, raw.http.trust_env = VERIFY[0], False
+    raw.signin()
+    listing = raw.get("/drive/v1/files", parent_id="", limit=100).json()["files"]
+    file_id = next(f["id"] for f in listing if f["name"] == "big.bin")
+    raw.captcha(f"GET:/drive/v1/files/{file_id}")
+    link = urlsplit(raw.get(f"/drive/v1/files/{file_id}").json()["web_content_link"])
+    return link._replace(scheme="https", netloc="dl-a10b-0621.mypikpak.com").geturl()
+
+
+def _print(title: str, rows: dict, tunnel: float | None) -> None:
+    print(f"\n{title}")
+    keys = [k for k in ("cold", "warm", "get", "seek", "put", "rss") if k in rows["pikdav"]]
+    units = {"cold": "s", "warm": "s", "get": "MB/s", "seek": "ms", "put": "MB/s", "rss": "MiB"}
+    print("| | " + " | ".join(f"{k} ({units[k]})" for k in keys) + " |")
+    for name, row in rows.items():
+        cells = [
+            f"{row[k] * 1000:.0f}" if k == "seek" else f"{row[k]:.2f}" if k in ("cold", "warm")
+            else f"{row[k]:.0f}" for k in keys
+        ]  # fmt: skip
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    if tunnel is not None:
+        print(f"tunnel ceiling (curl through the CONNECT proxy): {tunnel:.0f} MB/s")
+
+
+if __name__ == "__main__":
+    main()

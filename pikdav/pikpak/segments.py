@@ -1,0 +1,702 @@
+"""Reading a file from PikPak's download servers through several connections at once.
+
+PikPak's CDN throttles each connection (a few MB/s) and sits tens of milliseconds away, so one
+connection gives one connection's speed however fast the line is. :class:`SegmentedReader`
+reads the same bytes as :class:`~.cdn.LinkReader` — a lazy, seekable reader of a link's
+``start`` to ``end`` — from ranged requests in parallel: a small first segment, so that the
+first byte comes as soon as a single request would bring it, then segments of a few MiB fetched
+by up to ``connections`` workers, handed to the caller in order as they arrive.
+
+Bounds: a stream never holds more than ``ahead`` bytes beyond the caller's position (a player
+that reads slowly does not make the gateway download the whole file), so its memory is at most
+``ahead`` plus one segment. A seek outside what is scheduled cancels the segments no longer
+needed and starts again at the new offset. A dropped connection or an expired link resumes
+only its own segment (at the byte it had reached, with a fresh link when the CDN says the old
+one is stale), within :data:`~.retry.STREAM_RESUMES`.
+
+Every connection is counted against the account's :class:`ConnectionBudget` (PikPak serves
+about 20 per account and 8 per signed link; more earn 503s), so that ten players of one
+account never earn a 503; a 503 that comes anyway lowers the budget for a while instead of
+failing the stream. Pieces read are kept in a :class:`BlockCache` shared by the streams of the
+same file: players re-read the same header and index blocks on every seek.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import logging
+import socket
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import requests
+
+from .cdn import (
+    STREAM_ERRORS,
+    ByteReader,
+    LinkReader,
+    Stopping,
+    StreamGone,
+    described,
+    is_stale,
+    ranged_get,
+)
+from .retry import STREAM_RESUMES, RetryPolicy
+from .types import Link
+
+log = logging.getLogger(__name__)
+
+KIB, MIB = 1 << 10, 1 << 20
+BUSY_FOR = 60.0  # seconds of 503s from the CDN before a segment gives up
+MAX_SEGMENT = 32 * MIB  # segments grow to this on a CDN that does not throttle
+HANDOFF = 512 * KIB  # what a read waits for before it returns (less at a run's end)
+
+
+class _Busy(Exception):
+    """The CDN answered 503: too many connections."""
+
+
+class _ClosedEarly(OSError):
+    """The download server ended its answer before the range was complete (a drop)."""
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    """How a stream is cut: ``first`` bytes for a fast first byte, then ``size`` each, by up
+    to ``connections`` at once, never more than ``ahead`` bytes beyond the reader."""
+
+    connections: int = 8
+    first: int = 256 * KIB
+    size: int = 2 * MIB
+    ahead: int = 32 * MIB
+    # A connection faster than this is not throttled by the CDN: more of them would only
+    # share the same CPU and line (on an unthrottled CDN one connection is fastest).
+    fast: float = 64e6
+
+    def __post_init__(self) -> None:
+        if self.connections < 1 or self.first < 1 or self.size < 1:
+            raise ValueError("a segment plan needs at least one connection and some bytes")
+
+
+class ConnectionBudget:
+    """How many connections to the CDN may be open at once (for one account, or one file's
+    link). A 503 (the CDN counted more than it allows) lowers the limit by one, never below
+    one; after ``recover`` seconds without a 503 it rises by one again, up to where it began."""
+
+    def __init__(self, limit: int, *, recover: float = 30.0) -> None:
+        if limit < 1:
+            raise ValueError("a connection budget needs at least one connection")
+        self.most = limit
+        self.limit = limit
+        self.in_use = 0
+        self.peak = 0
+        self.refusals = 0
+        self._recover = recover
+        self._lowered_at = 0.0
+        self._cond = threading.Condition()
+
+    def acquire(self, give_up: Callable[[], bool]) -> bool:
+        """Wait for a connection; False when ``give_up`` says so first."""
+        with self._cond:
+            while True:
+                self._maybe_recover()
+                if self.in_use < self.limit:
+                    self.in_use += 1
+                    self.peak = max(self.peak, self.in_use)
+                    return True
+                if give_up():
+                    return False
+                self._cond.wait(0.2)
+
+    def release(self) -> None:
+        with self._cond:
+            self.in_use -= 1
+            self._cond.notify()
+
+    def refused(self) -> None:
+        """The CDN answered 503: it counts more connections than we thought we had."""
+        with self._cond:
+            self.refusals += 1
+            self._lowered_at = time.monotonic()
+            if self.limit > 1:
+                self.limit -= 1
+                log.info("the CDN refused a connection; using at most %d now", self.limit)
+
+    def _maybe_recover(self) -> None:
+        if self.limit < self.most and time.monotonic() - self._lowered_at > self._recover:
+            self.limit += 1
+            self._lowered_at = time.monotonic()
+            self._cond.notify_all()
+
+
+class BlockCache:
+    """Pieces of files recently read, shared by every stream of the same file (``key``: the
+    file's id and content hash), least recently used out first, ``max_bytes`` in all."""
+
+    def __init__(self, max_bytes: int = 64 * MIB) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.hits = 0  # bytes served from the cache
+        self._pieces: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._starts: dict[str, list[int]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, pos: int) -> tuple[int, bytes] | None:
+        """A cached piece of ``key`` holding the byte at ``pos``: (its start, its bytes)."""
+        with self._lock:
+            starts = self._starts.get(key)
+            if not starts:
+                return None
+            at = bisect.bisect_right(starts, pos) - 1
+            # A longer piece may start before a shorter one that also holds pos.
+            for start in reversed(starts[max(0, at - 3) : at + 1]):
+                data = self._pieces[(key, start)]
+                if start <= pos < start + len(data):
+                    self._pieces.move_to_end((key, start))
+                    return start, data
+            return None
+
+    def put(self, key: str, start: int, data: bytes) -> None:
+        if not data or len(data) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._pieces.pop((key, start), None)
+            if old is not None:
+                self.size -= len(old)
+                if len(old) > len(data):
+                    data = old  # keep the longer one
+            else:
+                bisect.insort(self._starts.setdefault(key, []), start)
+            self._pieces[(key, start)] = data
+            self.size += len(data)
+            while self.size > self.max_bytes:
+                (old_key, old_start), dropped = self._pieces.popitem(last=False)
+                self.size -= len(dropped)
+                starts = self._starts[old_key]
+                starts.remove(old_start)
+                if not starts:
+                    del self._starts[old_key]
+
+
+class _Segment:
+    """Bytes ``start`` to ``end`` of the file, filled by one worker as they arrive."""
+
+    def __init__(self, start: int, end: int, cached: bytes | None = None) -> None:
+        self.start = start
+        self.end = end
+        self.data = bytearray(cached) if cached is not None else bytearray()
+        self.done = cached is not None
+        self.taken = cached is not None  # a worker has it (or nobody needs to)
+        self.cancelled = False
+        self.failure: StreamGone | None = None
+        self.response: requests.Response | None = None
+        self.fetched = 0  # bytes that came from the CDN (not from the cache)
+        self.kept = False  # in the block cache already
+
+    @property
+    def filled(self) -> int:
+        return self.start + len(self.data)
+
+
+class SegmentedReader(ByteReader):
+    """Bytes ``start`` to ``end`` (exclusive) of a file of ``size`` bytes, read through
+    ``link(fresh)`` with the CDN session ``http``, by parallel segments (see the module).
+
+    ``key`` names the file's content in ``cache``; ``budget`` is the account's connections,
+    ``link_budget`` those of the file's link (shared by every stream of the file)."""
+
+    def __init__(
+        self,
+        http: requests.Session,
+        size: int,
+        link: Callable[[bool], Link],
+        *,
+        budget: ConnectionBudget,
+        link_budget: ConnectionBudget | None = None,
+        cache: BlockCache | None = None,
+        key: str = "",
+        plan: SegmentPlan = SegmentPlan(),
+        start: int = 0,
+        end: int | None = None,
+        name: str = "",
+        timeout: float = 60.0,
+        stop: Stopping | None = None,
+        resumes: RetryPolicy = STREAM_RESUMES,
+        workers: int = 1,
+        host_failed: Callable[[str], None] | None = None,
+    ) -> None:
+        """``host_failed(url)`` hears of a rewritten link's host that failed."""
+        super().__init__()
+        self._host_failed = host_failed
+        self.http = http
+        self.size = size
+        self.link = link
+        self.planned = (start, size if end is None else end)
+        self.name = name
+        self.timeout = timeout
+        self.pos = 0
+        self.delivered = 0  # bytes handed to the caller
+        self.fetched = 0  # bytes that came from the CDN
+        self._budget = budget
+        self._link_budget = link_budget
+        self._cache = cache
+        self._key = key
+        self._plan = plan
+        self._resumes = resumes
+        self._segments: deque[_Segment] = deque()
+        self._end = size  # where the scheduled run of segments stops
+        self._cond = threading.Condition()
+        self._working = 0  # worker threads, counted under the lock
+        # Connections wanted: one more each time the caller has to wait for the CDN (a fast
+        # CDN keeps one connection ahead of the caller; a throttled one gets several).
+        self.workers = max(1, min(workers, plan.connections))
+        self.rate = 0.0  # bytes per second of one connection, as last measured
+        # Segments grow while connections are fast: then a request costs more than its bytes.
+        self._segment_size = plan.size
+        self._run_start = 0
+        self._closing = False
+        self._stop = stop
+        self._unsubscribe = stop.subscribe(self._stopped) if stop is not None else None
+        self.on_close: Callable[[], None] | None = None
+
+    # ------------------------------------------------------------------ io
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def read(self, size: int = -1) -> bytes:
+        if self.pos >= self.size or self._stopping():
+            return b""
+        want = self.size - self.pos if size is None or size < 0 else size
+        with self._cond:
+            segment = self._segment_at(self.pos)
+            starved = False
+            # Wait for a useful amount, not for every byte (a thread handoff per network read
+            # would cost more than the copy); the first byte of a run is handed over at once.
+            enough = 1 if self.pos == self._run_start else min(want, HANDOFF)
+            while segment.filled - self.pos < min(enough, segment.end - self.pos) and not (
+                segment.done or segment.failure is not None
+            ):
+                if self._stopping():
+                    return b""
+                if not starved and self.pos > self._run_start and 0 < self.rate < self._plan.fast:
+                    # The caller waits for a throttled CDN in the middle of a run (not for its
+                    # first byte, which every request waits for): one more connection helps.
+                    starved = True
+                    self.workers = min(self._plan.connections, self.workers + 1)
+                    self._top_up(self.pos)
+                self._cond.wait(0.5)
+            if segment.failure is not None and segment.filled <= self.pos:
+                raise StreamGone(str(segment.failure), self.delivered)
+            at = self.pos - segment.start
+            with memoryview(segment.data) as view:
+                chunk = bytes(view[at : at + min(want, segment.filled - self.pos)])
+        self.pos += len(chunk)
+        self.delivered += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        with self._cond:
+            self._closing = True
+            for segment in self._segments:
+                self._cancel(segment)
+            self._segments.clear()
+            self._cond.notify_all()
+        if self.on_close is not None:
+            self.on_close()
+        super().close()
+
+    # ------------------------------------------------------------------ scheduling
+    def _segment_at(self, pos: int) -> _Segment:
+        """The segment holding ``pos`` (with the lock held), segments before it let go and
+        the read-ahead topped up; a position outside the scheduled run starts a new one."""
+        while self._segments and self._segments[0].end <= pos:
+            self._let_go(self._segments.popleft())
+        if not self._segments or self._segments[0].start > pos:
+            for segment in self._segments:
+                self._cancel(segment)
+            self._segments.clear()
+            start, end = self.planned
+            self._end = end if start <= pos < end else self.size
+            self._run_start = pos
+            self._schedule(pos, self._plan.first)
+        self._top_up(pos)
+        return self._segments[0]
+
+    def _schedule(self, start: int, length: int) -> None:
+        cached = self._cache.get(self._key, start) if self._cache is not None else None
+        if cached is not None:
+            piece_start, data = cached
+            end = min(piece_start + len(data), self._end)
+            self._segments.append(
+                _Segment(start, end, data[start - piece_start : end - piece_start])
+            )
+            if self._cache is not None:
+                self._cache.hits += end - start
+            return
+        end = min(start + length, self._end)
+        self._segments.append(_Segment(start, end))
+        self._cond.notify_all()
+
+    def _top_up(self, pos: int) -> None:
+        # The read-ahead grows with what the caller has read since its last seek (a probe
+        # of a header costs little), up to the plan's bound.
+        plan = self._plan
+        ahead = min(plan.ahead, max(plan.first + plan.size, 2 * (pos - self._run_start)))
+        while True:
+            last = self._segments[-1]
+            if last.end >= self._end or last.end - pos >= ahead:
+                break
+            self._schedule(last.end, self._segment_size)
+        waiting = sum(1 for s in self._segments if not s.taken)
+        for _ in range(min(self.workers - self._working, waiting)):
+            self._working += 1  # counted here, under the lock, until the worker ends
+            threading.Thread(target=self._work, name=f"segments {self.name}", daemon=True).start()
+
+    def _let_go(self, segment: _Segment) -> None:
+        self._cancel(segment)
+
+    def _cancel(self, segment: _Segment) -> None:
+        if not segment.done:
+            segment.cancelled = True
+            self._cut(segment)
+        self._keep(segment)
+
+    def _keep(self, segment: _Segment) -> None:
+        if self._cache is not None and segment.fetched and segment.data and not segment.kept:
+            segment.kept = True
+            self._cache.put(self._key, segment.start, bytes(segment.data))
+
+    # ------------------------------------------------------------------ workers
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                segment = next((s for s in self._segments if not s.taken), None)
+                if segment is None or self._closing:
+                    self._working -= 1
+                    return
+                segment.taken = True
+            try:
+                self._fetch(segment)
+            except BaseException as exc:
+                # Whatever went wrong, the caller hears of it instead of waiting for ever.
+                self._fail(segment, exc)
+                with self._cond:
+                    self._working -= 1
+                log.exception("segment %d-%d of %r failed", segment.start, segment.end, self.name)
+                return
+            with self._cond:
+                if segment.done and not segment.cancelled:
+                    self._keep(segment)
+                self._cond.notify_all()
+
+    def _fetch(self, segment: _Segment) -> None:
+        """Fill ``segment`` from the CDN, resuming where it was cut."""
+        attempts, began, busy_since = 0, time.monotonic(), None
+        while not segment.cancelled and segment.filled < segment.end:
+            if not self._take_connection(segment):
+                return
+            try:
+                self._fill(segment)
+                busy_since = None
+            except _Busy:
+                # The CDN counts more connections than the budget thought: the budget is
+                # lower now; wait a little and ask again, for a while.
+                busy_since = busy_since or time.monotonic()
+                if time.monotonic() - busy_since > BUSY_FOR:
+                    self._fail(segment, StreamGone("the download server stays busy", 0))
+                    return
+                time.sleep(0.2)
+            except (*STREAM_ERRORS, StreamGone) as exc:
+                if segment.cancelled or self._stopping():
+                    return
+                attempts += 1
+                if isinstance(exc, StreamGone) or self._resumes.exhausted(
+                    attempts, time.monotonic() - began
+                ):
+                    self._fail(segment, exc)
+                    return
+                log.info(
+                    "segment %d-%d of %r interrupted at byte %d (%s); resuming",
+                    segment.start,
+                    segment.end,
+                    self.name,
+                    segment.filled,
+                    described(exc),
+                )
+            finally:
+                self._give_back_connection()
+        with self._cond:
+            segment.done = segment.filled >= segment.end
+            self._cond.notify_all()
+
+    def _fail(self, segment: _Segment, exc: BaseException) -> None:
+        with self._cond:
+            segment.failure = self._gone(segment, exc)
+            self._cond.notify_all()
+
+    def _take_connection(self, segment: _Segment) -> bool:
+        def give_up() -> bool:
+            return segment.cancelled or self._closing or self._stopping()
+
+        if self._link_budget is not None and not self._link_budget.acquire(give_up):
+            return False
+        if not self._budget.acquire(give_up):
+            if self._link_budget is not None:
+                self._link_budget.release()
+            return False
+        return True
+
+    def _give_back_connection(self) -> None:
+        self._budget.release()
+        if self._link_budget is not None:
+            self._link_budget.release()
+
+    def _fill(self, segment: _Segment) -> None:
+        """One ranged request for the rest of ``segment``. A stale link is replaced once: by
+        the link the mount holds now when another segment has renewed it, else by a fresh one."""
+        used = self.link(False)
+        resp = self._get(used, segment)
+        if is_stale(resp.status_code):
+            resp.close()
+            current = self.link(False)
+            resp = self._get(current if current.url != used.url else self.link(True), segment)
+        if resp.status_code == 503:
+            resp.close()
+            for budget in (self._link_budget, self._budget):
+                if budget is not None:
+                    budget.refused()
+            raise _Busy()
+        if resp.status_code != 206:
+            resp.close()
+            raise StreamGone(
+                f"the download server answered {resp.status_code} for a ranged read",
+                self.delivered,
+            )
+        segment.response = resp
+        try:
+            if segment.cancelled:
+                return
+            began, got = time.monotonic(), 0
+            while segment.filled < segment.end and not segment.cancelled:
+                # What has arrived, up to 1 MiB: the caller sees bytes as they come.
+                chunk = resp.raw.read1(min(MIB, segment.end - segment.filled), decode_content=False)
+                if not chunk:
+                    raise _ClosedEarly("the download server closed early")
+                count = len(chunk)
+                got += count
+                with self._cond:
+                    segment.data += chunk
+                    segment.fetched += count
+                    self.fetched += count
+                    self._cond.notify_all()
+            elapsed = time.monotonic() - began
+            if got >= 256 * KIB and elapsed > 0:
+                self.rate = got / elapsed
+                if self.rate >= self._plan.fast:
+                    self._segment_size = min(2 * self._segment_size, MAX_SEGMENT)
+        finally:
+            segment.response = None
+            resp.close()
+
+    def _get(self, link: Link, segment: _Segment) -> requests.Response:
+        return ranged_get(
+            self.http,
+            link,
+            segment.filled,
+            segment.end,
+            timeout=self.timeout,
+            name=self.name,
+            host_failed=self._host_failed,
+        )
+
+    def _gone(self, segment: _Segment, exc: BaseException) -> StreamGone:
+        return StreamGone(
+            f"giving up on {self.name!r} at byte {segment.filled} ({described(exc)})",
+            self.delivered,
+        )
+
+    # ------------------------------------------------------------------ stopping
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
+    def _stopped(self) -> None:
+        """From the stopping thread: end every request in flight."""
+        with self._cond:
+            for segment in self._segments:
+                segment.cancelled = True
+                self._cut(segment)
+            self._cond.notify_all()
+
+    @staticmethod
+    def _cut(segment: _Segment) -> None:
+        resp = segment.response
+        sock = getattr(getattr(resp.raw, "connection", None), "sock", None) if resp else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+#: PikPak serves about this many connections per signed link at once.
+LINK_CONNECTIONS = 8
+#: ... and about 20 per account: a budget below that leaves room for other clients.
+ACCOUNT_CONNECTIONS = 16
+#: Connections per proxied stream (the ``stream_connections`` mount option; see BENCHMARKS.md).
+STREAM_CONNECTIONS = 8
+#: Bytes of recently read pieces kept for the streams of the same file (``stream_cache``).
+STREAM_CACHE = 64 * MIB
+
+
+class Streams:
+    """What the segmented streams of one account share: its connection budget, a budget
+    per file (every stream of a file reads the same signed link), and the block cache."""
+
+    def __init__(
+        self, *, connections: int = ACCOUNT_CONNECTIONS, cache: BlockCache | None = None
+    ) -> None:
+        self.budget = ConnectionBudget(connections)
+        self.cache = cache
+        # How many connections the last stream ended up wanting: the next one starts there
+        # (a player's every seek is a new request; the CDN's speed has not changed).
+        self.workers = 1
+        # What one connection to the CDN gave, as the last stream measured it (0: unknown).
+        self.rate = 0.0
+        self._links: dict[str, tuple[ConnectionBudget, int]] = {}
+        self._lock = threading.Lock()
+
+    def reader(
+        self,
+        http: requests.Session,
+        size: int,
+        link: Callable[[bool], Link],
+        *,
+        key: str,
+        plan: SegmentPlan = SegmentPlan(),
+        start: int = 0,
+        end: int | None = None,
+        name: str = "",
+        stop: Stopping | None = None,
+        host_failed: Callable[[str], None] | None = None,
+    ) -> SegmentedReader:
+        """A segmented reader of the file ``key`` (its id and content hash)."""
+        with self._lock:
+            budget, users = self._links.get(key, (None, 0))
+            if budget is None:
+                budget = ConnectionBudget(min(LINK_CONNECTIONS, self.budget.most))
+            self._links[key] = (budget, users + 1)
+        reader = SegmentedReader(
+            http,
+            size,
+            link,
+            budget=self.budget,
+            link_budget=budget,
+            cache=self.cache,
+            key=key,
+            plan=plan,
+            start=start,
+            end=end,
+            name=name,
+            stop=stop,
+            workers=self.workers,
+            host_failed=host_failed,
+        )
+        reader.on_close = lambda: self._done(key, reader.workers, reader.rate)
+        return reader
+
+    def one_is_enough(self, plan: SegmentPlan) -> bool:
+        """Whether one connection is as fast as the CDN gets (it does not throttle): then
+        a stream is read through one, with no segments to hand over between threads."""
+        return self.rate >= plan.fast
+
+    def measured(self, rate: float) -> None:
+        """A stream read through one connection says what it gave (0: too short to say)."""
+        if rate:
+            self.rate = rate
+
+    def _done(self, key: str, workers: int, rate: float) -> None:
+        with self._lock:
+            self.workers = workers
+            if rate:
+                self.rate = rate
+            budget, users = self._links[key]
+            if users > 1:
+                self._links[key] = (budget, users - 1)
+            else:
+                del self._links[key]
+
+
+#: A stream read through one connection is measured after this much; a throttled CDN then
+#: has the rest read by segments.
+MEASURE_AFTER = 4 * MIB
+
+
+class OneConnectionFirst(ByteReader):
+    """A stream read through one connection (``one``) while that is fast, and by segments
+    (``segmented(pos)``, a reader at ``pos``) from the moment it turns out throttled: after
+    :data:`MEASURE_AFTER` bytes below ``fast`` bytes per second, it goes on by segments at
+    the byte it had reached; ``measured(rate)`` hears what one connection gave."""
+
+    def __init__(
+        self,
+        one: LinkReader,
+        segmented: Callable[[int], io.RawIOBase],
+        *,
+        fast: float,
+        measured: Callable[[float], None],
+    ) -> None:
+        super().__init__()
+        self._current: io.RawIOBase = one
+        self._one: LinkReader | None = one
+        self._segmented = segmented
+        self._fast = fast
+        self._measured = measured
+        self.delivered = 0  # bytes handed to the caller, by either reader
+
+    def tell(self) -> int:
+        return self._current.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._current.seek(offset, whence)
+
+    def read(self, size: int = -1) -> bytes:
+        one = self._one
+        if one is not None and one.delivered >= MEASURE_AFTER and 0 < one.rate < self._fast:
+            log.info(
+                "stream of %r: one connection gives %.1f MB/s; reading on by segments",
+                one.name,
+                one.rate / 1e6,
+            )
+            self._measured(one.rate)
+            pos = one.tell()
+            self._one = None
+            one.on_close = None  # measured already
+            one.close()
+            self._current = self._segmented(pos)
+            self._current.seek(pos)
+        try:
+            data = self._current.read(size)
+        except StreamGone as exc:
+            # The caller decides between an error answer and a short body by what went out.
+            raise StreamGone(str(exc), self.delivered) from None
+        self.delivered += len(data)
+        return data
+
+    def close(self) -> None:
+        if not self.closed:
+            self._current.close()
+        super().close()
