@@ -131,13 +131,15 @@ def start_rclone(remote: RcloneRemote, tmp: Path) -> tuple[subprocess.Popen, str
             time.sleep(0.2)
 
 
-def measure(name: str, url: str, size: int, seeks: list[int], put: Path | None) -> dict:
+def measure(
+    name: str, url: str, size: int, seeks: list[int], put: Path | None, file: str = "big.bin"
+) -> dict:
     figures: dict = {}
-    _, total, got, code = curl(f"{url}/big.bin")
+    _, total, got, code = curl(f"{url}/{file}")
     assert (got, code) == (size, 200), (name, got, code)
     figures["get"] = size / total / 1e6
     figures["seek"] = statistics.median(
-        curl(f"{url}/big.bin", "-r", f"{offset}-{offset + 65535}")[0] for offset in seeks
+        curl(f"{url}/{file}", "-r", f"{offset}-{offset + 65535}")[0] for offset in seeks
     )
     if put is not None:
         _, total, _, code = curl(f"{url}/up-{name}.bin", "-T", str(put))
@@ -182,8 +184,14 @@ def main() -> None:
                     json={"username": USER, "path": f"many/f{index:05d}.bin", "size": 1},
                     verify=VERIFY[0],
                 ).raise_for_status()
-            big = args.get_mib * MIB
+            big, limited = args.get_mib * MIB, args.limited_mib * MIB
             control(base, "files", {"username": USER, "path": "big.bin", "size": big, "seed": 1})
+            # The file of the run with limits, there from the start (no listing goes stale).
+            control(
+                base,
+                "files",
+                {"username": USER, "path": "limited.bin", "size": limited, "seed": 2},
+            )
             put = tmp / "fresh.bin"
             with open(put, "wb") as out:
                 for _ in range(args.put_mib):
@@ -224,17 +232,13 @@ def main() -> None:
                         "cdn_first_byte_delay": 0.03,
                     },
                 )
-                limited = args.limited_mib * MIB
-                control(
-                    base, "files", {"username": USER, "path": "big.bin", "size": limited, "seed": 2}
-                )
-                time.sleep(61)  # both servers' listings of the root expire (60 s)
                 seeks = [rng.randrange(limited - 65536) for _ in range(args.seeks)]
                 rows = {
-                    name: measure(name, url, limited, seeks, None) for name, url in servers.items()
+                    name: measure(name, url, limited, seeks, None, "limited.bin")
+                    for name, url in servers.items()
                 }
                 _, total, got, _ = curl(
-                    _direct_link(base, session),
+                    _direct_link(base, session, "limited.bin"),
                     "-x", proxy.url, "--cacert", str(ca.ca_cert), auth=False,
                 )  # fmt: skip
                 print(f"direct single connection at the limits: {got / total / 1e6:.1f} MB/s")
@@ -244,8 +248,8 @@ def main() -> None:
                 stop(proc)
 
 
-def _direct_link(base: str, session: requests.Session) -> str:
-    """big.bin's CDN link, asked for from loopback (where the proxy connects from), on a
+def _direct_link(base: str, session: requests.Session, file: str = "big.bin") -> str:
+    """The file's CDN link, asked for from loopback (where the proxy connects from), on a
     PikPak download host name, so that curl reaches it through the tunnel as the servers do."""
     from tests.support.pikpak_raw import RawSession
 
@@ -253,7 +257,7 @@ def _direct_link(base: str, session: requests.Session) -> str:
     raw.http.verify, raw.http.trust_env = VERIFY[0], False
     raw.signin()
     listing = raw.get("/drive/v1/files", parent_id="", limit=100).json()["files"]
-    file_id = next(f["id"] for f in listing if f["name"] == "big.bin")
+    file_id = next(f["id"] for f in listing if f["name"] == file)
     raw.captcha(f"GET:/drive/v1/files/{file_id}")
     link = urlsplit(raw.get(f"/drive/v1/files/{file_id}").json()["web_content_link"])
     return link._replace(scheme="https", netloc="dl-a10b-0621.mypikpak.com").geturl()

@@ -340,6 +340,7 @@ def build_app_and_metrics(config: Config, mounts: list[Mount]) -> tuple[Callable
         mounts=mounts,
         policies=policies,
         account_of={settings.name: settings.account for settings in config.mounts},
+        shared=shared_state(mounts),
     )
     metrics = Metrics(status)
     if config.notify.webhook:

@@ -35,6 +35,7 @@ from wsgidav.mw.base_mw import BaseMiddleware
 from pikdav.pikpak.errors import HumanCheckRequired, PikPakError
 from pikdav.vfs.errors import MountError
 from pikdav.vfs.mount import Mount
+from pikdav.vfs.shared import SharedState
 
 from .auth import REALM, AuthSettings, failed_logins
 from .frontdoor import plain_answer
@@ -72,6 +73,7 @@ class StatusSources:
     policies: Mapping[str, DownloadPolicy]
     transfers: Transfers = field(default_factory=Transfers)
     account_of: Mapping[str, str] = field(default_factory=dict)  # mount name → account name
+    shared: SharedState | None = None  # the Redis several instances share, if any
 
 
 _templates = Environment(
@@ -332,9 +334,8 @@ def _view(sources: StatusSources, bans: list[tuple[str, int]]) -> dict[str, Any]
                 "download": policy.mode if policy else "",
                 "read_only": mount.read_only,
                 "offline_folder": mount.offline_folder or "",
-                # Slots other parts fill when they know it (a share's status, a CDN node).
-                "share_status": _optional(mount.source, "share_status"),
-                "cdn_node": _optional(mount, "cdn_node"),
+                "share_status": _share_status(mount),
+                "cdn_node": _cdn_node(mount),
             }
         )
         first_of_account = account not in seen_accounts
@@ -392,10 +393,19 @@ def _view(sources: StatusSources, bans: list[tuple[str, int]]) -> dict[str, Any]
                 "human_check": bool(paused and paused.kind == "human_check"),
             }
         )
+    shared = sources.shared.status() if sources.shared is not None else None
     return {
         "accounts": accounts,
         "quotas": quotas,
         "mounts": mounts,
+        "shared": {
+            "where": shared.where,
+            "up": shared.up,
+            "since": _clock(shared.since) if shared.since else "",
+            "problem": shared.problem,
+        }
+        if shared is not None
+        else None,
         "offline_mounts": [m for m in sources.mounts if m.offline is not None],
         "transfers": [
             {
@@ -438,11 +448,26 @@ def _offline(mount: Mount) -> dict[str, Any]:
     }
 
 
-def _optional(owner: Any, name: str) -> str:
-    value = getattr(owner, name, None)
-    if callable(value):
-        value = value()
-    return str(value) if value else ""
+def _share_status(mount: Mount) -> str:
+    """Each share's state, and what to do when it is not open (none for an own drive)."""
+    shown = []
+    for status in mount.share_statuses():
+        text = f"{status.name}: {status.state}"
+        if not status.ok and status.advice:
+            text += f" ({status.advice})"
+        shown.append(text)
+    return "; ".join(shown)
+
+
+def _cdn_node(mount: Mount) -> str:
+    """The download node the mount's links go to, when it rewrites them."""
+    route = mount.route
+    if route is None:
+        return ""
+    choice = route.choice
+    if choice is not None:
+        return f"{choice.host} ({choice.latency * 1000:.0f} ms)"
+    return "PikPak's own (no node chosen yet)"
 
 
 def _clock(at: float) -> str:
