@@ -72,7 +72,7 @@ class SegmentPlan:
     connections: int = 8
     first: int = 256 * KIB
     size: int = 2 * MIB
-    ahead: int = 32 * MIB
+    ahead: int = 16 * MIB
     # A connection faster than this is not throttled by the CDN: more of them would only
     # share the same CPU and line (on an unthrottled CDN one connection is fastest).
     fast: float = 64e6
@@ -649,7 +649,10 @@ class OneConnectionFirst(ByteReader):
     """A stream read through one connection (``one``) while that is fast, and by segments
     (``segmented(pos)``, a reader at ``pos``) from the moment it turns out throttled: after
     :data:`MEASURE_AFTER` bytes below ``fast`` bytes per second, it goes on by segments at
-    the byte it had reached; ``measured(rate)`` hears what one connection gave."""
+    the byte it had reached; ``measured(rate)`` hears what one connection gave.
+
+    The first :data:`MEASURE_AFTER` bytes it reads from where it starts go to ``keep(start,
+    data)`` (the block cache): a player's header and index reads come back again and again."""
 
     def __init__(
         self,
@@ -658,6 +661,7 @@ class OneConnectionFirst(ByteReader):
         *,
         fast: float,
         measured: Callable[[float], None],
+        keep: Callable[[int, bytes], None] | None = None,
     ) -> None:
         super().__init__()
         self._current: io.RawIOBase = one
@@ -665,13 +669,19 @@ class OneConnectionFirst(ByteReader):
         self._segmented = segmented
         self._fast = fast
         self._measured = measured
+        self._keep = keep
+        self._head: bytearray | None = None  # what was read from ``_head_at`` on, in a row
+        self._head_at = 0
         self.delivered = 0  # bytes handed to the caller, by either reader
 
     def tell(self) -> int:
         return self._current.tell()
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._current.seek(offset, whence)
+        at = self._current.seek(offset, whence)
+        if self._head is not None and at != self._head_at + len(self._head):
+            self._keep_head()  # a seek ends the run of bytes kept
+        return at
 
     def read(self, size: int = -1) -> bytes:
         one = self._one
@@ -688,15 +698,29 @@ class OneConnectionFirst(ByteReader):
             one.close()
             self._current = self._segmented(pos)
             self._current.seek(pos)
+        at = self._current.tell()
         try:
             data = self._current.read(size)
         except StreamGone as exc:
             # The caller decides between an error answer and a short body by what went out.
             raise StreamGone(str(exc), self.delivered) from None
         self.delivered += len(data)
+        if self._keep is not None and self.delivered - len(data) < MEASURE_AFTER:
+            if self._head is None:
+                self._head, self._head_at = bytearray(), at
+            self._head += data
+            if len(self._head) >= MEASURE_AFTER:
+                self._keep_head()
         return data
+
+    def _keep_head(self) -> None:
+        head, self._head = self._head, None
+        if head and self._keep is not None:
+            self._keep(self._head_at, bytes(head))
+        self._keep = None  # once per stream
 
     def close(self) -> None:
         if not self.closed:
+            self._keep_head()
             self._current.close()
         super().close()

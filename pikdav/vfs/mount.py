@@ -217,12 +217,20 @@ class Mount:
                 host_failed=host_failed,
             )
 
-        if not streams.one_is_enough(plan):
-            return segmented()
+        key = f"{entry.id}:{entry.etag}"
+        cache = streams.cache
+        if not streams.one_is_enough(plan) or (cache is not None and cache.get(key, start)):
+            return segmented()  # a throttled CDN, or bytes the cache holds
         # The CDN did not throttle the last stream: one connection, measured as it goes.
         one = one_connection()
         one.on_close = lambda done: streams.measured(done.rate)
-        return OneConnectionFirst(one, segmented, fast=plan.fast, measured=streams.measured)
+        return OneConnectionFirst(
+            one,
+            segmented,
+            fast=plan.fast,
+            measured=streams.measured,
+            keep=(lambda at, data: cache.put(key, at, data)) if cache is not None else None,
+        )
 
     def quota(self) -> Quota | None:
         """The source's quota (None for a source without one, or when PikPak cannot say)."""
