@@ -195,7 +195,8 @@ class _Segment:
         self.failure: StreamGone | None = None
         self.response: requests.Response | None = None
         self.fetched = 0  # bytes that came from the CDN (not from the cache)
-        self.kept = False  # in the block cache already
+        self.kept = 0  # bytes of it in the block cache already
+        self.from_cache = cached is not None
 
     @property
     def filled(self) -> int:
@@ -258,6 +259,7 @@ class SegmentedReader(ByteReader):
         # Segments grow while connections are fast: then a request costs more than its bytes.
         self._segment_size = plan.size
         self._run_start = 0
+        self._run_cached = 0  # bytes of the run the cache served
         self._closing = False
         self._stop = stop
         self._unsubscribe = stop.subscribe(self._stopped) if stop is not None else None
@@ -332,6 +334,7 @@ class SegmentedReader(ByteReader):
             start, end = self.planned
             self._end = end if start <= pos < end else self.size
             self._run_start = pos
+            self._run_cached = 0
             self._schedule(pos, self._plan.first)
         self._top_up(pos)
         return self._segments[0]
@@ -344,6 +347,7 @@ class SegmentedReader(ByteReader):
             self._segments.append(
                 _Segment(start, end, data[start - piece_start : end - piece_start])
             )
+            self._run_cached += end - start
             if self._cache is not None:
                 self._cache.hits += end - start
             return
@@ -352,15 +356,21 @@ class SegmentedReader(ByteReader):
         self._cond.notify_all()
 
     def _top_up(self, pos: int) -> None:
-        # The read-ahead grows with what the caller has read since its last seek (a probe
-        # of a header costs little), up to the plan's bound.
+        # The read-ahead grows with what the caller has read from the CDN since its last seek
+        # (a probe of a header costs little; a re-read served by the cache costs nothing
+        # beyond it), up to the plan's bound.
         plan = self._plan
-        ahead = min(plan.ahead, max(plan.first + plan.size, 2 * (pos - self._run_start)))
+        from_cdn = max(0, pos - self._run_start - self._run_cached)
+        if self._run_cached and not from_cdn:
+            ahead = plan.first  # all of it came from the cache so far
+        else:
+            ahead = min(plan.ahead, max(plan.first + plan.size, 2 * from_cdn))
         while True:
             last = self._segments[-1]
             if last.end >= self._end or last.end - pos >= ahead:
                 break
-            self._schedule(last.end, self._segment_size)
+            # After bytes the cache held, a small segment first: the caller may stop there.
+            self._schedule(last.end, plan.first if last.from_cache else self._segment_size)
         waiting = sum(1 for s in self._segments if not s.taken)
         for _ in range(min(self.workers - self._working, waiting)):
             self._working += 1  # counted here, under the lock, until the worker ends
@@ -376,8 +386,9 @@ class SegmentedReader(ByteReader):
         self._keep(segment)
 
     def _keep(self, segment: _Segment) -> None:
-        if self._cache is not None and segment.fetched and segment.data and not segment.kept:
-            segment.kept = True
+        """Put what the segment fetched into the cache (again when more arrived since)."""
+        if self._cache is not None and segment.fetched and len(segment.data) > segment.kept:
+            segment.kept = len(segment.data)
             self._cache.put(self._key, segment.start, bytes(segment.data))
 
     # ------------------------------------------------------------------ workers
@@ -399,8 +410,8 @@ class SegmentedReader(ByteReader):
                 log.exception("segment %d-%d of %r failed", segment.start, segment.end, self.name)
                 return
             with self._cond:
-                if segment.done and not segment.cancelled:
-                    self._keep(segment)
+                # Done, or cut by a seek or a close: what came is worth keeping either way.
+                self._keep(segment)
                 self._cond.notify_all()
 
     def _fetch(self, segment: _Segment) -> None:
