@@ -14,6 +14,8 @@ from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from .frontdoor import html_answer
+
 _templates = Environment(
     loader=PackageLoader("pikdav.dav", "templates"),
     autoescape=select_autoescape(default=True),
@@ -62,17 +64,7 @@ def folder_page(environ: dict, start_response: Callable, rows: Iterable[Row] = (
         )
         .encode()
     )
-    start_response(
-        "200 OK",
-        [
-            ("Content-Type", "text/html; charset=utf-8"),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-store"),
-            ("X-Content-Type-Options", "nosniff"),
-            ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"),
-        ],
-    )
-    return [body]
+    return html_answer(start_response, body)
 
 
 def _date(at: float | None) -> str:

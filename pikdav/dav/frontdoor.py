@@ -71,6 +71,24 @@ def plain_answer(
     return [body]
 
 
+def html_answer(start_response: Callable, body: bytes, *, head: bool = False) -> list[bytes]:
+    """A page of pikdav's own (the status page, a folder for a browser): never cached, never
+    framed, no scripts or outside resources; ``head``: the headers alone."""
+    start_response(
+        "200 OK",
+        [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Frame-Options", "DENY"),
+            ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"),
+            ("Referrer-Policy", "no-referrer"),
+        ],
+    )
+    return [] if head else [body]
+
+
 class RequestBody:
     """``wsgi.input`` whose failures say what the client did: a body that stalls is a 408, one
     that ends before its end (a chunked upload cut before its last chunk) a 400."""

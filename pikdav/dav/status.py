@@ -38,7 +38,7 @@ from pikdav.vfs.mount import Mount
 from pikdav.vfs.shared import SharedState
 
 from .auth import REALM, AuthSettings, failed_logins
-from .frontdoor import plain_answer
+from .frontdoor import html_answer, plain_answer
 from .logtext import client_text
 from .policy import DownloadPolicy
 from .transfers import Transfers
@@ -167,19 +167,7 @@ class StatusPages(BaseMiddleware):
             )
             .encode()
         )
-        start_response(
-            "200 OK",
-            [
-                ("Content-Type", "text/html; charset=utf-8"),
-                ("Content-Length", str(len(body))),
-                ("Cache-Control", "no-store"),
-                ("X-Content-Type-Options", "nosniff"),
-                ("X-Frame-Options", "DENY"),
-                ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"),
-                ("Referrer-Policy", "no-referrer"),
-            ],
-        )
-        return [body] if environ["REQUEST_METHOD"] != "HEAD" else []
+        return html_answer(start_response, body, head=environ["REQUEST_METHOD"] == "HEAD")
 
     # ------------------------------------------------------------------ the buttons
     def _account(self, form: Mapping[str, str]) -> Account | None:

@@ -144,41 +144,42 @@ class SharedFolder:
         """Save files of the share into the drive of ``drive_session``'s account, in the
         folder ``parent_id``; the restore task's id ("" when PikPak finished at once)."""
 
-        def attempt() -> str:
-            token = self.pass_code_token()
-            try:
-                answer = drive_session.call(
-                    "POST",
-                    "/drive/v1/share/restore",
-                    json={
-                        "share_id": self.share_id,
-                        "pass_code_token": token,
-                        "file_ids": file_ids,
-                        "specify_parent_id": True,
-                        "parent_id": parent_id,
-                        "folder_type": "",
-                    },
-                    idempotent=False,
-                )
-                _check(ShareAnswer.from_wire(answer))
-                return str(answer.get("restore_task_id") or "")
-            except PikPakError as exc:
-                if exc.reaction is not Reaction.RENEW_PASS_CODE:
-                    raise
-                self._forget(token)
-                raise Again(exc, 0) from None
+        def call(token: str) -> str:
+            answer = drive_session.call(
+                "POST",
+                "/drive/v1/share/restore",
+                json={
+                    "share_id": self.share_id,
+                    "pass_code_token": token,
+                    "file_ids": file_ids,
+                    "specify_parent_id": True,
+                    "parent_id": parent_id,
+                    "folder_type": "",
+                },
+                idempotent=False,
+            )
+            _check(ShareAnswer.from_wire(answer))
+            return str(answer.get("restore_task_id") or "")
 
-        return RENEW_ONCE.run(attempt)
+        return self._proving(call)
 
     def _read(self, path: str, params: dict[str, Any], parse: Callable[[Any], A]) -> A:
-        """A call that proves the pass code; a refused pass-code token is renewed once."""
+        """A call that proves the pass code."""
+
+        def call(token: str) -> A:
+            answer = parse(self._get(path, params | {"pass_code_token": token}))
+            _check(answer)
+            return answer
+
+        return self._proving(call)
+
+    def _proving(self, call: Callable[[str], A]) -> A:
+        """``call(pass_code_token)``; a token PikPak refuses is renewed once."""
 
         def attempt() -> A:
             token = self.pass_code_token()
             try:
-                answer = parse(self._get(path, params | {"pass_code_token": token}))
-                _check(answer)
-                return answer
+                return call(token)
             except PikPakError as exc:
                 if exc.reaction is not Reaction.RENEW_PASS_CODE:
                     raise
