@@ -129,10 +129,67 @@ class ByteReader(io.RawIOBase):
         return len(data)
 
 
-class LinkReader(ByteReader):
+class LinkBytes(ByteReader):
     """Bytes ``start`` to ``end`` (exclusive) of a file of ``size`` bytes, read through
     ``link(fresh)`` (the file's link; ``fresh`` asks PikPak for a new one) with the CDN
-    session ``http`` (see :func:`~.http.cdn_session`)."""
+    session ``http`` (see :func:`~.http.cdn_session`); what every reader of a link holds.
+    ``stop`` (the server's) calls ``_stopped`` from the stopping thread; ``host_failed(url)``
+    hears of a rewritten link's host that failed."""
+
+    def __init__(
+        self,
+        http: requests.Session,
+        size: int,
+        link: Callable[[bool], Link],
+        *,
+        start: int = 0,
+        end: int | None = None,
+        name: str = "",
+        timeout: float = 60.0,
+        stop: Stopping | None = None,
+        host_failed: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.http = http
+        self.size = size
+        self.link = link
+        self.planned = (start, size if end is None else end)
+        self.name = name
+        self.timeout = timeout
+        self.pos = 0
+        self.delivered = 0  # bytes handed to the caller
+        self._host_failed = host_failed
+        self._stop = stop
+        self._unsubscribe = stop.subscribe(self._stopped) if stop is not None else None
+
+    def tell(self) -> int:
+        return self.pos
+
+    def _get(self, link: Link, start: int, end: int) -> requests.Response:
+        return ranged_get(
+            self.http,
+            link,
+            start,
+            end,
+            timeout=self.timeout,
+            name=self.name,
+            host_failed=self._host_failed,
+        )
+
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
+    def _stopped(self) -> None:
+        raise NotImplementedError
+
+    def _leave_stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+
+class LinkReader(LinkBytes):
+    """A link's bytes through one connection (see :class:`LinkBytes` and the module)."""
 
     def __init__(
         self,
@@ -148,28 +205,23 @@ class LinkReader(ByteReader):
         resumes: RetryPolicy = STREAM_RESUMES,
         host_failed: Callable[[str], None] | None = None,
     ) -> None:
-        """``host_failed(url)`` hears of a rewritten link's host that failed."""
-        super().__init__()
-        self._host_failed = host_failed
-        self.http = http
-        self.size = size
-        self.link = link
-        self.planned = (start, size if end is None else end)
-        self.name = name
-        self.timeout = timeout
-        self.pos = 0
+        super().__init__(
+            http,
+            size,
+            link,
+            start=start,
+            end=end,
+            name=name,
+            timeout=timeout,
+            stop=stop,
+            host_failed=host_failed,
+        )
         self._end = size
         self._resp: requests.Response | None = None
         self._policy = resumes
         self.reads = 0  # reads that opened or resumed the upstream request
-        self.delivered = 0  # bytes handed to the caller
         self.waited = 0.0  # seconds spent waiting for the download server's bytes
         self.on_close: Callable[[LinkReader], None] | None = None
-        self._stop = stop
-        self._unsubscribe = stop.subscribe(self._cut_upstream) if stop is not None else None
-
-    def tell(self) -> int:
-        return self.pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
@@ -183,7 +235,7 @@ class LinkReader(ByteReader):
         start, end = self.planned
         self._end = end if start <= self.pos < end else self.size
         for fresh in (False, True):
-            resp = self._get(self.link(fresh))
+            resp = self._get(self.link(fresh), self.pos, self._end)
             if is_stale(resp.status_code) and not fresh:
                 resp.close()
                 continue
@@ -195,17 +247,6 @@ class LinkReader(ByteReader):
                 f"the download server answered {resp.status_code} for a ranged read",
                 self.delivered,
             )
-
-    def _get(self, link: Link) -> requests.Response:
-        return ranged_get(
-            self.http,
-            link,
-            self.pos,
-            self._end,
-            timeout=self.timeout,
-            name=self.name,
-            host_failed=self._host_failed,
-        )
 
     def _drop(self) -> None:
         if self._resp is not None:
@@ -252,10 +293,7 @@ class LinkReader(ByteReader):
             self.delivered,
         )
 
-    def _stopping(self) -> bool:
-        return self._stop is not None and self._stop.is_set()
-
-    def _cut_upstream(self) -> None:
+    def _stopped(self) -> None:
         """From the stopping thread: wake a read that waits on the download server."""
         resp = self._resp
         sock = getattr(getattr(resp.raw, "connection", None), "sock", None) if resp else None
@@ -272,9 +310,7 @@ class LinkReader(ByteReader):
         return self.delivered / self.waited if self.delivered >= 1 << 20 and self.waited else 0.0
 
     def close(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
+        self._leave_stop()
         self._drop()
         if self.on_close is not None and not self.closed:
             self.on_close(self)

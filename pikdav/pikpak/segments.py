@@ -38,12 +38,12 @@ import requests
 from .cdn import (
     STREAM_ERRORS,
     ByteReader,
+    LinkBytes,
     LinkReader,
     Stopping,
     StreamGone,
     described,
     is_stale,
-    ranged_get,
 )
 from .retry import STREAM_RESUMES, RetryPolicy
 from .types import Link
@@ -203,7 +203,7 @@ class _Segment:
         return self.start + len(self.data)
 
 
-class SegmentedReader(ByteReader):
+class SegmentedReader(LinkBytes):
     """Bytes ``start`` to ``end`` (exclusive) of a file of ``size`` bytes, read through
     ``link(fresh)`` with the CDN session ``http``, by parallel segments (see the module).
 
@@ -230,17 +230,17 @@ class SegmentedReader(ByteReader):
         workers: int = 1,
         host_failed: Callable[[str], None] | None = None,
     ) -> None:
-        """``host_failed(url)`` hears of a rewritten link's host that failed."""
-        super().__init__()
-        self._host_failed = host_failed
-        self.http = http
-        self.size = size
-        self.link = link
-        self.planned = (start, size if end is None else end)
-        self.name = name
-        self.timeout = timeout
-        self.pos = 0
-        self.delivered = 0  # bytes handed to the caller
+        super().__init__(
+            http,
+            size,
+            link,
+            start=start,
+            end=end,
+            name=name,
+            timeout=timeout,
+            stop=stop,
+            host_failed=host_failed,
+        )
         self.fetched = 0  # bytes that came from the CDN
         self._budget = budget
         self._link_budget = link_budget
@@ -261,8 +261,6 @@ class SegmentedReader(ByteReader):
         self._run_start = 0
         self._run_cached = 0  # bytes of the run the cache served
         self._closing = False
-        self._stop = stop
-        self._unsubscribe = stop.subscribe(self._stopped) if stop is not None else None
         self.on_close: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ io
@@ -308,9 +306,7 @@ class SegmentedReader(ByteReader):
     def close(self) -> None:
         if self.closed:
             return
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
+        self._leave_stop()
         with self._cond:
             self._closing = True
             for segment in self._segments:
@@ -480,11 +476,12 @@ class SegmentedReader(ByteReader):
         """One ranged request for the rest of ``segment``. A stale link is replaced once: by
         the link the mount holds now when another segment has renewed it, else by a fresh one."""
         used = self.link(False)
-        resp = self._get(used, segment)
+        resp = self._get(used, segment.filled, segment.end)
         if is_stale(resp.status_code):
             resp.close()
             current = self.link(False)
-            resp = self._get(current if current.url != used.url else self.link(True), segment)
+            fresh = current if current.url != used.url else self.link(True)
+            resp = self._get(fresh, segment.filled, segment.end)
         if resp.status_code == 503:
             resp.close()
             for budget in (self._link_budget, self._budget):
@@ -523,17 +520,6 @@ class SegmentedReader(ByteReader):
             segment.response = None
             resp.close()
 
-    def _get(self, link: Link, segment: _Segment) -> requests.Response:
-        return ranged_get(
-            self.http,
-            link,
-            segment.filled,
-            segment.end,
-            timeout=self.timeout,
-            name=self.name,
-            host_failed=self._host_failed,
-        )
-
     def _gone(self, segment: _Segment, exc: BaseException) -> StreamGone:
         return StreamGone(
             f"giving up on {self.name!r} at byte {segment.filled} ({described(exc)})",
@@ -541,9 +527,6 @@ class SegmentedReader(ByteReader):
         )
 
     # ------------------------------------------------------------------ stopping
-    def _stopping(self) -> bool:
-        return self._stop is not None and self._stop.is_set()
-
     def _stopped(self) -> None:
         """From the stopping thread: end every request in flight."""
         with self._cond:
@@ -629,21 +612,54 @@ class Streams:
         reader.on_close = lambda: self._done(key, reader.workers, reader.rate)
         return reader
 
-    def one_is_enough(self, plan: SegmentPlan) -> bool:
-        """Whether one connection is as fast as the CDN gets (it does not throttle): then
-        a stream is read through one, with no segments to hand over between threads."""
-        return self.rate >= plan.fast
+    def open(
+        self,
+        http: requests.Session,
+        size: int,
+        link: Callable[[bool], Link],
+        *,
+        key: str,
+        plan: SegmentPlan,
+        start: int = 0,
+        end: int | None = None,
+        name: str = "",
+        stop: Stopping | None = None,
+        host_failed: Callable[[str], None] | None = None,
+    ) -> ByteReader:
+        """A reader of the file ``key`` as the CDN has lately behaved: by segments when it
+        throttles (or is not known yet) and when the cache holds the start; else through one
+        connection that goes on by segments if it turns out throttled."""
+
+        def segmented(at: int = start) -> SegmentedReader:
+            return self.reader(
+                http, size, link, key=key, plan=plan, start=at, end=end, name=name, stop=stop,
+                host_failed=host_failed,
+            )  # fmt: skip
+
+        cache = self.cache
+        if self.rate < plan.fast or (cache is not None and cache.get(key, start)):
+            return segmented()
+        one = LinkReader(
+            http, size, link, start=start, end=end, name=name, stop=stop, host_failed=host_failed
+        )
+        one.on_close = lambda done: self.measured(done.rate)
+        return OneConnectionFirst(
+            one,
+            segmented,
+            fast=plan.fast,
+            measured=self.measured,
+            keep=(lambda at, data: cache.put(key, at, data)) if cache is not None else None,
+        )
 
     def measured(self, rate: float) -> None:
-        """A stream read through one connection says what it gave (0: too short to say)."""
+        """What one connection gave, as a stream measured it (0: too short to say)."""
         if rate:
             self.rate = rate
 
     def _done(self, key: str, workers: int, rate: float) -> None:
+        self.measured(rate)
         with self._lock:
             self.workers = workers
-            if rate:
-                self.rate = rate
             budget, users = self._links[key]
             if users > 1:
                 self._links[key] = (budget, users - 1)

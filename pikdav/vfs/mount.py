@@ -18,7 +18,7 @@ from pikdav.pikpak.cdn import CdnSession, LinkReader, Stopping
 from pikdav.pikpak.errors import LoginPaused, PikPakError
 from pikdav.pikpak.links import LinkRoute
 from pikdav.pikpak.offline import OfflineTasks
-from pikdav.pikpak.segments import OneConnectionFirst, SegmentedReader, SegmentPlan, Streams
+from pikdav.pikpak.segments import SegmentPlan, Streams
 from pikdav.pikpak.types import Link, Quota, Task
 
 from .cache import TtlCache
@@ -182,54 +182,18 @@ class Mount:
         local = self.pending.local_file(entry) if self.pending is not None else None
         if local is not None:
             return open(local, "rb")
-        plan, streams = self.stream_plan, self.streams
         host_failed = self.route.failed if self.route is not None else None
 
         def link(fresh: bool) -> Link:
             return self.link(entry, fresh=fresh)
 
-        def one_connection() -> LinkReader:
-            return LinkReader(
-                self._cdn,
-                entry.size,
-                link,
-                start=start,
-                end=end,
-                name=entry.name,
-                stop=stop,
-                host_failed=host_failed,
-            )
-
+        where = {"start": start, "end": end, "name": entry.name, "stop": stop}
+        plan, streams = self.stream_plan, self.streams
         if streams is None or plan is None or plan.connections < 2:
-            return one_connection()
-
-        def segmented(at: int = start) -> SegmentedReader:
-            return streams.reader(
-                self._cdn,
-                entry.size,
-                link,
-                key=f"{entry.id}:{entry.etag}",
-                plan=plan,
-                start=at,
-                end=end,
-                name=entry.name,
-                stop=stop,
-                host_failed=host_failed,
-            )
-
-        key = f"{entry.id}:{entry.etag}"
-        cache = streams.cache
-        if not streams.one_is_enough(plan) or (cache is not None and cache.get(key, start)):
-            return segmented()  # a throttled CDN, or bytes the cache holds
-        # The CDN did not throttle the last stream: one connection, measured as it goes.
-        one = one_connection()
-        one.on_close = lambda done: streams.measured(done.rate)
-        return OneConnectionFirst(
-            one,
-            segmented,
-            fast=plan.fast,
-            measured=streams.measured,
-            keep=(lambda at, data: cache.put(key, at, data)) if cache is not None else None,
+            return LinkReader(self._cdn, entry.size, link, host_failed=host_failed, **where)
+        key = f"{entry.id}:{entry.etag}"  # the content: a replaced file is another
+        return streams.open(
+            self._cdn, entry.size, link, key=key, plan=plan, host_failed=host_failed, **where
         )
 
     def quota(self) -> Quota | None:
