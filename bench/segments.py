@@ -37,8 +37,6 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.stream import (
@@ -48,10 +46,11 @@ from bench.stream import (
     PIKPAK_USER,
     curl,
     proc_status,
+    serve,
     stop,
 )
 from pikdav.dav.auth import hash_password
-from tests.support.pikpak_raw import RawSession, control
+from tests.support.pikpak_raw import RawSession, control, pikpak_cdn
 
 MIB = 1 << 20
 
@@ -74,18 +73,7 @@ def start_gateway(tmp: Path, emulator: str) -> tuple[subprocess.Popen, str]:
         ],
         "users": {DAV_USER: {"password_hash": hash_password(DAV_PASSWORD), "mounts": ["*"]}},
     }
-    (tmp / "config.yaml").write_text(yaml.safe_dump(config))
-    with open(tmp / "gateway.log", "wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pikdav.cli", "serve", "-c", str(tmp / "config.yaml")],
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        )
-    url = proc.stdout.readline().strip().rstrip("/")
-    if not url:
-        raise SystemExit(f"the gateway did not start:\n{(tmp / 'gateway.log').read_text()}")
-    return proc, url
+    return serve(tmp, config)
 
 
 def direct_link(base: str, file_id: str) -> str:
@@ -193,17 +181,7 @@ def main() -> None:
             if args.unthrottled_only:
                 return
             # 2. PikPak-like
-            rate = int(args.rate * 1e6)
-            control(
-                base,
-                "config",
-                {
-                    "cdn_conn_rate": rate,
-                    "cdn_link_conns": 8,
-                    "cdn_account_conns": 20,
-                    "cdn_first_byte_delay": 0.03,
-                },
-            )
+            control(base, "config", pikpak_cdn(int(args.rate * 1e6)))
             control(base, "stats", method="DELETE")
             link = direct_link(base, file_id)
             direct = throughput(link, size, False)

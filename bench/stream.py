@@ -111,6 +111,13 @@ def start_gateway(tmp: Path, emulator: str) -> tuple[subprocess.Popen, str, Path
         ],
         "users": {DAV_USER: {"password_hash": hash_password(DAV_PASSWORD), "mounts": ["*"]}},
     }
+    proc, url = serve(tmp, config)
+    return proc, url, tmp / "gateway.log"
+
+
+def serve(tmp: Path, config: dict) -> tuple[subprocess.Popen, str]:
+    """A ``pikdav serve`` process with ``config`` (written to ``tmp``), and its URL; its log
+    goes to ``tmp/gateway.log``."""
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     log = tmp / "gateway.log"
@@ -125,7 +132,7 @@ def start_gateway(tmp: Path, emulator: str) -> tuple[subprocess.Popen, str, Path
     if not url:
         proc.wait(timeout=10)
         raise SystemExit(f"the gateway did not start:\n{log.read_text()}")
-    return proc, url, log
+    return proc, url
 
 
 def stop(proc: subprocess.Popen | None) -> None:

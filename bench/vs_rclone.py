@@ -32,13 +32,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.stream import DAV_PASSWORD, DAV_USER, proc_status, stop
+from bench.stream import DAV_PASSWORD, DAV_USER, curl, proc_status, serve, stop
 from pikdav.dav.auth import hash_password
 from tests.support.connect_proxy import ConnectProxy
+from tests.support.pikpak_raw import pikpak_cdn
 from tests.support.rclone import RcloneRemote
 from tests.support.tlsca import make_test_ca
 
@@ -53,15 +53,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def curl(url: str, *extra: str, auth: bool = True) -> tuple[float, float, int, int]:
-    cmd = ["curl", "-s", "-o", "/dev/null", "-w", CURL, *extra]
-    if auth:
-        cmd += ["-u", f"{DAV_USER}:{DAV_PASSWORD}"]
-    out = subprocess.run([*cmd, url], check=True, capture_output=True, text=True).stdout
-    ttfb, total, size, code = out.split()
-    return float(ttfb), float(total), int(float(size)), int(code)
 
 
 def propfind(url: str) -> float:
@@ -94,17 +85,7 @@ def start_pikdav(tmp: Path, proxy: ConnectProxy, ca) -> tuple[subprocess.Popen, 
         "mounts": [{"name": "pp", "account": "main", "download": "proxy"}],
         "users": {DAV_USER: {"password_hash": hash_password(DAV_PASSWORD), "mounts": ["*"]}},
     }
-    (tmp / "pikdav.yaml").write_text(yaml.safe_dump(config))
-    with open(tmp / "pikdav.log", "wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pikdav.cli", "serve", "-c", str(tmp / "pikdav.yaml")],
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        )
-    url = proc.stdout.readline().strip().rstrip("/")
-    if not url:
-        raise SystemExit(f"pikdav did not start:\n{(tmp / 'pikdav.log').read_text()}")
+    proc, url = serve(tmp, config)
     return proc, f"{url}/pp"
 
 
@@ -135,14 +116,14 @@ def measure(
     name: str, url: str, size: int, seeks: list[int], put: Path | None, file: str = "big.bin"
 ) -> dict:
     figures: dict = {}
-    _, total, got, code = curl(f"{url}/{file}")
+    _, total, got, code = curl(f"{url}/{file}", auth=True)
     assert (got, code) == (size, 200), (name, got, code)
     figures["get"] = size / total / 1e6
     figures["seek"] = statistics.median(
-        curl(f"{url}/{file}", "-r", f"{offset}-{offset + 65535}")[0] for offset in seeks
+        curl(f"{url}/{file}", "-r", f"{offset}-{offset + 65535}", auth=True)[0] for offset in seeks
     )
     if put is not None:
-        _, total, _, code = curl(f"{url}/up-{name}.bin", "-T", str(put))
+        _, total, _, code = curl(f"{url}/up-{name}.bin", "-T", str(put), auth=True)
         assert code in (201, 204), (name, code)
         figures["put"] = put.stat().st_size / total / 1e6
     return figures
@@ -210,9 +191,7 @@ def main() -> None:
                     rows[name] = {"cold": cold, "warm": warm}
                 # The tunnel's ceiling: a CDN link fetched through the proxy by curl.
                 link = _direct_link(base, session)
-                _, total, got, _ = curl(
-                    link, "-x", proxy.url, "--cacert", str(ca.ca_cert), auth=False
-                )
+                _, total, got, _ = curl(link, "-x", proxy.url, "--cacert", str(ca.ca_cert))
                 tunnel = got / total / 1e6
                 rng = random.Random(3)
                 seeks = [rng.randrange(big - 65536) for _ in range(args.seeks)]
@@ -222,16 +201,7 @@ def main() -> None:
                     rows[name]["rss"] = proc_status(proc.pid)["VmHWM"] / 1024
                 _print("unthrottled CDN", rows, tunnel)
 
-                control(
-                    base,
-                    "config",
-                    {
-                        "cdn_conn_rate": int(args.rate * 1e6),
-                        "cdn_link_conns": 8,
-                        "cdn_account_conns": 20,
-                        "cdn_first_byte_delay": 0.03,
-                    },
-                )
+                control(base, "config", pikpak_cdn(int(args.rate * 1e6)))
                 seeks = [rng.randrange(limited - 65536) for _ in range(args.seeks)]
                 rows = {
                     name: measure(name, url, limited, seeks, None, "limited.bin")
@@ -239,7 +209,7 @@ def main() -> None:
                 }
                 _, total, got, _ = curl(
                     _direct_link(base, session, "limited.bin"),
-                    "-x", proxy.url, "--cacert", str(ca.ca_cert), auth=False,
+                    "-x", proxy.url, "--cacert", str(ca.ca_cert),
                 )  # fmt: skip
                 print(f"direct single connection at the limits: {got / total / 1e6:.1f} MB/s")
                 _print(f"PikPak's limits ({args.rate:g} MB/s per connection)", rows, None)

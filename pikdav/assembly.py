@@ -66,13 +66,13 @@ def session_for(
         ),
         store,
         platform=platform,
-        connection=http.Connection(
-            user_api=account.user_api,
-            drive_api=account.drive_api,
-            user_agent=platform.user_agent,
-            ca_cert=str(account.ca_cert) if account.ca_cert else None,
-            pool_size=pool_size,
-            proxy=account.proxy,
+        connection=_connection(
+            platform,
+            account.user_api,
+            account.drive_api,
+            str(account.ca_cert) if account.ca_cert else None,
+            pool_size,
+            account.proxy,
         ),
         retry=retry,
         name=account.name,
@@ -236,16 +236,28 @@ def anonymous_session(
         Credentials(),
         MemoryTokenStore(),
         platform=platform,
-        connection=http.Connection(
-            user_api=user_api,
-            drive_api=drive_api,
-            user_agent=platform.user_agent,
-            ca_cert=ca_cert,
-            pool_size=pool_size,
-            proxy=proxy,
-        ),
+        connection=_connection(platform, user_api, drive_api, ca_cert, pool_size, proxy),
         retry=retry,
         name=name,
+    )
+
+
+def _connection(
+    platform: identity.Platform,
+    user_api: str,
+    drive_api: str,
+    ca_cert: str | None,
+    pool_size: int,
+    proxy: str | None,
+) -> http.Connection:
+    """How a session reaches PikPak: its hosts, CA and proxy, as the platform's client."""
+    return http.Connection(
+        user_api=user_api,
+        drive_api=drive_api,
+        user_agent=platform.user_agent,
+        ca_cert=ca_cert,
+        pool_size=pool_size,
+        proxy=proxy,
     )
 
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 import pikdav
-from tests.support.pikpak_raw import control
+from tests.support.pikpak_raw import control, pikpak_cdn
 
 USER = "alice@example.com"
 MIB = 1 << 20
@@ -22,16 +22,7 @@ CLIP = Path(pikdav.__file__).parent / "demo_media" / "color-bars.mkv"
 
 
 def pikpak_like(emulator, rate: int = 4 << 20) -> None:
-    control(
-        emulator.base_url,
-        "config",
-        {
-            "cdn_conn_rate": rate,
-            "cdn_link_conns": 8,
-            "cdn_account_conns": 20,
-            "cdn_first_byte_delay": 0.03,
-        },
-    )
+    control(emulator.base_url, "config", pikpak_cdn(rate))
 
 
 def stats(emulator) -> dict:

@@ -17,7 +17,7 @@ from pikdav.pikpak.retry import RetryPolicy
 from pikdav.pikpak.segments import MIB, BlockCache, SegmentPlan, Streams
 from pikdav.pikpak.session import Credentials, Session
 from pikdav.pikpak.tokenstore import MemoryTokenStore
-from tests.support.pikpak_raw import control
+from tests.support.pikpak_raw import control, pikpak_cdn
 
 USER, PASSWORD = "alice@example.com", "correct horse"
 
@@ -66,16 +66,7 @@ def stats(emulator) -> dict:
 
 
 def pikpak_like(emulator, rate: int = 4 << 20) -> None:
-    control(
-        emulator.base_url,
-        "config",
-        {
-            "cdn_conn_rate": rate,
-            "cdn_link_conns": 8,
-            "cdn_account_conns": 20,
-            "cdn_first_byte_delay": 0.03,
-        },
-    )
+    control(emulator.base_url, "config", pikpak_cdn(rate))
 
 
 def read_exactly(reader, count: int) -> bytes:

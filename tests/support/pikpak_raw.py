@@ -134,3 +134,15 @@ def control(base: str, name: str, body: dict[str, Any] | None = None, method: st
     resp = requests.request(method, f"{base}/__emulator__/{name}", json=body)
     resp.raise_for_status()
     return resp.json()
+
+
+def pikpak_cdn(rate: int) -> dict[str, Any]:
+    """The emulator's CDN settings (``POST /__emulator__/config``) of PikPak's real limits:
+    ``rate`` bytes per second per connection, 8 connections per link, 20 per account, 30 ms
+    before the first byte."""
+    return {
+        "cdn_conn_rate": rate,
+        "cdn_link_conns": 8,
+        "cdn_account_conns": 20,
+        "cdn_first_byte_delay": 0.03,
+    }
