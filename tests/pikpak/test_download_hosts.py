@@ -8,19 +8,17 @@ from __future__ import annotations
 import logging
 import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from urllib.parse import urlsplit
 
 import pytest
 import requests
-import yaml
 
 from pikdav.pikpak.http import Connection, cdn_session
 from pikdav.pikpak.links import LinkRoute, known_nodes, with_domain, with_node
 from pikdav.pikpak.types import Link
+from tests.support.command import check
 from tests.support.gateway import PIKPAK_PASSWORD, PIKPAK_USER
 from tests.support.named_hosts import add_files, control, named_emulator, named_gateway, tunnel_to
 from tests.support.tlsca import make_test_ca
@@ -212,16 +210,7 @@ def test_check_shows_the_chosen_node_and_its_latency(emulator, ca, tmp_path):
             "mounts": [{"name": "pikpak", "cdn_node": "auto", "download_domain": "mypikpak.com"}],
             "server": {"anonymous": True},
         }
-        path = tmp_path / "config.yaml"
-        path.write_text(yaml.safe_dump(config))
-        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-        done = subprocess.run(
-            [sys.executable, "-m", "pikdav.cli", "check", "-c", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-        )
+        done = check(tmp_path, config)
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(
         r"mount pikpak: links: original; download domain mypikpak.com; "

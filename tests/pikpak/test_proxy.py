@@ -7,16 +7,14 @@ as one from 127.0.0.1."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 import requests
-import yaml
 
 from pikdav.config import ConfigError, parse_config
 from pikdav.dav.auth import hash_password
 from pikdav.emulator import Emulator
+from tests.support.command import check
 from tests.support.connect_proxy import ConnectProxy
 from tests.support.gateway import PIKPAK_PASSWORD, PIKPAK_USER, start_gateway
 from tests.support.socks_proxy import socks_proxy
@@ -159,16 +157,7 @@ def test_check_says_which_proxy_and_that_pikpak_answered_through_it(tls_emulator
             "mounts": [{"name": "pikpak"}],
             "users": {"alice": {"password_hash": hash_password("wonderland")}},
         }
-        path = tmp_path / "config.yaml"
-        path.write_text(yaml.safe_dump(config))
-        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-        done = subprocess.run(
-            [sys.executable, "-m", "pikdav.cli", "check", "-c", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-        )
+        done = check(tmp_path, config)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"proxy: socks5h://***@127.0.0.1:{socks.port}; PikPak" in done.stdout
     assert "answered through it" in done.stdout

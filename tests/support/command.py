@@ -4,6 +4,7 @@ prints its address, a stop by signal, and raw HTTP connections to hold open mean
 from __future__ import annotations
 
 import base64
+import os
 import re
 import signal
 import socket
@@ -92,6 +93,17 @@ def start(*args: str, log_path: Path, timeout: float = 60) -> Running:
     proc.kill()
     proc.wait()
     raise AssertionError(f"pikdav {' '.join(args)} printed no address:\n{''.join(printed)}")
+
+
+def check(tmp_path: Path, config: dict) -> subprocess.CompletedProcess[str]:
+    """``pikdav check`` of ``config`` (written to ``tmp_path``), with no proxy from the
+    environment: what the config says is all it goes by."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    return subprocess.run(
+        [*PIKDAV, "check", "-c", str(path)], capture_output=True, text=True, timeout=60, env=env
+    )
 
 
 def basic(user: str = DAV_USER, password: str = DAV_PASSWORD) -> str:
