@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO, Protocol
 
-from pikdav.pikpak.cdn import StreamGone
+from pikdav.pikpak.cdn import ByteReader, StreamGone
 from pikdav.vfs.mount import Mount
 from pikdav.vfs.tree import Entry
 
@@ -108,7 +108,7 @@ def plan_range(resource: Any, environ: dict) -> None:
             resource.planned = answer
 
 
-class ProxiedBody(io.RawIOBase):
+class ProxiedBody(ByteReader):
     """A stored file's reader as WsgiDAV reads it: a download server that gives up is a 502
     before the first byte and a short body after it."""
 
@@ -125,12 +125,6 @@ class ProxiedBody(io.RawIOBase):
         self._transfer: Transfer | None = (
             transfers.start(STREAM, **stream) if transfers is not None else None
         )
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         return self._reader.seek(offset, whence)
@@ -152,11 +146,6 @@ class ProxiedBody(io.RawIOBase):
         if self._transfer is not None:
             self._transfer.advance(len(data))
         return data
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         if self._transfers is not None and self._transfer is not None:
