@@ -158,6 +158,13 @@ class QuotaExceeded(PikPakError):
     FINAL = True
 
 
+class Stopped(PikPakError):
+    """An upload given up on the way because nobody wants it any more (the file was deleted,
+    or a newer PUT of the same name replaced it); what it had made is deleted."""
+
+    FINAL = True
+
+
 class Transient(PikPakError):
     """A fault worth retrying: 5xx, a dropped connection, an operation still in progress."""
 

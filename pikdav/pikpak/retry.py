@@ -88,10 +88,11 @@ class RetryPolicy:
         would start ``elapsed`` seconds after the first."""
         return attempts >= self.attempts or elapsed >= self.seconds
 
-    def run(self, attempt: Callable[[], T]) -> T:
+    def run(self, attempt: Callable[[], T], *, sleep: Callable[[float], object] | None = None) -> T:
         """Call ``attempt`` until it returns; again each time it raises :class:`Again`,
         within the bounds; then raise the last :attr:`Again.cause`. Anything else it raises
-        goes to the caller at once."""
+        goes to the caller at once. ``sleep`` waits between attempts (an event's ``wait``
+        lets a caller cut the wait short; the next attempt then sees why)."""
         started = time.monotonic()
         number = 0
         while True:
@@ -105,7 +106,7 @@ class RetryPolicy:
                     wait = min(max(0.0, again.wait), self.retry_after_max)
                 if self.exhausted(number, time.monotonic() - started + wait):
                     raise again.cause from None
-                time.sleep(wait)
+                (time.sleep if sleep is None else sleep)(wait)
 
     def poll(self, check: Callable[[], T | None], *, timeout: float | None = None) -> T | None:
         """Call ``check`` until it returns something other than None, waiting the backoff

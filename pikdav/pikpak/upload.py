@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from .drive import Drive
-from .errors import PikPakError, Transient, object_store_error
+from .errors import PikPakError, Stopped, Transient, object_store_error
 from .gcid import gcid_of_file
 from .http import host_of, object_store_client, other_domain
 from .retry import OBJECT_STORE, RetryPolicy
@@ -59,7 +59,13 @@ class Uploader:
         *,
         size: int | None = None,
         gcid: str | None = None,
+        stop: threading.Event | None = None,
     ) -> File:
+        """Upload ``path`` as ``name`` in ``parent_id`` and return the complete file.
+
+        ``stop``, once set, gives the upload up at the next request to the store (a wait
+        between retries is cut short): the pending file is deleted and :class:`Stopped` is
+        raised."""
         size = os.path.getsize(path) if size is None else size
         gcid = gcid or gcid_of_file(path, size)
         ticket = self._ticket(parent_id, name, size, gcid)
@@ -74,7 +80,7 @@ class Uploader:
             self._discard(pending, ticket.task)
             raise PikPakError("PikPak offered no way to upload this file")
         try:
-            self._send(ticket.target, path, size)
+            self._send(ticket.target, path, size, stop)
             if ticket.task is not None and ticket.task.id:
                 self.drive.wait_task(ticket.task.id)
             return self.drive.get_file(pending.id)
@@ -130,7 +136,9 @@ class Uploader:
             )
 
     # ------------------------------------------------------------------ S3 leg
-    def _send(self, target: UploadTarget, path: Path, size: int) -> None:
+    def _send(
+        self, target: UploadTarget, path: Path, size: int, stop: threading.Event | None
+    ) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
         from botocore.exceptions import ConnectionError as Unreachable
 
@@ -168,10 +176,12 @@ class Uploader:
                 client, other = client_for(urlsplit(other).netloc), None
                 return True
 
-        def store(what: str, request: Callable[[], T]) -> T:
+        def store(what: str, request: Callable[[], T], *, stoppable: bool = True) -> T:
             """One request to the store, repeated as the error table and the policy say."""
 
             def attempt() -> T:
+                if stoppable and stop is not None and stop.is_set():
+                    raise Stopped(f"{what} was given up: the file is no longer wanted")
                 used = client
                 try:
                     return request()
@@ -187,7 +197,7 @@ class Uploader:
                     log.info("%s failed (%s); retrying", what, error)
                     raise again from None
 
-            return policy.run(attempt)
+            return policy.run(attempt, sleep=stop.wait if stop is not None and stoppable else None)
 
         bucket, key = target.bucket, target.key
         if size < self.settings.cutoff:
@@ -239,6 +249,7 @@ class Uploader:
                     lambda: client.abort_multipart_upload(
                         Bucket=bucket, Key=key, UploadId=upload_id
                     ),
+                    stoppable=False,
                 )
             except PikPakError as exc:  # the store may be unreachable; the ticket expires
                 log.warning("could not abort the multipart upload: %s", exc)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pikdav.durable import fsync_path, write_durably
-from pikdav.pikpak.errors import LoginPaused, PikPakError
+from pikdav.pikpak.errors import LoginPaused, PikPakError, Stopped
 from pikdav.pikpak.retry import BACKGROUND_UPLOADS, RetryPolicy
 
 from .errors import UploadingElsewhere
@@ -84,6 +84,7 @@ class _Body:
 
 class PendingUploads:
     retry = BACKGROUND_UPLOADS  # when to try a failed upload again, and when to stop
+    settle_seconds = 20.0  # how long a cancel waits for the upload going up to let go
 
     def __init__(
         self,
@@ -110,6 +111,8 @@ class PendingUploads:
         self._queue: queue.Queue[str] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._current = ""  # the id of the upload going up now
+        self._stop = threading.Event()  # set: the upload going up now is no longer wanted
+        self._settled = threading.Condition(self._lock)  # told when the current one ends
         # Told when an upload fails for good: on_failed(name, attempts, reason).
         self.on_failed: Callable[[str, int, str], None] | None = None
         self._sweep()
@@ -263,14 +266,33 @@ class PendingUploads:
         return item.entry
 
     def cancel(self, folder_id: str, name: str) -> bool:
+        """Give up the uploads waiting as ``folder/name``; True when there was one.
+
+        One going up now is stopped at its next step, and this waits (up to
+        :attr:`settle_seconds`) until the worker has let it go: either it deleted what it had
+        made, or it had already put the file in place, which a caller then finds stored.
+        So a DELETE that returns leaves nothing on PikPak that comes back later."""
         with self._lock:
             found = [
                 w for w in self._waiting.values() if w.folder_id == folder_id and w.name == name
             ]
             for item in found:
                 del self._waiting[item.id]
+            going = next((w.id for w in found if w.id == self._current), "")
+            if going:
+                self._stop.set()
         for item in found:
             self._forget(item.id)
+        if going:
+            with self._lock:
+                settled = self._settled.wait_for(
+                    lambda: self._current != going, timeout=self.settle_seconds
+                )
+            if not settled:
+                log.warning(
+                    "the upload of %s is still stopping; what it made is deleted when it does",
+                    next(w.name for w in found if w.id == going),
+                )
         return bool(found)
 
     def _forget(self, upload_id: str) -> None:
@@ -302,13 +324,19 @@ class PendingUploads:
                 item = self._waiting.get(upload_id)
             if item is None or item.failed:
                 continue  # cancelled, or failed for good (a retry puts it back)
-            self._current = item.id
+            with self._lock:
+                if upload_id not in self._waiting:
+                    continue  # cancelled since
+                self._current = item.id
+                self._stop = threading.Event()
             try:
-                self._upload(item)
+                self._upload(item, self._stop)
             finally:
-                self._current = ""
+                with self._lock:
+                    self._current = ""
+                    self._settled.notify_all()
 
-    def _upload(self, item: Waiting) -> None:
+    def _upload(self, item: Waiting, stop: threading.Event) -> None:
         folder = Entry(item.folder_id, "", True, 0, 0.0, 0.0, "", "")
         body = _Body(self.data_path(item.id), item.size, item.gcid)
         writer = self.writer
@@ -316,8 +344,14 @@ class PendingUploads:
         try:
             writer.tree.folder_changed(item.folder_id)
             old = writer.tree.child(folder, item.name, stored_only=True)
-            writer.store(folder, item.name, body, old)
+            writer.store(folder, item.name, body, old, stop)
+        except Stopped:
+            log.info("background upload of %s stopped: the file was deleted or replaced", item.name)
+            return
         except (PikPakError, OSError) as exc:
+            if stop.is_set():
+                log.info("background upload of %s stopped (%s)", item.name, exc)
+                return
             self._failed(item, exc)
             return
         with self._lock:

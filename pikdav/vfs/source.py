@@ -8,6 +8,7 @@ protocol, not a second path through the mount or the DAV layer.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -50,7 +51,16 @@ class WritableSource(Source, Protocol):
 
     def delete(self, ids: list[str]) -> None: ...
 
-    def upload(self, parent_id: str, name: str, path: Path, *, size: int, gcid: str) -> File: ...
+    def upload(
+        self,
+        parent_id: str,
+        name: str,
+        path: Path,
+        *,
+        size: int,
+        gcid: str,
+        stop: threading.Event | None = None,
+    ) -> File: ...
 
     def copy_by_hash(self, parent_id: str, name: str, size: int, gcid: str) -> File: ...
 
@@ -113,8 +123,17 @@ class DriveSource:
     def delete(self, ids: list[str]) -> None:
         self.drive.delete(ids)
 
-    def upload(self, parent_id: str, name: str, path: Path, *, size: int, gcid: str) -> File:
-        return self.uploader.upload_file(parent_id, name, path, size=size, gcid=gcid)
+    def upload(
+        self,
+        parent_id: str,
+        name: str,
+        path: Path,
+        *,
+        size: int,
+        gcid: str,
+        stop: threading.Event | None = None,
+    ) -> File:
+        return self.uploader.upload_file(parent_id, name, path, size=size, gcid=gcid, stop=stop)
 
     def copy_by_hash(self, parent_id: str, name: str, size: int, gcid: str) -> File:
         return self.uploader.copy_by_hash(parent_id, name, size, gcid)

@@ -21,11 +21,12 @@ import contextlib
 import logging
 import secrets
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from pikdav.pikpak.errors import Conflict, PikPakError
+from pikdav.pikpak.errors import Conflict, PikPakError, Stopped
 from pikdav.pikpak.gcid import gcid_of_bytes
 from pikdav.pikpak.types import File
 
@@ -79,17 +80,37 @@ class TreeWriter:
             self.source.delete([entry.id])
 
     # ------------------------------------------------------------------ put
-    def store(self, folder: Entry, name: str, body: Body, old: Entry | None) -> Entry:
+    def store(
+        self,
+        folder: Entry,
+        name: str,
+        body: Body,
+        old: Entry | None,
+        stop: threading.Event | None = None,
+    ) -> Entry:
         """Upload ``body`` as ``folder/name``, replacing ``old`` if it exists.
 
         The content always goes up under a hidden temporary name and is renamed into place
         once complete: an upload cut by a crash leaves PikPak a pending file, invisible in
         listings but holding its name, and that must never be the real name (the next
-        upload of it, a resumed background one too, could not take it)."""
+        upload of it, a resumed background one too, could not take it).
+
+        ``stop`` (a background upload that was deleted or replaced meanwhile), once set,
+        gives the upload up at its next step and deletes what it made: nothing takes the
+        name. It is looked at last just before the rename."""
         try:
             made = self.source.upload(
-                folder.id, temp_name("put", name), body.path, size=body.size, gcid=body.gcid()
+                folder.id,
+                temp_name("put", name),
+                body.path,
+                size=body.size,
+                gcid=body.gcid(),
+                stop=stop,
             )
+            if stop is not None and stop.is_set():
+                with contextlib.suppress(PikPakError):
+                    self.source.delete([made.id])
+                raise Stopped(f"the upload of {name} was given up: the file is no longer wanted")
             return self._swap_in(folder, name, made, old)
         finally:
             self.tree.folder_changed(folder.id)

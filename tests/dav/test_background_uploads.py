@@ -108,6 +108,34 @@ def test_a_final_failure_keeps_the_content_readable(emulator, tmp_path, caplog):
         gw.stop()
 
 
+def test_a_delete_while_the_file_goes_up_leaves_nothing_behind(emulator, tmp_path):
+    """20 DELETEs, each at another moment of a background upload: before the worker took
+    it, while PikPak makes the pending file, while the bytes go to the store (each PUT to
+    the store takes 0.2 s here), at the rename, after it. Once the DELETE has answered,
+    PikPak holds neither the file nor its hidden temporary, and nothing comes back later."""
+    control(emulator.base_url, "faults", {"path": "pikpak-emulator", "method": "PUT", "delay": 0.2})
+    gw = start_gateway(emulator, tmp_path / "state", download="proxy", background_uploads=True)
+    in_flight = 0
+    try:
+        dav(gw, "PROPFIND", "/pikpak/", headers={"Depth": "1"})  # signed in before the first
+        for cycle in range(20):
+            name = f"cycle{cycle}.bin"
+            assert dav(gw, "PUT", f"/pikpak/{name}", data=os.urandom(5000)).status_code == 201
+            time.sleep(cycle * 0.015)
+            in_flight += any(path.startswith(".pikdav-put-") for path in tree(emulator))
+            assert dav(gw, "DELETE", f"/pikpak/{name}").status_code == 204
+            assert dav(gw, "GET", f"/pikpak/{name}").status_code == 404
+            assert tree(emulator) == {}, f"cycle {cycle}"
+        control(emulator.base_url, "faults", method="DELETE")
+        time.sleep(0.5)
+        assert tree(emulator) == {}
+        assert list((tmp_path / "state" / "uploads" / "pikpak").iterdir()) == []
+        # The DELETE came while PikPak already held the pending file in several cycles.
+        assert in_flight >= 5
+    finally:
+        gw.stop()
+
+
 def test_delete_cancels_and_move_waits(emulator, tmp_path):
     control(
         emulator.base_url, "faults", {"path": "pikpak-emulator", "method": "PUT", "status": 500}
