@@ -173,9 +173,10 @@ class SharedState:
 
     def _listen(self) -> None:
         while not self._stopping.is_set():
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self.client.pubsub()
             try:
                 pubsub.subscribe(*self._channels)
+                self._confirmed(pubsub)  # only then is no notice published from now on missed
                 self._subscribed.set()
                 self._came_back()
                 while not self._stopping.is_set():
@@ -196,7 +197,23 @@ class SharedState:
                 except redis.RedisError:
                     pass
 
+    def _confirmed(self, pubsub: Any) -> None:
+        """Wait until Redis has confirmed every channel's SUBSCRIBE: a notice published
+        before that, from another connection, would not reach this one."""
+        waiting = len(self._channels)
+        deadline = time.monotonic() + _TIMEOUT
+        while waiting and not self._stopping.is_set():
+            message = pubsub.get_message(timeout=_RETRY)
+            if message is not None and message.get("type") == "subscribe":
+                waiting -= 1
+            elif message is not None:
+                self._deliver(message)
+            elif time.monotonic() > deadline:
+                raise redis.TimeoutError("Redis did not confirm the subscription")
+
     def _deliver(self, message: dict[str, Any]) -> None:
+        if message.get("type") != "message":
+            return  # the answers to SUBSCRIBE and the like
         channel = message.get("channel", b"")
         channel = channel.decode() if isinstance(channel, bytes) else str(channel)
         handle = self._channels.get(channel)

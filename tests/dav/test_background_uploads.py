@@ -121,7 +121,10 @@ def test_a_delete_while_the_file_goes_up_leaves_nothing_behind(emulator, tmp_pat
         for cycle in range(20):
             name = f"cycle{cycle}.bin"
             assert dav(gw, "PUT", f"/pikpak/{name}", data=os.urandom(5000)).status_code == 201
-            time.sleep(cycle * 0.015)
+            if cycle % 4 == 3:  # surely while the bytes go up
+                wait_until(lambda: any(p.startswith(".pikdav-put-") for p in tree(emulator)))
+            else:
+                time.sleep(cycle * 0.015)
             in_flight += any(path.startswith(".pikdav-put-") for path in tree(emulator))
             assert dav(gw, "DELETE", f"/pikpak/{name}").status_code == 204
             assert dav(gw, "GET", f"/pikpak/{name}").status_code == 404

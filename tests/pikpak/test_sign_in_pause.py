@@ -134,7 +134,7 @@ def test_a_new_login_in_the_store_ends_the_pause(emulator, tmp_path, caplog):
 
 def test_a_pause_is_logged_once_per_change_not_per_call(emulator, tmp_path, caplog):
     caplog.set_level(logging.DEBUG, logger="pikdav.pikpak.session")
-    pauses = dataclasses.replace(SIGN_IN_PAUSE, backoff=0.5)
+    pauses = dataclasses.replace(SIGN_IN_PAUSE, backoff=2.0)
     drive = Drive(session(emulator, tmp_path / "t.json", login_pause=pauses))
 
     def pause_lines() -> list[tuple[str, str]]:
@@ -144,12 +144,18 @@ def test_a_pause_is_logged_once_per_change_not_per_call(emulator, tmp_path, capl
             if any(w in r.getMessage() for w in ("pause", "sign-ins", "sign in to PikPak"))
         ]
 
-    for _ in range(30):
+    with pytest.raises(LoginPaused):
+        drive.about()
+    pause = FileTokenStore(tmp_path / "t.json").load().pause
+    calls = 1
+    while calls < 30 and time.time() < pause.until - 0.3:  # surely within the pause
         with pytest.raises(LoginPaused):
             drive.about()
+        calls += 1
+    assert calls > 10
     [(level, start)] = pause_lines()  # the start of the pause, once
     assert level == "WARNING" and "does not sign in to PikPak again" in start
-    time.sleep(0.6)
+    time.sleep(max(0.0, pause.until - time.time()) + 0.05)
     emulator.world.accounts[USER].password = "wrong"  # the configured password is right now
     for _ in range(30):
         drive.about()
