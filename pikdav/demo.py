@@ -13,7 +13,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DEFAULT_FORCE_PROXY_USER_AGENTS
 from .emulator import Emulator
 from .emulator.world import FILE, FOLDER, World
 
@@ -127,9 +126,6 @@ def demo_config(
                 "account": "demo",
                 "download": "auto",
                 "redirect_networks": ["127.0.0.1/32"],
-                # ffmpeg and ffplay (Lavf) ask the first URL again, without credentials,
-                # for every seek after a 302, and give up at the 401: proxy them.
-                "force_proxy_user_agents": [*DEFAULT_FORCE_PROXY_USER_AGENTS, "Lavf/"],
             }
         ],
         "users": {"demo": {"password_hash": password_hash, "mounts": ["*"]}},

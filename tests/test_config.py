@@ -133,7 +133,12 @@ def test_defaults():
         False,
         60,
     )
-    assert mount.force_proxy_user_agents == ("Microsoft-WebDAV-MiniRedir", "WebDAVFS", "neon/")
+    assert mount.force_proxy_user_agents == (
+        "Microsoft-WebDAV-MiniRedir",
+        "WebDAVFS",
+        "neon/",
+        "Lavf/",
+    )
     assert config.accounts["main"].user_api == "https://user.mypikpak.com"
     assert config.users["alice"].mounts == ("*",)
     assert config.auth_settings().mounts == ("pikpak",)

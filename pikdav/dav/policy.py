@@ -20,7 +20,10 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 MODES = ("redirect", "proxy", "auto")
 # Explorer's and Finder's redirectors mishandle a 302 to another host; neon (cadaver,
 # davfs2) does not follow a 302 on GET at all: they are proxied whatever the mode says.
-DEFAULT_FORCE_PROXY_USER_AGENTS = ("Microsoft-WebDAV-MiniRedir", "WebDAVFS", "neon/")
+# Windows' mini-redirector and Finder handle cross-host redirects badly; neon (cadaver,
+# davfs2) does not follow a 302; ffmpeg and ffplay ("Lavf/") ask the first URL again,
+# without credentials, for every seek after a 302, and give up at the 401.
+DEFAULT_FORCE_PROXY_USER_AGENTS = ("Microsoft-WebDAV-MiniRedir", "WebDAVFS", "neon/", "Lavf/")
 
 
 class Delivery(Enum):
