@@ -178,6 +178,11 @@ class _State:
         uploads = GaugeMetricFamily(
             "pikdav_background_uploads", "Background uploads by state", labels=["mount", "state"]
         )
+        sent_bytes = GaugeMetricFamily(
+            "pikdav_background_upload_sent_bytes",
+            "Bytes of the background upload going up now that PikPak's store has taken",
+            labels=["mount"],
+        )
         tasks = GaugeMetricFamily(
             "pikdav_offline_tasks", "Offline downloads by phase", labels=["account", "phase"]
         )
@@ -192,12 +197,14 @@ class _State:
                     states["failed" if item.failed else "uploading" if going else "waiting"] += 1
                 for state, count in states.items():
                     uploads.add_metric([mount.name, state], count)
+                current, sent = mount.pending.sent()
+                sent_bytes.add_metric([mount.name], sent if current else 0)
             account = sources.account_of.get(mount.name, mount.name)
             if account not in counted_tasks:  # mounts of one account share its tasks
                 counted_tasks.add(account)
                 for phase, count in self._phases(mount).items():
                     tasks.add_metric([account, phase], count)
-        yield from (hits, misses, uploads, tasks)
+        yield from (hits, misses, uploads, sent_bytes, tasks)
 
     def _phases(self, mount: Any) -> dict[str, int]:
         if mount.offline is None:

@@ -342,14 +342,18 @@ def _view(sources: StatusSources, bans: list[tuple[str, int]]) -> dict[str, Any]
             if mount.offline is not None:
                 offline.append(_offline(mount))
         if mount.pending is not None:
+            current, sent = mount.pending.sent()
             for item, going in mount.pending.uploads():
+                state = "failed" if item.failed else "uploading" if going else "waiting"
+                if going and item.id == current and item.size:
+                    state += f", {_size(sent)} sent ({sent * 100 // item.size} %)"
                 uploads.append(
                     {
                         "mount": mount.name,
                         "id": item.id,
                         "name": item.name,
                         "size": _size(item.size),
-                        "state": "failed" if item.failed else "uploading" if going else "waiting",
+                        "state": state,
                         "attempts": item.attempts,
                         "last_error": item.last_error,
                         "failed": item.failed,

@@ -203,6 +203,7 @@ class Control:
             "cdn_link_conns": int,
             "cdn_account_conns": int,
             "cdn_first_byte_delay": float,
+            "store_rate": int,
         }
         for key, value in body.items():
             key = "cdn_conn_rate" if key == "cdn_rate" else key  # its first name

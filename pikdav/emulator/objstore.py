@@ -180,7 +180,9 @@ class ObjectStore:
         request_id = secrets.token_hex(12).upper()
         host_id = base64.b64encode(secrets.token_bytes(24)).decode()
         key = self._key(req) or ""
-        body = _Body(req.environ.get("wsgi.input") or io.BytesIO(), _body_length(req))
+        body = _Body(
+            req.environ.get("wsgi.input") or io.BytesIO(), _body_length(req), self.world.store_rate
+        )
         upload = self.world.find_upload(self.world.bucket, key) if key else None
         account = upload.account if upload else None
         self.world.stats.add("objstore_requests", account)
@@ -471,11 +473,15 @@ class _Body:
     Reads never go past Content-Length (PEP 3333); without one, the server de-chunked the
     body and it ends at EOF."""
 
-    def __init__(self, stream, length: int | None) -> None:
+    def __init__(self, stream, length: int | None, rate: int = 0) -> None:
         self._stream = stream
         self.length = length
         self._remaining = length
         self.received = 0
+        # ``store_rate``: bytes per second one request's body is taken in at (0: at once),
+        # the speed of an upload to PikPak's store from far away.
+        self._rate = rate
+        self._began = time.monotonic()
         self.md5 = hashlib.md5(usedforsecurity=False)  # the ETag
         self._checks: list[tuple[Any, bytes, S3Error]] = []
         self.on_bytes: Callable[[int], None] | None = None
@@ -526,6 +532,11 @@ class _Body:
         if self._remaining == 0:
             return b""
         want = _CHUNK if size is None or size < 0 else size
+        if self._rate:
+            want = min(want, max(1, self._rate // 20))  # twenty steps a second
+            ahead = self.received / self._rate - (time.monotonic() - self._began)
+            if ahead > 0:
+                time.sleep(ahead)
         if self._remaining is not None:
             want = min(want, self._remaining)
         data = self._stream.read(want)

@@ -337,6 +337,7 @@ class World:
         self.cdn_link_conns = 0
         self.cdn_account_conns = 0
         self.cdn_first_byte_delay = 0.0
+        self.store_rate = 0  # bytes per second each request to the object store is taken in at
         self.task_daily_limit = 100
         self.bucket = "pikpak-emulator"
         self.secret = secrets.token_bytes(32)

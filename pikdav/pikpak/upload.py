@@ -60,12 +60,15 @@ class Uploader:
         size: int | None = None,
         gcid: str | None = None,
         stop: threading.Event | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> File:
         """Upload ``path`` as ``name`` in ``parent_id`` and return the complete file.
 
         ``stop``, once set, gives the upload up at the next request to the store (a wait
         between retries is cut short): the pending file is deleted and :class:`Stopped` is
-        raised."""
+        raised. ``progress`` is told how many bytes the store has taken so far, part by part
+        for a file sent in parts (a small file goes in one request: its bytes count when
+        the store has all of them)."""
         size = os.path.getsize(path) if size is None else size
         gcid = gcid or gcid_of_file(path, size)
         ticket = self._ticket(parent_id, name, size, gcid)
@@ -80,7 +83,7 @@ class Uploader:
             self._discard(pending, ticket.task)
             raise PikPakError("PikPak offered no way to upload this file")
         try:
-            self._send(ticket.target, path, size, stop)
+            self._send(ticket.target, path, size, stop, progress or _unheard)
             if ticket.task is not None and ticket.task.id:
                 self.drive.wait_task(ticket.task.id)
             return self.drive.get_file(pending.id)
@@ -137,7 +140,12 @@ class Uploader:
 
     # ------------------------------------------------------------------ S3 leg
     def _send(
-        self, target: UploadTarget, path: Path, size: int, stop: threading.Event | None
+        self,
+        target: UploadTarget,
+        path: Path,
+        size: int,
+        stop: threading.Event | None,
+        progress: Callable[[int], None],
     ) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
         from botocore.exceptions import ConnectionError as Unreachable
@@ -207,6 +215,7 @@ class Uploader:
                     return client.put_object(Bucket=bucket, Key=key, Body=body, ContentLength=size)
 
             store("the upload", put)
+            progress(size)
             return
         part = max(self.settings.part_size, math.ceil(size / MAX_PARTS / MIB) * MIB)
         count = math.ceil(size / part)
@@ -216,6 +225,7 @@ class Uploader:
         )
         upload_id = started["UploadId"]
         fd = os.open(path, os.O_RDONLY)
+        sent, sent_lock = [0], threading.Lock()  # bytes of the parts the store has taken
 
         def send_part(number: int) -> dict[str, Any]:
             offset = (number - 1) * part
@@ -226,6 +236,9 @@ class Uploader:
                     Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
                 ),
             )
+            with sent_lock:
+                sent[0] += len(data)
+                progress(sent[0])
             return {"PartNumber": number, "ETag": answer["ETag"]}
 
         try:
@@ -256,3 +269,7 @@ class Uploader:
             raise
         finally:
             os.close(fd)
+
+
+def _unheard(sent: int) -> None:
+    """Progress nobody listens to."""

@@ -111,6 +111,7 @@ class PendingUploads:
         self._queue: queue.Queue[str] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._current = ""  # the id of the upload going up now
+        self._sent = 0  # bytes of it the store has taken
         self._stop = threading.Event()  # set: the upload going up now is no longer wanted
         self._settled = threading.Condition(self._lock)  # told when the current one ends
         # Told when an upload fails for good: on_failed(name, attempts, reason).
@@ -328,6 +329,7 @@ class PendingUploads:
                 if upload_id not in self._waiting:
                     continue  # cancelled since
                 self._current = item.id
+                self._sent = 0
                 self._stop = threading.Event()
             try:
                 self._upload(item, self._stop)
@@ -344,7 +346,7 @@ class PendingUploads:
         try:
             writer.tree.folder_changed(item.folder_id)
             old = writer.tree.child(folder, item.name, stored_only=True)
-            writer.store(folder, item.name, body, old, stop)
+            writer.store(folder, item.name, body, old, stop, self._went_up)
         except Stopped:
             log.info("background upload of %s stopped: the file was deleted or replaced", item.name)
             return
@@ -359,6 +361,9 @@ class PendingUploads:
         if still is not None:
             self._forget(item.id)
         log.info("background upload of %s (%d B) done", item.name, item.size)
+
+    def _went_up(self, sent: int) -> None:
+        self._sent = sent
 
     def _failed(self, item: Waiting, exc: Exception) -> None:
         if isinstance(exc, LoginPaused):
@@ -407,6 +412,12 @@ class PendingUploads:
         with self._lock:
             items = sorted(self._waiting.values(), key=lambda item: item.created)
         return [(item, item.id == self._current) for item in items]
+
+    def sent(self) -> tuple[str, int]:
+        """The id of the upload going up now ("" when none) and the bytes of it the store
+        has taken (part by part for a large file; a retry starts again from 0)."""
+        with self._lock:
+            return self._current, self._sent
 
     def retry_now(self, upload_id: str) -> bool:
         """Try a failed upload again at once (a person asked); False when none has that id."""

@@ -9,7 +9,7 @@ protocol, not a second path through the mount or the DAV layer.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -60,6 +60,7 @@ class WritableSource(Source, Protocol):
         size: int,
         gcid: str,
         stop: threading.Event | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> File: ...
 
     def copy_by_hash(self, parent_id: str, name: str, size: int, gcid: str) -> File: ...
@@ -132,8 +133,11 @@ class DriveSource:
         size: int,
         gcid: str,
         stop: threading.Event | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> File:
-        return self.uploader.upload_file(parent_id, name, path, size=size, gcid=gcid, stop=stop)
+        return self.uploader.upload_file(
+            parent_id, name, path, size=size, gcid=gcid, stop=stop, progress=progress
+        )
 
     def copy_by_hash(self, parent_id: str, name: str, size: int, gcid: str) -> File:
         return self.uploader.copy_by_hash(parent_id, name, size, gcid)

@@ -22,7 +22,7 @@ import logging
 import secrets
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -87,6 +87,7 @@ class TreeWriter:
         body: Body,
         old: Entry | None,
         stop: threading.Event | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> Entry:
         """Upload ``body`` as ``folder/name``, replacing ``old`` if it exists.
 
@@ -97,7 +98,8 @@ class TreeWriter:
 
         ``stop`` (a background upload that was deleted or replaced meanwhile), once set,
         gives the upload up at its next step and deletes what it made: nothing takes the
-        name. It is looked at last just before the rename."""
+        name. It is looked at last just before the rename. ``progress`` is told the bytes
+        the store has taken so far."""
         try:
             made = self.source.upload(
                 folder.id,
@@ -106,6 +108,7 @@ class TreeWriter:
                 size=body.size,
                 gcid=body.gcid(),
                 stop=stop,
+                progress=progress,
             )
             if stop is not None and stop.is_set():
                 with contextlib.suppress(PikPakError):

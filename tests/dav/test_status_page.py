@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -270,3 +273,42 @@ def test_a_proxied_stream_and_a_put_in_progress_are_shown_while_they_run(emulato
     assert conn.getresponse().status == 201
     conn.close()
     assert "None now." in transfers_table(gw)
+
+
+def uploads_table(gw) -> str:
+    page = requests.get(gw.url + "/_pikdav/", auth=ADMIN, timeout=30)
+    assert page.status_code == 200
+    start = page.text.index('id="uploads"')
+    return page.text[start : page.text.index("<h2>", start)]
+
+
+def test_a_background_upload_going_up_shows_what_the_store_has_taken(emulator, make_gateway):
+    # PikPak's store takes each request in at 4 MiB/s: a 72 MiB file goes up in 9 parts of
+    # 8 MiB, 4 at a time, for several seconds.
+    control(emulator.base_url, "config", {"store_rate": 4 << 20})
+    gw = make_gateway(download="proxy", users=USERS, background_uploads=True)
+    data = os.urandom(72 << 20)
+    put = requests.put(gw.url + "/pikpak/big.bin", data=data, auth=ADMIN, timeout=60)
+    assert put.status_code == 201
+
+    def sent_percent() -> int | None:
+        found = re.search(r"uploading, [0-9.]+ MiB sent \((\d+) %\)", uploads_table(gw))
+        return int(found.group(1)) if found else None
+
+    # Shown part by part while it goes up: something taken, not everything yet.
+    wait_for(lambda: (sent_percent() or 0) > 0, "bytes sent are shown")
+    part_way = sent_percent()
+    assert part_way is not None and 0 < part_way < 100, part_way
+    samples = {
+        (s.name, tuple(s.labels.items())): s.value
+        for family in text_string_to_metric_families(
+            requests.get(gw.url + "/metrics", auth=ADMIN, timeout=30).text
+        )
+        for s in family.samples
+    }
+    sent = samples[("pikdav_background_upload_sent_bytes", (("mount", "pikpak"),))]
+    assert 0 < sent < len(data)
+    wait_for(lambda: "Nothing waits." in uploads_table(gw), "the upload ends", timeout=120)
+    tree = control(emulator.base_url, f"tree?username={PIKPAK_USER}", method="GET")["files"]
+    [row] = [r for r in tree if r["path"] == "big.bin"]
+    assert row["size"] == len(data) and row["phase"] == "PHASE_TYPE_COMPLETE"

@@ -79,6 +79,30 @@ def test_a_part_that_fails_once_is_retried(emulator, drive, tmp_path):
     assert control(emulator.base_url, "faults", method="GET")["rules"][0]["fired"] == 1
 
 
+def test_progress_counts_what_the_store_took_part_by_part_and_a_failed_part_not_twice(
+    emulator, drive, tmp_path
+):
+    data = os.urandom(10 * MIB)
+    path = tmp_path / "p.bin"
+    path.write_bytes(data)
+    control(  # the second part fails once and is sent again
+        emulator.base_url,
+        "faults",
+        {"path": "pikpak-emulator", "method": "PUT", "status": 500, "skip": 1, "times": 1},
+    )
+    seen: list[int] = []
+    up = Uploader(drive, UploadSettings(cutoff=4 * MIB, part_size=4 * MIB, concurrency=1))
+    up.upload_file("", "p.bin", path, progress=seen.append)
+    assert seen == [4 * MIB, 8 * MIB, 10 * MIB]
+    small: list[int] = []
+    (tmp_path / "s.bin").write_bytes(os.urandom(MIB))
+    Uploader(drive).upload_file("", "small.bin", tmp_path / "s.bin", progress=small.append)
+    assert small == [MIB]  # one request: counted when the store has it all
+    again: list[int] = []
+    Uploader(drive).upload_file("", "again.bin", path, progress=again.append)
+    assert again == []  # PikPak knows the content: an instant upload sends nothing
+
+
 @pytest.mark.parametrize("multipart", [False, True], ids=["single", "multipart"])
 def test_a_failure_that_persists_leaves_no_file(emulator, drive, tmp_path, multipart):
     path = tmp_path / "x.bin"
