@@ -57,6 +57,7 @@ def build_dav_app(
     if shared is not None:
         on_redis = shared_dav_state(shared, auth.login_failures)
         pikdav["failed_logins"] = on_redis.pop("failed_logins")
+        pikdav["csrf_key"] = on_redis.pop("csrf_key")
         state = on_redis
     dav = WsgiDAVApp(
         {

@@ -336,13 +336,41 @@ class SharedFailedLogins(FailedLogins):
         return max(local, shared if shared > 0 else 0)
 
 
+class SharedSecret:
+    """A random key that every instance on the Redis uses (the status page signs its forms'
+    CSRF tokens with it, so a page served by one instance may be posted to another behind
+    a load balancer): made by the first instance that asks, read by the others. While Redis
+    cannot be reached, this process's own key stands in, and a form is then accepted by the
+    instance that served it alone."""
+
+    def __init__(self, shared: SharedState, name: str) -> None:
+        self.shared = shared
+        self._key = shared.key("secret", name)
+        self._own = secrets.token_bytes(32)
+        self._found: bytes | None = None
+
+    def __call__(self) -> bytes:
+        if self._found is None:
+
+            def made_or_read(r: redis.Redis) -> Any:
+                r.set(self._key, secrets.token_hex(32), nx=True)
+                return r.get(self._key)
+
+            value = _reading(self.shared, made_or_read, None)
+            if value is None:
+                return self._own
+            self._found = bytes.fromhex(value.decode() if isinstance(value, bytes) else value)
+        return self._found
+
+
 def shared_dav_state(shared: SharedState, login_failures: LoginFailures) -> dict[str, Any]:
-    """The WsgiDAV settings and pikdav's own that put locks, dead properties and bans on
-    ``shared``."""
+    """The WsgiDAV settings and pikdav's own that put locks, dead properties, bans and the
+    status page's CSRF key on ``shared``."""
     return {
         "lock_storage": SharedLocks(shared),  # its manager is replaced by shared_locks()
         "property_manager": SharedPropertyManager(shared),
         "failed_logins": SharedFailedLogins(shared, login_failures),
+        "csrf_key": SharedSecret(shared, "csrf"),
     }
 
 

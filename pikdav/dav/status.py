@@ -94,7 +94,10 @@ class StatusPages(BaseMiddleware):
         self.auth: AuthSettings = settings["auth"]
         self.bans = failed_logins(config)
         self.metrics = settings.get("metrics")  # pikdav.dav.metrics.Metrics, or None
-        self._csrf_key = secrets.token_bytes(32)
+        # A callable giving the key CSRF tokens are signed with: the instances' shared one
+        # on Redis (see :class:`pikdav.dav.shared.SharedSecret`), or this process's own.
+        own = secrets.token_bytes(32)
+        self._csrf_key: Callable[[], bytes] = settings.get("csrf_key") or (lambda: own)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -145,7 +148,7 @@ class StatusPages(BaseMiddleware):
 
     # ------------------------------------------------------------------ the page
     def _csrf(self, user_name: str) -> str:
-        return hmac.new(self._csrf_key, user_name.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self._csrf_key(), user_name.encode(), hashlib.sha256).hexdigest()
 
     def _page(
         self,

@@ -3,6 +3,7 @@ a ban made through one instance hold on the others."""
 
 from __future__ import annotations
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,6 +13,7 @@ import requests
 from pikdav.vfs.shared import SharedState
 from pikdav.vfs.sidefiles import RedisSideStore
 from tests.support.davclients import put_files
+from tests.support.gateway import _HASH, DAV_PASSWORD
 from tests.support.pikpak_raw import control
 
 LOCK_BODY = (
@@ -158,3 +160,31 @@ def test_two_instances_asked_to_lock_one_file_at_once_grant_one_lock(three):
         statuses = sorted(answer.status_code for answer in answers)
         # A LOCK on an unmapped URL makes the (empty) file: 201 for the winner.
         assert statuses in ([201, 423], [200, 423]), (cycle, statuses)
+
+
+@pytest.mark.parametrize("on_redis", [True, False], ids=["one-redis", "alone"])
+def test_a_status_page_form_served_by_one_instance_is_taken_by_another(
+    redis_url, make_gateway, on_redis
+):
+    """Behind a load balancer the page and its button's POST may reach different instances:
+    with a shared Redis they sign the form's token with one key; lone instances do not."""
+    admin = ("alice", DAV_PASSWORD)
+    users = {"alice": {"password_hash": _HASH, "admin": True}}
+    redis = {"redis": redis_url} if on_redis else {}
+    a, b = (make_gateway(download="proxy", users=users, **redis) for _ in range(2))
+    for cycle in range(5):  # pages from either instance, posted to the other
+        served, posted = (a, b) if cycle % 2 == 0 else (b, a)
+        page = requests.get(served.url + "/_pikdav/", auth=admin, timeout=30)
+        assert page.status_code == 200
+        token = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text).group(1)
+        answer = requests.post(
+            posted.url + "/_pikdav/bans/lift",
+            data={"csrf": token, "address": f"127.0.0.{cycle + 2}"},
+            auth=admin,
+            timeout=30,
+        )
+        if on_redis:
+            assert answer.status_code == 200, answer.text
+            assert "reload the page" not in answer.text
+        else:
+            assert answer.status_code == 403 and "reload the page" in answer.text
