@@ -106,18 +106,20 @@ def download_policy(mount: MountConfig, trusted_proxies: tuple[IPNetwork, ...]) 
 
 
 def link_route(
-    mount: MountConfig, account: AccountConfig, cdn: CdnSession
+    mount: MountConfig, connection: AccountConfig | MountConfig, cdn: CdnSession
 ) -> links.LinkRoute | None:
-    """How the mount's links are rewritten (None: as PikPak gives them). Not probed yet."""
+    """How the mount's links are rewritten (None: as PikPak gives them). Not probed yet.
+    ``connection``: the account whose hosts the mount reaches PikPak by (for a share mount
+    without an account, the mount's own connection settings)."""
     if mount.download_domain == links.KEEP and mount.cdn_node == links.OFF:
         return None
     return links.LinkRoute(
         cdn,
         download_domain=mount.download_domain,
         cdn_node=mount.cdn_node,
-        probe_domain=account.api_domain,
+        probe_domain=getattr(connection, "api_domain", None),
         nodes=links.known_nodes(mount.cdn_nodes),
-        scheme=urlsplit(account.drive_api).scheme or "https",
+        scheme=urlsplit(connection.drive_api).scheme or "https",
         name=mount.name,
     )
 
@@ -301,13 +303,19 @@ def share_mount(
     else:
         source = share_source(config, mount, own_drive, session)
         root_id = source.root_id
+    cdn = http.cdn_session(session.connection)
+    # A share's links are on PikPak's download hosts too: download_domain and cdn_node apply.
+    route = link_route(mount, config.account_for(mount) if mount.account else mount, cdn)
+    if route is not None:
+        route.start()
     return Mount(
         mount.name,
         source,
-        cdn=http.cdn_session(session.connection),
+        cdn=cdn,
         root_id=root_id,
         listing_ttl=mount.listing_ttl,
         read_only=True,
+        route=route,
         # A share's links are throttled as an own drive's are: its streams get segments too,
         # within a budget of their own (the share is read without an account).
         streams=Streams(),

@@ -132,9 +132,6 @@ _DRIVE_ONLY_KEYS = (
     "offline_folder",
     # Links of a share are read as PikPak gives them (its media links; see the README).
     "link",
-    "download_domain",
-    "cdn_node",
-    "cdn_nodes",
 )
 
 
@@ -630,6 +627,12 @@ class _Reader(Checker):
             drive_api=self.url(*key("drive_api")),
             ca_cert=self.path(*key("ca_cert"), must_be="file"),
             stream_connections=self.integer(*key("stream_connections"), 1, LINK_CONNECTIONS),
+            download_domain=self.download_domain(*key("download_domain")),
+            cdn_node=self.cdn_node(*key("cdn_node")),
+            cdn_nodes=tuple(
+                self.node(join(join(path, "cdn_nodes"), i), n)
+                for i, n in enumerate(self.strings(*key("cdn_nodes")))
+            ),
         )
 
     def user(self, path: str, name: str, value: Any, mounts: list[MountConfig]) -> UserConfig:
