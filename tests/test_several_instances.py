@@ -101,6 +101,27 @@ def wait_for_log(running, text: str, count: int) -> None:
         time.sleep(0.05)
 
 
+def wait_until(condition, what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {seconds:.0f} s"
+        time.sleep(0.1)
+
+
+def lists(url: str, name: str) -> bool:
+    listed = dav(url, "PROPFIND", "Docs/", headers={"Depth": "1"})
+    assert listed.status_code == 207, listed.text
+    return name in listed.text
+
+
+def docs_listed_from_caches(emulator, urls) -> bool:
+    """Every instance lists Docs/ without asking PikPak."""
+    before = counters(emulator)["list"]
+    for url in urls:
+        assert lists(url, "a.txt")
+    return counters(emulator)["list"] == before
+
+
 def test_redis_stopped_and_started_again_costs_503s_meanwhile_and_nothing_after(emulator, tmp_path):
     cycles = 5
     put_files(emulator, {"Docs/a.txt": b"a"} | {f"Other{i}/b.txt": b"b" for i in range(cycles)})
@@ -145,9 +166,12 @@ def test_redis_stopped_and_started_again_costs_503s_meanwhile_and_nothing_after(
             # The lock taken before is still held, through every instance.
             assert dav(b, "PUT", "Docs/a.txt", data=b"b").status_code == 423
             assert dav(c, "PUT", f"Docs/new{cycle}.txt", data=b"x").status_code == 201
-            for url in (a, b, c):  # caches are dropped on Redis's return: fill them again
-                listed = dav(url, "PROPFIND", "Docs/", headers={"Depth": "1"})
-                assert listed.status_code == 207 and f"new{cycle}.txt" in listed.text
+            # C's change reaches A and B through Redis: each lists the new file in a moment
+            new = f"new{cycle}.txt"
+            for url in (a, b, c):
+                wait_until(lambda url=url, new=new: lists(url, new), new)
+            # ... and caches that listing (the next cycle reads it with Redis down)
+            wait_until(lambda: docs_listed_from_caches(emulator, (a, b, c)), "cached listings")
         assert dav(a, "UNLOCK", "Docs/a.txt", headers={"Lock-Token": token}).status_code == 204
         assert dav(b, "PUT", "Docs/a.txt", data=b"b").status_code == 204
         logs = [r.log() for r in running]

@@ -8,8 +8,11 @@ got its shutdown request) came once in 20 to 150 stops.
 
 from __future__ import annotations
 
+import fcntl
 import signal
 import socket
+import struct
+import termios
 import time
 
 from tests.support.command import (
@@ -45,6 +48,26 @@ def _closed_by_server(sock: socket.socket) -> bool:
         return sock.recv(1) == b""
     except ConnectionResetError:
         return True
+
+
+def _wait_until_queued(sock: socket.socket, size: int, timeout: float = 20) -> None:
+    """Wait until at least `size` bytes wait unread in `sock`'s receive queue."""
+    deadline = time.monotonic() + timeout
+    while (queued := _unread(sock)) < size:
+        assert time.monotonic() < deadline, f"only {queued} bytes arrived"
+        time.sleep(0.01)
+
+
+def _unread(sock: socket.socket) -> int:
+    return struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0" * 4))[0]
+
+
+def _wait_for_log(running, text: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in running.log():
+        assert running.proc.poll() is None, f"exited before logging {text!r}"
+        assert time.monotonic() < deadline, f"no {text!r} in the log"
+        time.sleep(0.01)
 
 
 def test_serve_stops_within_5s_with_a_stream_and_a_kept_alive_connection(emulator, tmp_path):
@@ -99,17 +122,16 @@ def test_a_second_signal_exits_at_once(emulator, tmp_path):
                 serve.url, "GET", "/pikpak/big.iso", {"Authorization": basic()}, rcvbuf=4096
             )
             assert head.startswith(b"HTTP/1.1 200"), head
-            time.sleep(0.3)  # the server fills the socket buffers and blocks
-            # When a first signal starts the stop and a second follows
-            began = time.monotonic()
+            # the server fills the socket buffers and blocks sending its 1 MiB block
+            _wait_until_queued(stuck, 2048)
+            # When a first signal starts the stop and, once it is under way, a second follows
             serve.proc.send_signal(signal.SIGTERM)
-            time.sleep(0.3)
-            code, _ = serve.stop(signal.SIGINT)
-            took = time.monotonic() - began
+            _wait_for_log(serve, "stopping (SIGTERM)")
+            code, took = serve.stop(signal.SIGINT)
         finally:
             serve.kill()
         # Then the process is gone at once, before the grace of the first stop is over
-        assert code == 128 + signal.SIGINT
+        assert code == 128 + signal.SIGINT, serve.log()[-3000:]
         assert took < 1.5, f"cycle {cycle}: {took:.1f} s"
         assert "second signal: exiting at once" in serve.log()
         stuck.close()

@@ -138,6 +138,6 @@ def test_a_link_that_is_not_ready_ends_the_wait_after_a_few_seconds(emulator):
     started = time.monotonic()
     with pytest.raises(LinkNotReady) as caught:
         drive.download_link(made["id"])
-    assert time.monotonic() - started < 6  # it was 30 s of silence
+    assert time.monotonic() - started < 20  # the wait is 3 s; it was 30 s of silence
     assert caught.value.retry_after and caught.value.retry_after > 0
     assert "no download link for this file yet" in str(caught.value)
