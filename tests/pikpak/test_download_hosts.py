@@ -21,6 +21,7 @@ from pikdav.pikpak.types import Link
 from tests.support.command import check
 from tests.support.gateway import PIKPAK_PASSWORD, PIKPAK_USER
 from tests.support.named_hosts import add_files, control, named_emulator, named_gateway, tunnel_to
+from tests.support.shares import start_share_gateway
 from tests.support.tlsca import make_test_ca
 
 BODY = os.urandom(200_000)
@@ -56,8 +57,8 @@ def gateway_for(emulator, ca, tmp_path):
         gw.stop()
 
 
-def read(gw) -> bytes:
-    resp = requests.get(f"{gw.url}/pikpak/film.mkv", auth=gw.auth, timeout=60)
+def read(gw, path: str = "/pikpak/film.mkv") -> bytes:
+    resp = requests.get(gw.url + path, auth=gw.auth, timeout=60)
     assert resp.status_code == 200, resp.text
     return resp.content
 
@@ -65,9 +66,9 @@ def read(gw) -> bytes:
 REDIRECTED = "player-that-redirects/1.0"  # a User-Agent the mounts redirect
 
 
-def redirected_host(gw) -> str:
+def redirected_host(gw, path: str = "/pikpak/film.mkv") -> str:
     resp = requests.get(
-        f"{gw.url}/pikpak/film.mkv",
+        gw.url + path,
         auth=gw.auth,
         allow_redirects=False,
         headers={"User-Agent": REDIRECTED},
@@ -282,3 +283,54 @@ def test_the_route_probes_again_and_follows_the_fastest_node(emulator, ca):
                 assert route.route(link).fallback == link.url
             route.close()
             assert not any(t.name == "cdn-probe:t" for t in threading.enumerate())
+
+
+# --------------------------------------------------------------------------- share mounts
+SHARED = "/shared/Films/film.mkv"
+
+
+def share_gateway(emulator, ca, tmp_path, proxy, **mount):
+    """A share mount of alice's Films, reached through the account ``main``'s connection
+    (its proxy and CA; never its login)."""
+    add_files(emulator, ca, {"Films/film.mkv": BODY})
+    share = control(emulator, ca, "shares", {"username": PIKPAK_USER, "paths": ["Films"]})
+    account = {
+        "username": PIKPAK_USER,
+        "password": PIKPAK_PASSWORD,
+        "ca_cert": str(ca.ca_cert),
+        "proxy": proxy.url,
+    }
+    shared = {
+        "name": "shared",
+        "share": share["share_url"],
+        "account": "main",
+        "force_redirect_user_agents": [REDIRECTED],
+        **mount,
+    }
+    return start_share_gateway(emulator, tmp_path / "gw", [shared], accounts={"main": account})
+
+
+def test_a_share_mount_s_links_move_to_the_download_domain(emulator, ca, tmp_path):
+    with proxy_for(emulator) as proxy:
+        gw = share_gateway(emulator, ca, tmp_path, proxy, download_domain="mypikpak.net")
+        try:
+            assert read(gw, SHARED) == BODY
+            assert redirected_host(gw, SHARED).endswith(".mypikpak.net")
+            called = {h for h in proxy.stats()["hosts"] if h.startswith("dl-")}
+            assert called and all(h.endswith(".mypikpak.net") for h in called), called
+        finally:
+            gw.stop()
+
+
+def test_a_share_mount_s_links_go_to_the_fastest_cdn_node(emulator, ca, tmp_path):
+    configure(emulator, ca, cdn_latency={"*": 0.3, "dl-a10b-0870": 0.005})
+    with proxy_for(emulator) as proxy:
+        gw = share_gateway(emulator, ca, tmp_path, proxy, cdn_node="auto")
+        try:
+            assert gw.mounts[0].route.choice.host == "dl-a10b-0870.mypikpak.com"
+            assert redirected_host(gw, SHARED) == "dl-a10b-0870.mypikpak.com"
+            before = served_by(emulator, "dl-a10b-0870")
+            assert read(gw, SHARED) == BODY
+            assert served_by(emulator, "dl-a10b-0870") > before
+        finally:
+            gw.stop()
