@@ -205,3 +205,31 @@ def test_a_dropped_segment_and_an_expired_link_lose_no_byte(emulator):
         control(emulator.base_url, "expire-links", {"username": USER})
         assert head + read_all(reader) == data
     assert stats(emulator)["download_forbidden"] >= 1
+
+
+def test_a_fast_stream_holds_the_cache_and_its_segments_not_copies_of_them(emulator):
+    """A finished 32 MiB segment was copied whole into the block cache while the stream went
+    on: another 32 MiB at the top of the gateway's RSS on every fast GET."""
+    import tracemalloc
+
+    from pikdav.pikpak.segments import MAX_SEGMENT
+
+    cache = BlockCache(max_bytes=64 * MIB)
+    # ``fast=1``: every connection counts as fast, so segments grow to their largest at once.
+    files = Files(emulator, Streams(cache=cache), SegmentPlan(fast=1.0))
+    file_id, data = files.add("film.mkv", 160 * MIB)
+    tracemalloc.start()
+    try:
+        got = 0
+        with files.reader(file_id, len(data)) as stream:
+            while part := stream.read(MIB):
+                assert part == data[got : got + len(part)]
+                got += len(part)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got == len(data) and cache.size > 32 * MIB
+    # The cache, the segment being read, the read-ahead (16 MiB) and chunks on their way:
+    # 108 MiB were traced; with the copy, 132.
+    held = cache.max_bytes + MAX_SEGMENT + 24 * MIB
+    assert peak < held, f"{peak / MIB:.0f} MiB at once, {held / MIB:.0f} expected at most"

@@ -1,0 +1,197 @@
+"""Where pikdav's peak RSS comes from: the run of ``bench/vs_rclone.py``, pikdav only, phase by
+phase.
+
+The same set-up as ``vs_rclone.py`` (the emulator over TLS behind one loopback CONNECT proxy,
+``download: proxy``, default segments) and the same phases: a cold and three warm PROPFIND
+Depth 1 of ``--entries`` files, a GET of a large file, ``--seeks`` 64 KiB Ranges, a PUT of fresh
+content. Before each phase the gateway's peak RSS is reset (``/proc/PID/clear_refs``, 5), so
+the peak printed for a phase is that phase's own; VmRSS after it shows what it left behind.
+
+``--checkout REV`` runs the gateway from that commit (exported with ``git archive`` into a
+temporary folder, put first on its ``PYTHONPATH``) and then from the working tree, back to back
+on one emulator: before and after in one run.
+
+    python bench/rss_phases.py [--entries 10000] [--get-mib 1024] [--put-mib 256] [--checkout REV]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.stream import DAV_PASSWORD, DAV_USER, curl, proc_status, stop
+from bench.vs_rclone import MIB, PASSWORD, USER, VERIFY, control, propfind
+from pikdav.dav.auth import hash_password
+from tests.support.connect_proxy import ConnectProxy
+from tests.support.tlsca import make_test_ca
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_gateway(tmp: Path, proxy: ConnectProxy, ca, source: Path) -> tuple[subprocess.Popen, str]:
+    """``pikdav serve`` with the code in ``source``, set up as in ``vs_rclone.py``."""
+    import yaml
+
+    config = {
+        "server": {"host": "127.0.0.1", "port": 0},
+        "state_dir": str(tmp / "pikdav-state"),
+        "accounts": {
+            "main": {
+                "username": USER,
+                "password": PASSWORD,
+                "proxy": proxy.url,
+                "ca_cert": str(ca.ca_cert),
+            }
+        },
+        "mounts": [{"name": "pp", "account": "main", "download": "proxy"}],
+        "users": {DAV_USER: {"password_hash": hash_password(DAV_PASSWORD), "mounts": ["*"]}},
+    }
+    tmp.mkdir(parents=True, exist_ok=True)
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = dict(os.environ, PYTHONPATH=str(source))
+    with open(tmp / "gateway.log", "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pikdav.cli", "serve", "-c", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env=env,
+            cwd=source,
+        )
+    url = proc.stdout.readline().strip().rstrip("/")
+    if not url:
+        raise SystemExit(f"the gateway did not start:\n{(tmp / 'gateway.log').read_text()}")
+    return proc, f"{url}/pp"
+
+
+def reset_peak(pid: int) -> None:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def phases(proc: subprocess.Popen, url: str, args, seeks: list[int], put: Path) -> list[tuple]:
+    """(phase, seconds or MB/s, peak MiB, RSS after MiB) of each phase."""
+    rows = []
+
+    def phase(name: str, run) -> None:
+        reset_peak(proc.pid)
+        figure = run()
+        status = proc_status(proc.pid)
+        rows.append((name, figure, status["VmHWM"] / 1024, status["VmRSS"] / 1024))
+
+    started = proc_status(proc.pid)  # its peak here is the start-up's
+    rows.append(("idle", 0.0, started["VmHWM"] / 1024, started["VmRSS"] / 1024))
+    phase("cold PROPFIND", lambda: propfind(f"{url}/many/"))
+    phase("warm PROPFIND ×3", lambda: statistics.median(propfind(f"{url}/many/") for _ in range(3)))
+    big = args.get_mib * MIB
+
+    def get() -> float:
+        _, total, got, code = curl(f"{url}/big.bin", auth=True)
+        assert (got, code) == (big, 200), (got, code)
+        return big / total / 1e6
+
+    phase(f"GET {args.get_mib} MiB (MB/s)", get)
+    phase(
+        f"{len(seeks)} seeks (ms)",
+        lambda: (
+            1000
+            * statistics.median(
+                curl(f"{url}/big.bin", "-r", f"{o}-{o + 65535}", auth=True)[0] for o in seeks
+            )
+        ),
+    )
+
+    # Fresh bytes for each gateway: content PikPak already has would be an instant upload.
+    with open(put, "wb") as out:
+        for _ in range(args.put_mib):
+            out.write(os.urandom(MIB))
+
+    def upload() -> float:
+        name = f"up-{time.monotonic_ns()}.bin"
+        _, total, _, code = curl(f"{url}/{name}", "-T", str(put), auth=True)
+        assert code in (201, 204), code
+        return put.stat().st_size / total / 1e6
+
+    phase(f"PUT {args.put_mib} MiB (MB/s)", upload)
+    # Peaks were reset phase by phase: the run's is the largest of them.
+    rows.append(
+        ("whole run", 0.0, max(row[2] for row in rows), proc_status(proc.pid)["VmRSS"] / 1024)
+    )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--entries", type=int, default=10_000)
+    parser.add_argument("--get-mib", type=int, default=1024)
+    parser.add_argument("--put-mib", type=int, default=256)
+    parser.add_argument("--seeks", type=int, default=10)
+    parser.add_argument("--checkout", help="also run the gateway from this commit, first")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        sources = {}
+        if args.checkout:
+            old = tmp / "old"
+            old.mkdir()
+            archive = subprocess.run(
+                ["git", "-C", str(ROOT), "archive", args.checkout], check=True, capture_output=True
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+            sources[args.checkout] = old
+        sources["working tree"] = ROOT
+        ca = make_test_ca(tmp / "ca")
+        VERIFY.append(str(ca.ca_cert))
+        emu = None
+        try:
+            emu = subprocess.Popen(
+                [sys.executable, "-m", "pikdav.cli", "emulator", "--port", "0",
+                 "--tls-cert", str(ca.server_cert), "--tls-key", str(ca.server_key),
+                 "--account", f"{USER}:{PASSWORD}", "--state", str(tmp / "emulator")],
+                stdout=subprocess.PIPE,
+                stderr=open(tmp / "emulator.log", "wb"),
+                text=True,
+            )  # fmt: skip
+            base = emu.stdout.readline().strip().rstrip("/")
+            port = int(base.rsplit(":", 1)[1])
+            session = requests.Session()
+            for index in range(args.entries):
+                session.post(
+                    f"{base}/__emulator__/files",
+                    json={"username": USER, "path": f"many/f{index:05d}.bin", "size": 1},
+                    verify=VERIFY[0],
+                ).raise_for_status()
+            big = args.get_mib * MIB
+            control(base, "files", {"username": USER, "path": "big.bin", "size": big, "seed": 1})
+            put = tmp / "fresh.bin"
+            rng = random.Random(3)
+            seeks = [rng.randrange(big - 65536) for _ in range(args.seeks)]
+            print(f"# bench/rss_phases.py — {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs")
+            with ConnectProxy(("127.0.0.1", port)) as proxy:
+                for number, (label, source) in enumerate(sources.items()):
+                    gateway, url = start_gateway(tmp / f"gateway-{number}", proxy, ca, source)
+                    try:
+                        rows = phases(gateway, url, args, seeks, put)
+                    finally:
+                        stop(gateway)
+                    print(f"\n{label}\n| phase | figure | peak RSS (MiB) | RSS after (MiB) |")
+                    print("|---|---|---|---|")
+                    for name, figure, peak, after in rows:
+                        print(f"| {name} | {figure:.2f} | {peak:.0f} | {after:.0f} |")
+        finally:
+            stop(emu)
+
+
+if __name__ == "__main__":
+    main()
