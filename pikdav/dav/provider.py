@@ -51,6 +51,7 @@ from .transfers import PUT, RECEIVING, UPLOADING, Transfer, Transfers
 log = logging.getLogger(__name__)
 
 _RESOLVED = "pikdav.resolved"  # environ key: this request's path → resource memo
+_CAUGHT_UP = "pikdav.caught_up"  # environ key: the mounts this request has caught up on
 TRANSFERS = "pikdav.transfers"  # environ key: the registry of transfers in progress
 CLIENT = "pikdav.client"  # environ key: the client's address (X-Forwarded-For when trusted)
 _QUOTA_PROPS = ("{DAV:}quota-used-bytes", "{DAV:}quota-available-bytes")
@@ -488,6 +489,10 @@ class GatewayProvider(DAVProvider):
         if names and mount.keeps_locally(names[-1]) and mount.side_files.get(clean) is not None:
             return SideFile(clean, environ, mount.side_files)
         looking = environ["REQUEST_METHOD"] in ("GET", "HEAD", "PROPFIND")
+        caught_up: set[str] = environ.setdefault(_CAUGHT_UP, set())
+        if mount.name not in caught_up:  # once per request and mount
+            caught_up.add(mount.name)
+            mount.caught_up()
         with answering(f"resolving {path}"):
             entry = mount.resolve(names, looking=looking)
         if entry is None:

@@ -121,6 +121,16 @@ class Mount:
     def is_root(self, entry: Entry) -> bool:
         return entry.is_folder and entry.id == self.tree.root_id and not entry.name
 
+    def caught_up(self) -> None:
+        """With other instances on one Redis: return once this instance has applied every
+        change they made to this mount before now (a request calls it before it reads, so
+        a client reads its own writes whichever instance it reaches)."""
+        if self.shared is not None:
+            channels = [self.tree.channel]
+            if self.pending is not None:
+                channels.append(self.pending.channel)
+            self.shared.catch_up(channels)
+
     def resolve(self, names: list[str], *, looking: bool = False) -> Entry | None:
         """The entry at ``names`` below the mount's root, or None. When a client is only
         ``looking`` (GET, HEAD, PROPFIND), a name that clients probe for in every folder

@@ -107,7 +107,7 @@ class PendingUploads:
         self.shared = shared
         self._owner = f"{socket.gethostname()}:{self.directory.resolve()}"
         self._announced = shared.key("uploading", channel) if shared else ""
-        self._channel = f"uploads:{channel}"
+        self.channel = f"uploads:{channel}"
         self._queue: queue.Queue[str] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._current = ""  # the id of the upload going up now
@@ -130,7 +130,7 @@ class PendingUploads:
                 "resuming the upload of %s (%d B) left from before a restart", item.name, item.size
             )
         if shared is not None:
-            shared.on_notice(self._channel, self._heard)
+            shared.on_notice(self.channel, self._heard)
             shared.on_return(self._resync)
             self._resync()
 
@@ -164,7 +164,7 @@ class PendingUploads:
             self.shared.call(lambda r: r.hset(self._announced, item.id, text))
         except SharedStateDown:
             return  # announced again when Redis is back (_resync)
-        self.shared.notify(self._channel, {"added": json.loads(text)})
+        self.shared.notify(self.channel, {"added": json.loads(text)})
 
     def _withdraw(self, upload_id: str) -> None:
         if self.shared is None:
@@ -173,7 +173,7 @@ class PendingUploads:
             self.shared.call(lambda r: r.hdel(self._announced, upload_id))
         except SharedStateDown:
             return  # withdrawn when Redis is back (_resync)
-        self.shared.notify(self._channel, {"gone": upload_id})
+        self.shared.notify(self.channel, {"gone": upload_id})
 
     def _heard(self, message: dict) -> None:
         added, gone = message.get("added"), message.get("gone")

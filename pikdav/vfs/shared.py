@@ -10,6 +10,14 @@ cached, because change notices sent meanwhile may have been missed.
 
 Listings themselves stay in each instance (no bulk data goes through Redis); only the ids of
 the folders and files a write touched do.
+
+Read your own writes, whichever instance reads: every notice carries the next number of its
+channel (``seq:<channel>``, counted up and published in one step on Redis, before the write is
+answered), and each instance remembers the last number it has applied. Before a request reads
+what a mount has cached, :meth:`SharedState.catch_up` asks Redis for the channels' numbers and
+waits until the notices up to them have been applied here; a client that wrote through one
+instance and reads through another at once (litmus does, behind a round-robin balancer) never
+sees the state before its write.
 """
 
 from __future__ import annotations
@@ -34,6 +42,15 @@ T = TypeVar("T")
 PREFIX = "pikdav:"
 _RETRY = 0.5  # seconds between tries to reach Redis again while it is down
 _TIMEOUT = 2.0  # seconds a Redis call may take before Redis counts as down
+_CATCH_UP = 1.0  # seconds a request waits for notices on their way, then drops the caches
+
+# Count the channel's notices up and publish this one with its number, in one step: numbers
+# reach every listener in order. ARGV[1] is the notice as a JSON object.
+_PUBLISH = """
+local n = redis.call('INCR', KEYS[1])
+redis.call('PUBLISH', KEYS[2], '{"seq":' .. n .. ',' .. string.sub(ARGV[1], 2))
+return n
+"""
 
 
 # What says Redis cannot be reached; any other error of Redis is a fault of the request,
@@ -80,6 +97,11 @@ class SharedState:
         self._listener: threading.Thread | None = None
         self._stopping = threading.Event()
         self._subscribed = threading.Event()
+        self._publish = self.client.register_script(_PUBLISH)
+        # The number of the last notice applied here, by channel key (this instance's own
+        # included); told when it grows.
+        self._applied: dict[str, int] = {}
+        self._applying = threading.Condition()
 
     def __repr__(self) -> str:
         return f"SharedState({self.where})"
@@ -153,9 +175,51 @@ class SharedState:
         its caches when Redis is back."""
         body = json.dumps({"from": self.instance, **message})
         try:
-            self.client.publish(self.key(channel), body)
+            self._publish(keys=[self.key("seq", channel), self.key(channel)], args=[body])
         except _UNREACHABLE as exc:
             self.went_down(exc)
+
+    def catch_up(self, channels: list[str]) -> None:
+        """Return once every notice sent on ``channels`` before now has been applied here
+        (see the module docstring). Waits at most ``_CATCH_UP`` seconds; notices later than
+        that make every cache here forget what it holds, so nothing stale is served. While
+        Redis is down this returns at once (reads are served from the local caches)."""
+        keys = [self.key(c) for c in channels if self.key(c) in self._channels]
+        if not keys or not self._up or not self._subscribed.is_set():
+            return
+        try:
+            numbers = self.client.mget([self.key("seq", k[len(PREFIX) :]) for k in keys])
+        except _UNREACHABLE as exc:
+            self.went_down(exc)
+            return
+        wanted = {k: int(n or 0) for k, n in zip(keys, numbers, strict=True)}
+
+        def applied() -> bool:
+            return all(self._applied.get(k, 0) >= n for k, n in wanted.items())
+
+        with self._applying:
+            if self._applying.wait_for(applied, timeout=_CATCH_UP):
+                return
+            for k, n in wanted.items():
+                self._applied[k] = max(self._applied.get(k, 0), n)
+        log.warning(
+            "change notices from the other instances are late (over %.0f s): forgetting the "
+            "cached listings and links",
+            _CATCH_UP,
+        )
+        for forget in list(self._on_return):
+            forget()
+
+    def _numbered_from_now(self) -> None:
+        """Take the channels' current numbers as applied: called once subscribed, when this
+        instance has cached nothing from before (it starts, or Redis came back and every
+        cache was forgotten)."""
+        keys = list(self._channels)
+        numbers = self.client.mget([self.key("seq", k[len(PREFIX) :]) for k in keys])
+        with self._applying:
+            for k, n in zip(keys, numbers, strict=True):
+                self._applied[k] = max(self._applied.get(k, 0), int(n or 0))
+            self._applying.notify_all()
 
     def start(self) -> None:
         """Listen for notices (after every :meth:`on_notice`), until :meth:`close`."""
@@ -177,6 +241,7 @@ class SharedState:
             try:
                 pubsub.subscribe(*self._channels)
                 self._confirmed(pubsub)  # only then is no notice published from now on missed
+                self._numbered_from_now()
                 self._subscribed.set()
                 self._came_back()
                 while not self._stopping.is_set():
@@ -222,9 +287,15 @@ class SharedState:
         except ValueError:
             log.warning("ignoring a change notice on %s that is not JSON", channel)
             return
-        if handle is None or not isinstance(data, dict) or data.get("from") == self.instance:
+        if handle is None or not isinstance(data, dict):
             return
-        try:
-            handle(data)
-        except Exception:  # one bad notice must not end the listener
-            log.exception("could not apply a change notice on %s", channel)
+        if data.get("from") != self.instance:  # this instance applied its own already
+            try:
+                handle(data)
+            except Exception:  # one bad notice must not end the listener
+                log.exception("could not apply a change notice on %s", channel)
+        seq = data.get("seq")
+        if isinstance(seq, int):
+            with self._applying:
+                self._applied[channel] = max(self._applied.get(channel, 0), seq)
+                self._applying.notify_all()

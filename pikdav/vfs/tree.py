@@ -140,9 +140,9 @@ class DriveTree:
         self.listings: TtlCache[Listing] = TtlCache(max_folders)
         self.links = LinkCache()
         self.shared = shared
-        self._channel = f"changes:{channel}"
+        self.channel = f"changes:{channel}"
         if shared is not None:
-            shared.on_notice(self._channel, self._apply_notice)
+            shared.on_notice(self.channel, self._apply_notice)
             shared.on_return(self.forget_everything)
 
     @property
@@ -223,7 +223,7 @@ class DriveTree:
     def _invalidate(self, folders: list[str], links: list[str]) -> None:
         self._drop(folders, links)
         if self.shared is not None:
-            self.shared.notify(self._channel, {"folders": folders, "links": links})
+            self.shared.notify(self.channel, {"folders": folders, "links": links})
 
     def _drop(self, folders: Iterable[str], links: Iterable[str]) -> None:
         for folder_id in folders:
