@@ -9,7 +9,8 @@ sharing Redis) and one ``haproxy``, all on loopback, in this one run. Measured s
 - proxied GET of a ``--size-mib`` synthetic file with curl (median of ``--runs``);
 - invalidation delay over ``--writes`` PUTs: a PUT through instance A, then PROPFIND through
   instance B as fast as it answers, until the new file is listed; the time from the PUT's
-  answer to the first listing that shows it (median and max).
+  answer to the first listing that shows it (median and max), and how often B's first
+  PROPFIND did not show it yet (a client reading its own write through another instance).
 
     python bench/scale_out.py [--entries 1000] [--size-mib 256] [--runs 9] [--writes 100]
 """
@@ -70,19 +71,24 @@ def proxied_get(base: str, runs: int) -> float:
     return statistics.median(samples)
 
 
-def invalidation_delays(a: str, b: str, writes: int) -> list[float]:
+def invalidation_delays(a: str, b: str, writes: int) -> tuple[list[float], int]:
+    """The delays, and how many of the writes B's first PROPFIND after the PUT did not list
+    (a client reading its own write through another instance would have missed it)."""
     put, look = requests.Session(), requests.Session()
     propfind(look, f"{b}pikpak/writes/")
-    delays = []
+    delays, stale = [], 0
     for i in range(writes):
         name = f"w{i:03d}.txt"
         answer = put.put(f"{a}pikpak/writes/{name}", data=b"x", auth=AUTH, timeout=60)
         assert answer.status_code == 201, answer.status_code
         answered = time.perf_counter()
+        first = True
         while name not in propfind(look, f"{b}pikpak/writes/").text:
             assert time.perf_counter() - answered < 10, "never listed"
+            stale += first
+            first = False
         delays.append(time.perf_counter() - answered)
-    return delays
+    return delays, stale
 
 
 def main() -> None:
@@ -129,7 +135,7 @@ def main() -> None:
                     proxied_get(balancer, args.runs),
                 ),
             }
-            delays = invalidation_delays(three[0].url, three[1].url, args.writes)
+            delays, stale = invalidation_delays(three[0].url, three[1].url, args.writes)
     print(f"entries={args.entries} size={args.size_mib} MiB runs={args.runs}")
     print(
         f"{'measure':30} {'one alone':>11} {'one on Redis':>13} {'3 + HAProxy':>12}"
@@ -142,7 +148,8 @@ def main() -> None:
         )
     print(
         f"invalidation delay over {len(delays)} writes: median "
-        f"{statistics.median(delays) * 1000:.1f} ms, max {max(delays) * 1000:.1f} ms"
+        f"{statistics.median(delays) * 1000:.1f} ms, max {max(delays) * 1000:.1f} ms; "
+        f"the first PROPFIND through B after the PUT missed the write {stale} times"
     )
 
 
