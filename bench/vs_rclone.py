@@ -173,10 +173,14 @@ def main() -> None:
                 "files",
                 {"username": USER, "path": "limited.bin", "size": limited, "seed": 2},
             )
-            put = tmp / "fresh.bin"
-            with open(put, "wb") as out:
-                for _ in range(args.put_mib):
-                    out.write(os.urandom(MIB))
+            # Content of its own for each server: both upload into one account, and PikPak
+            # (the emulator too) takes a second upload of content it has by its hash alone,
+            # without a byte sent, which would make the second server look fast.
+            puts = {name: tmp / f"fresh-{name}.bin" for name in ("pikdav", "rclone")}
+            for path in puts.values():
+                with open(path, "wb") as out:
+                    for _ in range(args.put_mib):
+                        out.write(os.urandom(MIB))
             with ConnectProxy(("127.0.0.1", port)) as proxy:
                 remote = RcloneRemote(ca, proxy, USER, PASSWORD, tmp / "rclone")
                 remote.authorize()
@@ -196,7 +200,7 @@ def main() -> None:
                 rng = random.Random(3)
                 seeks = [rng.randrange(big - 65536) for _ in range(args.seeks)]
                 for name, url in servers.items():
-                    rows[name] |= measure(name, url, big, seeks, put)
+                    rows[name] |= measure(name, url, big, seeks, puts[name])
                 for name, proc in (("pikdav", pikdav), ("rclone", rclone)):
                     rows[name]["rss"] = proc_status(proc.pid)["VmHWM"] / 1024
                 _print("unthrottled CDN", rows, tunnel)

@@ -211,14 +211,15 @@ class SharedState:
             forget()
 
     def _numbered_from_now(self) -> None:
-        """Take the channels' current numbers as applied: called once subscribed, when this
-        instance has cached nothing from before (it starts, or Redis came back and every
-        cache was forgotten)."""
+        """Take the channels' current numbers as applied: called by the listener once
+        subscribed, before it delivers anything, when this instance holds nothing it must
+        keep from before (it starts, or Redis came back and every cache is forgotten next).
+        Taken as they are, not as a maximum: a Redis that lost its keys counts from 1 again."""
         keys = list(self._channels)
         numbers = self.client.mget([self.key("seq", k[len(PREFIX) :]) for k in keys])
         with self._applying:
             for k, n in zip(keys, numbers, strict=True):
-                self._applied[k] = max(self._applied.get(k, 0), int(n or 0))
+                self._applied[k] = int(n or 0)
             self._applying.notify_all()
 
     def start(self) -> None:
