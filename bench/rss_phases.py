@@ -26,13 +26,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import requests
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.stream import DAV_PASSWORD, DAV_USER, curl, proc_status, stop
-from bench.vs_rclone import MIB, PASSWORD, USER, VERIFY, control, propfind
-from pikdav.dav.auth import hash_password
+from bench.stream import curl, proc_status, serve, stop
+from bench.vs_rclone import (
+    MIB,
+    USER,
+    VERIFY,
+    control,
+    pikdav_config,
+    propfind,
+    start_emulator,
+)
 from tests.support.connect_proxy import ConnectProxy
 from tests.support.tlsca import make_test_ca
 
@@ -41,38 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def start_gateway(tmp: Path, proxy: ConnectProxy, ca, source: Path) -> tuple[subprocess.Popen, str]:
     """``pikdav serve`` with the code in ``source``, set up as in ``vs_rclone.py``."""
-    import yaml
-
-    config = {
-        "server": {"host": "127.0.0.1", "port": 0},
-        "state_dir": str(tmp / "pikdav-state"),
-        "accounts": {
-            "main": {
-                "username": USER,
-                "password": PASSWORD,
-                "proxy": proxy.url,
-                "ca_cert": str(ca.ca_cert),
-            }
-        },
-        "mounts": [{"name": "pp", "account": "main", "download": "proxy"}],
-        "users": {DAV_USER: {"password_hash": hash_password(DAV_PASSWORD), "mounts": ["*"]}},
-    }
-    tmp.mkdir(parents=True, exist_ok=True)
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = dict(os.environ, PYTHONPATH=str(source))
-    with open(tmp / "gateway.log", "wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pikdav.cli", "serve", "-c", str(path)],
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-            env=env,
-            cwd=source,
-        )
-    url = proc.stdout.readline().strip().rstrip("/")
-    if not url:
-        raise SystemExit(f"the gateway did not start:\n{(tmp / 'gateway.log').read_text()}")
+    proc, url = serve(tmp, pikdav_config(tmp, proxy, ca), source)
     return proc, f"{url}/pp"
 
 
@@ -155,23 +129,7 @@ def main() -> None:
         VERIFY.append(str(ca.ca_cert))
         emu = None
         try:
-            emu = subprocess.Popen(
-                [sys.executable, "-m", "pikdav.cli", "emulator", "--port", "0",
-                 "--tls-cert", str(ca.server_cert), "--tls-key", str(ca.server_key),
-                 "--account", f"{USER}:{PASSWORD}", "--state", str(tmp / "emulator")],
-                stdout=subprocess.PIPE,
-                stderr=open(tmp / "emulator.log", "wb"),
-                text=True,
-            )  # fmt: skip
-            base = emu.stdout.readline().strip().rstrip("/")
-            port = int(base.rsplit(":", 1)[1])
-            session = requests.Session()
-            for index in range(args.entries):
-                session.post(
-                    f"{base}/__emulator__/files",
-                    json={"username": USER, "path": f"many/f{index:05d}.bin", "size": 1},
-                    verify=VERIFY[0],
-                ).raise_for_status()
+            emu, base, port, _ = start_emulator(tmp, ca, args.entries)
             big = args.get_mib * MIB
             control(base, "files", {"username": USER, "path": "big.bin", "size": big, "seed": 1})
             put = tmp / "fresh.bin"

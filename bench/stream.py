@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import base64
 import http.client
+import os
 import statistics
 import subprocess
 import sys
@@ -115,18 +116,22 @@ def start_gateway(tmp: Path, emulator: str) -> tuple[subprocess.Popen, str, Path
     return proc, url, tmp / "gateway.log"
 
 
-def serve(tmp: Path, config: dict) -> tuple[subprocess.Popen, str]:
+def serve(tmp: Path, config: dict, source: Path | None = None) -> tuple[subprocess.Popen, str]:
     """A ``pikdav serve`` process with ``config`` (written to ``tmp``), and its URL; its log
-    goes to ``tmp/gateway.log``."""
+    goes to ``tmp/gateway.log``. ``source``: run the pikdav of that checkout instead."""
+    tmp.mkdir(parents=True, exist_ok=True)
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     log = tmp / "gateway.log"
+    env = dict(os.environ, PYTHONPATH=str(source)) if source is not None else None
     with open(log, "wb") as err:  # one log line per request: never into a pipe we do not read
         proc = subprocess.Popen(
             [sys.executable, "-m", "pikdav.cli", "serve", "-c", str(path)],
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,
+            env=env,
+            cwd=source,
         )
     url = proc.stdout.readline().strip().rstrip("/")
     if not url:

@@ -70,8 +70,33 @@ def control(base: str, name: str, body: dict | None = None, method: str = "POST"
     return resp.json()
 
 
-def start_pikdav(tmp: Path, proxy: ConnectProxy, ca) -> tuple[subprocess.Popen, str]:
-    config = {
+def start_emulator(
+    tmp: Path, ca, entries: int
+) -> tuple[subprocess.Popen, str, int, requests.Session]:
+    """``pikdav emulator`` over TLS with the bench's account and ``entries`` one-byte files in
+    ``many/``: the process, its URL, its port, and the session that filled it."""
+    emu = subprocess.Popen(
+        [sys.executable, "-m", "pikdav.cli", "emulator", "--port", "0",
+         "--tls-cert", str(ca.server_cert), "--tls-key", str(ca.server_key),
+         "--account", f"{USER}:{PASSWORD}", "--state", str(tmp / "emulator")],
+        stdout=subprocess.PIPE,
+        stderr=open(tmp / "emulator.log", "wb"),  # the emulator's own log
+        text=True,
+    )  # fmt: skip
+    base = emu.stdout.readline().strip().rstrip("/")
+    session = requests.Session()
+    for index in range(entries):
+        session.post(
+            f"{base}/__emulator__/files",
+            json={"username": USER, "path": f"many/f{index:05d}.bin", "size": 1},
+            verify=VERIFY[0],
+        ).raise_for_status()
+    return emu, base, int(base.rsplit(":", 1)[1]), session
+
+
+def pikdav_config(tmp: Path, proxy: ConnectProxy, ca) -> dict:
+    """pikdav on the emulator through ``proxy``, trusting the test CA, proxying its GETs."""
+    return {
         "server": {"host": "127.0.0.1", "port": 0},
         "state_dir": str(tmp / "pikdav-state"),
         "accounts": {
@@ -85,7 +110,10 @@ def start_pikdav(tmp: Path, proxy: ConnectProxy, ca) -> tuple[subprocess.Popen, 
         "mounts": [{"name": "pp", "account": "main", "download": "proxy"}],
         "users": {DAV_USER: {"password_hash": hash_password(DAV_PASSWORD), "mounts": ["*"]}},
     }
-    proc, url = serve(tmp, config)
+
+
+def start_pikdav(tmp: Path, proxy: ConnectProxy, ca) -> tuple[subprocess.Popen, str]:
+    proc, url = serve(tmp, pikdav_config(tmp, proxy, ca))
     return proc, f"{url}/pp"
 
 
@@ -148,23 +176,7 @@ def main() -> None:
         VERIFY.append(str(ca.ca_cert))
         emu = pikdav = rclone = None
         try:
-            emu = subprocess.Popen(
-                [sys.executable, "-m", "pikdav.cli", "emulator", "--port", "0",
-                 "--tls-cert", str(ca.server_cert), "--tls-key", str(ca.server_key),
-                 "--account", f"{USER}:{PASSWORD}", "--state", str(tmp / "emulator")],
-                stdout=subprocess.PIPE,
-                stderr=open(tmp / "emulator.log", "wb"),  # the emulator's own log
-                text=True,
-            )  # fmt: skip
-            base = emu.stdout.readline().strip().rstrip("/")
-            port = int(base.rsplit(":", 1)[1])
-            session = requests.Session()
-            for index in range(args.entries):
-                session.post(
-                    f"{base}/__emulator__/files",
-                    json={"username": USER, "path": f"many/f{index:05d}.bin", "size": 1},
-                    verify=VERIFY[0],
-                ).raise_for_status()
+            emu, base, port, session = start_emulator(tmp, ca, args.entries)
             big, limited = args.get_mib * MIB, args.limited_mib * MIB
             control(base, "files", {"username": USER, "path": "big.bin", "size": big, "seed": 1})
             # The file of the run with limits, there from the start (no listing goes stale).
