@@ -155,10 +155,13 @@ class SharedState:
         with self._guard:
             if self._up:
                 return
-            self._up, self._since, self._problem = True, time.time(), ""
-        log.warning("the shared state at %s is reachable again: full service", self.where)
+        # Forget first, then say "up": no request may read a cache that missed notices
+        # while Redis was away (catch_up trusts the caches as soon as Redis is up).
         for forget in list(self._on_return):
             forget()
+        with self._guard:
+            self._up, self._since, self._problem = True, time.time(), ""
+        log.warning("the shared state at %s is reachable again: full service", self.where)
 
     # ------------------------------------------------------------------ change notices
     def on_notice(self, channel: str, handle: Callable[[dict[str, Any]], None]) -> None:
