@@ -10,7 +10,6 @@ from __future__ import annotations
 import secrets
 import string
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from .emulator import Emulator
@@ -89,13 +88,6 @@ def populate(world: World, username: str = PIKPAK_USER) -> None:
             )
         for node in acct.nodes.values():
             node.link_ready_at = 0.0
-
-
-@dataclass
-class Demo:
-    emulator: Emulator
-    config_data: dict
-    password: str
 
 
 def start_demo_emulator(state_dir: Path | None = None) -> Emulator:

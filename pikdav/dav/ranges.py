@@ -37,9 +37,6 @@ class ByteRange:
         """As a Range header WsgiDAV reads exactly as meant."""
         return f"bytes={self.start}-{self.end - 1}"
 
-    def content_range(self, size: int) -> str:
-        return f"bytes {self.start}-{self.end - 1}/{size}"
-
 
 class _Unsatisfiable:
     def __repr__(self) -> str:

@@ -36,11 +36,6 @@ def _known_client(client_id: str) -> identity.Platform:
     return platform
 
 
-def _is_signin_action(action: str) -> bool:
-    # rclone and OpenList send the path; PikPakAPI and pikpakcli send the full URL.
-    return action.split(":", 1)[-1].rstrip("/").endswith("/v1/auth/signin")
-
-
 class UserApi:
     def __init__(self, world: World) -> None:
         self.world = world

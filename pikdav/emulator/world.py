@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -684,10 +684,6 @@ class World:
             secrets.token_urlsafe(30),
             "CAIS" + secrets.token_urlsafe(90),
         )
-
-    @staticmethod
-    def now_utc() -> datetime:
-        return datetime.now(UTC)
 
     # ------------------------------------------------------------------ uploads
     def find_upload(self, bucket: str, key: str) -> Upload | None:

@@ -62,17 +62,25 @@ def host_of(url: str) -> str:
     return urlsplit(url).hostname or ""
 
 
+def shown_url(url: str) -> str:
+    """A URL with a login (a proxy's, Redis') as it may be logged or shown: the user and
+    password become ``***``, and so does a ``password=`` in the query (Redis takes one there).
+    Read as text, so that a malformed URL is shown as safely as a good one."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, tail = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    path, mark, query = tail.partition("?")
+    fields = (
+        "password=***" if field.partition("=")[0].lower() == "password" else field
+        for field in query.split("&")
+    )
+    return scheme + sep + authority + slash + path + mark + "&".join(fields)
+
+
 def proxy_in_words(proxy: str | None) -> str:
     """A proxy URL for a log line or ``pikdav check``: its login is never shown."""
-    if not proxy:
-        return "none"
-    parts = urlsplit(proxy)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    login = "***@" if parts.username or parts.password else ""
-    return urlunsplit((parts.scheme, f"{login}{host}{port}", "", "", ""))
+    return shown_url(proxy) if proxy else "none"
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 KEEP = "keep"
 AUTO, OFF = "auto", "off"
-DOWNLOAD_DOMAINS = (KEEP, "mypikpak.com", "mypikpak.net", "pikpak.me", "pikpakdrive.com")
 NODES_FILE = Path(__file__).with_name("cdn_nodes.txt")
 PROBE_EVERY = 3600.0  # seconds between probes of the nodes
 PROBE_TIMEOUT = 3.0  # a node slower than this to answer is no faster path

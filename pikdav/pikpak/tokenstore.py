@@ -20,9 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import redis
+
 from pikdav.durable import write_durably
 
+from . import redisconn
 from .errors import AuthError, StoreUnreachable
+from .http import shown_url
 from .types import Token
 
 
@@ -177,21 +181,12 @@ class RedisTokenStore:
     def __init__(
         self, url: str, name: str, lock_timeout: float = 180.0, save_for: float = 30.0
     ) -> None:
-        try:
-            import redis
-        except ImportError:
-            raise TokenStoreError(
-                "token_store is a redis:// URL but the redis package is missing; "
-                "install pikdav[redis]"
-            ) from None
         self._errors = redis.RedisError
-        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._redis = redisconn.connect(url)
         self._key = f"pikdav:auth:{name}"
         self._lock_timeout = lock_timeout
         self._save_for = save_for
-        scheme, sep, rest = url.partition("://")
-        safe = scheme + sep + rest.rpartition("@")[2]  # never show a password in the URL
-        self.description = f"redis {safe} key {self._key}"
+        self.description = f"redis {shown_url(url)} key {self._key}"
 
     def _unreachable(self, exc: Exception) -> StoreUnreachable:
         return StoreUnreachable(

@@ -33,6 +33,8 @@ from typing import Any, TypeVar
 
 import redis
 
+from ..pikpak import redisconn
+from ..pikpak.http import shown_url
 from .errors import MountError
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,6 @@ T = TypeVar("T")
 
 PREFIX = "pikdav:"
 _RETRY = 0.5  # seconds between tries to reach Redis again while it is down
-_TIMEOUT = 2.0  # seconds a Redis call may take before Redis counts as down
 _CATCH_UP = 1.0  # seconds a request waits for notices on their way, then drops the caches
 
 # Count the channel's notices up and publish this one with its number, in one step: numbers
@@ -72,22 +73,14 @@ class SharedStatus:
     problem: str  # why it is down ("" while up)
 
 
-def shown_url(url: str) -> str:
-    """A Redis URL as it may be logged: without the user and password."""
-    scheme, sep, rest = url.partition("://")
-    return scheme + sep + rest.rpartition("@")[2]
-
-
 class SharedState:
     """One instance's link to the shared Redis (see the module docstring)."""
 
-    def __init__(self, url: str, *, timeout: float = _TIMEOUT) -> None:
+    def __init__(self, url: str, *, timeout: float = redisconn.TIMEOUT) -> None:
         self.url = url
         self.where = shown_url(url)
         self.instance = secrets.token_hex(6)  # tells this instance's own notices apart
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
+        self.client = redisconn.connect(url, timeout=timeout)
         self._guard = threading.Lock()
         self._up = True
         self._since = time.time()
@@ -232,7 +225,7 @@ class SharedState:
                 target=self._listen, name="pikdav-shared-state", daemon=True
             )
             self._listener.start()
-            self._subscribed.wait(timeout=_TIMEOUT)
+            self._subscribed.wait(timeout=redisconn.TIMEOUT)
 
     def close(self) -> None:
         """Stop listening; the listener (a daemon thread) ends within ``_RETRY`` seconds,
@@ -270,7 +263,7 @@ class SharedState:
         """Wait until Redis has confirmed every channel's SUBSCRIBE: a notice published
         before that, from another connection, would not reach this one."""
         waiting = len(self._channels)
-        deadline = time.monotonic() + _TIMEOUT
+        deadline = time.monotonic() + redisconn.TIMEOUT
         while waiting and not self._stopping.is_set():
             message = pubsub.get_message(timeout=_RETRY)
             if message is not None and message.get("type") == "subscribe":

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from pikdav.vfs.shared import SharedState, SharedStateDown, shown_url
+from pikdav.pikpak.http import shown_url
+from pikdav.vfs.shared import SharedState, SharedStateDown
 from tests.support.redis_server import redis_process
 
 
@@ -40,6 +41,10 @@ def test_redis_going_away_and_coming_back_is_seen_and_shown(tmp_path):
 
 
 def test_a_redis_url_is_shown_without_its_password():
-    assert shown_url("rediss://pikdav:s3cret@db.example:6380/1") == "rediss://db.example:6380/1"
+    assert shown_url("rediss://pikdav:s3cret@db.example:6380/1") == "rediss://***@db.example:6380/1"
+    assert shown_url("redis://db.example/0?password=s3cret") == "redis://db.example/0?password=***"
+    assert shown_url("socks5h://me:pw@[::1") == "socks5h://***@[::1"
     assert shown_url("unix:///run/redis.sock") == "unix:///run/redis.sock"
-    assert SharedState("redis://:s3cret@127.0.0.1:1/0").status().where == "redis://127.0.0.1:1/0"
+    assert (
+        SharedState("redis://:s3cret@127.0.0.1:1/0").status().where == "redis://***@127.0.0.1:1/0"
+    )
