@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Iterator
 
-from .errors import LinkNotReady, NotFound, Transient
+from .errors import LINK_RETRY_AFTER, LinkNotReady, NotFound, Transient
 from .retry import LINK_POLL, TASK_POLL
 from .session import Session
 from .types import File, FilePage, Link, NewFile, Quota, Task, TaskStarted
@@ -14,8 +14,6 @@ from .types import File, FilePage, Link, NewFile, Quota, Task, TaskStarted
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500  # the most PikPak returns per page
-LINK_RETRY_AFTER = 15  # seconds; PikPak's links appear within about a minute of an upload
-LINK_MARGIN = 10.0  # seconds: a link this close to its expiry is asked for again
 LIVE = {"phase": {"eq": "PHASE_TYPE_COMPLETE"}, "trashed": {"eq": False}}
 
 
@@ -69,7 +67,7 @@ class Drive:
         def ready() -> Link | None:
             item = self.get_file(file_id)
             link = item.link_for(kind)
-            if link is not None and link.valid_for(LINK_MARGIN):
+            if link is not None and link.usable():
                 return link
             if item.size == 0 and not item.is_folder:
                 raise NotFound("an empty file has no download link")

@@ -174,6 +174,9 @@ class StoreUnreachable(Transient):
     a second refresh elsewhere would kill the first one's single-use refresh token."""
 
 
+LINK_RETRY_AFTER = 15  # seconds; PikPak's links appear within about a minute of an upload
+
+
 class LinkNotReady(Transient):
     """PikPak has the file but no download link for it yet (for a while after an upload)."""
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from .errors import NotFound, PikPakError, Reaction, share_refusal
+from .errors import LINK_RETRY_AFTER, LinkNotReady, NotFound, PikPakError, Reaction, share_refusal
 from .retry import RENEW_ONCE, Again
 from .session import Session
 from .types import File, Link, ShareAnswer, SharedFile
@@ -127,11 +127,16 @@ class SharedFolder:
         (OpenList's "use transcoding address": complete, where the original may stop at
         PikPak's play limit)."""
         shared = self.file_info(file_id)
-        if transcoded and shared.transcoded is not None:
-            return shared.transcoded
-        if shared.link is None:
+        link = shared.transcoded if transcoded and shared.transcoded is not None else shared.link
+        if link is None:
             raise NotFound("the shared file has no download link")
-        return shared.link
+        if not link.usable():
+            raise LinkNotReady(
+                "PikPak gave a link for the shared file that expires at once; "
+                f"try again in {LINK_RETRY_AFTER} s",
+                retry_after=LINK_RETRY_AFTER,
+            )
+        return link
 
     def file_info(self, file_id: str) -> SharedFile:
         return self._read(

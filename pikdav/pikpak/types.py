@@ -59,6 +59,9 @@ def parse_int(value: Any) -> int:
 LINK_KINDS = ("original", "media", "transcoded")  # which of a file's links is read
 
 
+LINK_MARGIN = 60.0  # seconds before its expiry from which a link is asked for again
+
+
 @dataclass(frozen=True)
 class Link:
     """A download URL and when it stops working (links are bound to the asking IP).
@@ -71,8 +74,17 @@ class Link:
     size: int = 0
     fallback: str = ""
 
-    def valid_for(self, seconds: float) -> bool:
-        return bool(self.url) and time.time() + seconds < self.expires_at
+    def usable_for(self, now: float | None = None) -> float:
+        """The one link-freshness rule (the drive, the link cache and shares ask it): the
+        seconds this link may still be handed out, :data:`LINK_MARGIN` before PikPak's expiry,
+        so that a client that gets it has time to start reading; 0 when it is no longer."""
+        if not self.url:
+            return 0.0
+        left = self.expires_at - LINK_MARGIN - (time.time() if now is None else now)
+        return max(0.0, left)
+
+    def usable(self, now: float | None = None) -> bool:
+        return self.usable_for(now) > 0
 
     @property
     def fid(self) -> str:

@@ -95,16 +95,15 @@ class TtlCache(Generic[T]):
 
 
 class LinkCache:
-    """Download links, kept until shortly before PikPak's expiry."""
+    """Download links, kept for as long as :meth:`Link.usable_for` says."""
 
-    def __init__(self, margin: float = 60.0, maxsize: int = 10_000) -> None:
-        self.margin = margin
+    def __init__(self, maxsize: int = 10_000) -> None:
         self._cache: TtlCache[Link] = TtlCache(maxsize, clock=time.time)
 
     def fetch(self, file_id: str, load: Callable[[], Link]) -> Link:
         def timed() -> tuple[Link, float]:
             link = load()
-            return link, max(0.0, link.expires_at - self.margin - time.time())
+            return link, link.usable_for()
 
         return self._cache.fetch(file_id, timed)
 

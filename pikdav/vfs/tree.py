@@ -199,8 +199,8 @@ class DriveTree:
         return entry
 
     def link(self, entry: Entry, *, fresh: bool = False) -> Link:
-        """The entry's download link, cached until shortly before PikPak's expiry (the one
-        link-freshness rule: :class:`LinkCache`); ``fresh`` asks PikPak again. The cache
+        """The entry's download link, cached for as long as it is usable (the one
+        link-freshness rule: :meth:`Link.usable_for`); ``fresh`` asks PikPak again. The cache
         keeps PikPak's link; the route rewrites it each time it is handed out, so a host
         that failed is left out from the next link on (a redirect's too)."""
         if fresh:
