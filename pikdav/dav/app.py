@@ -19,7 +19,13 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 from pikdav.vfs.mount import Mount
 from pikdav.vfs.shared import SharedState
 
-from .auth import AuthSettings, BasicAuthenticator, LoginThrottle, PikdavDomainController
+from .auth import (
+    DAV_WRITE_METHODS,
+    AuthSettings,
+    BasicAuthenticator,
+    LoginThrottle,
+    PikdavDomainController,
+)
 from .deadprops import CappedPropertyManager
 from .frontdoor import ErrorAnswers, FrontDoor, quiet_client_errors
 from .metrics import Metrics
@@ -31,7 +37,6 @@ from .status import StatusPages, StatusSources
 
 BLOCK_SIZE = 1 << 20  # WsgiDAV's read size for GET bodies and PUT uploads
 _READ_METHODS = "OPTIONS, HEAD, GET, PROPFIND"
-_WRITE_METHODS = "PUT, DELETE, COPY, MOVE, MKCOL, PROPPATCH, LOCK, UNLOCK"
 
 
 def build_dav_app(
@@ -91,7 +96,9 @@ def build_dav_app(
         shared_locks(dav, provider)
     # WsgiDAV puts its version into error pages; say only its name.
     wsgidav_util.public_wsgidav_info = "WsgiDAV"
-    allow = _READ_METHODS if provider.is_readonly() else f"{_READ_METHODS}, {_WRITE_METHODS}"
+    allow = (
+        _READ_METHODS if provider.is_readonly() else ", ".join((_READ_METHODS, *DAV_WRITE_METHODS))
+    )
     quiet_client_errors()
     app = FrontDoor(Healthz(PathCheck(AllowOn405(dav, allow))))
     return metrics.counting(app) if metrics is not None else app

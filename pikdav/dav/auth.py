@@ -46,9 +46,9 @@ from .policy import IPNetwork, client_ip, parse_ip
 log = logging.getLogger(__name__)
 
 REALM = "pikdav"
-WRITE_METHODS = frozenset(
-    {"PUT", "POST", "DELETE", "MKCOL", "COPY", "MOVE", "PROPPATCH", "LOCK", "UNLOCK"}
-)
+# The one list of methods that change something: DAV's, and POST (the status page's forms).
+DAV_WRITE_METHODS = ("PUT", "DELETE", "COPY", "MOVE", "MKCOL", "PROPPATCH", "LOCK", "UNLOCK")
+WRITE_METHODS = frozenset({*DAV_WRITE_METHODS, "POST"})
 ALL_MOUNTS = "*"
 
 

@@ -16,7 +16,8 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO, Protocol
 
-from pikdav.pikpak.cdn import ByteReader, StreamGone
+from pikdav.pikpak.errors import StreamGone
+from pikdav.pikpak.types import ByteReader
 from pikdav.vfs.mount import Mount
 from pikdav.vfs.tree import Entry
 

@@ -26,7 +26,6 @@ from wsgidav.dav_error import (
     DAVError,
 )
 
-from pikdav.pikpak.cdn import StreamGone
 from pikdav.pikpak.errors import (
     AuthError,
     Conflict,
@@ -42,6 +41,7 @@ from pikdav.pikpak.errors import (
     SharePassCodeRefused,
     ShareRegionBlocked,
     StoreUnreachable,
+    StreamGone,
     Unreachable,
 )
 from pikdav.vfs.errors import (

@@ -28,15 +28,12 @@ from pikdav.vfs.shared import SharedState, SharedStateDown
 from . import limits
 from .auth import FailedLogins, LoginFailures
 from .deadprops import PLANNED, property_size
+from .errors import dav_error
 from .logtext import client_text
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def _unavailable(exc: SharedStateDown) -> DAVError:
-    return DAVError(HTTP_SERVICE_UNAVAILABLE, str(exc), add_headers=[("Retry-After", "5")])
 
 
 def _changing(shared: SharedState, action: Callable[[redis.Redis], T]) -> T:
@@ -45,7 +42,7 @@ def _changing(shared: SharedState, action: Callable[[redis.Redis], T]) -> T:
         shared.check()
         return shared.call(action)
     except SharedStateDown as exc:
-        raise _unavailable(exc) from None
+        raise dav_error(exc, "changing the shared state") from None
 
 
 def _reading(shared: SharedState, action: Callable[[redis.Redis], T], otherwise: T) -> T:

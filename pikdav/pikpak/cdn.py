@@ -21,10 +21,10 @@ from typing import Protocol
 import requests
 import urllib3
 
-from .errors import PikPakError, Transient, cause_in_words
+from .errors import PikPakError, StreamGone, cause_in_words
 from .http import host_of, other_domain
 from .retry import STREAM_RESUMES, RetryPolicy
-from .types import Link
+from .types import ByteReader, Link
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +39,6 @@ _STALE_LINK = (403, 404, 410)
 def is_stale(status: int) -> bool:
     """Whether the download server's ``status`` says the link is no longer good."""
     return status in _STALE_LINK
-
-
-class StreamGone(Transient):
-    """The download server did not deliver the rest of the file; ``delivered`` bytes went
-    out before."""
-
-    def __init__(self, message: str, delivered: int) -> None:
-        super().__init__(message)
-        self.delivered = delivered
 
 
 class Stopping(Protocol):
@@ -112,21 +103,6 @@ def _failed_over(url: str, why: str, then: str, name: str) -> None:
         why,
         host_of(then),
     )
-
-
-class ByteReader(io.RawIOBase):
-    """A seekable reader of a file's bytes whose one verb is ``read``."""
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
 
 class LinkBytes(ByteReader):

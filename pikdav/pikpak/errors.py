@@ -177,6 +177,15 @@ class StoreUnreachable(Transient):
 LINK_RETRY_AFTER = 15  # seconds; PikPak's links appear within about a minute of an upload
 
 
+class StreamGone(Transient):
+    """The download server did not deliver the rest of the file; ``delivered`` bytes went
+    out before."""
+
+    def __init__(self, message: str, delivered: int) -> None:
+        super().__init__(message)
+        self.delivered = delivered
+
+
 class LinkNotReady(Transient):
     """PikPak has the file but no download link for it yet (for a while after an upload)."""
 

@@ -10,6 +10,7 @@ module reads a PikPak JSON dict; error bodies are read by :mod:`pikdav.pikpak.er
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,21 @@ def parse_int(value: Any) -> int:
 
 
 LINK_KINDS = ("original", "media", "transcoded")  # which of a file's links is read
+
+
+class ByteReader(io.RawIOBase):
+    """A seekable reader of a file's bytes whose one verb is ``read``."""
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 LINK_MARGIN = 60.0  # seconds before its expiry from which a link is asked for again
