@@ -10,8 +10,9 @@ from typing import Any
 from pikdav.pikpak import identity
 
 from . import errors
+from .clients import KNOWN_CLIENTS, SALTS
 from .http import Request, Response
-from .world import SALTS, CaptchaToken, World
+from .world import CaptchaToken, World
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?\d{11,18}$")
@@ -23,9 +24,8 @@ def _client_id(req: Request, params: dict[str, Any]) -> str:
     return str(params.get("client_id") or req.query.get("client_id") or req.header("X-Client-Id"))
 
 
-def _known_client(client_id: str) -> identity.Platform:
-    platform = identity.BY_CLIENT_ID.get(client_id)
-    if platform is None:
+def _known_client(client_id: str) -> str:
+    if client_id not in KNOWN_CLIENTS:
         raise errors.ApiError(
             400,
             "invalid_client",
@@ -33,7 +33,7 @@ def _known_client(client_id: str) -> identity.Platform:
             "client_id is not valid",
             message="The client is not supported",
         )
-    return platform
+    return client_id
 
 
 class UserApi:
@@ -56,7 +56,7 @@ class UserApi:
         params = req.params()
         client_id = _client_id(req, params)
         self.world.stats.add("captcha_init")
-        platform = _known_client(client_id)
+        _known_client(client_id)
         device_id = str(params.get("device_id") or req.header("X-Device-Id"))
         action = str(params.get("action") or "")
         meta = params.get("meta") or {}
@@ -71,7 +71,7 @@ class UserApi:
         if signin_meta:
             account = str(meta[signin_meta])
         else:
-            self._check_sign(platform, device_id, meta)
+            self._check_sign(client_id, device_id, meta)
         rule = self.world.faults.match(req.method, req.path, req.host, account, ("captcha",))
         token = "ck0." + secrets.token_urlsafe(96)
         challenge = rule.value.get("url", "") if rule is not None else ""
@@ -97,11 +97,9 @@ class UserApi:
             )
         return Response.json({"captcha_token": token, "expires_in": CAPTCHA_TTL, "url": challenge})
 
-    def _check_sign(
-        self, platform: identity.Platform, device_id: str, meta: dict[str, Any]
-    ) -> None:
+    def _check_sign(self, client_id: str, device_id: str, meta: dict[str, Any]) -> None:
         version = str(meta.get("client_version", ""))
-        salts = SALTS.get((platform.client_id, version))
+        salts = SALTS.get((client_id, version))
         sign = str(meta.get("captcha_sign", ""))
         timestamp = str(meta.get("timestamp", ""))
         package = str(meta.get("package_name", ""))
@@ -110,9 +108,7 @@ class UserApi:
                 f"meta.captcha_sign expect, but got map[{' '.join(sorted(meta))}], "
                 "please check captcha init params"
             )
-        expected = identity.captcha_sign(
-            platform.client_id, version, package, device_id, timestamp, salts
-        )
+        expected = identity.captcha_sign(client_id, version, package, device_id, timestamp, salts)
         if sign != expected:
             raise errors.captcha_invalid_auth("captcha_sign is invalid")
 

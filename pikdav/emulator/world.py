@@ -22,8 +22,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from pikdav.pikpak import identity
-
 from . import errors
 from .blobs import Blob, BlobStore
 from .faults import Faults
@@ -41,28 +39,6 @@ FOLDER = "drive#folder"
 FILE = "drive#file"
 MY_PACK = "My Pack"
 MAX_NAME = 255
-
-# Salt lists by (client id, client version); PikPak ties them to the app's version.
-_ANDROID_1_47_1_SALTS = (
-    "Gez0T9ijiI9WCeTsKSg3SMlx",
-    "zQdbalsolyb1R/",
-    "ftOjr52zt51JD68C3s",
-    "yeOBMH0JkbQdEFNNwQ0RI9T3wU/v",
-    "BRJrQZiTQ65WtMvwO",
-    "je8fqxKPdQVJiy1DM6Bc9Nb1",
-    "niV",
-    "9hFCW2R1",
-    "sHKHpe2i96",
-    "p7c5E6AcXQ/IJUuAEC9W6",
-    "",
-    "aRv9hjc9P+Pbn+u3krN6",
-    "BzStcgE8qVdqjEH16l4",
-    "SqgeZvL5j9zoHP95xWHt",
-    "zVof5yaJkPe3VFpadPof",
-)
-SALTS: dict[tuple[str, str], tuple[str, ...]] = {
-    (p.client_id, p.client_version): p.salts for p in identity.PLATFORMS.values()
-} | {(identity.ANDROID.client_id, "1.47.1"): _ANDROID_1_47_1_SALTS}
 
 
 def rfc3339(ts: float | None) -> str:

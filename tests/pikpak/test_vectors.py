@@ -33,3 +33,30 @@ def test_gcid_is_the_same_whatever_the_chunking():
 def test_device_id_looks_like_rclones():
     device = identity.new_device_id()
     assert len(device) == 32 and device[12] == "4" and device[16] in "89ab"
+
+
+def test_the_emulators_own_salt_tables_give_the_published_vector():
+    """The emulator keeps its own copy of the salt lists (DESIGN: no shared oracle); the web
+    list is checked by the published vector, computed with the emulator's copy."""
+    from pikdav.emulator import clients
+
+    salts = clients.SALTS[(clients.WEB_CLIENT, "2.0.0")]
+    sign = identity.captcha_sign(
+        clients.WEB_CLIENT,
+        "2.0.0",
+        "mypikpak.com",
+        "0123456789abcdef0123456789abcdef",
+        "1700000000000",
+        salts,
+    )
+    assert sign == "1.81abef7a2a707b5e3bcb06b976d800c3"
+
+
+def test_every_client_platform_signs_as_the_emulator_expects():
+    """Two copies typed from the fact sheet, one per side: a client platform whose client id,
+    version or salts differ from the emulator's table would be refused by the emulator."""
+    from pikdav.emulator import clients
+
+    for platform in identity.PLATFORMS.values():
+        assert platform.client_id in clients.KNOWN_CLIENTS, platform.name
+        assert clients.SALTS[(platform.client_id, platform.client_version)] == platform.salts
