@@ -15,6 +15,7 @@ from pathlib import Path
 from . import __version__
 from .pikpak.http import DRIVE_API, USER_API
 from .pikpak.identity import PLATFORMS
+from .pikpak.retry import pause_for
 
 DEMO_PORT = 8080
 
@@ -334,7 +335,7 @@ def _serve_until_signalled(server, on_stop=None) -> int:
     loop = threading.Thread(target=server.serve, name="pikdav-accept", daemon=True)
     loop.start()
     while not request.signum and loop.is_alive():
-        time.sleep(0.1)
+        pause_for(0.1)  # not an Event: a signal handler must not take a lock
     log = logging.getLogger("pikdav")
     if request.signum:
         log.info("stopping (%s)", signal.Signals(request.signum).name)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import queue
 import threading
 import time
@@ -27,6 +28,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import requests
+
+from .pikpak.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,9 @@ class Webhook:
 
     def __init__(self, url: str, *, backoff: float = 1.0) -> None:
         self.url = url
-        self.backoff = backoff
+        self._retries = RetryPolicy(
+            attempts=ATTEMPTS, seconds=math.inf, backoff=backoff, backoff_max=60.0, jitter=0.0
+        )
         self._http = requests.Session()
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=1000)
         self._thread = threading.Thread(target=self._run, name="pikdav-notify", daemon=True)
@@ -75,7 +80,7 @@ class Webhook:
         problem = ""
         for attempt in range(ATTEMPTS):
             if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                self._retries.pause(attempt)
             try:
                 answer = self._http.post(
                     self.url,

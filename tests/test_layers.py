@@ -118,3 +118,33 @@ def test_the_emulator_shares_only_the_pure_functions_with_the_client():
         if _in("pikdav.emulator", name):
             client = {i for i in imported if _in("pikdav.pikpak", i)}
             assert client <= allowed, (name, client)
+
+
+def test_the_emulator_takes_only_the_sign_function_from_the_clients_identities():
+    """The salt tables and client ids are facts the emulator keeps its own copy of: a wrong
+    table on the client's side must be refused by the emulator, not shared with it."""
+    for name, path in MODULES.items():
+        if _in("pikdav.emulator", name):
+            used = {
+                node.attr
+                for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "identity"
+            }
+            assert used <= {"captcha_sign"}, (name, used)
+
+
+def test_every_wait_goes_through_the_one_retry_policy():
+    """``time.sleep`` only in pikdav.pikpak.retry (the emulator apart): every other wait is a
+    RetryPolicy's, bounded and cancellable there."""
+    for name, path in MODULES.items():
+        if _in("pikdav.emulator", name) or name == "pikdav.pikpak.retry":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "time":
+                assert "sleep" not in {a.name for a in node.names}, name
+            if isinstance(node, ast.Attribute) and node.attr == "sleep":
+                assert not (isinstance(node.value, ast.Name) and node.value.id == "time"), (
+                    f"{name}:{node.lineno} sleeps outside pikdav.pikpak.retry"
+                )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,17 @@ from typing import TypeVar
 from .errors import PikPakError, Reaction
 
 T = TypeVar("T")
+
+
+def pause_for(seconds: float, cancel: threading.Event | None = None) -> bool:
+    """The one place pikdav waits out time (a test holds every other module to it): ``seconds``,
+    cut short when ``cancel`` is set. True when the wait was cut short."""
+    seconds = max(0.0, seconds)
+    if cancel is not None:
+        return cancel.wait(seconds)
+    time.sleep(seconds)
+    return False
+
 
 #: An attempt count that never runs out (a bound in time, or none, decides instead).
 UNBOUNDED = sys.maxsize
@@ -64,6 +76,17 @@ class RetryPolicy:
             step = max(step, min(retry_after, self.retry_after_max))
         return step
 
+    def pause(
+        self,
+        attempt: int,
+        retry_after: float | None = None,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> bool:
+        """Wait :meth:`delay` after the ``attempt``-th failure, for the callers that run their
+        own loop; True when ``cancel`` cut the wait short."""
+        return pause_for(self.delay(attempt, retry_after), cancel)
+
     def back_off(self, retry_after: float | None) -> float:
         """Seconds to wait when the server asks us to slow down."""
         wait = self.slow_down if retry_after is None else retry_after
@@ -106,7 +129,7 @@ class RetryPolicy:
                     wait = min(max(0.0, again.wait), self.retry_after_max)
                 if self.exhausted(number, time.monotonic() - started + wait):
                     raise again.cause from None
-                (time.sleep if sleep is None else sleep)(wait)
+                (pause_for if sleep is None else sleep)(wait)
 
     def poll(self, check: Callable[[], T | None], *, timeout: float | None = None) -> T | None:
         """Call ``check`` until it returns something other than None, waiting the backoff
@@ -124,7 +147,7 @@ class RetryPolicy:
             elapsed = time.monotonic() - started + wait
             if number >= self.attempts or elapsed > seconds:
                 return None
-            time.sleep(wait)
+            pause_for(wait)
 
 
 #: Every call to PikPak's API (Session.call): 6 attempts within 90 s, 0.5 s doubling to 8 s.
@@ -158,6 +181,15 @@ SIGN_IN_PAUSE = RetryPolicy(
     retry_after_max=math.inf,
     jitter=0.0,
 )
+
+#: A rotated refresh token saved to Redis: every 0.5 s, for as long as the store allows.
+STORE_SAVE = RetryPolicy(
+    attempts=UNBOUNDED, seconds=30.0, backoff=0.5, backoff_max=0.5, retry_after_max=0.5, jitter=0.0
+)
+
+#: The CDN counts more connections than the budget thought (503): ask again every 0.2 s for
+#: a minute, then the segment gives up.
+CDN_BUSY = RetryPolicy(attempts=UNBOUNDED, seconds=60.0, backoff=0.2, backoff_max=0.2, jitter=0.0)
 
 #: Waiting for a download link PikPak holds back after an upload: 0.5 s doubling to 5 s.
 LINK_POLL = RetryPolicy(attempts=UNBOUNDED, seconds=3.0, backoff=0.5, backoff_max=5.0, jitter=0.0)

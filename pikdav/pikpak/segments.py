@@ -45,13 +45,12 @@ from .cdn import (
     described,
     is_stale,
 )
-from .retry import STREAM_RESUMES, RetryPolicy
+from .retry import CDN_BUSY, STREAM_RESUMES, RetryPolicy
 from .types import Link
 
 log = logging.getLogger(__name__)
 
 KIB, MIB = 1 << 10, 1 << 20
-BUSY_FOR = 60.0  # seconds of 503s from the CDN before a segment gives up
 MAX_SEGMENT = 32 * MIB  # segments grow to this on a CDN that does not throttle
 HANDOFF = 512 * KIB  # what a read waits for before it returns (less at a run's end)
 
@@ -428,10 +427,10 @@ class SegmentedReader(LinkBytes):
                 # The CDN counts more connections than the budget thought: the budget is
                 # lower now; wait a little and ask again, for a while.
                 busy_since = busy_since or time.monotonic()
-                if time.monotonic() - busy_since > BUSY_FOR:
+                if CDN_BUSY.exhausted(0, time.monotonic() - busy_since):
                     self._fail(segment, StreamGone("the download server stays busy", 0))
                     return
-                time.sleep(0.2)
+                CDN_BUSY.pause(1)
             except (*STREAM_ERRORS, StreamGone) as exc:
                 if segment.cancelled or self._stopping():
                     return

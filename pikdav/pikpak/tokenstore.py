@@ -27,6 +27,7 @@ from pikdav.durable import write_durably
 from . import redisconn
 from .errors import AuthError, StoreUnreachable
 from .http import shown_url
+from .retry import STORE_SAVE, Again
 from .types import Token
 
 
@@ -204,15 +205,13 @@ class RedisTokenStore:
     def save(self, auth: StoredAuth) -> None:
         # A rotated refresh token that does not reach Redis is lost to the other instances
         # (PikPak killed the old one already), so a save keeps trying for a while.
-        deadline = time.monotonic() + self._save_for
-        while True:
+        def attempt() -> None:
             try:
                 self._redis.set(self._key, json.dumps(auth.to_json()))
-                return
             except self._errors as exc:
-                if time.monotonic() > deadline:
-                    raise self._unreachable(exc) from None
-                time.sleep(0.5)
+                raise Again(self._unreachable(exc)) from None
+
+        dataclasses.replace(STORE_SAVE, seconds=self._save_for).run(attempt)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
