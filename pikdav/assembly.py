@@ -29,6 +29,7 @@ from .pikpak.segments import BlockCache, SegmentPlan, Streams
 from .pikpak.session import Credentials, Session
 from .pikpak.shares import SharedFolder, parse_share_link
 from .pikpak.tokenstore import MemoryTokenStore, open_store
+from .pikpak.types import ORIGINAL
 from .vfs.mount import Mount
 from .vfs.share import ShareSaver, ShareSource
 from .vfs.shared import SharedState
@@ -49,7 +50,7 @@ def session_for(
     store_path: Path,
     *,
     login: str = "pikdav login",
-    pool_size: int = 64,
+    pool_size: int = http.POOL_SIZE,
     retry: RetryPolicy | None = None,
     captcha_token: str | None = None,
 ) -> Session:
@@ -81,7 +82,11 @@ def session_for(
 
 
 def account_session(
-    config: Config, account: AccountConfig, *, pool_size: int = 64, retry: RetryPolicy | None = None
+    config: Config,
+    account: AccountConfig,
+    *,
+    pool_size: int = http.POOL_SIZE,
+    retry: RetryPolicy | None = None,
 ) -> Session:
     """The session of one of the config's accounts, as `serve` and `check` use it."""
     return session_for(
@@ -146,7 +151,7 @@ def build_mounts(
     mounts = []
 
     def own_drive(
-        account: AccountConfig, link_kind: str = "original"
+        account: AccountConfig, link_kind: str = ORIGINAL
     ) -> tuple[DriveSource, CdnSession]:
         if account.name not in cdns:
             session = sessions.get(account.name) or account_session(

@@ -16,6 +16,7 @@ from . import __version__
 from .pikpak.http import DRIVE_API, USER_API
 from .pikpak.identity import PLATFORMS
 from .pikpak.retry import pause_for
+from .pikpak.types import ORIGINAL
 
 DEMO_PORT = 8080
 
@@ -518,7 +519,7 @@ def _links_state(mount, account, sessions) -> str:
             )
     elif mount.cdn_node != "off":
         parts.append(f"CDN node {mount.cdn_node}")
-    if len(parts) == 1 and mount.link == "original":
+    if len(parts) == 1 and mount.link == ORIGINAL:
         return ""
     return f"mount {mount.name}: " + "; ".join(parts)
 

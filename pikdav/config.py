@@ -12,7 +12,7 @@ import ipaddress
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -33,8 +33,8 @@ from .pikpak.segments import (
 )
 from .pikpak.shares import parse_share_link
 from .pikpak.tokenstore import MEMORY, store_kind
-from .pikpak.types import LINK_KINDS
-from .vfs.sidefiles import FINDER_METADATA
+from .pikpak.types import LINK_KINDS, ORIGINAL
+from .vfs.sidefiles import FINDER_METADATA, KEEP_LOCAL
 from .vfs.tree import LISTING_TTL
 
 __all__ = ["Config", "ConfigError", "load_config", "parse_config"]
@@ -94,11 +94,11 @@ class MountConfig:
     force_proxy_user_agents: tuple[str, ...] = DEFAULT_FORCE_PROXY_USER_AGENTS
     force_redirect_user_agents: tuple[str, ...] = ()
     use_trash: bool = True
-    finder_metadata: str = "keep_local"
+    finder_metadata: str = KEEP_LOCAL
     background_uploads: bool = False
     read_only: bool = False
     listing_ttl: float = LISTING_TTL
-    link: str = "original"  # which of a file's links is read (LINK_KINDS)
+    link: str = ORIGINAL  # which of a file's links is read (LINK_KINDS)
     download_domain: str = KEEP  # or a domain links' hosts are moved to
     cdn_node: str = OFF  # auto: the fastest node that answers; or a node's name or host
     cdn_nodes: tuple[str, ...] = ()  # probed with auto, beside those in pikpak/cdn_nodes.txt
@@ -473,27 +473,34 @@ class _Reader(Checker):
         return MountConfig(
             name=name,
             account=account,
-            root_folder_id=self.string(*key("root_folder_id"), optional=True) or "",
-            download=self.choice(*key("download"), MODES),
-            redirect_networks=self.networks(*key("redirect_networks")),
-            public_ip=self.ip(*key("public_ip")),
-            force_proxy_user_agents=self.strings(*key("force_proxy_user_agents")),
-            force_redirect_user_agents=self.strings(*key("force_redirect_user_agents")),
+            **self._mount_common(path, key),
             use_trash=self.boolean(*key("use_trash")),
             read_only=self.boolean(*key("read_only")),
-            listing_ttl=self.number(*key("listing_ttl"), 0),
             finder_metadata=self.choice(*key("finder_metadata"), FINDER_METADATA),
             background_uploads=self.boolean(*key("background_uploads")),
             link=self.choice(*key("link"), LINK_KINDS),
-            download_domain=self.download_domain(*key("download_domain")),
-            cdn_node=self.cdn_node(*key("cdn_node")),
-            cdn_nodes=tuple(
+            offline_folder=self._offline_folder(*key("offline_folder")),
+        )
+
+    def _mount_common(self, path: str, key: Callable[[str], tuple[str, Any]]) -> dict[str, Any]:
+        """What a mount of an own drive and a share mount read alike (their defaults are
+        MountConfig's)."""
+        return {
+            "root_folder_id": self.string(*key("root_folder_id"), optional=True) or "",
+            "download": self.choice(*key("download"), MODES),
+            "redirect_networks": self.networks(*key("redirect_networks")),
+            "public_ip": self.ip(*key("public_ip")),
+            "force_proxy_user_agents": self.strings(*key("force_proxy_user_agents")),
+            "force_redirect_user_agents": self.strings(*key("force_redirect_user_agents")),
+            "listing_ttl": self.number(*key("listing_ttl"), 0),
+            "stream_connections": self.integer(*key("stream_connections"), 1, LINK_CONNECTIONS),
+            "download_domain": self.download_domain(*key("download_domain")),
+            "cdn_node": self.cdn_node(*key("cdn_node")),
+            "cdn_nodes": tuple(
                 self.node(join(join(path, "cdn_nodes"), i), n)
                 for i, n in enumerate(self.strings(*key("cdn_nodes")))
             ),
-            offline_folder=self._offline_folder(*key("offline_folder")),
-            stream_connections=self.integer(*key("stream_connections"), 1, LINK_CONNECTIONS),
-        )
+        }
 
     def download_domain(self, path: str, value: Any) -> str:
         if isinstance(value, str) and value.strip().lower() == KEEP:
@@ -596,8 +603,8 @@ class _Reader(Checker):
             else self.string(*key("pass_code"), optional=True)
         )
         transcoded = self.boolean(*key("use_transcoding_address"))
-        download = self.choice(*key("download"), MODES)
-        if transcoded and download != "redirect":
+        common = self._mount_common(path, key)
+        if transcoded and common["download"] != "redirect":
             # A transcoded copy has a length of its own that only the CDN knows; the listing
             # shows the original's, so only a client sent to the copy reads it right.
             raise self.fail(
@@ -608,14 +615,8 @@ class _Reader(Checker):
         return MountConfig(
             name=name,
             account=account,
-            root_folder_id=self.string(*key("root_folder_id"), optional=True) or "",
-            download=download,
-            redirect_networks=self.networks(*key("redirect_networks")),
-            public_ip=self.ip(*key("public_ip")),
-            force_proxy_user_agents=self.strings(*key("force_proxy_user_agents")),
-            force_redirect_user_agents=self.strings(*key("force_redirect_user_agents")),
+            **common,
             read_only=True,
-            listing_ttl=self.number(*key("listing_ttl"), 0),
             share=share,
             share_list=self.path(*key("share_list"), must_be="file"),
             pass_code=None if pass_code is None else str(pass_code),
@@ -626,13 +627,6 @@ class _Reader(Checker):
             user_api=self.url(*key("user_api")),
             drive_api=self.url(*key("drive_api")),
             ca_cert=self.path(*key("ca_cert"), must_be="file"),
-            stream_connections=self.integer(*key("stream_connections"), 1, LINK_CONNECTIONS),
-            download_domain=self.download_domain(*key("download_domain")),
-            cdn_node=self.cdn_node(*key("cdn_node")),
-            cdn_nodes=tuple(
-                self.node(join(join(path, "cdn_nodes"), i), n)
-                for i, n in enumerate(self.strings(*key("cdn_nodes")))
-            ),
         )
 
     def user(self, path: str, name: str, value: Any, mounts: list[MountConfig]) -> UserConfig:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from .errors import LINK_RETRY_AFTER, LinkNotReady, NotFound, Transient
 from .retry import LINK_POLL, TASK_POLL
 from .session import Session
-from .types import File, FilePage, Link, NewFile, Quota, Task, TaskStarted
+from .types import ORIGINAL, File, FilePage, Link, NewFile, Quota, Task, TaskStarted
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class Drive:
         )
         return File.from_wire(body)
 
-    def download_link(self, file_id: str, kind: str = "original") -> Link:
+    def download_link(self, file_id: str, kind: str = ORIGINAL) -> Link:
         """The file's download link of ``kind`` (see :data:`~.types.LINK_KINDS`). PikPak
         holds links back for a while after an upload (half a minute to a minute): we ask
         again for ``link_wait`` seconds at most, then raise :class:`LinkNotReady`, so that a

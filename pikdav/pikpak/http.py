@@ -31,6 +31,7 @@ from .identity import WEB
 API_DOMAIN = "mypikpak.com"
 USER_API = f"https://user.{API_DOMAIN}"
 DRIVE_API = f"https://api-drive.{API_DOMAIN}"
+POOL_SIZE = 64  # connections kept to each host: as many as the server's default workers
 NO_PROXY = "none"  # the proxy setting that ignores the environment's proxies
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 
@@ -95,7 +96,7 @@ class Connection:
     drive_api: str = DRIVE_API
     user_agent: str = WEB.user_agent
     ca_cert: str | None = None
-    pool_size: int = 64
+    pool_size: int = POOL_SIZE
     timeout: tuple[float, float] = (10.0, 60.0)  # connect, read (seconds)
     proxy: str | None = field(default=None, repr=False)  # a URL, NO_PROXY, None: environment
 

@@ -38,7 +38,7 @@ from .errors import (
     not_json,
     transport_failure,
 )
-from .http import DRIVE_API, USER_API, Connection, api_session
+from .http import DRIVE_API, POOL_SIZE, USER_API, Connection, api_session
 from .retry import SESSION, SIGN_IN_PAUSE, Again, RetryPolicy
 from .tokenstore import LoginPause, StoredAuth, TokenStore
 from .types import CaptchaAnswer, Token
@@ -117,7 +117,7 @@ class Session:
         connection: Connection | None = None,
         user_api: str = USER_API,
         drive_api: str = DRIVE_API,
-        pool_size: int = 64,
+        pool_size: int = POOL_SIZE,
         ca_cert: str | None = None,
         timeout: tuple[float, float] = (10.0, 60.0),
         retry: RetryPolicy | None = None,

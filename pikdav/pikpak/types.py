@@ -57,7 +57,8 @@ def parse_int(value: Any) -> int:
         return 0
 
 
-LINK_KINDS = ("original", "media", "transcoded")  # which of a file's links is read
+ORIGINAL = "original"  # the default link kind: the file as stored
+LINK_KINDS = (ORIGINAL, "media", "transcoded")  # which of a file's links is read
 
 
 class ByteReader(io.RawIOBase):
@@ -181,7 +182,7 @@ class File:
         ``media``: the play interface's link, only when it reads the original bytes (its
         ``fid`` equals the original link's, rclone's rule: a media link tolerates more
         ranged reads, but a transcode would make a copy differ)."""
-        if self.link is None or kind == "original":
+        if self.link is None or kind == ORIGINAL:
             return self.link
         if kind == "media":
             same = (m.link for m in self.medias if m.link and m.link.fid == self.link.fid)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from pikdav.pikpak.drive import Drive
-from pikdav.pikpak.types import File, Link, Quota
+from pikdav.pikpak.types import ORIGINAL, File, Link, Quota
 from pikdav.pikpak.upload import Uploader
 
 
@@ -77,7 +77,7 @@ class DriveSource:
     kind = "drive"
 
     def __init__(
-        self, drive: Drive, uploader: Uploader | None = None, *, link_kind: str = "original"
+        self, drive: Drive, uploader: Uploader | None = None, *, link_kind: str = ORIGINAL
     ) -> None:
         self.drive = drive
         self.uploader = uploader or Uploader(drive)
