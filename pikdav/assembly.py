@@ -23,6 +23,7 @@ from .notify import Webhook, pause_event
 from .pikpak import http, identity, links
 from .pikpak.cdn import CdnSession
 from .pikpak.drive import Drive
+from .pikpak.http import API_DOMAIN
 from .pikpak.offline import OfflineTasks
 from .pikpak.retry import RetryPolicy
 from .pikpak.segments import BlockCache, SegmentPlan, Streams
@@ -122,7 +123,8 @@ def link_route(
         cdn,
         download_domain=mount.download_domain,
         cdn_node=mount.cdn_node,
-        probe_domain=getattr(connection, "api_domain", None),
+        # A share mount without an account reaches PikPak's own domain.
+        probe_domain=connection.api_domain if isinstance(connection, AccountConfig) else API_DOMAIN,
         nodes=links.known_nodes(mount.cdn_nodes),
         scheme=urlsplit(connection.drive_api).scheme or "https",
         name=mount.name,
@@ -357,9 +359,9 @@ def build_app_and_metrics(config: Config, mounts: list[Mount]) -> tuple[Callable
     }
     accounts = {}
     for mount in mounts:
-        drive = getattr(mount.source, "drive", None)  # an own drive's source has a session
-        if drive is not None:
-            accounts.setdefault(drive.session.name, drive.session)
+        session = mount.source.signed_in_session()
+        if session is not None:
+            accounts.setdefault(session.name, session)
     status = StatusSources(
         accounts=accounts,
         mounts=mounts,

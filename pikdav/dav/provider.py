@@ -98,12 +98,12 @@ class _Resource:
     # ------------------------------------------------------------------ writing
     def set_property_value(self, name: str, value, *, dry_run: bool = False) -> None:
         # A share is someone else's: not even a dead property of ours is written onto it.
-        if self.mount.source.kind == "share":
+        if self.mount.foreign:
             raise DAVError(HTTP_FORBIDDEN, "a share is read-only")
         return super().set_property_value(name, value, dry_run=dry_run)
 
     def prevent_locking(self) -> bool:
-        return self.mount.source.kind == "share" or super().prevent_locking()
+        return self.mount.foreign or super().prevent_locking()
 
     def _changing(self, name: str | None = None) -> None:
         """Refuse now when the mount will not take the change; what this request resolved

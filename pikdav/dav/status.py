@@ -320,7 +320,7 @@ def _view(sources: StatusSources, bans: list[tuple[str, int]]) -> dict[str, Any]
         mounts.append(
             {
                 "name": mount.name,
-                "kind": getattr(mount.source, "kind", type(mount.source).__name__),
+                "kind": mount.source.kind,
                 "account": account,
                 "download": policy.mode if policy else "",
                 "read_only": mount.read_only,

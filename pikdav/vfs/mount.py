@@ -26,9 +26,8 @@ from .errors import BodyCut, NotAllowed, ReadOnly, StillUploading
 from .names import HIDDEN_PREFIX, is_finder_metadata, is_probe
 from .offline import MAX_DROP, DropFolder, is_drop, is_own
 from .pending import PendingUploads
-from .share import ShareSource, ShareStatus
+from .share import ShareStatus
 from .shared import SharedState
-from .sharelist import ShareListSource
 from .sidefiles import KEEP_LOCAL, SideFiles, SideStore
 from .source import Source, WritableSource
 from .spool import SpoolFile, SpoolSettings
@@ -73,7 +72,10 @@ class Mount:
         connection)."""
         self.name = name
         self.source = source
-        self.read_only = read_only or not isinstance(source, WritableSource)
+        # Someone else's content (a share): nothing of ours is written onto it, not even a
+        # dead property or a lock.
+        self.foreign = not isinstance(source, WritableSource)
+        self.read_only = read_only or self.foreign
         self.keep_finder_metadata = finder_metadata == KEEP_LOCAL
         self.side_files: SideFiles = side_files if side_files is not None else SideStore()
         self.shared = shared
@@ -137,7 +139,7 @@ class Mount:
         (``._x``, ``desktop.ini``…) is looked up in cached listings alone, so a probe never
         costs an upstream call (a real file of that name is found once its folder is listed)."""
         probe = looking and bool(names) and is_probe(names[-1])
-        if not names and self.source.kind == "share":
+        if not names and self.source.refuses_whole:
             # A share that cannot be read answers at its root too (its refusal, e.g. an
             # expired share), not only when a client lists it.
             self.tree.listing(self.tree.root_id)
@@ -226,11 +228,7 @@ class Mount:
     def share_statuses(self) -> list[ShareStatus]:
         """The state of each share this mount shows (one for a share link, one per share of
         a share list; none for an own drive), for the status page and ``pikdav check``."""
-        if isinstance(self.source, ShareSource):
-            return [self.source.status()]
-        if isinstance(self.source, ShareListSource):
-            return self.source.statuses()
-        return []
+        return self.source.share_statuses()
 
     # ------------------------------------------------------------------ side files
     def keeps_locally(self, name: str) -> bool:

@@ -58,6 +58,7 @@ class ShareSource:
     so a mount over it is read-only."""
 
     kind = "share"
+    refuses_whole = True
 
     def __init__(
         self,
@@ -101,6 +102,15 @@ class ShareSource:
 
     def quota(self) -> Quota | None:
         return None  # a share has no quota of its own
+
+    def listing_ttl_of(self, folder_id: str, default: float) -> float:
+        return default
+
+    def share_statuses(self) -> list[ShareStatus]:
+        return [self.status()]
+
+    def signed_in_session(self) -> None:
+        return None
 
     # ------------------------------------------------------------------ state
     def status(self) -> ShareStatus:

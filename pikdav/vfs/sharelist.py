@@ -176,6 +176,7 @@ class ShareListSource:
     """A source whose folders are the shares of a list file (see the module's doc)."""
 
     kind = "share"
+    refuses_whole = True
 
     def __init__(
         self,
@@ -274,6 +275,12 @@ class ShareListSource:
         return self._source(key).link(item)
 
     def quota(self) -> Quota | None:
+        return None
+
+    def share_statuses(self) -> list[ShareStatus]:
+        return self.statuses()
+
+    def signed_in_session(self) -> None:
         return None
 
     # ------------------------------------------------------------------ ids

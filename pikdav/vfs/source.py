@@ -12,11 +12,16 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pikdav.pikpak.drive import Drive
 from pikdav.pikpak.types import ORIGINAL, File, Link, Quota
 from pikdav.pikpak.upload import Uploader
+
+if TYPE_CHECKING:
+    from pikdav.pikpak.session import Session
+
+    from .share import ShareStatus
 
 
 @runtime_checkable
@@ -24,15 +29,29 @@ class Source(Protocol):
     """Items to read: folders by id (``""`` is the source's root), links by item id."""
 
     kind: str  # what the status page and the log call it: "drive", "share"
-
-    # A source may also define ``listing_ttl_of(folder_id, default) -> float`` to keep some
-    # folders fresher than the mount's listing_ttl (a share list's folders follow its file).
+    # Someone else's content that can refuse as a whole (a share expires, is blocked): its
+    # root is read before anything below it is answered, so the refusal reaches every client.
+    refuses_whole: bool
 
     def list_folder(self, folder_id: str) -> Iterable[File]: ...
 
     def link(self, item_id: str) -> Link: ...
 
     def quota(self) -> Quota | None: ...
+
+    def listing_ttl_of(self, folder_id: str, default: float) -> float:
+        """Seconds a listing of ``folder_id`` is kept (``default``: the mount's listing_ttl);
+        a share list keeps its own folders fresher, as its file may change."""
+        ...
+
+    def share_statuses(self) -> list[ShareStatus]:
+        """The state of each share the source shows (none for an own drive)."""
+        ...
+
+    def signed_in_session(self) -> Session | None:
+        """The signed-in session of the account whose drive this is (None for a share, read
+        without a login), for the status page's account lines."""
+        ...
 
 
 @runtime_checkable
@@ -75,6 +94,7 @@ class DriveSource:
     no media, so that costs one file request per video when its folder is listed."""
 
     kind = "drive"
+    refuses_whole = False
 
     def __init__(
         self, drive: Drive, uploader: Uploader | None = None, *, link_kind: str = ORIGINAL
@@ -104,6 +124,15 @@ class DriveSource:
 
     def quota(self) -> Quota | None:
         return self.drive.about()
+
+    def listing_ttl_of(self, folder_id: str, default: float) -> float:
+        return default
+
+    def share_statuses(self) -> list[ShareStatus]:
+        return []
+
+    def signed_in_session(self) -> Session | None:
+        return self.drive.session
 
     # ------------------------------------------------------------------ writing
     def mkdir(self, parent_id: str, name: str) -> File:

@@ -153,10 +153,7 @@ class DriveTree:
     def listing(self, folder_id: str) -> Listing:
         def load() -> tuple[Listing, float]:
             listing = disambiguate(self.source.list_folder(folder_id))
-            # A source may keep some folders fresher (a share list's file may change).
-            ttl_of = getattr(self.source, "listing_ttl_of", None)
-            ttl = ttl_of(folder_id, self.listing_ttl) if ttl_of else self.listing_ttl
-            return listing, ttl
+            return listing, self.source.listing_ttl_of(folder_id, self.listing_ttl)
 
         return self.listings.fetch(folder_id, load)
 
