@@ -625,6 +625,8 @@ def _not_sent(exc: BaseException) -> bool:
                 requests.ConnectTimeout,
                 urllib3.exceptions.NewConnectionError,
                 urllib3.exceptions.ConnectTimeoutError,
+                # The proxy could not open the tunnel: nothing reached PikPak.
+                urllib3.exceptions.ProxyError,
                 ConnectionRefusedError,
             ),
         )

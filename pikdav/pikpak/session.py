@@ -34,11 +34,12 @@ from .errors import (
     Reaction,
     StoreUnreachable,
     Transient,
+    cause_in_words,
     error_from_answer,
     not_json,
     transport_failure,
 )
-from .http import DRIVE_API, POOL_SIZE, USER_API, Connection, api_session
+from .http import DRIVE_API, POOL_SIZE, USER_API, Connection, api_session, host_of, other_domain
 from .retry import SESSION, SIGN_IN_PAUSE, Again, RetryPolicy
 from .tokenstore import LoginPause, StoredAuth, TokenStore
 from .types import CaptchaAnswer, Token
@@ -164,6 +165,9 @@ class Session:
         self.on_event: Callable[..., None] | None = None
         self._last_attempt: tuple[float, str] | None = None
         self._refused = ""  # the last access token PikPak refused
+        # PikPak's API answers on two domains (.com and .net); when the one configured does
+        # not connect (a DNS block, say), calls go to the other until that fails in turn.
+        self._other_domain = False
 
     @property
     def user_api(self) -> str:
@@ -691,10 +695,34 @@ class Session:
         """One HTTP exchange: PikPak's JSON answer, or the error table's exception."""
         started = time.perf_counter()
         timeout = self.connection.timeout
+        swapped = other_domain(url) if self._other_domain else None
         try:
-            resp = self.http.request(
-                method, url, params=params, json=json, headers=headers, timeout=timeout
-            )
+            try:
+                resp = self.http.request(
+                    method,
+                    swapped or url,
+                    params=params,
+                    json=json,
+                    headers=headers,
+                    timeout=timeout,
+                )
+            except requests.ConnectionError as exc:
+                other = url if swapped else other_domain(url)
+                # Only a request that surely never reached PikPak is sent elsewhere (the
+                # error table's word): a call that may have taken effect is not repeated.
+                if other is None or not transport_failure(exc, url)[1].unchanged:
+                    raise
+                resp = self.http.request(
+                    method, other, params=params, json=json, headers=headers, timeout=timeout
+                )
+                self._other_domain = not self._other_domain
+                log.warning(
+                    "%s: PikPak's API at %s did not connect (%s); calling %s from now on",
+                    self.name,
+                    host_of(swapped or url),
+                    cause_in_words(exc),
+                    host_of(other),
+                )
         except requests.RequestException as exc:
             self._exchanged(method, url, "transport", started)
             raise transport_failure(exc, url, timeout)[0] from None

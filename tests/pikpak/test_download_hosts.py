@@ -334,3 +334,23 @@ def test_a_share_mount_s_links_go_to_the_fastest_cdn_node(emulator, ca, tmp_path
             assert served_by(emulator, "dl-a10b-0870") > before
         finally:
             gw.stop()
+
+
+def test_an_api_host_that_cannot_be_reached_is_called_on_the_other_domain(
+    emulator, gateway_for, caplog
+):
+    """PikPak's API answers on .com and .net; a DNS block of one is not the end of the mount."""
+    pattern = r"[^/\s]+\.mypikpak\.net"  # nothing on .com connects
+    with proxy_for(emulator, pattern) as proxy:
+        gw = gateway_for(proxy, "proxy")  # api_domain: mypikpak.com, the default
+        with caplog.at_level(logging.WARNING):
+            assert read(gw) == BODY
+            listing = requests.request(
+                "PROPFIND", gw.url + "/pikpak/", auth=gw.auth, headers={"Depth": "1"}, timeout=60
+            )
+        hosts = proxy.stats()["hosts"]
+    assert listing.status_code == 207
+    assert {"user.mypikpak.net", "api-drive.mypikpak.net"} <= set(hosts)
+    assert re.search(r"API at (user|api-drive)\.mypikpak\.com did not connect", caplog.text)
+    # One line when the way changes, not one per call.
+    assert caplog.text.count("did not connect") <= 2
