@@ -8,11 +8,13 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from . import errors
+from .blobs import Blob
 from .http import Request, Response
 from .world import (
     FILE,
@@ -34,6 +36,28 @@ _GCID = re.compile(r"^[0-9A-Fa-f]{40}$")
 _FILE_PATH = re.compile(r"^/drive/v1/files/([A-Za-z0-9_-]+)$")
 _TASK_PATH = re.compile(r"^/drive/v1/tasks/([A-Za-z0-9_-]+)$")
 _BATCH_PATH = re.compile(r"^/drive/v1/files:(\w+)$")
+_DONE_TASK = {
+    "kind": "drive#task",
+    "id": "",
+    "phase": PHASE_COMPLETE,
+    "progress": 100,
+    "file_size": "0",
+}
+
+
+def _no_vip(acct: Account, *, redirect: bool) -> Response:
+    """An account without Premium, as the two VIP endpoints say it."""
+    data = {"expire": "", "status": "ok", "type": "novip", "user_id": acct.user_id}
+    if redirect:
+        return Response.json(
+            {
+                "result": "ACCEPTED",
+                "message": "",
+                "redirect_uri": "",
+                "data": data | {"vip_item": []},
+            }
+        )
+    return Response.json({"result": "ACCEPTED", "message": "", "data": data})
 
 
 def _page_token(offset: int, scope: str) -> str:
@@ -136,6 +160,7 @@ def upload_endpoint(req: Request) -> str:
 class DriveApi:
     def __init__(self, world: World) -> None:
         self.world = world
+        self._routes()
 
     # ------------------------------------------------------------------ routing
     def route(self, req: Request) -> Response | None:
@@ -145,85 +170,56 @@ class DriveApi:
         acct = self.world.authenticate(req.header("Authorization"))
         with self.world.lock:
             self.world.advance_tasks(acct)
-            if path == "/drive/v1/files":
-                if method == "GET":
-                    return self.list_files(req, acct)
-                if method == "POST":
-                    # PikPak refuses a wrong or expired token here, but not a missing one
-                    # (a widely used client creates folders and tasks without any).
-                    self.world.check_captcha(req.header("X-Captcha-Token"), acct, missing_ok=True)
-                    return self.create(req, acct)
-            if path == "/drive/v1/files/trash:empty" and method == "PATCH":
-                return self.empty_trash(acct)
-            if m := _BATCH_PATH.match(path):
-                if method == "POST":
-                    return self.batch(req, acct, m.group(1))
-            if m := _FILE_PATH.match(path):
-                if method == "GET":
-                    return self.get_file(req, acct, m.group(1))
-                if method == "PATCH":
-                    return self.patch_file(req, acct, m.group(1))
-                if method == "DELETE":
-                    node = self.world.node(acct, m.group(1))
-                    self.world.remove(acct, node)
-                    return Response.json({})
-            if path == "/drive/v1/tasks" and method == "GET":
-                return self.list_tasks(req, acct)
-            if path == "/drive/v1/tasks" and method == "DELETE":
-                return self.delete_tasks(req, acct)
-            if path == "/drive/v1/task" and method == "POST":
-                return self.retry_task(req, acct)
-            if path == "/drive/v1/tasks/" and method == "GET":
-                # rclone polls this when a batch answer had an empty task id.
-                return Response.json(
-                    {
-                        "kind": "drive#task",
-                        "id": "",
-                        "phase": PHASE_COMPLETE,
-                        "progress": 100,
-                        "file_size": "0",
-                    }
-                )
-            if (m := _TASK_PATH.match(path)) and method == "GET":
-                task = self.world.tasks.get(m.group(1))
-                if task is None or task.account != acct.username:
-                    raise errors.ApiError(404, "task_not_found", 5, "task not found")
-                return Response.json(task.wire(self.world))
-            if path == "/drive/v1/about" and method == "GET":
-                return self.about(acct)
-            if path == "/drive/v1/resource/cid" and method == "GET":
-                return self.resource_cid(req)
-            if path == "/drive/v1/privilege/vip" and method == "GET":
-                return Response.json(
-                    {
-                        "result": "ACCEPTED",
-                        "message": "",
-                        "redirect_uri": "",
-                        "data": {
-                            "expire": "",
-                            "status": "ok",
-                            "type": "novip",
-                            "user_id": acct.user_id,
-                            "vip_item": [],
-                        },
-                    }
-                )
-            if path == "/vip/v1/vip/info" and method == "GET":
-                return Response.json(
-                    {
-                        "result": "ACCEPTED",
-                        "message": "",
-                        "data": {
-                            "expire": "",
-                            "status": "ok",
-                            "type": "novip",
-                            "user_id": acct.user_id,
-                        },
-                    }
-                )
-            if path == "/drive/v1/events" and method == "GET":
-                return Response.json({"events": [], "next_page_token": ""})
+            handler = self._exact.get((method, path))
+            if handler is not None:
+                return handler(req, acct)
+            for verb, pattern, by_id in self._by_id:
+                if method == verb and (m := pattern.match(path)):
+                    return by_id(req, acct, m.group(1))
         return None
+
+    def _routes(self) -> None:
+        """The drive API's paths: exact ones first, then those that carry an id."""
+        self._exact: dict[tuple[str, str], Callable[[Request, Account], Response]] = {
+            ("GET", "/drive/v1/files"): self.list_files,
+            ("POST", "/drive/v1/files"): self._create_checked,
+            ("PATCH", "/drive/v1/files/trash:empty"): lambda req, acct: self.empty_trash(acct),
+            ("GET", "/drive/v1/tasks"): self.list_tasks,
+            ("DELETE", "/drive/v1/tasks"): self.delete_tasks,
+            ("POST", "/drive/v1/task"): self.retry_task,
+            # rclone polls this when a batch answer had an empty task id.
+            ("GET", "/drive/v1/tasks/"): lambda req, acct: Response.json(_DONE_TASK),
+            ("GET", "/drive/v1/about"): lambda req, acct: self.about(acct),
+            ("GET", "/drive/v1/resource/cid"): lambda req, acct: self.resource_cid(req),
+            ("GET", "/drive/v1/privilege/vip"): lambda req, acct: _no_vip(acct, redirect=True),
+            ("GET", "/vip/v1/vip/info"): lambda req, acct: _no_vip(acct, redirect=False),
+            ("GET", "/drive/v1/events"): lambda req, acct: Response.json(
+                {"events": [], "next_page_token": ""}
+            ),
+        }
+        self._by_id: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = [
+            ("POST", _BATCH_PATH, self.batch),
+            ("GET", _FILE_PATH, self.get_file),
+            ("PATCH", _FILE_PATH, self.patch_file),
+            ("DELETE", _FILE_PATH, self._delete_file),
+            ("GET", _TASK_PATH, self._task),
+        ]
+
+    def _create_checked(self, req: Request, acct: Account) -> Response:
+        # PikPak refuses a wrong or expired token here, but not a missing one (a widely used
+        # client creates folders and tasks without any).
+        self.world.check_captcha(req.header("X-Captcha-Token"), acct, missing_ok=True)
+        return self.create(req, acct)
+
+    def _delete_file(self, req: Request, acct: Account, file_id: str) -> Response:
+        self.world.remove(acct, self.world.node(acct, file_id))
+        return Response.json({})
+
+    def _task(self, req: Request, acct: Account, task_id: str) -> Response:
+        task = self.world.tasks.get(task_id)
+        if task is None or task.account != acct.username:
+            raise errors.ApiError(404, "task_not_found", 5, "task not found")
+        return Response.json(task.wire(self.world))
 
     # ------------------------------------------------------------------ list / get
     def list_files(self, req: Request, acct: Account) -> Response:
@@ -392,25 +388,45 @@ class DriveApi:
         upload_type = params.get("upload_type") or "UPLOAD_TYPE_RESUMABLE"
         if blob is not None and blob.size == size:
             # Instant upload: PikPak already has this content (or it is empty).
-            node = self.world.add_node(acct, parent_id, name, FILE, blob=blob)
-            task = self.world.new_task(
-                acct,
-                "upload",
-                node.name,
-                PHASE_COMPLETE,
-                file_id=node.id,
-                file_name=node.name,
-                file_size=size,
-            )
-            self.world.stats.add("instant_uploads", acct.username)
-            return Response.json(
-                {
-                    "upload_type": upload_type,
-                    "resumable": None,
-                    "file": node.wire(),
-                    "task": task.wire(self.world),
-                }
-            )
+            return self._instant_upload(acct, parent_id, name, blob, upload_type)
+        return self._resumable_upload(req, acct, parent_id, name, size, gcid, upload_type)
+
+    def _instant_upload(
+        self, acct: Account, parent_id: str, name: str, blob: Blob, upload_type: str
+    ) -> Response:
+        """The file at once: PikPak already has its content (or it is empty)."""
+        size = blob.size
+        node = self.world.add_node(acct, parent_id, name, FILE, blob=blob)
+        task = self.world.new_task(
+            acct,
+            "upload",
+            node.name,
+            PHASE_COMPLETE,
+            file_id=node.id,
+            file_name=node.name,
+            file_size=size,
+        )
+        self.world.stats.add("instant_uploads", acct.username)
+        return Response.json(
+            {
+                "upload_type": upload_type,
+                "resumable": None,
+                "file": node.wire(),
+                "task": task.wire(self.world),
+            }
+        )
+
+    def _resumable_upload(
+        self,
+        req: Request,
+        acct: Account,
+        parent_id: str,
+        name: str,
+        size: int,
+        gcid: str,
+        upload_type: str,
+    ) -> Response:
+        """A pending file and the object store's temporary credentials to upload it with."""
         node = self.world.add_node(
             acct, parent_id, name, FILE, size=size, gcid=gcid, phase=PHASE_PENDING
         )
