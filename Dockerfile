@@ -6,8 +6,8 @@
 # /data holds config.yaml (with server.host: 0.0.0.0 and state_dir: /data) and the token
 # store; it must be writable by uid 10001. Secrets come in at run time, never in the image.
 #
-# The base is a build argument: any image with Python >= 3.9, its venv module, groupadd and useradd,
-# e.g. --build-arg BASE=debian:bookworm after adding python3-venv to it (see the README).
+# The base is a build argument: any image with Python >= 3.11 and its venv module, CA certificates,
+# groupadd and useradd (the README's Docker section says which are tested, and how).
 ARG BASE=python:3.11-slim
 FROM ${BASE}
 

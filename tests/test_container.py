@@ -16,7 +16,14 @@ import requests
 import yaml
 
 from pikdav.dav.auth import hash_password
-from tests.support.podman import Podman, build_image, import_debian_base, require_prerequisites
+from tests.support.podman import (
+    BASE_PACKAGES,
+    SUITE,
+    Podman,
+    build_image,
+    import_debian_base,
+    require_prerequisites,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PIKPAK_USER, PIKPAK_PASSWORD = "alice@example.com", "correct horse"
@@ -28,6 +35,8 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pikd
 HOST_FROM_CONTAINER = "10.0.2.2"
 STOP_CYCLES = 20
 
+# Debian 12's podman-compose (1.0.3) has no `config` command, and its `--dry-run up` still
+# creates networks and volumes, and ignores profiles; so the compose file is read here instead.
 # The keys of the compose file's pikdav service that this test turns into podman flags, or
 # knowingly leaves out (build, image: this test's build; ports: a free host port instead of
 # 8080; restart: nothing restarts here; stop_grace_period: the test's stop is stricter).
@@ -214,3 +223,10 @@ def test_the_image_holds_no_config_no_state_and_no_source(podman, image):
         assert (rootfs / "opt/pikdav/bin/pikdav").is_file()
     finally:
         podman("image", "unmount", image)
+
+
+def test_the_readme_builds_the_debian_base_as_ci_does():
+    readme = (ROOT / "README.md").read_text()
+    include = ",".join(BASE_PACKAGES)
+    assert f"mmdebstrap --variant=minbase --include={include} {SUITE} rootfs.tar" in readme
+    assert "podman build --format docker --build-arg BASE=" in readme
