@@ -38,7 +38,9 @@ CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 def require_prerequisites() -> None:
     """Fail (never skip) with what to install when a part is missing."""
-    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    # podman finds runc in /usr/sbin whatever PATH says
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    missing = [tool for tool in TOOLS if shutil.which(tool, path=path) is None]
     assert not missing, (
         f"the container test needs {', '.join(missing)}: apt-get install {' '.join(missing)} "
         "(.ci/run installs them)"
