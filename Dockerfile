@@ -5,7 +5,11 @@
 #
 # /data holds config.yaml (with server.host: 0.0.0.0 and state_dir: /data) and the token
 # store; it must be writable by uid 10001. Secrets come in at run time, never in the image.
-FROM python:3.11-slim
+#
+# The base is a build argument: any image with Python >= 3.11 and its venv module, CA certificates,
+# groupadd and useradd (the README's Docker section says which are tested, and how).
+ARG BASE=python:3.11-slim
+FROM ${BASE}
 
 LABEL org.opencontainers.image.title="pikdav" \
       org.opencontainers.image.description="A WebDAV gateway for the PikPak cloud drive" \
@@ -14,9 +18,12 @@ LABEL org.opencontainers.image.title="pikdav" \
 # Optional extras at build time, e.g. --build-arg 'PIKDAV_EXTRAS=[redis]' for a Redis token store.
 ARG PIKDAV_EXTRAS=""
 
+# pikdav lives in its own virtual environment, first on PATH: a distribution's Python refuses
+# pip into the system (PEP 668), and the base's own packages stay as they are.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/pikdav/bin:$PATH
 
 RUN groupadd --gid 10001 pikdav \
  && useradd --uid 10001 --gid 10001 --no-log-init --create-home --home-dir /home/pikdav \
@@ -29,7 +36,8 @@ RUN groupadd --gid 10001 pikdav \
 WORKDIR /usr/src/pikdav
 COPY pyproject.toml setup.cfg README.md ./
 COPY pikdav ./pikdav
-RUN PIP_ROOT_USER_ACTION=ignore pip install --no-cache-dir ".${PIKDAV_EXTRAS}" \
+RUN python3 -m venv /opt/pikdav \
+ && /opt/pikdav/bin/pip install --no-cache-dir ".${PIKDAV_EXTRAS}" \
  && cd / \
  && rm -rf /usr/src/pikdav \
  && pikdav --version
