@@ -27,7 +27,7 @@ from .auth import (
     PikdavDomainController,
 )
 from .deadprops import CappedPropertyManager
-from .frontdoor import ErrorAnswers, FrontDoor, quiet_client_errors
+from .frontdoor import ErrorAnswers, FrontDoor, plain_status_pages, quiet_client_errors
 from .metrics import Metrics
 from .paths import check_request
 from .policy import DownloadPolicy
@@ -100,6 +100,7 @@ def build_dav_app(
         _READ_METHODS if provider.is_readonly() else ", ".join((_READ_METHODS, *DAV_WRITE_METHODS))
     )
     quiet_client_errors()
+    plain_status_pages()
     app = FrontDoor(Healthz(PathCheck(AllowOn405(dav, allow))))
     return metrics.counting(app) if metrics is not None else app
 

@@ -27,6 +27,7 @@ from http import HTTPStatus
 from typing import Any
 
 from cheroot.errors import MaxSizeExceeded
+from wsgidav import util as wsgidav_util
 from wsgidav.dav_error import DAVError
 from wsgidav.mw.base_mw import BaseMiddleware
 
@@ -320,19 +321,7 @@ class ErrorAnswers(BaseMiddleware):
             )
             yield from plain_answer(start_response, 500, "internal error")
             return
-        headers = list(error.add_headers or [])
-        if error.value in (204, 304):
-            start_response(status_line(error.value), [("Content-Length", "0"), *headers])
-            return
-        if error.err_condition is not None:
-            content_type, body = error.get_response_page()  # the DAV:error XML of RFC 4918
-            start_response(
-                status_line(error.value),
-                [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers],
-            )
-            yield body
-            return
-        yield from plain_answer(start_response, error.value, _reason(error), headers)
+        yield from status_answer(environ, start_response, error)
 
 
 def _reason(error: DAVError) -> str:
@@ -357,3 +346,36 @@ def quiet_client_errors() -> None:
     logger = logging.getLogger("wsgidav.request_server")
     if not any(isinstance(f, _ClientErrorsOnly) for f in logger.filters):
         logger.addFilter(_ClientErrorsOnly())
+
+
+def status_answer(
+    environ: dict,
+    start_response: Callable,
+    status: DAVError | int,
+    *,
+    add_headers: Iterable[tuple[str, str]] | None = None,
+    is_head: bool = False,
+) -> list[bytes]:
+    """A status WsgiDAV answers by itself (201 to a PUT or a MKCOL, 204, its own refusals),
+    built as every other answer of pikdav's: a short plain-text reason (or RFC 4918's
+    ``DAV:error`` XML of a precondition), never WsgiDAV's HTML page."""
+    error = status if isinstance(status, DAVError) else DAVError(status)
+    headers = [*(add_headers or ()), *(error.add_headers or ())]
+    if error.value in (204, 304):
+        start_response(status_line(error.value), [("Content-Length", "0"), *headers])
+        return []
+    if error.err_condition is not None:
+        content_type, body = error.get_response_page()
+        start_response(
+            status_line(error.value),
+            [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers],
+        )
+        return [] if is_head else [body]
+    body = plain_answer(start_response, error.value, _reason(error), headers)
+    return [] if is_head else body
+
+
+def plain_status_pages() -> None:
+    """Have WsgiDAV build its own status answers with :func:`status_answer` (its request
+    handlers call ``wsgidav.util.send_status_response``)."""
+    wsgidav_util.send_status_response = status_answer

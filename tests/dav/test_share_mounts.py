@@ -278,3 +278,45 @@ def test_the_fast_propfind_of_a_share_says_what_wsgidav_says(
     assert quick.status_code == slow.status_code == 207
     assert canonical(quick.content) == canonical(slow.content)
     assert b"supportedlock" not in quick.content or body == "named"
+
+
+def test_no_answer_is_an_html_page_of_wsgidav(emulator, shared, start):
+    """Every status a DAV client can get is pikdav's short plain text (or RFC 4918's XML),
+    never WsgiDAV's HTML page with its author's link: a 201 to a PUT or a MKCOL, a 403 on a
+    share, a 404, a 409, a 412, a 423."""
+    mounts = [
+        share_mount(emulator, "films", shared["share_url"], pass_code="1234"),
+        {"name": "drive", "account": "main"},
+    ]
+    gw = start(mounts, accounts={"main": account(emulator)})
+    drive, films = gw.url + "/drive", gw.url + "/films/Trip"
+    locked = requests.request("LOCK", drive + "/held.txt", data=LOCK_BODY, auth=gw.auth)
+    assert locked.status_code in (200, 201), locked.text
+    answers = [
+        requests.put(drive + "/new.txt", data=b"x", auth=gw.auth),  # 201
+        requests.put(drive + "/new.txt", data=b"y", auth=gw.auth),  # 204
+        requests.request("MKCOL", drive + "/made", auth=gw.auth),  # 201
+        requests.request("MKCOL", drive + "/made", auth=gw.auth),  # 405
+        requests.request("MKCOL", drive + "/no/such/parent", auth=gw.auth),  # 409
+        requests.request(
+            "COPY", drive + "/new.txt", headers={"Destination": drive + "/c.txt"}, auth=gw.auth
+        ),  # 201
+        requests.request(
+            "COPY",
+            drive + "/new.txt",
+            headers={"Destination": drive + "/c.txt", "Overwrite": "F"},
+            auth=gw.auth,
+        ),  # 412
+        requests.put(drive + "/held.txt", data=b"z", auth=gw.auth),  # 423
+        requests.get(drive + "/missing.txt", auth=gw.auth),  # 404
+        requests.delete(films + "/clip.bin", auth=gw.auth),  # 403
+        requests.put(films + "/new.txt", data=b"x", auth=gw.auth),  # 403
+    ]
+    seen = sorted({r.status_code for r in answers})
+    assert {201, 204, 403, 404, 405, 409, 412, 423} <= set(seen), seen
+    for resp in answers:
+        what = (resp.request.method, resp.request.url, resp.status_code, resp.text[:200])
+        assert "<html" not in resp.text.lower() and "github" not in resp.text, what
+        if resp.content:
+            kind = resp.headers.get("Content-Type", "")
+            assert kind.startswith(("text/plain", "application/xml")), (what, kind)
