@@ -12,9 +12,9 @@ import threading
 import time
 from pathlib import Path
 
-from . import __version__
 from .pikpak.http import DRIVE_API, USER_API
 from .pikpak.identity import PLATFORMS
+from .version import version_text
 
 DEMO_PORT = 8080
 
@@ -26,6 +26,14 @@ def _account(text: str) -> tuple[str, str]:
     return user, password
 
 
+class _Version(argparse.Action):
+    """``--version``: asks git only when it is given (every other run skips it)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pikdav",
@@ -33,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
         "macOS Finder, Infuse, Kodi, rclone and other WebDAV clients. Try it with `pikdav "
         "demo`; run it with `pikdav serve -c config.yaml`.",
     )
-    parser.add_argument("--version", action="version", version=f"pikdav {__version__}")
+    parser.add_argument(
+        "--version", action=_Version, nargs=0, help="show the version (and commit) and exit"
+    )
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more logging (-v: upstream calls)"
     )
