@@ -116,11 +116,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shares_check.add_argument("list_file", help="the list file (name = link [pass code], or YAML)")
     shares_check.add_argument(
-        "--platform", choices=sorted(PLATFORMS), default="web", help="client identity to use"
+        "-c",
+        "--config",
+        help="reach PikPak as this config's account does (its platform, user_api, drive_api, "
+        "ca_cert and proxy; never its login): for the emulator, a mirror or a proxy",
     )
-    shares_check.add_argument("--user-api", default=USER_API, help=argparse.SUPPRESS)
-    shares_check.add_argument("--drive-api", default=DRIVE_API, help=argparse.SUPPRESS)
-    shares_check.add_argument("--ca-cert", help=argparse.SUPPRESS)
+    shares_check.add_argument(
+        "--account", help="which account of the config (default: the only one)"
+    )
+    shares_check.add_argument(
+        "--platform", choices=sorted(PLATFORMS), default=None, help="client identity to use"
+    )
+    shares_check.add_argument(
+        "--user-api", default=None, help=f"PikPak's sign-in host (default: {USER_API})"
+    )
+    shares_check.add_argument(
+        "--drive-api", default=None, help=f"PikPak's drive host (default: {DRIVE_API})"
+    )
+    shares_check.add_argument("--ca-cert", help="extra CA bundle (PEM) for PikPak's hosts")
 
     hashp = sub.add_parser("hash-password", help="hash a DAV user's password for the config")
     hashp.add_argument("--stdin", action="store_true", help="read the password from stdin")
@@ -559,7 +572,7 @@ def _check_share_mounts(config) -> int:
             print(
                 f"share list {mount.name} ({mount.share_list}): {ok} of "
                 f"{_count(len(checked), 'share')} open"
-                + (f", {_count(len(bad), 'bad line')} skipped" if bad else "")
+                + (f", {_count(len(bad), 'bad line')} skipped (FAILED)" if bad else "")
             )
             for line in bad:
                 print(f"  {line}")
@@ -593,14 +606,19 @@ def run_shares(args: argparse.Namespace) -> int:
     if not list_file.is_file():
         print(f"pikdav: no such file: {list_file}", file=sys.stderr)
         return 2
+    where = _share_connection(args)
+    if where is None:
+        return 2
+    platform, user_api, drive_api, ca_cert, proxy = where
     session = anonymous_session(
-        args.platform,
-        args.user_api.rstrip("/"),
-        args.drive_api.rstrip("/"),
-        args.ca_cert,
+        args.platform or platform,
+        (args.user_api or user_api).rstrip("/"),
+        (args.drive_api or drive_api).rstrip("/"),
+        args.ca_cert or ca_cert,
         name="shares check",
         pool_size=4,
         retry=CHECK,
+        proxy=proxy,
     )
     source = ShareListSource(
         list_file.name,
@@ -613,8 +631,38 @@ def run_shares(args: argparse.Namespace) -> int:
     for entry, status in checked:
         print(_share_line(entry.name, status))
     ok = sum(status.ok for _, status in checked)
-    print(f"{ok} of {_count(len(checked), 'share')} open")
-    return 0 if ok == len(checked) and not source.bad_lines else 1
+    bad = source.bad_lines
+    print(
+        f"{ok} of {_count(len(checked), 'share')} open"
+        + (f"; FAILED: {_count(len(bad), 'line')} of the list could not be read" if bad else "")
+    )
+    return 0 if ok == len(checked) and not bad else 1
+
+
+def _share_connection(args: argparse.Namespace):
+    """Platform, user_api, drive_api, ca_cert and proxy for reading shares: the config's
+    account (with ``-c``; a config of shares alone: its first share mount), else PikPak's."""
+    if not args.config:
+        return "web", USER_API, DRIVE_API, None, None
+    config = _load(args.config)
+    if config is None:
+        return None
+    if args.account or config.accounts:
+        name = args.account or (next(iter(config.accounts)) if len(config.accounts) == 1 else None)
+        if name not in config.accounts:
+            print(
+                "pikdav shares check: name one of the accounts with --account: "
+                + ", ".join(config.accounts),
+                file=sys.stderr,
+            )
+            return None
+        source = config.accounts[name]
+        proxy = source.proxy
+    else:
+        source = next(mount for mount in config.mounts if mount.is_share)
+        proxy = None
+    ca_cert = str(source.ca_cert) if source.ca_cert else None
+    return source.platform, source.user_api, source.drive_api, ca_cert, proxy
 
 
 def _password_state(session, password: str | None) -> str:
