@@ -135,6 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shares_check.add_argument("--ca-cert", help="extra CA bundle (PEM) for PikPak's hosts")
 
+    bans = sub.add_parser("bans", help="the ban on password guessing: lift bans without a restart")
+    bans_sub = bans.add_subparsers(dest="bans_command", required=True)
+    lift = bans_sub.add_parser(
+        "lift",
+        help="lift the ban on client addresses now (the running server reads the request "
+        "from its state_dir at the address's next request)",
+    )
+    lift.add_argument("-c", "--config", required=True, help="the running server's config")
+    lift.add_argument("addresses", nargs="*", metavar="ADDRESS", help="a banned client address")
+    lift.add_argument("--all", action="store_true", help="lift every ban")
+
     hashp = sub.add_parser("hash-password", help="hash a DAV user's password for the config")
     hashp.add_argument("--stdin", action="store_true", help="read the password from stdin")
 
@@ -703,6 +714,40 @@ def run_hash_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_bans(args: argparse.Namespace) -> int:
+    from .dav.auth import LIFT_ALL, request_lift
+    from .dav.policy import parse_ip
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    if args.all == bool(args.addresses):
+        print("pikdav bans lift: give the banned addresses, or --all", file=sys.stderr)
+        return 2
+    for address in args.addresses:
+        if parse_ip(address) is None:
+            print(f"pikdav bans lift: {address!r} is not an IP address", file=sys.stderr)
+            return 2
+    addresses = [LIFT_ALL] if args.all else [str(parse_ip(a)) for a in args.addresses]
+    requests = config.auth_settings().lift_requests
+    assert requests is not None
+    try:
+        request_lift(requests, addresses)
+    except OSError as exc:
+        print(
+            f"pikdav bans lift: cannot write {requests}: {exc.strerror} (run it as the user "
+            "pikdav runs as)",
+            file=sys.stderr,
+        )
+        return 1
+    which = "every ban" if args.all else "the ban on " + ", ".join(addresses)
+    print(
+        f"asked pikdav to lift {which}: it does so at the next request of a banned address "
+        f"(the request waits in {requests}; pikdav must use this config's state_dir)"
+    )
+    return 0
+
+
 def run_emulator(args: argparse.Namespace) -> int:
     from .emulator import Emulator
 
@@ -819,6 +864,7 @@ def main(argv: list[str] | None = None) -> int:
         "check": run_check,
         "shares": run_shares,
         "hash-password": run_hash_password,
+        "bans": run_bans,
         "offline": run_offline,
     }
     return commands[args.command](args)
