@@ -402,13 +402,21 @@ def run_serve(args: argparse.Namespace) -> int:
     app, metrics = build_app_and_metrics(config, mounts)
     server = make_server(config, app)
     metrics_server = make_metrics_server(config, metrics)
-    try:
-        server.prepare()
-        if metrics_server is not None:
-            metrics_server.prepare()
-    except OSError as exc:  # a ListenError says which address and why
-        print(f"pikdav: {exc}", file=sys.stderr)
-        return 1
+    for listener, key in ((server, "server.port"), (metrics_server, "server.metrics_addr")):
+        if listener is None:
+            continue
+        try:
+            listener.prepare()
+        except OSError as exc:  # a ListenError says which address and why
+            hint = ""
+            if "address already in use" in str(exc):
+                free = "0" if listener is server else "HOST:0"
+                hint = (
+                    f"; choose another {key} in {args.config} ({free} picks a free one), "
+                    "or stop the program that holds it"
+                )
+            print(f"pikdav: {exc}{hint}", file=sys.stderr)
+            return 1
     if metrics_server is not None:
         threading.Thread(target=metrics_server.serve, name="pikdav-metrics", daemon=True).start()
         m_host, m_port = metrics_server.bind_addr[:2]
@@ -700,8 +708,16 @@ def run_hash_password(args: argparse.Namespace) -> int:
 
     from .dav.auth import hash_password
 
-    if args.stdin or not sys.stdin.isatty():
+    if args.stdin:
         password = sys.stdin.readline().rstrip("\n")
+    elif not sys.stdin.isatty():
+        # Without a terminal there is no second prompt to catch a typo: say how to pipe it.
+        print(
+            "pikdav hash-password: no terminal to ask for the password twice; to read it from "
+            "standard input give --stdin (printf '%s' PASSWORD | pikdav hash-password --stdin)",
+            file=sys.stderr,
+        )
+        return 2
     else:
         password = getpass.getpass("DAV password: ")
         if getpass.getpass("again: ") != password:
