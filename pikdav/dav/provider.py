@@ -270,11 +270,15 @@ class FileResource(_Resource, DAVNonCollection):
                 self.entry = self.mount.store(self._parent(), self.entry.name, body, old)
         finally:
             self._transfer_ended()
-        how = (
-            "uploading in the background"
-            if self.entry.uploading
-            else f"stored on PikPak in {time.monotonic() - received:.1f} s"
-        )
+        drop = self.mount.drop
+        started = drop.started(self.entry) if drop is not None else None
+        if started is not None:  # a link file dropped into the offline folder
+            tasks = f"{started} offline task" + ("" if started == 1 else "s")
+            how = f"{tasks} started in {self.mount.offline_folder}; the file is not stored"
+        elif self.entry.uploading:
+            how = "uploading in the background"
+        else:
+            how = f"stored on PikPak in {time.monotonic() - received:.1f} s"
         log.info(
             "PUT %s: %d B received in %.1f s, %s",
             self.path,
