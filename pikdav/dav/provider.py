@@ -38,7 +38,7 @@ from pikdav.vfs.tree import Entry
 
 from . import propfind
 from .auth import WRITE_METHODS, may_access
-from .delivery import ProxiedBody, get_file, plan_range
+from .delivery import ProxiedBody, content_disposition, get_file, plan_range
 from .errors import answering, dav_error
 from .folderpage import Row, folder_page
 from .limits import bound_request_body
@@ -223,6 +223,10 @@ class FileResource(_Resource, DAVNonCollection):
 
     def get_content_type(self) -> str:
         return self.entry.content_type
+
+    def finalize_headers(self, environ: dict, response_headers: list) -> None:
+        """A file answered here (proxied): shown in the browser or saved, by its type."""
+        response_headers.extend(content_disposition(self.entry.name, self.get_content_type()))
 
     def get_etag(self) -> str:
         return self.entry.etag
