@@ -102,3 +102,52 @@ def test_bans_lift_refuses_what_is_no_address(emulator, tmp_path):
     assert wrong.returncode == 2 and "'not-an-address' is not an IP address" in wrong.stderr
     nothing = lift(config)
     assert nothing.returncode == 2 and "give the banned addresses, or --all" in nothing.stderr
+
+
+def admin_config(path, emulator, redis_url):
+    config = instance_config(path, emulator, redis_url)
+    data = yaml.safe_load(config.read_text())
+    data["users"][DAV_USER]["admin"] = True
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
+def test_bans_on_redis_show_on_the_page_and_lift_for_every_instance(emulator, redis_url, tmp_path):
+    configs = [admin_config(tmp_path / f"i{n}", emulator, redis_url) for n in range(2)]
+    first, second = (
+        start("serve", "-c", str(c), log_path=c.parent / "pikdav.log") for c in configs
+    )
+    try:
+        for address in ("127.0.0.2", "127.0.0.4"):
+            assert [ask(first.url, address, BAD)[0] for _ in range(5)] == [401] * 5
+            assert ask(second.url, address, GOOD)[0] == 429  # banned on every instance
+        assert banned_on_the_page(second.url, "127.0.0.3") == ["127.0.0.2", "127.0.0.4"]
+
+        # The page's button on one instance lifts a ban for both.
+        page = ask(second.url, "127.0.0.3", GOOD, "/_pikdav/")[1]
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        parts = urlsplit(second.url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        basic = base64.b64encode(":".join(GOOD).encode()).decode()
+        conn.request(
+            "POST",
+            "/_pikdav/bans/lift",
+            body=f"csrf={csrf}&address=127.0.0.2",
+            headers={
+                "Authorization": f"Basic {basic}",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        )
+        answer = conn.getresponse()
+        assert answer.status == 200 and "the ban on 127.0.0.2 is lifted" in answer.read().decode()
+        conn.close()
+        assert ask(first.url, "127.0.0.2", GOOD)[0] == 200
+
+        # The command, given one instance's config, lifts it for both too.
+        assert lift(configs[1], "127.0.0.4").returncode == 0
+        assert ask(second.url, "127.0.0.4", GOOD)[0] == 200
+        assert ask(first.url, "127.0.0.4", GOOD)[0] == 200
+        assert banned_on_the_page(first.url, "127.0.0.3") == []
+    finally:
+        first.stop()
+        second.stop()

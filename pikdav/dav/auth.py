@@ -329,20 +329,25 @@ class FailedLogins:
             taken.unlink()
         except (OSError, UnicodeDecodeError):
             return False
+        for ip in self._lift_asked(addresses, asked_at + 1):  # the file's time is coarse
+            log.info("the ban on %s was lifted by `pikdav bans lift`", client_text(ip))
+        return True
+
+    def _lift_asked(self, addresses: set[str], asked_at: float) -> list[str]:
+        """Lift the bans on ``addresses`` (``*``: all) that began before ``asked_at`` (wall
+        clock); the addresses lifted."""
         with self._lock:
             now = self._clock()
             lifted = [
                 ip
                 for ip, client in self._clients.items()
                 if client.banned_until > now
-                and client.banned_at <= asked_at + 1  # the file's time is coarse
+                and client.banned_at <= asked_at
                 and (ip in addresses or LIFT_ALL in addresses)
             ]
             for ip in lifted:
                 del self._clients[ip]
-        for ip in lifted:
-            log.info("the ban on %s was lifted by `pikdav bans lift`", client_text(ip))
-        return True
+        return lifted
 
 
 def failed_logins(config: dict[str, Any]) -> FailedLogins:
