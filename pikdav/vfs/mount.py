@@ -86,6 +86,7 @@ class Mount:
         self.drop = DropFolder(offline) if offline and self.offline_folder else None
         self._drop_id = ""  # the offline folder's id, once it exists
         self._drop_made = threading.Lock()  # held while the offline folder is made
+        self._drop_problem = ""  # why it could not be made, as last logged
         self.streams = streams
         self.stream_plan = stream_plan
         self._quota: TtlCache[Quota] = TtlCache(1)
@@ -184,12 +185,16 @@ class Mount:
             if found.is_folder:
                 self._drop_id = found.id
         except (MountError, PikPakError) as exc:
-            log.warning(
-                "mount %s: cannot make the offline folder %s: %s (tried again at the next request)",
-                self.name,
-                self.offline_folder,
-                exc.problem if isinstance(exc, PikPakError) else exc,
-            )
+            problem = str(exc.problem if isinstance(exc, PikPakError) else exc)
+            if problem != self._drop_problem:  # once per problem, not once per request
+                self._drop_problem = problem
+                log.warning(
+                    "mount %s: cannot make the offline folder %s: %s (tried again at the next "
+                    "request)",
+                    self.name,
+                    self.offline_folder,
+                    problem,
+                )
         finally:
             self._drop_made.release()
 
