@@ -251,12 +251,18 @@ class FailedLogins:
             client.failures.clear()
             client.banned_until = now + self.ban
             client.banned_at = time.time()
+        self.log_ban(ip)
+        return True
+
+    def log_ban(self, ip: str, where: str = "") -> None:
+        """Say that ``ip`` is banned, how to lift it, and what a loopback address means."""
         log.warning(
-            "banning %s for %d s after %d failed logins (an admin can lift it on /_pikdav/ "
+            "banning %s for %d s after %d failed logins%s (an admin can lift it on /_pikdav/ "
             "or with `pikdav bans lift -c CONFIG %s`)",
             client_text(ip),
             self.ban,
             self.max_failures,
+            where,
             client_text(ip),
         )
         if _is_loopback(ip) and self.behind_proxy:
@@ -277,7 +283,6 @@ class FailedLogins:
                 client_text(ip),
                 client_text(ip),
             )
-        return True
 
     def record_success(self, ip: str) -> None:
         with self._lock:

@@ -314,12 +314,7 @@ class SharedFailedLogins(FailedLogins):
             if len(self._counted) < self._max_clients:
                 self._counted.add(ip)
         if started:
-            log.warning(
-                "banning %s for %d s after %d failed logins on any instance",
-                client_text(ip),
-                self.ban,
-                self.max_failures,
-            )
+            self.log_ban(ip, " on any instance")
         return started
 
     def record_success(self, ip: str) -> None:
