@@ -12,11 +12,11 @@ import threading
 import time
 from pathlib import Path
 
-from . import __version__
 from .pikpak.http import DRIVE_API, USER_API
 from .pikpak.identity import PLATFORMS
 from .pikpak.retry import pause_for
 from .pikpak.types import ORIGINAL
+from .version import version_text
 
 DEMO_PORT = 8080
 
@@ -28,6 +28,14 @@ def _account(text: str) -> tuple[str, str]:
     return user, password
 
 
+class _Version(argparse.Action):
+    """``--version``: asks git only when it is given (every other run skips it)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pikdav",
@@ -35,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         "macOS Finder, Infuse, Kodi, rclone and other WebDAV clients. Try it with `pikdav "
         "demo`; run it with `pikdav serve -c config.yaml`.",
     )
-    parser.add_argument("--version", action="version", version=f"pikdav {__version__}")
+    parser.add_argument(
+        "--version", action=_Version, nargs=0, help="show the version (and commit) and exit"
+    )
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more logging (-v: upstream calls)"
     )
@@ -108,11 +118,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shares_check.add_argument("list_file", help="the list file (name = link [pass code], or YAML)")
     shares_check.add_argument(
-        "--platform", choices=sorted(PLATFORMS), default="web", help="client identity to use"
+        "-c",
+        "--config",
+        help="reach PikPak as this config's account does (its platform, user_api, drive_api, "
+        "ca_cert and proxy; never its login): for the emulator, a mirror or a proxy",
     )
-    shares_check.add_argument("--user-api", default=USER_API, help=argparse.SUPPRESS)
-    shares_check.add_argument("--drive-api", default=DRIVE_API, help=argparse.SUPPRESS)
-    shares_check.add_argument("--ca-cert", help=argparse.SUPPRESS)
+    shares_check.add_argument(
+        "--account", help="which account of the config (default: the only one)"
+    )
+    shares_check.add_argument(
+        "--platform", choices=sorted(PLATFORMS), default=None, help="client identity to use"
+    )
+    shares_check.add_argument(
+        "--user-api", default=None, help=f"PikPak's sign-in host (default: {USER_API})"
+    )
+    shares_check.add_argument(
+        "--drive-api", default=None, help=f"PikPak's drive host (default: {DRIVE_API})"
+    )
+    shares_check.add_argument("--ca-cert", help="extra CA bundle (PEM) for PikPak's hosts")
+
+    bans = sub.add_parser("bans", help="the ban on password guessing: lift bans without a restart")
+    bans_sub = bans.add_subparsers(dest="bans_command", required=True)
+    lift = bans_sub.add_parser(
+        "lift",
+        help="lift the ban on client addresses now (the running server reads the request "
+        "from its state_dir at the address's next request)",
+    )
+    lift.add_argument("-c", "--config", required=True, help="the running server's config")
+    lift.add_argument("addresses", nargs="*", metavar="ADDRESS", help="a banned client address")
+    lift.add_argument("--all", action="store_true", help="lift every ban")
 
     hashp = sub.add_parser("hash-password", help="hash a DAV user's password for the config")
     hashp.add_argument("--stdin", action="store_true", help="read the password from stdin")
@@ -370,13 +404,21 @@ def run_serve(args: argparse.Namespace) -> int:
     app, metrics = build_app_and_metrics(config, mounts)
     server = make_server(config, app)
     metrics_server = make_metrics_server(config, metrics)
-    try:
-        server.prepare()
-        if metrics_server is not None:
-            metrics_server.prepare()
-    except OSError as exc:  # a ListenError says which address and why
-        print(f"pikdav: {exc}", file=sys.stderr)
-        return 1
+    for listener, key in ((server, "server.port"), (metrics_server, "server.metrics_addr")):
+        if listener is None:
+            continue
+        try:
+            listener.prepare()
+        except OSError as exc:  # a ListenError says which address and why
+            hint = ""
+            if "address already in use" in str(exc):
+                free = "0" if listener is server else "HOST:0"
+                hint = (
+                    f"; choose another {key} in {args.config} ({free} picks a free one), "
+                    "or stop the program that holds it"
+                )
+            print(f"pikdav: {exc}{hint}", file=sys.stderr)
+            return 1
     if metrics_server is not None:
         threading.Thread(target=metrics_server.serve, name="pikdav-metrics", daemon=True).start()
         m_host, m_port = metrics_server.bind_addr[:2]
@@ -551,7 +593,7 @@ def _check_share_mounts(config) -> int:
             print(
                 f"share list {mount.name} ({mount.share_list}): {ok} of "
                 f"{_count(len(checked), 'share')} open"
-                + (f", {_count(len(bad), 'bad line')} skipped" if bad else "")
+                + (f", {_count(len(bad), 'bad line')} skipped (FAILED)" if bad else "")
             )
             for line in bad:
                 print(f"  {line}")
@@ -585,14 +627,19 @@ def run_shares(args: argparse.Namespace) -> int:
     if not list_file.is_file():
         print(f"pikdav: no such file: {list_file}", file=sys.stderr)
         return 2
+    where = _share_connection(args)
+    if where is None:
+        return 2
+    platform, user_api, drive_api, ca_cert, proxy = where
     session = anonymous_session(
-        args.platform,
-        args.user_api.rstrip("/"),
-        args.drive_api.rstrip("/"),
-        args.ca_cert,
+        args.platform or platform,
+        (args.user_api or user_api).rstrip("/"),
+        (args.drive_api or drive_api).rstrip("/"),
+        args.ca_cert or ca_cert,
         name="shares check",
         pool_size=4,
         retry=CHECK,
+        proxy=proxy,
     )
     source = ShareListSource(
         list_file.name,
@@ -605,8 +652,38 @@ def run_shares(args: argparse.Namespace) -> int:
     for entry, status in checked:
         print(_share_line(entry.name, status))
     ok = sum(status.ok for _, status in checked)
-    print(f"{ok} of {_count(len(checked), 'share')} open")
-    return 0 if ok == len(checked) and not source.bad_lines else 1
+    bad = source.bad_lines
+    print(
+        f"{ok} of {_count(len(checked), 'share')} open"
+        + (f"; FAILED: {_count(len(bad), 'line')} of the list could not be read" if bad else "")
+    )
+    return 0 if ok == len(checked) and not bad else 1
+
+
+def _share_connection(args: argparse.Namespace):
+    """Platform, user_api, drive_api, ca_cert and proxy for reading shares: the config's
+    account (with ``-c``; a config of shares alone: its first share mount), else PikPak's."""
+    if not args.config:
+        return "web", USER_API, DRIVE_API, None, None
+    config = _load(args.config)
+    if config is None:
+        return None
+    if args.account or config.accounts:
+        name = args.account or (next(iter(config.accounts)) if len(config.accounts) == 1 else None)
+        if name not in config.accounts:
+            print(
+                "pikdav shares check: name one of the accounts with --account: "
+                + ", ".join(config.accounts),
+                file=sys.stderr,
+            )
+            return None
+        source = config.accounts[name]
+        proxy = source.proxy
+    else:
+        source = next(mount for mount in config.mounts if mount.is_share)
+        proxy = None
+    ca_cert = str(source.ca_cert) if source.ca_cert else None
+    return source.platform, source.user_api, source.drive_api, ca_cert, proxy
 
 
 def _password_state(session, password: str | None) -> str:
@@ -633,8 +710,16 @@ def run_hash_password(args: argparse.Namespace) -> int:
 
     from .dav.auth import hash_password
 
-    if args.stdin or not sys.stdin.isatty():
+    if args.stdin:
         password = sys.stdin.readline().rstrip("\n")
+    elif not sys.stdin.isatty():
+        # Without a terminal there is no second prompt to catch a typo: say how to pipe it.
+        print(
+            "pikdav hash-password: no terminal to ask for the password twice; to read it from "
+            "standard input give --stdin (printf '%s' PASSWORD | pikdav hash-password --stdin)",
+            file=sys.stderr,
+        )
+        return 2
     else:
         password = getpass.getpass("DAV password: ")
         if getpass.getpass("again: ") != password:
@@ -644,6 +729,40 @@ def run_hash_password(args: argparse.Namespace) -> int:
         print("pikdav: an empty password is not allowed", file=sys.stderr)
         return 1
     print(hash_password(password))
+    return 0
+
+
+def run_bans(args: argparse.Namespace) -> int:
+    from .dav.auth import LIFT_ALL, request_lift
+    from .dav.policy import parse_ip
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    if args.all == bool(args.addresses):
+        print("pikdav bans lift: give the banned addresses, or --all", file=sys.stderr)
+        return 2
+    for address in args.addresses:
+        if parse_ip(address) is None:
+            print(f"pikdav bans lift: {address!r} is not an IP address", file=sys.stderr)
+            return 2
+    addresses = [LIFT_ALL] if args.all else [str(parse_ip(a)) for a in args.addresses]
+    requests = config.auth_settings().lift_requests
+    assert requests is not None
+    try:
+        request_lift(requests, addresses)
+    except OSError as exc:
+        print(
+            f"pikdav bans lift: cannot write {requests}: {exc.strerror} (run it as the user "
+            "pikdav runs as)",
+            file=sys.stderr,
+        )
+        return 1
+    which = "every ban" if args.all else "the ban on " + ", ".join(addresses)
+    print(
+        f"asked pikdav to lift {which}: it does so at the next request of a banned address "
+        f"(the request waits in {requests}; pikdav must use this config's state_dir)"
+    )
     return 0
 
 
@@ -763,6 +882,7 @@ def main(argv: list[str] | None = None) -> int:
         "check": run_check,
         "shares": run_shares,
         "hash-password": run_hash_password,
+        "bans": run_bans,
         "offline": run_offline,
     }
     return commands[args.command](args)

@@ -185,6 +185,7 @@ class Config:
             anonymous=self.server.anonymous,
             login_failures=self.server.login_failures,
             trusted_proxies=self.server.trusted_proxies,
+            lift_requests=self.state_dir / "lift-bans",  # from `pikdav bans lift`
         )
 
 

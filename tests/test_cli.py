@@ -24,9 +24,25 @@ def run(*args: str, **kw) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_version():
+def test_hash_password_without_a_terminal_refuses_and_points_to_stdin():
+    proc = subprocess.run(
+        [*PIKDAV, "hash-password"], input="a\nb\n", capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2 and proc.stdout == ""  # no hash of "a" behind the user's back
+    assert "no terminal to ask for the password twice" in proc.stderr
+    assert "pikdav hash-password --stdin" in proc.stderr
+
+
+def test_version_names_the_release_and_the_checkouts_commit():
+    from pathlib import Path
+
+    from pikdav import __version__
+    from pikdav.version import git_commit
+
+    commit = git_commit(Path(__file__).resolve().parent.parent)
     proc = run("--version")
-    assert proc.returncode == 0 and proc.stdout.startswith("pikdav ")
+    assert proc.returncode == 0
+    assert proc.stdout == f"pikdav {__version__}" + (f" (commit {commit})" if commit else "") + "\n"
 
 
 def test_hash_password_from_stdin():
@@ -108,6 +124,8 @@ def test_serve_reports_a_busy_port(emulator, tmp_path):
         proc = run("serve", "-c", config)
     assert proc.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}: address already in use" in proc.stderr
+    # what to do, as the demo says it
+    assert f"choose another server.port in {config} (0 picks a free one)" in proc.stderr
     assert "None" not in proc.stderr and "Traceback" not in proc.stderr
     assert time.time() - started < 60
 

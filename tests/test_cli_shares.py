@@ -85,9 +85,67 @@ def test_shares_check_prints_each_shares_status_without_a_server(emulator, tmp_p
     assert f"{listed}: line 5: the link must be a share link" in out.stdout
     assert f"films/Good ({open_share['share_id']}): OK, 2 items at the root" in out.stdout
     assert "films/Dead" in out.stdout and "FAILED: EXPIRED" in out.stdout
-    assert out.stdout.rstrip().endswith("1 of 2 shares open")
+    assert out.stdout.rstrip().endswith(
+        "1 of 2 shares open; FAILED: 1 line of the list could not be read"
+    )
     missing = run("shares", "check", str(tmp_path / "nope.txt"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_shares_check_reaches_pikpak_as_the_configs_account_and_says_what_failed(
+    emulator, tmp_path
+):
+    open_share, _ = shared(emulator)
+    listed = tmp_path / "shares.txt"
+    listed.write_text(f"Good = {open_share['share_url']} zqwz\nnonsense line\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "accounts": {
+                    "main": {
+                        "username": "alice@example.com",
+                        "user_api": emulator.base_url,
+                        "drive_api": emulator.base_url,
+                    }
+                },
+                "mounts": [{"name": "pikpak"}],
+                "users": {"alice": {"password_hash": HASH}},
+            }
+        )
+    )
+    out = run("shares", "check", "-c", str(config), str(listed))
+    # Every share opens, but a line of the list could not be read: that is a failure, and
+    # the output says so.
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"Good ({open_share['share_id']}): OK, 2 items at the root" in out.stdout
+    assert f"{listed}: line 2: expected 'name = link [pass code]': skipped" in out.stdout
+    assert out.stdout.rstrip().endswith(
+        "1 of 1 share open; FAILED: 1 line of the list could not be read"
+    )
+    listed.write_text(f"Good = {open_share['share_url']} zqwz\n")
+    fixed = run("shares", "check", "-c", str(config), str(listed))
+    assert fixed.returncode == 0 and fixed.stdout.rstrip().endswith("1 of 1 share open")
+    assert "FAILED" not in fixed.stdout
+
+
+def test_check_says_failed_for_a_share_list_with_an_unreadable_line(emulator, tmp_path):
+    open_share, _ = shared(emulator)
+    listed = tmp_path / "shares.txt"
+    listed.write_text(f"Good = {open_share['share_url']} zqwz\nnonsense line\n")
+    where = {"user_api": emulator.base_url, "drive_api": emulator.base_url}
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "mounts": [{"name": "many", "share_list": str(listed), **where}],
+                "users": {"alice": {"password_hash": HASH}},
+            }
+        )
+    )
+    out = run("check", "-c", str(config))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "1 of 1 share open, 1 bad line skipped (FAILED)" in out.stdout
 
 
 def test_login_with_a_config_of_shares_alone_says_there_is_nothing_to_sign_in(tmp_path):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,19 +24,25 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert test_command in ci
 
 
+INSTALL = "python3 -m venv ~/pikdav && ~/pikdav/bin/pip install .      # in the checkout's folder"
+DEMO = "~/pikdav/bin/pikdav demo"
+
+
 @pytest.mark.slow
 def test_install_and_demo_in_a_fresh_venv(tmp_path):
-    assert "pip install pikdav          # from a checkout: pip install ." in README
-    assert re.search(r"^pikdav demo$", README, re.MULTILINE)
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    # The README's first command, from this checkout (the package is not on PyPI here).
-    subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "-q", "."], cwd=ROOT, check=True, timeout=600
-    )
+    section = README.split("## Try it: two commands", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```sh\n(.*?)```", section, re.DOTALL).group(1)
+    assert block.splitlines() == [INSTALL, DEMO]
+    home = tmp_path / "home"  # the user's ~: nothing installed there yet
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["HOME"] = str(home)
+    # The README's first command, as printed, in this checkout (not on PyPI yet).
+    subprocess.run(["bash", "-c", INSTALL], cwd=ROOT, env=env, check=True, timeout=600)
     demo = subprocess.Popen(
-        [str(venv / "bin" / "pikdav"), "demo", "--port", "0"],
+        ["bash", "-c", f"exec {DEMO} --port 0"],
         cwd=tmp_path,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -61,7 +61,9 @@ def build_dav_app(
     }
     if shared is not None:
         on_redis = shared_dav_state(shared, auth.login_failures)
-        pikdav["failed_logins"] = on_redis.pop("failed_logins")
+        logins = on_redis.pop("failed_logins")
+        logins.lift_requests, logins.behind_proxy = auth.lift_requests, bool(auth.trusted_proxies)
+        pikdav["failed_logins"] = logins
         pikdav["csrf_key"] = on_redis.pop("csrf_key")
         state = on_redis
     dav = WsgiDAVApp(

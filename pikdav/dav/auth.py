@@ -27,11 +27,13 @@ import hashlib
 import hmac
 import logging
 import math
+import os
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from wsgidav.dav_error import HTTP_FORBIDDEN, DAVError
@@ -78,6 +80,8 @@ class AuthSettings:
     anonymous: bool = False  # reads without credentials
     login_failures: LoginFailures = LoginFailures()
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    # Where `pikdav bans lift` leaves its requests for the running server (state_dir/lift-bans)
+    lift_requests: Path | None = None
 
 
 # --- password hashes ---------------------------------------------------------------------------
@@ -174,13 +178,28 @@ def _int(text: str, what: str) -> int:
 class _Client:
     failures: collections.deque[float]
     banned_until: float = 0.0
+    banned_at: float = 0.0  # wall clock: a lift request older than the ban is not for it
+
+
+LIFT_ALL = "*"
+
+
+def request_lift(requests: Path, addresses: Iterable[str]) -> None:
+    """Ask the running server to lift the bans on ``addresses`` (``*``: every ban): a line
+    each in ``requests``, which the server reads at the next request of a banned address (or
+    the next view of the status page) and then removes. What `pikdav bans lift` does."""
+    requests.parent.mkdir(parents=True, exist_ok=True)
+    with requests.open("a", encoding="utf-8") as file:
+        file.writelines(f"{address}\n" for address in addresses)
 
 
 class FailedLogins:
     """Failed logins per client IP; `max_failures` within `window` seconds ban the IP for `ban`.
 
     Thread-safe; remembers at most `max_clients` addresses (the least recently seen go first).
-    `max_failures` 0 turns the ban off.
+    `max_failures` 0 turns the ban off. A ban ends when its time is up, by `lift` (the status
+    page), or by a request of `pikdav bans lift` found in ``lift_requests`` (see
+    `request_lift`): an admin whose own address is banned is not locked out of lifting it.
     """
 
     def __init__(
@@ -191,16 +210,28 @@ class FailedLogins:
         *,
         max_clients: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        lift_requests: Path | None = None,
+        behind_proxy: bool = False,
     ) -> None:
         self.max_failures, self.window, self.ban = max_failures, window, ban
+        self.lift_requests = lift_requests
+        self.behind_proxy = behind_proxy  # trusted_proxies is set: a ban names the client
         self._max_clients = max_clients
         self._clock = clock
         self._clients: collections.OrderedDict[str, _Client] = collections.OrderedDict()
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: LoginFailures) -> FailedLogins:
-        return cls(settings.max, settings.window, settings.ban)
+    def from_settings(
+        cls, settings: LoginFailures, lift_requests: Path | None = None, behind_proxy: bool = False
+    ) -> FailedLogins:
+        return cls(
+            settings.max,
+            settings.window,
+            settings.ban,
+            lift_requests=lift_requests,
+            behind_proxy=behind_proxy,
+        )
 
     def record_failure(self, ip: str) -> bool:
         """Count a failed login; True when it starts a ban."""
@@ -219,21 +250,39 @@ class FailedLogins:
                 return False
             client.failures.clear()
             client.banned_until = now + self.ban
+            client.banned_at = time.time()
+        self.log_ban(ip)
+        return True
+
+    def log_ban(self, ip: str, where: str = "") -> None:
+        """Say that ``ip`` is banned, how to lift it, and what a loopback address means."""
         log.warning(
-            "banning %s for %d s after %d failed logins (an admin can lift it on /_pikdav/)",
+            "banning %s for %d s after %d failed logins%s (an admin can lift it on /_pikdav/ "
+            "or with `pikdav bans lift -c CONFIG %s`)",
             client_text(ip),
             self.ban,
             self.max_failures,
+            where,
+            client_text(ip),
         )
-        if _is_loopback(ip):
+        if _is_loopback(ip) and self.behind_proxy:
+            log.warning(
+                "the banned address %s is this machine's own, and it is the client's as the "
+                "trusted proxy reports it: a client on this machine failed to log in. "
+                "Everyone on this machine is banned with it, the admin's browser too: lift it "
+                "with `pikdav bans lift -c CONFIG %s`",
+                client_text(ip),
+                client_text(ip),
+            )
+        elif _is_loopback(ip):
             log.warning(
                 "the banned address %s is this machine's own: behind a reverse proxy on this "
                 "machine every client shares it, so the ban locks out everyone; set "
                 "server.trusted_proxies to the proxy's address so that bans fall on the real "
-                "client (X-Forwarded-For)",
+                "client (X-Forwarded-For). Lift it now with `pikdav bans lift -c CONFIG %s`",
+                client_text(ip),
                 client_text(ip),
             )
-        return True
 
     def record_success(self, ip: str) -> None:
         with self._lock:
@@ -241,6 +290,7 @@ class FailedLogins:
 
     def banned(self) -> list[tuple[str, int]]:
         """The addresses banned now, each with its seconds left (for the status page)."""
+        self.take_lift_requests()
         with self._lock:
             now = self._clock()
             found = [(ip, c.banned_until - now) for ip, c in self._clients.items()]
@@ -258,17 +308,61 @@ class FailedLogins:
 
     def retry_after(self, ip: str) -> int:
         """Seconds left of the IP's ban; 0 when it is not banned."""
+        left = self._left(ip)
+        if left > 0 and self.take_lift_requests():
+            left = self._left(ip)
+        return math.ceil(left) if left > 0 else 0
+
+    def _left(self, ip: str) -> float:
         with self._lock:
             client = self._clients.get(ip)
-            left = client.banned_until - self._clock() if client else 0.0
-        return math.ceil(left) if left > 0 else 0
+            return client.banned_until - self._clock() if client else 0.0
+
+    def take_lift_requests(self) -> bool:
+        """Lift the bans that `pikdav bans lift` asked for since they began; True when a
+        request was found (one stat of a file that is usually absent, else nothing)."""
+        if self.lift_requests is None:
+            return False
+        taken = self.lift_requests.with_name(f"{self.lift_requests.name}.{os.getpid()}")
+        try:
+            os.replace(self.lift_requests, taken)  # a request written meanwhile starts anew
+        except OSError:
+            return False
+        try:
+            asked_at = taken.stat().st_mtime
+            addresses = {line.strip() for line in taken.read_text("utf-8").splitlines()}
+            taken.unlink()
+        except (OSError, UnicodeDecodeError):
+            return False
+        for ip in self._lift_asked(addresses, asked_at + 1):  # the file's time is coarse
+            log.info("the ban on %s was lifted by `pikdav bans lift`", client_text(ip))
+        return True
+
+    def _lift_asked(self, addresses: set[str], asked_at: float) -> list[str]:
+        """Lift the bans on ``addresses`` (``*``: all) that began before ``asked_at`` (wall
+        clock); the addresses lifted."""
+        with self._lock:
+            now = self._clock()
+            lifted = [
+                ip
+                for ip, client in self._clients.items()
+                if client.banned_until > now
+                and client.banned_at <= asked_at
+                and (ip in addresses or LIFT_ALL in addresses)
+            ]
+            for ip in lifted:
+                del self._clients[ip]
+        return lifted
 
 
 def failed_logins(config: dict[str, Any]) -> FailedLogins:
     """The `FailedLogins` shared by the domain controller and `LoginThrottle` of one app."""
     settings = config["pikdav"]
     if "failed_logins" not in settings:
-        settings["failed_logins"] = FailedLogins.from_settings(settings["auth"].login_failures)
+        auth: AuthSettings = settings["auth"]
+        settings["failed_logins"] = FailedLogins.from_settings(
+            auth.login_failures, auth.lift_requests, bool(auth.trusted_proxies)
+        )
     return settings["failed_logins"]
 
 

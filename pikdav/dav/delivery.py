@@ -15,6 +15,7 @@ import io
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO, Protocol
+from urllib.parse import quote
 
 from pikdav.pikpak.errors import StreamGone
 from pikdav.pikpak.types import ByteReader
@@ -107,6 +108,29 @@ def plan_range(resource: Any, environ: dict) -> None:
         environ["HTTP_RANGE"] = answer.header()
         if hasattr(resource, "planned"):
             resource.planned = answer
+
+
+# What a browser shows itself and cannot run: a proxied answer of these types is ``inline``
+# (PikPak's CDN says ``attachment`` for everything, so a photo opened from the folder page was
+# downloaded). HTML, SVG and XML stay downloads: shown inline they would run their scripts on
+# the gateway's own origin, where the admin's login and the status page live.
+_INLINE_PREFIXES = ("image/", "audio/", "video/")
+_NEVER_INLINE = frozenset({"image/svg+xml"})
+_INLINE_TYPES = frozenset({"application/pdf", "text/plain"})
+
+
+def content_disposition(name: str, content_type: str) -> list[tuple[str, str]]:
+    """The headers that tell a browser to show a proxied file (images, audio, video, PDF,
+    plain text) or to save it under its name (anything else), as RFC 6266 writes them."""
+    kind = content_type.partition(";")[0].strip().lower()
+    shown = kind in _INLINE_TYPES or (
+        kind.startswith(_INLINE_PREFIXES) and kind not in _NEVER_INLINE
+    )
+    value = f"{'inline' if shown else 'attachment'}; filename*=UTF-8''{quote(name, safe='')}"
+    headers = [("Content-Disposition", value)]
+    if shown:
+        headers.append(("X-Content-Type-Options", "nosniff"))  # shown as what it says it is
+    return headers
 
 
 class ProxiedBody(ByteReader):

@@ -61,6 +61,7 @@ def folder_page(environ: dict, start_response: Callable, rows: Iterable[Row] = (
             items=items,
             url=url,
             dav_url=dav_url,
+            plain_http=scheme == "http",  # Windows needs BasicAuthLevel 2 for Basic over HTTP
         )
         .encode()
     )

@@ -38,7 +38,7 @@ from pikdav.vfs.tree import Entry
 
 from . import propfind
 from .auth import WRITE_METHODS, may_access
-from .delivery import ProxiedBody, get_file, plan_range
+from .delivery import ProxiedBody, content_disposition, get_file, plan_range
 from .errors import answering, dav_error
 from .folderpage import Row, folder_page
 from .limits import bound_request_body
@@ -224,6 +224,10 @@ class FileResource(_Resource, DAVNonCollection):
     def get_content_type(self) -> str:
         return self.entry.content_type
 
+    def finalize_headers(self, environ: dict, response_headers: list) -> None:
+        """A file answered here (proxied): shown in the browser or saved, by its type."""
+        response_headers.extend(content_disposition(self.entry.name, self.get_content_type()))
+
     def get_etag(self) -> str:
         return self.entry.etag
 
@@ -270,11 +274,15 @@ class FileResource(_Resource, DAVNonCollection):
                 self.entry = self.mount.store(self._parent(), self.entry.name, body, old)
         finally:
             self._transfer_ended()
-        how = (
-            "uploading in the background"
-            if self.entry.uploading
-            else f"stored on PikPak in {time.monotonic() - received:.1f} s"
-        )
+        drop = self.mount.drop
+        started = drop.started(self.entry) if drop is not None else None
+        if started is not None:  # a link file dropped into the offline folder
+            tasks = f"{started} offline task" + ("" if started == 1 else "s")
+            how = f"{tasks} started in {self.mount.offline_folder}; the file is not stored"
+        elif self.entry.uploading:
+            how = "uploading in the background"
+        else:
+            how = f"stored on PikPak in {time.monotonic() - received:.1f} s"
         log.info(
             "PUT %s: %d B received in %.1f s, %s",
             self.path,

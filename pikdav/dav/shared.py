@@ -26,7 +26,7 @@ from wsgidav.prop_man.property_manager import PropertyManager
 from pikdav.vfs.shared import SharedState, SharedStateDown
 
 from . import limits
-from .auth import FailedLogins, LoginFailures
+from .auth import LIFT_ALL, FailedLogins, LoginFailures
 from .deadprops import PLANNED, property_size
 from .errors import dav_error
 from .logtext import client_text
@@ -311,12 +311,7 @@ class SharedFailedLogins(FailedLogins):
             if len(self._counted) < self._max_clients:
                 self._counted.add(ip)
         if started:
-            log.warning(
-                "banning %s for %d s after %d failed logins on any instance",
-                client_text(ip),
-                self.ban,
-                self.max_failures,
-            )
+            self.log_ban(ip, " on any instance")
         return started
 
     def record_success(self, ip: str) -> None:
@@ -328,9 +323,55 @@ class SharedFailedLogins(FailedLogins):
         _reading(self.shared, lambda r: r.delete(self._failures(ip)), 0)
 
     def retry_after(self, ip: str) -> int:
+        left = self._left_anywhere(ip)
+        if left > 0 and self.take_lift_requests():
+            left = self._left_anywhere(ip)
+        return left
+
+    def _left_anywhere(self, ip: str) -> int:
         local = super().retry_after(ip)
         shared = _reading(self.shared, lambda r: r.ttl(self._banned(ip)), 0)
         return max(local, shared if shared > 0 else 0)
+
+    def _shared_bans(self) -> dict[str, int]:
+        """The addresses banned on Redis, with their seconds left."""
+        prefix = self._banned("")
+
+        def scan(r: redis.Redis) -> dict[str, int]:
+            found = {}
+            for key in r.scan_iter(match=prefix + "*", count=500):
+                name = key.decode() if isinstance(key, bytes) else key
+                left = r.ttl(name)
+                if left > 0:
+                    found[name[len(prefix) :]] = left
+            return found
+
+        return _reading(self.shared, scan, {})
+
+    def banned(self) -> list[tuple[str, int]]:
+        """Every instance's bans (on Redis) and this one's own (counted while Redis was down)."""
+        found = dict(super().banned())
+        for ip, left in self._shared_bans().items():
+            found[ip] = max(found.get(ip, 0), left)
+        return sorted(found.items())
+
+    def lift(self, ip: str) -> bool:
+        """End the ban on ``ip`` for every instance (and this one's own)."""
+        local = super().lift(ip)
+        removed = _reading(self.shared, lambda r: r.delete(self._banned(ip)), 0)
+        if removed and not local:
+            log.info("the ban on %s was lifted by an admin", client_text(ip))
+        return local or bool(removed)
+
+    def _lift_asked(self, addresses: set[str], asked_at: float) -> list[str]:
+        lifted = set(super()._lift_asked(addresses, asked_at))
+        now = time.time()
+        for ip, left in self._shared_bans().items():
+            began = now - (self.ban - left)
+            if (ip in addresses or LIFT_ALL in addresses) and began <= asked_at:
+                if _reading(self.shared, lambda r, ip=ip: r.delete(self._banned(ip)), 0):
+                    lifted.add(ip)
+        return sorted(lifted)
 
 
 class SharedSecret:

@@ -324,7 +324,10 @@ def _view(sources: StatusSources, bans: list[tuple[str, int]]) -> dict[str, Any]
                 "account": account,
                 "download": policy.mode if policy else "",
                 "read_only": mount.read_only,
-                "offline_folder": mount.offline_folder or "",
+                # A share has no offline downloads; an own drive's land in My Pack by default.
+                "offline_folder": "none"
+                if mount.offline is None
+                else mount.offline_folder or "My Pack",
                 "share_status": _share_status(mount),
                 "cdn_node": _cdn_node(mount),
             }
@@ -382,6 +385,7 @@ def _view(sources: StatusSources, bans: list[tuple[str, int]]) -> dict[str, Any]
                 "last_outcome": health.last_outcome,
                 "refreshes_24h": health.refreshes_24h,
                 "sign_ins_24h": health.sign_ins_24h,
+                "failed_24h": health.failed_24h,
                 "problem": paused.problem if paused else "",
                 "remedy": paused.remedy if paused else "",
                 "pause_until": _when(paused.until, now) if paused else "",

@@ -143,6 +143,11 @@ class Control:
         acct = self._account(body.get("username"))
         paths = body.get("paths", [body.get("path")] if "path" in body else None)
         pass_code = body.get("pass_code", "")
+        if isinstance(paths, list) and any(isinstance(p, str) and not p.strip("/") for p in paths):
+            # PikPak shares files and folders of a drive, never the drive itself.
+            raise errors.bad_request(
+                "the root folder (/) cannot be shared; share the files or folders inside it"
+            )
         if (
             not isinstance(paths, list)
             or not paths

@@ -73,6 +73,7 @@ class AccountHealth:
     pauses: int
     back_offs: int  # waits PikPak asked for (rate limits) since this process started
     paused: LoginPaused | None  # the current failure: its problem, remedy and end
+    failed_24h: int = 0  # sign-ins and refreshes that failed for good (each paused sign-ins)
 
 
 @dataclass(frozen=True)
@@ -432,6 +433,7 @@ class Session:
             pauses=self._counts["pause"],
             back_offs=self._counts["back_off"],
             paused=paused,
+            failed_24h=recent.count("pause"),
         )
 
     def _renew(self, stored: StoredAuth) -> Token:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,7 +23,7 @@ from pikdav.pikpak.segments import SegmentPlan, Streams
 from pikdav.pikpak.types import Link, Quota, Task
 
 from .cache import TtlCache
-from .errors import BodyCut, NotAllowed, ReadOnly, StillUploading
+from .errors import BodyCut, MountError, NotAllowed, ReadOnly, StillUploading
 from .names import HIDDEN_PREFIX, is_finder_metadata, is_probe
 from .offline import MAX_DROP, DropFolder, is_drop, is_own
 from .pending import PendingUploads
@@ -86,6 +87,8 @@ class Mount:
         # Links put into the offline folder become tasks (see vfs.offline).
         self.drop = DropFolder(offline) if offline and self.offline_folder else None
         self._drop_id = ""  # the offline folder's id, once it exists
+        self._drop_made = threading.Lock()  # held while the offline folder is made
+        self._drop_problem = ""  # why it could not be made, as last logged
         self.streams = streams
         self.stream_plan = stream_plan
         self._quota: TtlCache[Quota] = TtlCache(1)
@@ -139,6 +142,8 @@ class Mount:
         (``._x``, ``desktop.ini``…) is looked up in cached listings alone, so a probe never
         costs an upstream call (a real file of that name is found once its folder is listed)."""
         probe = looking and bool(names) and is_probe(names[-1])
+        if not probe and self.drop is not None and not self._drop_id:
+            self._make_offline_folder()
         if not names and self.source.refuses_whole:
             # A share that cannot be read answers at its root too (its refusal, e.g. an
             # expired share), not only when a client lists it.
@@ -165,6 +170,35 @@ class Mount:
         if found is None and self.drop is not None and self.is_drop_folder(folder):
             found = next((e for e in self.children(folder) if e.name == name), None)
         return found
+
+    def _make_offline_folder(self) -> None:
+        """The offline folder exists from the mount's first use: made when missing, so that
+        a client sees where to drop its links (a PUT into a missing folder would get 409)."""
+        if self.read_only or not self._drop_made.acquire(timeout=60):
+            return
+        try:
+            if self._drop_id:
+                return
+            assert self.offline_folder is not None
+            found = self.tree.resolve(self.offline_folder)
+            if found is None:
+                found = self._folder_for(self.offline_folder)
+                log.info("mount %s: made the offline folder %s", self.name, self.offline_folder)
+            if found.is_folder:
+                self._drop_id = found.id
+        except (MountError, PikPakError) as exc:
+            problem = str(exc.problem if isinstance(exc, PikPakError) else exc)
+            if problem != self._drop_problem:  # once per problem, not once per request
+                self._drop_problem = problem
+                log.warning(
+                    "mount %s: cannot make the offline folder %s: %s (tried again at the next "
+                    "request)",
+                    self.name,
+                    self.offline_folder,
+                    problem,
+                )
+        finally:
+            self._drop_made.release()
 
     def is_drop_folder(self, folder: Entry) -> bool:
         """Whether ``folder`` is the mount's offline folder, where links become tasks."""

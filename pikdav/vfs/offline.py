@@ -87,6 +87,7 @@ class _Receipt:
     entry: Entry
     data: bytes
     until: float
+    started: int = 0  # offline tasks the drop started
 
 
 class DropFolder:
@@ -117,7 +118,8 @@ class DropFolder:
             f"drop-{int(now * 1000)}", "",
         )  # fmt: skip
         with self._lock:
-            self._receipts[(folder_id, name)] = _Receipt(entry, data, now + RECEIPT_SECONDS)
+            receipt = _Receipt(entry, data, now + RECEIPT_SECONDS, started)
+            self._receipts[(folder_id, name)] = receipt
             self._listed = (0.0, ())  # the new tasks show at once
         return entry
 
@@ -150,6 +152,15 @@ class DropFolder:
                 self._listed = (time.monotonic(), tasks)
             return receipts + tasks, finished
         return receipts + tasks, False
+
+    def started(self, entry: Entry) -> int | None:
+        """How many offline tasks the drop of ``entry`` (a receipt) started; None when
+        ``entry`` is no receipt."""
+        with self._lock:
+            for receipt in self._receipts.values():
+                if receipt.entry.id == entry.id:
+                    return receipt.started
+        return None
 
     def content(self, entry: Entry) -> bytes:
         """A receipt's bytes (a task's entry is empty)."""

@@ -5,6 +5,7 @@ gives the PUT a 409 with the reason, and nothing is stored."""
 
 from __future__ import annotations
 
+import logging
 import plistlib
 import re
 import time
@@ -21,9 +22,7 @@ TASK = re.compile(r"^sintel\.mkv \[\d{1,3}% (pending|running)\]\.task$")
 
 def drop_gateway(emulator, make_gateway, seconds: float = 1.5):
     control(emulator.base_url, "config", {"offline_seconds": seconds})
-    gw = make_gateway(download="proxy", offline_folder="Offline")
-    assert requests.request("MKCOL", gw.url + "/pikpak/Offline/", auth=gw.auth).status_code == 201
-    return gw
+    return make_gateway(download="proxy", offline_folder="Offline")  # made at first use
 
 
 def stored(emulator) -> set[str]:
@@ -119,3 +118,30 @@ def test_a_refused_link_is_a_409_with_the_reason_and_nothing_is_stored(emulator,
     # Outside the offline folder a .txt is a file like any other.
     assert requests.put(gw.url + "/pikpak/notes.txt", data=b"hi", auth=gw.auth).status_code == 201
     assert "notes.txt" in stored(emulator)
+
+
+def test_a_missing_offline_folder_is_made_at_first_use_and_takes_drops(
+    emulator, make_gateway, caplog
+):
+    caplog.set_level(logging.INFO, logger="pikdav")
+    gw = make_gateway(download="proxy", offline_folder="Downloads/Links")
+
+    def folders() -> set[str]:
+        tree = control(emulator.base_url, f"tree?username={PIKPAK_USER}", method="GET")
+        return {f["path"] for f in tree["files"] if not f["trashed"]}
+
+    assert "Downloads" not in folders()
+    # The first request shows it, so that a client sees where to drop its links.
+    listing = requests.request(
+        "PROPFIND", gw.url + "/pikpak/Downloads/", headers={"Depth": "1"}, auth=gw.auth
+    )
+    assert listing.status_code == 207 and "/pikpak/Downloads/Links/" in listing.text
+    assert "Downloads/Links" in folders()
+    links = f"{MAGNET}\nhttps://example.com/a.iso\n"
+    put = requests.put(gw.url + "/pikpak/Downloads/Links/two.txt", data=links, auth=gw.auth)
+    assert put.status_code in (201, 204), put.text
+    assert tasks(emulator) == [MAGNET, "https://example.com/a.iso"]
+    # The log says what the drop did: tasks started (how many, where), nothing stored.
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("PUT "))
+    assert line.endswith("2 offline tasks started in Downloads/Links; the file is not stored")
+    assert "stored on PikPak" not in caplog.text

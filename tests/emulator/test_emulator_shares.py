@@ -149,3 +149,15 @@ def test_a_blocked_region_answers_every_share_call_with_pikpaks_words(emulator):
         resp = carol.get(path, share_id=share["share_id"])
         assert resp.status_code == 403
         assert "not available in the current region" in resp.json()["error_description"]
+
+
+def test_the_control_api_says_the_root_folder_cannot_be_shared(emulator):
+    control(emulator.base_url, "files", {"username": USER, "path": "x/a.txt", "size": 5})
+    for body in ({"path": "/"}, {"paths": ["x", ""]}):
+        refused = requests.post(
+            f"{emulator.base_url}/__emulator__/shares", json={"username": USER, **body}
+        )
+        assert refused.status_code == 400
+        assert refused.json()["error_description"] == (
+            "the root folder (/) cannot be shared; share the files or folders inside it"
+        )

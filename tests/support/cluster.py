@@ -92,7 +92,7 @@ defaults
     # keep-alive on both sides; every request is still balanced on its own (no
     # prefer-last-server), and idle connections to the instances are reused
     http-reuse always
-frontend dav
+{options}frontend dav
     bind 127.0.0.1:{port}
     default_backend pikdav
 backend pikdav
@@ -102,8 +102,9 @@ backend pikdav
 
 
 @contextmanager
-def haproxy(workdir: Path, backends: list[str]) -> Iterator[str]:
-    """A real HAProxy on a free loopback port, round robin over ``backends`` (base URLs)."""
+def haproxy(workdir: Path, backends: list[str], *, forwardfor: bool = False) -> Iterator[str]:
+    """A real HAProxy on a free loopback port, round robin over ``backends`` (base URLs);
+    ``forwardfor``: it adds the client's address to X-Forwarded-For, as a reverse proxy does."""
     binary = shutil.which("haproxy")
     assert binary, "haproxy is missing: install Debian's haproxy (.ci/run does)"
     port = free_port()
@@ -111,7 +112,8 @@ def haproxy(workdir: Path, backends: list[str]) -> Iterator[str]:
         f"    server i{i} {url.split('://')[1].strip('/')}" for i, url in enumerate(backends)
     )
     config = workdir / "haproxy.cfg"
-    config.write_text(HAPROXY_CONFIG.format(port=port, servers=servers))
+    options = "    option forwardfor\n" if forwardfor else ""
+    config.write_text(HAPROXY_CONFIG.format(port=port, servers=servers, options=options))
     check = subprocess.run([binary, "-c", "-f", str(config)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     log = (workdir / "haproxy.log").open("w")

@@ -71,10 +71,18 @@ class Running:
             self.proc.wait(timeout=10)
 
 
-def start(*args: str, log_path: Path, timeout: float = 60) -> Running:
-    """Run ``pikdav ARGS`` and wait until it prints the http(s):// address it serves on."""
+def start(
+    *args: str,
+    log_path: Path,
+    timeout: float = 60,
+    command: list[str] = PIKDAV,
+    cwd: Path | None = None,
+) -> Running:
+    """Run ``pikdav ARGS`` and wait until it prints the http(s):// address it serves on
+    (``command``: another ``pikdav``, an installed one, say)."""
     proc = subprocess.Popen(
-        [*PIKDAV, *args],
+        [*command, *args],
+        cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=log_path.open("w"),

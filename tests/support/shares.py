@@ -56,13 +56,15 @@ def start_share_gateway(
     *,
     accounts: dict | None = None,
     server: dict | None = None,
+    admin: bool = False,
 ) -> Gateway:
-    """A gateway with these ``mounts`` (and ``accounts``: none unless given)."""
+    """A gateway with these ``mounts`` (and ``accounts``: none unless given); ``admin``:
+    its user may open the status page."""
     data: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": 0, "threads": 16, **(server or {})},
         "state_dir": str(state_dir),
         "mounts": mounts,
-        "users": {DAV_USER: {"password_hash": _HASH, "mounts": ["*"]}},
+        "users": {DAV_USER: {"password_hash": _HASH, "mounts": ["*"], "admin": admin}},
     }
     if accounts:
         data["accounts"] = accounts
