@@ -116,6 +116,7 @@ class MountConfig:
     drive_api: str = DRIVE_API
     ca_cert: Path | None = None
     stream_connections: int = STREAM_CONNECTIONS  # per proxied stream; 1: one connection
+    finder_hints: bool = True  # Finder's hint files at the mount's root (see pikdav.dav.clients)
 
     @property
     def is_share(self) -> bool:
@@ -493,6 +494,7 @@ class _Reader(Checker):
             ),
             offline_folder=self._offline_folder(*key("offline_folder")),
             stream_connections=self.integer(*key("stream_connections"), 1, LINK_CONNECTIONS),
+            finder_hints=self.boolean(*key("finder_hints")),
         )
 
     def download_domain(self, path: str, value: Any) -> str:
@@ -627,6 +629,7 @@ class _Reader(Checker):
             drive_api=self.url(*key("drive_api")),
             ca_cert=self.path(*key("ca_cert"), must_be="file"),
             stream_connections=self.integer(*key("stream_connections"), 1, LINK_CONNECTIONS),
+            finder_hints=self.boolean(*key("finder_hints")),
             download_domain=self.download_domain(*key("download_domain")),
             cdn_node=self.cdn_node(*key("cdn_node")),
             cdn_nodes=tuple(

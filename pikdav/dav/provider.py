@@ -33,10 +33,11 @@ from pikdav.httpserver import STOPPING
 from pikdav.pikpak.errors import PikPakError
 from pikdav.vfs.errors import MountError, NameTaken
 from pikdav.vfs.mount import Mount
+from pikdav.vfs.names import stored_name
 from pikdav.vfs.spool import SpoolFile
 from pikdav.vfs.tree import Entry
 
-from . import propfind
+from . import clients, propfind
 from .auth import WRITE_METHODS, may_access
 from .delivery import ProxiedBody, get_file, plan_range
 from .errors import answering, dav_error
@@ -91,9 +92,16 @@ class _Resource:
     def get_property_value(self, name: str):
         # RFC 4331: only the mount root has a quota, and only a source with one (not a
         # share); elsewhere the property does not exist (WsgiDAV would answer an empty 200).
-        if name in _QUOTA_PROPS and self.mount.quota_at(self.entry) is None:
+        if name in _QUOTA_PROPS and self._quota() is None:
             raise DAVError(HTTP_NOT_FOUND)
         return super().get_property_value(name)
+
+    def _quota(self):
+        """The mount's quota here (see :meth:`Mount.quota_at`), unless this client is
+        answered without it (see :func:`.clients.hides_quota`)."""
+        if clients.hides_quota(self.environ):
+            return None
+        return self.mount.quota_at(self.entry)
 
     # ------------------------------------------------------------------ writing
     def set_property_value(self, name: str, value, *, dry_run: bool = False) -> None:
@@ -131,6 +139,8 @@ class _Resource:
         parent_path, _, name = rest.strip("/").rpartition("/")
         if not name:
             raise DAVError(HTTP_FORBIDDEN, "a mount itself cannot be a Destination")
+        if not parent_path and self.provider._hints_at(name, [mount]):
+            raise DAVError(HTTP_FORBIDDEN, "a Finder hint file of pikdav's own cannot be replaced")
         if self.path.startswith(self._canonical(dest_path).rstrip("/") + "/"):
             # Overwrite: T would first remove the destination, and the source with it.
             raise DAVError(HTTP_FORBIDDEN, "the destination contains the source")
@@ -145,7 +155,7 @@ class _Resource:
             raise DAVError(HTTP_FORBIDDEN, "cannot copy or move an item onto itself")
         if existing is not None and self.environ.get("HTTP_OVERWRITE", "T") == "F":
             raise DAVError(HTTP_PRECONDITION_FAILED, "the destination exists")
-        return parent, name, existing
+        return parent, stored_name(name), existing
 
     def handle_delete(self) -> bool:
         self._changing()
@@ -370,6 +380,7 @@ class FolderResource(_Resource, DAVCollection):
         path = f"{self.path.rstrip('/')}/{name}"
         if self.mount.keeps_locally(name):
             return SideFile(path, self.environ, self.mount.side_files)
+        name = stored_name(name)  # Finder's NFD spelling is stored as NFC (see vfs.names)
         if self.environ["REQUEST_METHOD"] == "LOCK":
             # LOCK on an unmapped URL creates an empty file (RFC 4918 §9.10.4).
             with answering(f"creating {path}"):
@@ -382,6 +393,7 @@ class FolderResource(_Resource, DAVCollection):
         )
 
     def create_collection(self, name: str) -> FolderResource:
+        name = stored_name(name)
         self._changing(name)
         try:
             entry = self.mount.mkdir(self.entry, name)
@@ -392,11 +404,11 @@ class FolderResource(_Resource, DAVCollection):
         return FolderResource(f"{self.path.rstrip('/')}/{name}", self.environ, self.mount, entry)
 
     def get_used_bytes(self) -> int | None:
-        quota = self.mount.quota_at(self.entry)
+        quota = self._quota()
         return quota.usage if quota else None
 
     def get_available_bytes(self) -> int | None:
-        quota = self.mount.quota_at(self.entry)
+        quota = self._quota()
         return quota.available if quota else None
 
 
@@ -482,10 +494,14 @@ class GatewayProvider(DAVProvider):
         if path.strip("/") == "":
             return ServerRoot("/", environ)
         mount, rest = self.mount_of(path)
+        if mount is None and self._hints_at(path.strip("/"), self.mounts.values()):
+            return clients.HintFile("/" + path.strip("/"), environ)  # a mount at the server root
         if mount is None or not may_access(environ, mount.name):
             return None
         names = [p for p in rest.split("/") if p]
         clean = "/" + "/".join([mount.name, *names])
+        if len(names) == 1 and self._hints_at(names[0], [mount]):
+            return clients.HintFile(clean, environ)
         if names and mount.keeps_locally(names[-1]) and mount.side_files.get(clean) is not None:
             return SideFile(clean, environ, mount.side_files)
         looking = environ["REQUEST_METHOD"] in ("GET", "HEAD", "PROPFIND")
@@ -498,6 +514,12 @@ class GatewayProvider(DAVProvider):
         if entry is None:
             return None
         return self.make(clean, environ, mount, entry)
+
+    @staticmethod
+    def _hints_at(name: str, mounts: Iterable[Mount]) -> bool:
+        """Whether ``name`` at the root of one of ``mounts`` is a Finder hint file pikdav
+        answers (the mount option ``finder_hints``, on by default)."""
+        return clients.is_hint_file(name) and any(m.finder_hints for m in mounts)
 
     # ------------------------------------------------------------------ per request
     def custom_request_handler(
