@@ -521,6 +521,13 @@ class GatewayProvider(DAVProvider):
         answers (the mount option ``finder_hints``, on by default)."""
         return clients.is_hint_file(name) and any(m.finder_hints for m in mounts)
 
+    def _hint_unchanged(self, path: str, environ: dict) -> None:
+        """403 now (a plain answer, before WsgiDAV's own) for a change of a hint file."""
+        if not clients.is_hint_file(path.rstrip("/").rpartition("/")[2]):
+            return
+        if isinstance(self.get_resource_inst(path.rstrip("/"), environ), clients.HintFile):
+            raise DAVError(HTTP_FORBIDDEN, "a Finder hint file of pikdav's own cannot be changed")
+
     # ------------------------------------------------------------------ per request
     def custom_request_handler(
         self, environ: dict, start_response: Callable, default_handler: Callable
@@ -530,6 +537,8 @@ class GatewayProvider(DAVProvider):
             with answering(f"{method} {environ['PATH_INFO']}"):
                 self.shared.check()  # LOCK and UNLOCK too: the locks live in Redis
         bound_request_body(environ)
+        if method in WRITE_METHODS and method != "COPY":
+            self._hint_unchanged(environ["PATH_INFO"], environ)
         environ[TRANSFERS] = self.transfers
         mount, _ = self.mount_of(environ["PATH_INFO"])
         if mount is not None:
@@ -575,6 +584,7 @@ class GatewayProvider(DAVProvider):
         """WsgiDAV answers 204 after a native COPY/MOVE; RFC 4918 wants 201 when the
         destination did not exist before."""
         dest = destination_path(environ)  # a clear 4xx for no place, before WsgiDAV reads it
+        self._hint_unchanged(dest, environ)
         existed = self.get_resource_inst(dest.rstrip("/"), environ) is not None
         environ.pop(_RESOLVED, None)
 
