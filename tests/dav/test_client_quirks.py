@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.support.clientseq import EXPLORER, FINDER, FINDER_OLD, QUOTA_PROPFIND, RCLONE
+from tests.support.clientseq import EXPLORER, FINDER, FINDER_OLD, INFUSE, QUOTA_PROPFIND, RCLONE
 from tests.support.davclients import put_files
 from tests.support.gateway import PIKPAK_USER
 from tests.support.replay import Answer
@@ -177,7 +177,7 @@ def test_each_seek_under_a_redirect_is_answered_from_the_link_cache(emulator, ma
             gw,
             "GET",
             "/pikpak/Films/film.mkv",
-            "Infuse-Direct/7.8.2",
+            INFUSE,
             headers={"Range": f"bytes={start}-"},
             allow_redirects=False,
         )

@@ -12,7 +12,7 @@ from .replay import Answer, Step, every_propstat_ok
 FINDER = "WebDAVFS/3.0.0 (03008000) Darwin/24.4.0 (arm64)"  # macOS 15.4
 FINDER_OLD = "WebDAVFS/3.0.0 (03008000) Darwin/23.6.0 (x86_64)"  # macOS 14.6
 EXPLORER = "Microsoft-WebDAV-MiniRedir/10.0.19045"
-INFUSE = "Infuse-Direct/7.8.2"
+INFUSE = "Infuse-Direct/8.0.8"  # bpking1/embyExternalUrl#472
 FILES_APP = "FE%20File%20Explorer/5.4.2 CFNetwork/1494.0.7 Darwin/23.4.0"
 RCLONE = "rclone/v1.76.0"
 

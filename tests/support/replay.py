@@ -114,7 +114,7 @@ def _send(
             headers.setdefault("Content-Length", str(len(body)))
         conn.request(step.method, path, body=body or None, headers=headers)
     resp = conn.getresponse()
-    data = resp.read() if step.method != "HEAD" else b""
+    data = resp.read()  # empty for HEAD
     return Answer(resp.status, resp.headers, data)
 
 
