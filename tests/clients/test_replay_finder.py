@@ -41,6 +41,7 @@ HINTS = (
 
 def mount_steps() -> list[Step]:
     return [
+        Step("OPTIONS", "/pikpak/", 200, {"User-Agent": "WebDAVLib/1.3"}),
         Step("OPTIONS", "/pikpak/", 200, checks=(header_has("DAV", "2"),)),
         Step(
             "PROPFIND",
