@@ -537,7 +537,7 @@ class GatewayProvider(DAVProvider):
             with answering(f"{method} {environ['PATH_INFO']}"):
                 self.shared.check()  # LOCK and UNLOCK too: the locks live in Redis
         bound_request_body(environ)
-        if method in WRITE_METHODS and method != "COPY":
+        if method in WRITE_METHODS:  # COPY too: pikdav has nothing to copy from a hint
             self._hint_unchanged(environ["PATH_INFO"], environ)
         environ[TRANSFERS] = self.transfers
         mount, _ = self.mount_of(environ["PATH_INFO"])

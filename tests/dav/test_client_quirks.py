@@ -37,8 +37,17 @@ def quota_shown(resp: requests.Response, href: str = "/pikpak/") -> bool:
 
 
 # ---------------------------------------------------------------------------- quota
+# named with Apple's own property too: answered by WsgiDAV, not by pikdav's fast path
+APPLE = QUOTA_PROPFIND.replace(
+    "<D:quotaused/>",
+    '<D:quotaused/><A:appledoubleheader xmlns:A="http://www.apple.com/webdav_fs/props/"/>',
+)
+
+
 @pytest.mark.parametrize("depth", ["0", "1"])
-@pytest.mark.parametrize("body", [b"", QUOTA_PROPFIND.encode()], ids=["allprop", "named"])
+@pytest.mark.parametrize(
+    "body", [b"", QUOTA_PROPFIND.encode(), APPLE.encode()], ids=["allprop", "named", "apple"]
+)
 def test_finder_on_macos_15_4_gets_no_quota_and_other_clients_do(gateway, depth, body):
     headers = {"Depth": depth}
     for agent, shown in (
@@ -81,6 +90,7 @@ def test_finders_hint_files_cannot_be_written_moved_locked_or_deleted(emulator, 
             ("PUT", {"data": b"index me"}),
             ("DELETE", {}),
             ("MOVE", {"headers": {"Destination": f"{gateway.url}/pikpak/b.txt"}}),
+            ("COPY", {"headers": {"Destination": f"{gateway.url}/pikpak/c.txt"}}),
             (
                 "PROPPATCH",
                 {
