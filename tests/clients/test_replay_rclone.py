@@ -1,8 +1,8 @@
 """rclone's WebDAV backend as a client, replayed for the answers it checks: PROPFIND Depth 0
 for one file's metadata, ranged GETs validated strictly, suffix ranges longer than the file,
-ranges past the end of small files. (Real rclone syncs both ways through the gateway in
-tests/clients/test_client_rclone_sync.py; this file pins the answers rclone's code checks,
-for every size that matters, which a sync run does not reach.)
+ranges past the end of small files, for every size that matters (which a sync run does not
+reach); and real rclone syncing a drive down and back up (500 files up and edited in
+tests/clients/test_client_rclone_sync.py).
 
 Written down from rclone's public history, not from pikdav's answers:
 - metadata of one object is a PROPFIND with ``Depth: 0`` (rclone 3be3347e8); listings ask
@@ -20,9 +20,10 @@ Written down from rclone's public history, not from pikdav's answers:
 from __future__ import annotations
 
 import random
+import unicodedata
 
 from tests.support.clientseq import RCLONE
-from tests.support.davclients import put_files
+from tests.support.davclients import Rclone, put_files, read_tree
 from tests.support.replay import Answer, Step, body_is, header_is, prop_is, replay
 
 LIST = (
@@ -127,3 +128,39 @@ def test_rclone_metadata_and_strict_ranges_for_every_size(emulator, gateway):
     for name, data in files.items():
         steps += steps_for(name, data)
     replay(gw.url, RCLONE, gw.auth, steps)
+
+
+def test_real_rclone_syncs_down_then_up_with_names_in_both_normalisations(
+    emulator, gateway, tmp_path
+):
+    """rclone itself, both ways: the drive (with a name Finder left in NFD) down to a local
+    folder, local edits back up; every file ends up once, with its bytes, whatever spelling
+    PikPak held it in."""
+    nfd = unicodedata.normalize("NFD", "Café/crème brûlée.txt")
+    drive = {
+        nfd: b"from Finder\n",
+        "Films/a.mkv": random.Random(1).randbytes(300_000),
+        "notes.txt": b"notes\n",
+    }
+    put_files(emulator, drive)
+    rclone = Rclone(gateway.url, tmp_path / "home")
+    local = tmp_path / "local"
+    rclone("sync", ":webdav:", str(local))
+    down = read_tree(local)
+    assert {unicodedata.normalize("NFC", p): d for p, d in down.items()} == {
+        unicodedata.normalize("NFC", p): d for p, d in drive.items()
+    }
+    # local edits: one changed, one added, one deleted
+    (local / "notes.txt").write_bytes(b"notes, edited\n")
+    cafe = next(p for p in local.iterdir() if unicodedata.normalize("NFC", p.name) == "Café")
+    (cafe / "tarte.txt").write_bytes(b"tarte\n")
+    (local / "Films" / "a.mkv").unlink()
+    rclone("sync", str(local), ":webdav:")
+    check = rclone("check", str(local), ":webdav:", "--download", check=False)
+    assert check.returncode == 0, check.stderr.decode()[-3000:]
+    names = [
+        unicodedata.normalize("NFC", n.name)
+        for n in emulator.world.accounts["alice@example.com"].nodes.values()
+        if not n.trashed
+    ]
+    assert names.count("Café") == 1 and names.count("tarte.txt") == 1, names
