@@ -7,7 +7,8 @@ Written down from public documentation, not from pikdav's answers:
   the OPTIONS again with them (``DAV`` must name class 2 and ``MS-Author-Via: DAV``), then
   PROPFINDs of the root and of the mapped folder (WsgiDAV docs/source/user_guide_access.rst;
   sabre.io/dav/clients/windows);
-- a copy in: a 0-byte PUT, LOCK, the real PUT, PROPPATCH of ``Win32CreationTime``,
+- a copy in: a 0-byte PUT, LOCK, the real PUT (or LOCK of the new name first, then the
+  0-byte PUT under it), PROPPATCH of ``Win32CreationTime``,
   ``Win32LastAccessTime``, ``Win32LastModifiedTime`` and ``Win32FileAttributes`` (each must
   answer 200, or Explorer reports an error), UNLOCK (the comment WsgiDAV removed in dd3e53a;
   WsgiDAV's ``emulate_win32_lastmod`` hotfix; sabre.io/dav/clients/windows);
@@ -87,6 +88,23 @@ def test_explorer_maps_browses_copies_in_and_out_renames_and_deletes(emulator, g
         # copy a file in
         Step("PROPFIND", "/pikpak/Docs/report.txt", 404, {"Depth": "0"}),
         *explorer_copy_in("/pikpak/Docs/report.txt", report),
+        *explorer_copy_in("/pikpak/Docs/locked first.txt", report[:999], lock_first=True),
+        Step("GET", "/pikpak/Docs/locked first.txt", 200, checks=(body_is(report[:999]),)),
+        Step(
+            "PROPFIND",
+            "/pikpak/Docs",
+            207,
+            {"Depth": "1"},
+            checks=(
+                listed(
+                    "/pikpak/Docs/",
+                    "/pikpak/Docs/big.iso",
+                    "/pikpak/Docs/report.txt",
+                    "/pikpak/Docs/locked%20first.txt",
+                    exactly=True,
+                ),
+            ),
+        ),
         Step(
             "PROPFIND",
             "/pikpak/Docs/report.txt",

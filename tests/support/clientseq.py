@@ -96,13 +96,19 @@ def finder_copy_in(path: str, data: bytes) -> list[Step]:
     ]
 
 
-def explorer_copy_in(path: str, data: bytes) -> list[Step]:
+def explorer_copy_in(path: str, data: bytes, *, lock_first: bool = False) -> list[Step]:
     """Explorer's copy of one file: a 0-byte PUT, LOCK, the real PUT, PROPPATCH of the Win32
-    times and attributes (every property must answer 200), UNLOCK."""
+    times and attributes (every property must answer 200), UNLOCK. ``lock_first``: the LOCK
+    of the new name comes first (creating it), then the 0-byte PUT under the lock."""
     lock = LOCK_BODY.replace("{owner}", "EXPLORER-USER")
+    empty_put = Step("PUT", path, (201, 204), {"Content-Type": "application/octet-stream"}, b"")
+    lock_step = Step(
+        "LOCK", path, (200, 201), {"Timeout": "Second-3600"}, lock, keep={"token": lock_token}
+    )
+    if lock_first:
+        empty_put = Step("PUT", path, (201, 204), {"If": "({token})"}, b"")
     return [
-        Step("PUT", path, (201, 204), {"Content-Type": "application/octet-stream"}, b""),
-        Step("LOCK", path, 200, {"Timeout": "Second-3600"}, lock, keep={"token": lock_token}),
+        *((lock_step, empty_put) if lock_first else (empty_put, lock_step)),
         Step("PUT", path, (201, 204), {"If": "({token})"}, data),
         Step(
             "PROPPATCH",
