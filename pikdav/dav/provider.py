@@ -139,8 +139,6 @@ class _Resource:
         parent_path, _, name = rest.strip("/").rpartition("/")
         if not name:
             raise DAVError(HTTP_FORBIDDEN, "a mount itself cannot be a Destination")
-        if not parent_path and self.provider._hints_at(name, [mount]):
-            raise DAVError(HTTP_FORBIDDEN, "a Finder hint file of pikdav's own cannot be replaced")
         if self.path.startswith(self._canonical(dest_path).rstrip("/") + "/"):
             # Overwrite: T would first remove the destination, and the source with it.
             raise DAVError(HTTP_FORBIDDEN, "the destination contains the source")
