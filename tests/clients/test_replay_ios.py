@@ -19,94 +19,46 @@ import random
 
 from tests.support.clientseq import FILES_APP, STAT_PROPFIND, chunks
 from tests.support.davclients import put_files
-from tests.support.replay import Step, body_is, header_has, header_is, listed, prop_is, replay
+from tests.support.replay import Step, body_is, header_has, header_is, listed, replay, size_is
 
 PHOTO = random.Random(7).randbytes(180_000)
 CLIP = random.Random(8).randbytes(700_000)
 NEW = random.Random(9).randbytes(1_234_567)
+D0, D1, STAT = {"Depth": "0"}, {"Depth": "1"}, STAT_PROPFIND
 
 
+# fmt: off
 def test_an_ios_file_app_browses_views_and_uploads_a_photo_chunked(emulator, gateway):
     put_files(emulator, {"Camera/IMG_0001.JPG": PHOTO, "Camera/clip.mov": CLIP})
+    c = "/pikpak/Camera/"
+    jpg, mov, heic = c + "IMG_0001.JPG", c + "clip.mov", c + "IMG_0002.HEIC"
     n = len(CLIP)
+
+    def ranged(first: int, last: int, data: bytes):
+        return (header_is("Content-Range", f"bytes {first}-{last}/{n}"), body_is(data))
+
     steps = [
-        Step(
-            "PROPFIND",
-            "/pikpak/",
-            207,
-            {"Depth": "1"},
-            STAT_PROPFIND,
-            checks=(listed("/pikpak/Camera/"),),
-        ),
-        Step(
-            "PROPFIND",
-            "/pikpak/Camera/",
-            207,
-            {"Depth": "1"},
-            STAT_PROPFIND,
-            checks=(prop_is("/pikpak/Camera/IMG_0001.JPG", "getcontentlength", str(len(PHOTO))),),
-        ),
+        Step("PROPFIND", "/pikpak/", 207, D1, STAT, checks=(listed(c),)),
+        Step("PROPFIND", c, 207, D1, STAT, checks=(size_is(jpg, len(PHOTO)),)),
         # a photo: HEAD, then the whole of it
-        Step(
-            "HEAD",
-            "/pikpak/Camera/IMG_0001.JPG",
-            200,
-            checks=(
-                header_is("Content-Length", str(len(PHOTO))),
-                header_has("Accept-Ranges", "bytes"),
-                header_has("Content-Type", "image/jpeg"),
-                header_has("ETag", ""),
-            ),
-        ),
-        Step("GET", "/pikpak/Camera/IMG_0001.JPG", 200, checks=(body_is(PHOTO),)),
-        # a video: the two-byte probe, then ranges on, and a range past its end
-        Step(
-            "GET",
-            "/pikpak/Camera/clip.mov",
-            206,
-            {"Range": "bytes=0-1"},
-            checks=(header_is("Content-Range", f"bytes 0-1/{n}"), body_is(CLIP[:2])),
-        ),
-        Step(
-            "GET",
-            "/pikpak/Camera/clip.mov",
-            206,
-            {"Range": "bytes=0-262143"},
-            checks=(header_is("Content-Range", f"bytes 0-262143/{n}"), body_is(CLIP[:262144])),
-        ),
-        Step(
-            "GET",
-            "/pikpak/Camera/clip.mov",
-            206,
-            {"Range": f"bytes=262144-{n + 500_000}"},
-            checks=(
-                header_is("Content-Range", f"bytes 262144-{n - 1}/{n}"),
-                body_is(CLIP[262144:]),
-            ),
-        ),
-        Step(
-            "GET",
-            "/pikpak/Camera/clip.mov",
-            416,
-            {"Range": f"bytes={n}-{n + 65535}"},
-            checks=(header_is("Content-Range", f"bytes */{n}"),),
-        ),
+        Step("HEAD", jpg, 200, checks=(header_is("Content-Length", str(len(PHOTO))),
+                                       header_has("Accept-Ranges", "bytes"),
+                                       header_has("Content-Type", "image/jpeg"),
+                                       header_has("ETag", ""))),
+        Step("GET", jpg, 200, checks=(body_is(PHOTO),)),
+        # a video: the two-byte probe, ranges on (one past its end), a start past its end
+        Step("GET", mov, 206, {"Range": "bytes=0-1"}, checks=ranged(0, 1, CLIP[:2])),
+        Step("GET", mov, 206, {"Range": "bytes=0-262143"}, checks=ranged(0, 262143, CLIP[:262144])),
+        Step("GET", mov, 206, {"Range": f"bytes=262144-{n + 500_000}"},
+             checks=ranged(262144, n - 1, CLIP[262144:])),
+        Step("GET", mov, 416, {"Range": f"bytes={n}-{n + 65535}"},
+             checks=(header_is("Content-Range", f"bytes */{n}"),)),
         # upload a photo, chunked, its length announced
-        Step(
-            "PUT",
-            "/pikpak/Camera/IMG_0002.HEIC",
-            201,
-            {"Content-Type": "image/heic", "X-Expected-Entity-Length": str(len(NEW))},
-            chunks(NEW, 32768),
-        ),
-        Step(
-            "PROPFIND",
-            "/pikpak/Camera/IMG_0002.HEIC",
-            207,
-            {"Depth": "0"},
-            STAT_PROPFIND,
-            checks=(prop_is("/pikpak/Camera/IMG_0002.HEIC", "getcontentlength", str(len(NEW))),),
-        ),
-        Step("GET", "/pikpak/Camera/IMG_0002.HEIC", 200, checks=(body_is(NEW),)),
+        Step("PUT", heic, 201,
+             {"Content-Type": "image/heic", "X-Expected-Entity-Length": str(len(NEW))},
+             chunks(NEW, 32768)),
+        Step("PROPFIND", heic, 207, D0, STAT, checks=(size_is(heic, len(NEW)),)),
+        Step("GET", heic, 200, checks=(body_is(NEW),)),
     ]
     replay(gateway.url, FILES_APP, gateway.auth, steps)
+# fmt: on

@@ -157,6 +157,11 @@ def prop_is(href: str, prop: str, value: str | None) -> Check:
     return check
 
 
+def size_is(href: str, size: int) -> Check:
+    """The 207 gives ``href`` a ``getcontentlength`` of ``size``."""
+    return prop_is(href, "getcontentlength", str(size))
+
+
 def prop_absent(href: str, prop: str) -> Check:
     """The 207 does not report ``prop`` of ``href`` with a value (absent or 404)."""
 
