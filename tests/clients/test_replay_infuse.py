@@ -46,26 +46,17 @@ def from_the_cdn(start: int):
 
 
 def seek_steps(redirect: bool) -> list[Step]:
-    steps = []
+    """The play and the seeks: each a GET of the film from the offset on."""
+    film, steps = "/pikpak/Films/film.mkv", []
     for start in PLAY_AND_SEEKS:
         headers = {"Range": f"bytes={start}-", "Accept": "*/*"}
-        if redirect:
-            steps.append(
-                Step("GET", "/pikpak/Films/film.mkv", 302, headers, checks=(from_the_cdn(start),))
-            )
-        else:
-            steps.append(
-                Step(
-                    "GET",
-                    "/pikpak/Films/film.mkv",
-                    206,
-                    headers,
-                    checks=(
-                        header_is("Content-Range", f"bytes {start}-{SIZE - 1}/{SIZE}"),
-                        body_is(FILM[start:]),
-                    ),
-                )
-            )
+        checks = (
+            (from_the_cdn(start),)
+            if redirect
+            else (header_is("Content-Range", f"bytes {start}-{SIZE - 1}/{SIZE}"),
+                  body_is(FILM[start:]))
+        )  # fmt: skip
+        steps.append(Step("GET", film, 302 if redirect else 206, headers, checks=checks))
     return steps
 
 

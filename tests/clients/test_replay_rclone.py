@@ -24,7 +24,7 @@ import unicodedata
 
 from tests.support.clientseq import RCLONE
 from tests.support.davclients import Rclone, put_files, read_tree
-from tests.support.replay import Answer, Step, body_is, header_is, prop_is, replay
+from tests.support.replay import Answer, Step, body_is, header_is, replay, size_is
 
 LIST = (
     '<?xml version="1.0"?>\n'
@@ -55,65 +55,34 @@ def strict_range(data: bytes, start: int, end: int):
     return check
 
 
+def ranged(header: str) -> dict[str, str]:
+    return {"Depth": "0", "Range": header}
+
+
+# fmt: off
 def steps_for(name: str, data: bytes) -> list[Step]:
-    size, path, href = len(data), f"/pikpak/rc/{name}", f"/pikpak/rc/{name}"
+    size, path = len(data), f"/pikpak/rc/{name}"
+    whole, gone = strict_range(data, 0, size - 1), header_is("Content-Range", f"bytes */{size}")
     steps = [
-        Step(
-            "PROPFIND",
-            path,
-            207,
-            {"Depth": "0"},
-            LIST,
-            checks=(prop_is(href, "getcontentlength", str(size)),),
-        ),
+        Step("PROPFIND", path, 207, {"Depth": "0"}, LIST, checks=(size_is(path, size),)),
         Step("GET", path, 200, {"Depth": "0"}, checks=(body_is(data),)),
     ]
     if size == 0:
         # nothing to range over: the whole (empty) file, a 200 rclone accepts
-        return [*steps, Step("GET", path, (200, 416), {"Depth": "0", "Range": "bytes=0-"})]
+        return [*steps, Step("GET", path, (200, 416), ranged("bytes=0-"))]
     for start, end in ((0, size - 1), (0, size // 2), (size // 3, size - 1), (size - 1, size + 10)):
-        steps.append(
-            Step(
-                "GET",
-                path,
-                (200, 206),
-                {"Depth": "0", "Range": f"bytes={start}-{end}"},
-                checks=(strict_range(data, start, end),),
-            )
-        )
-    steps += [
-        # a suffix longer than the file: the whole file
-        Step(
-            "GET",
-            path,
-            (200, 206),
-            {"Depth": "0", "Range": f"bytes=-{size + 1000}"},
-            checks=(strict_range(data, 0, size - 1),),
-        ),
-        Step(
-            "GET",
-            path,
-            (200, 206),
-            {"Depth": "0", "Range": f"bytes=-{size}"},
-            checks=(strict_range(data, 0, size - 1),),
-        ),
-        # past the end of the file
-        Step(
-            "GET",
-            path,
-            416,
-            {"Depth": "0", "Range": f"bytes={size}-{size + 4095}"},
-            checks=(header_is("Content-Range", f"bytes */{size}"),),
-        ),
-        Step(
-            "GET",
-            path,
-            416,
-            {"Depth": "0", "Range": f"bytes={size + 1000}-"},
-            checks=(header_is("Content-Range", f"bytes */{size}"),),
-        ),
+        steps.append(Step("GET", path, (200, 206), ranged(f"bytes={start}-{end}"),
+                          checks=(strict_range(data, start, end),)))
+    return [
+        *steps,
+        # a suffix as long as the file, or longer: the whole file
+        Step("GET", path, (200, 206), ranged(f"bytes=-{size + 1000}"), checks=(whole,)),
+        Step("GET", path, (200, 206), ranged(f"bytes=-{size}"), checks=(whole,)),
+        # starting at or past the end of the file
+        Step("GET", path, 416, ranged(f"bytes={size}-{size + 4095}"), checks=(gone,)),
+        Step("GET", path, 416, ranged(f"bytes={size + 1000}-"), checks=(gone,)),
     ]
-    return steps
+# fmt: on
 
 
 def test_rclone_metadata_and_strict_ranges_for_every_size(emulator, gateway):
