@@ -65,24 +65,12 @@ def test_infuse_browses_plays_and_seeks_five_times_on_one_link(emulator, make_ga
     gw = make_gateway(download=download)
     put_files(emulator, {"Films/film.mkv": FILM, "Films/film.srt": b"1\n00:00:01,000 --> x\n"})
     before = links_issued(emulator)
+    films = "/pikpak/Films/"
     steps = [
-        Step(
-            "PROPFIND",
-            "/pikpak/",
-            207,
-            {"Depth": "1"},
-            STAT_PROPFIND,
-            checks=(listed("/pikpak/Films/"),),
-        ),
-        Step(
-            "PROPFIND",
-            "/pikpak/Films/",
-            207,
-            {"Depth": "1"},
-            STAT_PROPFIND,
-            checks=(listed("/pikpak/Films/film.mkv", "/pikpak/Films/film.srt"),),
-        ),
+        Step("PROPFIND", "/pikpak/", 207, {"Depth": "1"}, STAT_PROPFIND, checks=(listed(films),)),
+        Step("PROPFIND", films, 207, {"Depth": "1"}, STAT_PROPFIND,
+             checks=(listed(films + "film.mkv", films + "film.srt"),)),
         *seek_steps(redirect=download == "redirect"),
-    ]
+    ]  # fmt: skip
     replay(gw.url, INFUSE, gw.auth, steps)
     assert links_issued(emulator) - before == 1  # for the play; the seeks asked for none
