@@ -59,6 +59,16 @@ def darwin(environ: Mapping[str, Any]) -> tuple[int, int] | None:
     return (int(found.group(1)), int(found.group(2))) if found else None
 
 
+# ---------------------------------------------------------------------------- downloads
+# Proxied whatever a mount's download mode says (the default of force_proxy_user_agents):
+# - Explorer's mini-redirector and Finder handle a 302 to another host badly (pikdav's rule
+#   since its first download policy; RFC 4918 §12 warns that clients may mishandle 3xx);
+# - neon (cadaver, davfs2) does not follow a 302 on GET at all;
+# - ffmpeg and ffplay ("Lavf/") ask the first URL again for every seek after a 302, without
+#   credentials, and give up at the 401 (pikdav 680d79a).
+FORCE_PROXY = ("Microsoft-WebDAV-MiniRedir", "WebDAVFS", "neon/", "Lavf/")
+
+
 # ---------------------------------------------------------------------------- quota
 def hides_quota(environ: Mapping[str, Any]) -> bool:
     """Whether this client is answered without RFC 4331 quota properties.
