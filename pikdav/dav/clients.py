@@ -93,6 +93,7 @@ def hides_quota(environ: Mapping[str, Any]) -> bool:
 # image and video to draw thumbnails, ``.ql_disablecache`` keeps QuickLook from caching
 # (messense/dav-server-rs doc/APPLE-Finder-hints.md; aliyundrive-webdav answers them so).
 HINT_FILES = (".metadata_never_index", ".ql_disablethumbnails", ".ql_disablecache")
+_HINTS_SINCE = time.time()  # their date: when pikdav started (one date, for If-Modified-Since)
 
 
 def is_hint_file(name: str) -> bool:
@@ -102,10 +103,6 @@ def is_hint_file(name: str) -> bool:
 class HintFile(DAVNonCollection):
     """One of Finder's hint files at a mount's root: an empty file that exists, is never
     listed, and cannot be written, moved, locked or deleted."""
-
-    def __init__(self, path: str, environ: dict) -> None:
-        super().__init__(path, environ)
-        self._since = time.time()
 
     def get_content_length(self) -> int:
         return 0
@@ -123,10 +120,10 @@ class HintFile(DAVNonCollection):
         return True
 
     def get_last_modified(self) -> float:
-        return self._since
+        return _HINTS_SINCE
 
     def get_creation_date(self) -> float:
-        return self._since
+        return _HINTS_SINCE
 
     def get_content(self) -> io.BytesIO:
         return io.BytesIO(b"")
