@@ -200,6 +200,7 @@ def build_mounts(
                 side_files=RedisSideStore(shared, settings.name) if shared else None,
                 streams=streams[account.name],
                 stream_plan=SegmentPlan(connections=settings.stream_connections),
+                finder_hints=settings.finder_hints,
             )
         )
     if shared is not None:
@@ -327,6 +328,7 @@ def share_mount(
         # within a budget of their own (the share is read without an account).
         streams=Streams(),
         stream_plan=SegmentPlan(connections=mount.stream_connections),
+        finder_hints=mount.finder_hints,
     )
 
 

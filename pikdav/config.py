@@ -116,6 +116,7 @@ class MountConfig:
     drive_api: str = DRIVE_API
     ca_cert: Path | None = None
     stream_connections: int = STREAM_CONNECTIONS  # per proxied stream; 1: one connection
+    finder_hints: bool = True  # Finder's hint files at the mount's root (see pikdav.dav.clients)
 
     @property
     def is_share(self) -> bool:
@@ -501,6 +502,7 @@ class _Reader(Checker):
                 self.node(join(join(path, "cdn_nodes"), i), n)
                 for i, n in enumerate(self.strings(*key("cdn_nodes")))
             ),
+            "finder_hints": self.boolean(*key("finder_hints")),
         }
 
     def download_domain(self, path: str, value: Any) -> str:

@@ -572,6 +572,18 @@ class BasicAuthenticator(HTTPAuthenticator):
             return self.next_app(environ, start_response)
         return self.send_basic_auth_response(environ, start_response)
 
+    def send_basic_auth_response(self, environ: dict[str, Any], start_response: Callable):
+        """401 with the Basic challenge and a short plain reason (WsgiDAV's is an HTML page).
+        Explorer and Finder ask for the password again on a 401; a 403 they show as "access
+        denied" without asking (sabre.io/dav/clients/windows)."""
+        realm = self.domain_controller.get_domain_realm(environ["PATH_INFO"], environ)
+        return plain_answer(
+            start_response,
+            401,
+            "log in with the user name and password of a pikdav user",
+            [("WWW-Authenticate", f'Basic realm="{realm}"')],
+        )
+
 
 # --- the ban -----------------------------------------------------------------------------------
 

@@ -14,16 +14,14 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from .clients import FORCE_PROXY
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MODES = ("redirect", "proxy", "auto")
-# Explorer's and Finder's redirectors mishandle a 302 to another host; neon (cadaver,
-# davfs2) does not follow a 302 on GET at all: they are proxied whatever the mode says.
-# Windows' mini-redirector and Finder handle cross-host redirects badly; neon (cadaver,
-# davfs2) does not follow a 302; ffmpeg and ffplay ("Lavf/") ask the first URL again,
-# without credentials, for every seek after a 302, and give up at the 401.
-DEFAULT_FORCE_PROXY_USER_AGENTS = ("Microsoft-WebDAV-MiniRedir", "WebDAVFS", "neon/", "Lavf/")
+# The clients proxied whatever the mode says, and why: see pikdav.dav.clients.
+DEFAULT_FORCE_PROXY_USER_AGENTS = FORCE_PROXY
 
 
 class Delivery(Enum):

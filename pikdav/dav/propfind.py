@@ -22,6 +22,8 @@ from wsgidav.dav_provider import DAVProvider
 from pikdav.vfs.mount import Mount
 from pikdav.vfs.tree import Entry
 
+from . import clients
+
 _D = "{DAV:}"
 _SAFE = "/!*'(),$-_|."
 LIVE = (
@@ -166,7 +168,7 @@ def try_fast_propfind(
         folder_href += "/"
     if _has_locks_or_dead_props(provider, resource, children, allprop=wanted is None):
         return None
-    q = mount.quota_at(resource.entry)
+    q = None if clients.hides_quota(environ) else mount.quota_at(resource.entry)
     quota = (q.usage, q.available) if q is not None else None
     locking = not resource.prevent_locking()
     parts = ['<?xml version="1.0" encoding="utf-8" ?><D:multistatus xmlns:D="DAV:">']

@@ -33,10 +33,11 @@ from pikdav.httpserver import STOPPING
 from pikdav.pikpak.errors import PikPakError
 from pikdav.vfs.errors import MountError, NameTaken
 from pikdav.vfs.mount import Mount
+from pikdav.vfs.names import stored_name
 from pikdav.vfs.spool import SpoolFile
 from pikdav.vfs.tree import Entry
 
-from . import propfind
+from . import clients, propfind
 from .auth import WRITE_METHODS, may_access
 from .delivery import ProxiedBody, content_disposition, get_file, plan_range
 from .errors import answering, dav_error
@@ -91,9 +92,16 @@ class _Resource:
     def get_property_value(self, name: str):
         # RFC 4331: only the mount root has a quota, and only a source with one (not a
         # share); elsewhere the property does not exist (WsgiDAV would answer an empty 200).
-        if name in _QUOTA_PROPS and self.mount.quota_at(self.entry) is None:
+        if name in _QUOTA_PROPS and self._quota() is None:
             raise DAVError(HTTP_NOT_FOUND)
         return super().get_property_value(name)
+
+    def _quota(self):
+        """The mount's quota here (see :meth:`Mount.quota_at`), unless this client is
+        answered without it (see :func:`.clients.hides_quota`)."""
+        if clients.hides_quota(self.environ):
+            return None
+        return self.mount.quota_at(self.entry)
 
     # ------------------------------------------------------------------ writing
     def set_property_value(self, name: str, value, *, dry_run: bool = False) -> None:
@@ -145,7 +153,7 @@ class _Resource:
             raise DAVError(HTTP_FORBIDDEN, "cannot copy or move an item onto itself")
         if existing is not None and self.environ.get("HTTP_OVERWRITE", "T") == "F":
             raise DAVError(HTTP_PRECONDITION_FAILED, "the destination exists")
-        return parent, name, existing
+        return parent, stored_name(name), existing
 
     def handle_delete(self) -> bool:
         self._changing()
@@ -378,6 +386,7 @@ class FolderResource(_Resource, DAVCollection):
         path = f"{self.path.rstrip('/')}/{name}"
         if self.mount.keeps_locally(name):
             return SideFile(path, self.environ, self.mount.side_files)
+        name = stored_name(name)  # Finder's NFD spelling is stored as NFC (see vfs.names)
         if self.environ["REQUEST_METHOD"] == "LOCK":
             # LOCK on an unmapped URL creates an empty file (RFC 4918 §9.10.4).
             with answering(f"creating {path}"):
@@ -390,6 +399,7 @@ class FolderResource(_Resource, DAVCollection):
         )
 
     def create_collection(self, name: str) -> FolderResource:
+        name = stored_name(name)
         self._changing(name)
         try:
             entry = self.mount.mkdir(self.entry, name)
@@ -400,11 +410,11 @@ class FolderResource(_Resource, DAVCollection):
         return FolderResource(f"{self.path.rstrip('/')}/{name}", self.environ, self.mount, entry)
 
     def get_used_bytes(self) -> int | None:
-        quota = self.mount.quota_at(self.entry)
+        quota = self._quota()
         return quota.usage if quota else None
 
     def get_available_bytes(self) -> int | None:
-        quota = self.mount.quota_at(self.entry)
+        quota = self._quota()
         return quota.available if quota else None
 
 
@@ -490,10 +500,14 @@ class GatewayProvider(DAVProvider):
         if path.strip("/") == "":
             return ServerRoot("/", environ)
         mount, rest = self.mount_of(path)
+        if mount is None and self._hints_at(path.strip("/"), self.mounts.values()):
+            return clients.HintFile("/" + path.strip("/"), environ)  # a mount at the server root
         if mount is None or not may_access(environ, mount.name):
             return None
         names = [p for p in rest.split("/") if p]
         clean = "/" + "/".join([mount.name, *names])
+        if len(names) == 1 and self._hints_at(names[0], [mount]):
+            return clients.HintFile(clean, environ)
         if names and mount.keeps_locally(names[-1]) and mount.side_files.get(clean) is not None:
             return SideFile(clean, environ, mount.side_files)
         looking = environ["REQUEST_METHOD"] in ("GET", "HEAD", "PROPFIND")
@@ -507,6 +521,19 @@ class GatewayProvider(DAVProvider):
             return None
         return self.make(clean, environ, mount, entry)
 
+    @staticmethod
+    def _hints_at(name: str, mounts: Iterable[Mount]) -> bool:
+        """Whether ``name`` at the root of one of ``mounts`` is a Finder hint file pikdav
+        answers (the mount option ``finder_hints``, on by default)."""
+        return clients.is_hint_file(name) and any(m.finder_hints for m in mounts)
+
+    def _hint_unchanged(self, path: str, environ: dict) -> None:
+        """403 now (a plain answer, before WsgiDAV's own) for a change of a hint file."""
+        if not clients.is_hint_file(path.rstrip("/").rpartition("/")[2]):
+            return
+        if isinstance(self.get_resource_inst(path.rstrip("/"), environ), clients.HintFile):
+            raise DAVError(HTTP_FORBIDDEN, "a Finder hint file of pikdav's own cannot be changed")
+
     # ------------------------------------------------------------------ per request
     def custom_request_handler(
         self, environ: dict, start_response: Callable, default_handler: Callable
@@ -516,6 +543,8 @@ class GatewayProvider(DAVProvider):
             with answering(f"{method} {environ['PATH_INFO']}"):
                 self.shared.check()  # LOCK and UNLOCK too: the locks live in Redis
         bound_request_body(environ)
+        if method in WRITE_METHODS:  # COPY too: pikdav has nothing to copy from a hint
+            self._hint_unchanged(environ["PATH_INFO"], environ)
         environ[TRANSFERS] = self.transfers
         mount, _ = self.mount_of(environ["PATH_INFO"])
         if mount is not None:
@@ -561,6 +590,7 @@ class GatewayProvider(DAVProvider):
         """WsgiDAV answers 204 after a native COPY/MOVE; RFC 4918 wants 201 when the
         destination did not exist before."""
         dest = destination_path(environ)  # a clear 4xx for no place, before WsgiDAV reads it
+        self._hint_unchanged(dest, environ)
         existed = self.get_resource_inst(dest.rstrip("/"), environ) is not None
         environ.pop(_RESOLVED, None)
 

@@ -60,6 +60,7 @@ class Mount:
         side_files: SideFiles | None = None,
         streams: Streams | None = None,
         stream_plan: SegmentPlan | None = None,
+        finder_hints: bool = True,
     ) -> None:
         """``uploads_dir``: answer PUTs once the body is on local disk and upload in the
         background from there (the ``background_uploads`` option); ``cdn``: the HTTP session
@@ -70,8 +71,10 @@ class Mount:
         instance); ``side_files``: where Finder's metadata files are kept (default: in
         memory); ``streams`` and ``stream_plan``: read files by parallel segments so cut,
         within the account's connections (None, or a plan of one connection: through one
-        connection)."""
+        connection); ``finder_hints``: Finder's hint files (no Spotlight, no QuickLook
+        thumbnails) are answered at the mount's root (see :mod:`pikdav.dav.clients`)."""
         self.name = name
+        self.finder_hints = finder_hints
         self.source = source
         # Someone else's content (a share): nothing of ours is written onto it, not even a
         # dead property or a lock.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import mimetypes
 import re
+import unicodedata
 
 MAX_NAME = 255  # characters; PikPak refuses longer names
 
@@ -70,3 +71,20 @@ def content_type(name: str, mime_type: str = "") -> str:
     if mime_type and unfit_character(mime_type) is None:
         return mime_type
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+# Unicode normalisation. Finder spells names decomposed (NFD: "e" + U+0301), Windows and
+# most others composed (NFC: U+00E9); to a user both are one name. Names equal under NFC are
+# one name on every lookup and clash check, and a new name is stored on PikPak in NFC, as
+# rclone stores it. A name PikPak already holds in another spelling keeps it, and is found
+# by either spelling.
+
+
+def same_name_key(name: str) -> str:
+    """What two spellings of one name have in common: their NFC form."""
+    return unicodedata.normalize("NFC", name)
+
+
+def stored_name(name: str) -> str:
+    """A new name as pikdav stores it on PikPak: NFC."""
+    return unicodedata.normalize("NFC", name)

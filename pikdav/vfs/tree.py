@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from pikdav.pikpak.links import LinkRoute
 from pikdav.pikpak.types import File, Link
 
 from .cache import LinkCache, TtlCache
-from .names import HIDDEN_PREFIX, MAX_NAME, content_type, shown_name
+from .names import HIDDEN_PREFIX, MAX_NAME, content_type, same_name_key, shown_name
 from .shared import SharedState
 from .source import Source
 
@@ -65,6 +65,15 @@ class Entry:
 class Listing:
     entries: tuple[Entry, ...]
     by_name: dict[str, Entry]
+    # The same entries by NFC spelling (see names.same_name_key): a name PikPak holds in NFD
+    # is found by its NFC spelling too; where two stored names are one under NFC, the one
+    # spelled exactly as asked wins, else the oldest.
+    by_key: dict[str, Entry] = field(default_factory=dict)
+
+    def named(self, name: str) -> Entry | None:
+        """The entry of ``name``, spelled exactly so or in another Unicode normalisation."""
+        found = self.by_name.get(name)
+        return found if found is not None else self.by_key.get(same_name_key(name))
 
 
 def disambiguate(files: Iterable[File]) -> Listing:
@@ -91,7 +100,10 @@ def disambiguate(files: Iterable[File]) -> Listing:
         seen.add(shown[item.id])
         by_name[name] = Entry.from_file(item, name)
     entries = tuple(sorted(by_name.values(), key=lambda e: e.name))
-    return Listing(entries, by_name)
+    by_key: dict[str, Entry] = {}
+    for entry in by_name.values():  # oldest first
+        by_key.setdefault(same_name_key(entry.name), entry)
+    return Listing(entries, by_name, by_key)
 
 
 def _numbered(name: str, count: int) -> str:
@@ -103,6 +115,15 @@ def _numbered(name: str, count: int) -> str:
     else:
         ext = "." + ext
     return stem[: MAX_NAME - len(tag) - len(ext)] + tag + ext
+
+
+def _named_in(entries: Mapping[str, Entry], name: str) -> Entry | None:
+    """``name`` in ``entries`` (by name), in any Unicode normalisation of it."""
+    found = entries.get(name)
+    if found is None and entries:
+        key = same_name_key(name)
+        found = next((e for n, e in entries.items() if same_name_key(n) == key), None)
+    return found
 
 
 class Waiting(Protocol):
@@ -174,10 +195,10 @@ class DriveTree:
     def _named(
         self, folder: Entry, name: str, *, cached_only: bool, stored_only: bool = False
     ) -> Entry | None:
-        if not stored_only and (waiting := self._waiting_in(folder.id).get(name)) is not None:
+        if not stored_only and (waiting := _named_in(self._waiting_in(folder.id), name)):
             return waiting
         listing = self.listings.get(folder.id) if cached_only else self.listing(folder.id)
-        return listing.by_name.get(name) if listing is not None else None
+        return listing.named(name) if listing is not None else None
 
     def resolve(self, path: str, *, cached_only: bool = False) -> Entry | None:
         """``/a/b/c`` (relative to the mount) → entry, or None. A ``.`` or ``..`` segment
