@@ -189,6 +189,8 @@ def build_mounts(
                 route=route,
                 offline=offline,
                 offline_folder=settings.offline_folder,
+                offline_links_per_file=settings.offline_links_per_file,
+                offline_links_per_minute=settings.offline_links_per_minute,
                 shared=shared,
                 side_files=RedisSideStore(shared, settings.name) if shared else None,
                 streams=streams[account.name],

@@ -704,8 +704,18 @@ def run_offline(args: argparse.Namespace) -> int:
                 name_shown = task.name or task.file_name
                 print(f"{task.id}\t{_phase(task.phase)}\t{task.progress}%\t{name_shown}")
         elif args.action == "delete":
-            mount.offline.delete(args.ids)
-            print(f"deleted {_count(len(args.ids), 'task')} (their files stay)")
+            unknown = mount.offline.delete(args.ids)
+            if len(unknown) < len(args.ids):
+                deleted = len(args.ids) - len(unknown)
+                print(f"deleted {_count(deleted, 'task')} (their files stay)")
+            if unknown:
+                for task_id in unknown:
+                    shown = task_id.encode("unicode_escape").decode()
+                    print(
+                        f"pikdav offline delete: no offline task has the id {shown}",
+                        file=sys.stderr,
+                    )
+                return 1
         else:
             mount.offline.retry(args.id)
             print(f"started {args.id} again")

@@ -23,8 +23,15 @@ from pikdav.pikpak.types import Link, Quota, Task
 
 from .cache import TtlCache
 from .errors import BodyCut, NotAllowed, ReadOnly, StillUploading
-from .names import HIDDEN_PREFIX, is_finder_metadata, is_probe
-from .offline import MAX_DROP, DropFolder, is_drop, is_own
+from .names import HIDDEN_PREFIX, is_finder_metadata, is_probe, unfit_character
+from .offline import (
+    LINKS_PER_FILE,
+    LINKS_PER_MINUTE,
+    MAX_DROP,
+    DropFolder,
+    is_drop,
+    is_own,
+)
 from .pending import PendingUploads
 from .share import ShareSource, ShareStatus
 from .shared import SharedState
@@ -56,6 +63,8 @@ class Mount:
         route: LinkRoute | None = None,
         offline: OfflineTasks | None = None,
         offline_folder: str | None = None,
+        offline_links_per_file: int = LINKS_PER_FILE,
+        offline_links_per_minute: int = LINKS_PER_MINUTE,
         shared: SharedState | None = None,
         side_files: SideFiles | None = None,
         streams: Streams | None = None,
@@ -65,7 +74,9 @@ class Mount:
         background from there (the ``background_uploads`` option); ``cdn``: the HTTP session
         stored files are read through (:func:`pikdav.pikpak.http.cdn_session`); ``offline``:
         the account's offline downloads, landing in ``offline_folder`` (a path below the
-        mount's root; None: PikPak's "My Pack"); ``shared``: the Redis that several instances
+        mount's root; None: PikPak's "My Pack"), a dropped file of links starting at most
+        ``offline_links_per_file`` tasks and a user at most ``offline_links_per_minute`` a
+        minute; ``shared``: the Redis that several instances
         share (changes are refused while it is down, and invalidations reach every
         instance); ``side_files``: where Finder's metadata files are kept (default: in
         memory); ``streams`` and ``stream_plan``: read files by parallel segments so cut,
@@ -82,7 +93,15 @@ class Mount:
         self.offline = offline
         self.offline_folder = offline_folder.strip("/") if offline_folder else None
         # Links put into the offline folder become tasks (see vfs.offline).
-        self.drop = DropFolder(offline) if offline and self.offline_folder else None
+        self.drop = (
+            DropFolder(
+                offline,
+                links_per_file=offline_links_per_file,
+                links_per_minute=offline_links_per_minute,
+            )
+            if offline and self.offline_folder
+            else None
+        )
         self._drop_id = ""  # the offline folder's id, once it exists
         self.streams = streams
         self.stream_plan = stream_plan
@@ -260,10 +279,13 @@ class Mount:
         self._writer()
         return SpoolFile(self.spool, size, exact=exact)
 
-    def store(self, folder: Entry, name: str, body: SpoolFile, old: Entry | None) -> Entry:
+    def store(
+        self, folder: Entry, name: str, body: SpoolFile, old: Entry | None, user: str = ""
+    ) -> Entry:
         """The received ``body`` becomes ``folder/name`` (replacing ``old``): uploaded now,
         or, on a mount with background uploads, taken over to be uploaded from local disk
-        (the caller may answer as soon as this returns: the body survives a crash)."""
+        (the caller may answer as soon as this returns: the body survives a crash).
+        ``user``: who put it (a drop of links counts against that user's minute)."""
         writer = self._writer(name)
         dropped = self.drop is not None and is_drop(name) and self.is_drop_folder(folder)
         if not dropped:
@@ -278,7 +300,7 @@ class Mount:
                     data = dropped.read(MAX_DROP + 1)
             finally:
                 body.discard()  # a drop is never stored: its links become tasks
-            entry = self.drop.drop(folder.id, name, data)
+            entry = self.drop.drop(folder.id, name, data, user)
             self.tree.folder_changed(folder.id)
             return entry
         if self.pending is not None:
@@ -359,9 +381,18 @@ class Mount:
         return task
 
     def _folder_for(self, path: str) -> Entry:
-        """The folder at ``path``, made (with its parents) when missing."""
+        """The folder at ``path``, made (with its parents) when missing; a path with a name
+        no folder may have is refused before anything is made."""
+        names = path.split("/")
+        for name in names:
+            if (
+                name in ("", ".", "..")
+                or name.startswith(HIDDEN_PREFIX)
+                or unfit_character(name) is not None
+            ):
+                raise NotAllowed(f"{path!r} is no folder path below the mount's root")
         folder = self.root
-        for name in path.split("/"):
+        for name in names:
             child = self.child(folder, name)
             if child is None:
                 child = self.mkdir(folder, name)
