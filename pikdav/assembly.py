@@ -36,6 +36,7 @@ from .vfs.sharelist import ShareListSource
 from .vfs.sidefiles import RedisSideStore
 from .vfs.source import DriveSource
 from .vfs.spool import SpoolSettings
+from .vfs.temporaries import Temporaries
 
 
 def login_command(config: Config, account: AccountConfig) -> str:
@@ -195,6 +196,13 @@ def build_mounts(
                 side_files=RedisSideStore(shared, settings.name) if shared else None,
                 streams=streams[account.name],
                 stream_plan=SegmentPlan(connections=settings.stream_connections),
+                # Only the server writes down and removes its uploads' temporaries: a command
+                # beside it must not remove those of the server's uploads in flight.
+                temporaries=Temporaries(
+                    config.state_dir / "temporaries" / settings.name, source.drive
+                )
+                if background
+                else None,
             )
         )
     if shared is not None:

@@ -386,10 +386,27 @@ def run_serve(args: argparse.Namespace) -> int:
         "serving %s on %s://%s:%s/", ", ".join(m.name for m in mounts), scheme, host, port
     )
     try:
-        return _serve_until_signalled(server)
+        return _serve_until_signalled(server, on_stop=lambda: _give_up_uploads(mounts))
     finally:
         if metrics_server is not None:
             metrics_server.stop()
+
+
+GIVE_UP_SECONDS = 1.5  # how long a stop waits for the temporaries of cut uploads to go
+
+
+def _give_up_uploads(mounts: list) -> None:
+    """The uploads the stop cut delete their temporaries on PikPak, within a bound (what is
+    left then goes at the next start)."""
+    workers = [
+        threading.Thread(target=m.give_up_uploads, name="pikdav-give-up", daemon=True)
+        for m in mounts
+    ]
+    for worker in workers:
+        worker.start()
+    deadline = time.monotonic() + GIVE_UP_SECONDS
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
 
 
 def run_demo(args: argparse.Namespace) -> int:

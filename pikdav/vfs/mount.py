@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
+import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,10 +41,13 @@ from .sharelist import ShareListSource
 from .sidefiles import KEEP_LOCAL, SideFiles, SideStore
 from .source import Source, WritableSource
 from .spool import SpoolFile, SpoolSettings
+from .temporaries import Temporaries
 from .tree import LISTING_TTL, DriveTree, Entry
 from .writer import TreeWriter
 
 log = logging.getLogger(__name__)
+
+SWEEP_AGAIN = (30.0, 60.0, 120.0, 300.0, 600.0)  # seconds between tries at leftovers
 
 
 class Mount:
@@ -69,6 +74,7 @@ class Mount:
         side_files: SideFiles | None = None,
         streams: Streams | None = None,
         stream_plan: SegmentPlan | None = None,
+        temporaries: Temporaries | None = None,
     ) -> None:
         """``uploads_dir``: answer PUTs once the body is on local disk and upload in the
         background from there (the ``background_uploads`` option); ``cdn``: the HTTP session
@@ -81,7 +87,9 @@ class Mount:
         instance); ``side_files``: where Finder's metadata files are kept (default: in
         memory); ``streams`` and ``stream_plan``: read files by parallel segments so cut,
         within the account's connections (None, or a plan of one connection: through one
-        connection)."""
+        connection); ``temporaries``: where uploads write down their hidden temporaries on
+        PikPak, so that a stop or the next start removes those left (None: nowhere, for a
+        command beside a running server)."""
         self.name = name
         self.source = source
         self.read_only = read_only or not isinstance(source, WritableSource)
@@ -127,10 +135,37 @@ class Mount:
             channel=name,
         )
         self.writer: TreeWriter | None = None
+        self.temporaries = temporaries
         if isinstance(source, WritableSource):
-            self.writer = TreeWriter(source, self.tree, use_trash=use_trash)
-            if self.pending is not None:
+            self.writer = TreeWriter(
+                source, self.tree, use_trash=use_trash, temporaries=temporaries
+            )
+            if temporaries is not None and temporaries.left:
+                # The temporaries an earlier run left go first; then the background uploads
+                # left from before a restart resume, each under a new one.
+                threading.Thread(
+                    target=self._sweep_then_resume, name="pikdav-leftovers", daemon=True
+                ).start()
+            elif self.pending is not None:
                 self.pending.start(self.writer)  # uploads left from before a restart
+
+    def _sweep_then_resume(self) -> None:
+        assert self.temporaries is not None and self.writer is not None
+        try:
+            swept = self.temporaries.sweep()
+        finally:
+            if self.pending is not None:
+                self.pending.start(self.writer)
+        for delay in SWEEP_AGAIN:  # PikPak could not be asked: try again a while
+            if swept:
+                return
+            time.sleep(delay)
+            swept = self.temporaries.sweep()
+
+    def give_up_uploads(self) -> None:
+        """At a stop: the uploads still going up are given up, their temporaries deleted."""
+        if self.temporaries is not None:
+            self.temporaries.give_up()
 
     # ------------------------------------------------------------------ reading
     @property
