@@ -7,6 +7,7 @@ from (`pikdav.pikpak`, `pikdav.vfs`, `pikdav.dav`) never import `pikdav.config`.
 
 from __future__ import annotations
 
+import logging
 import shlex
 from collections.abc import Callable
 from pathlib import Path
@@ -125,6 +126,23 @@ def link_route(
     )
 
 
+def temporaries(config: Config, settings: MountConfig, drive: Drive) -> Temporaries | None:
+    """Where the mount's uploads write down their temporaries on PikPak (see
+    :mod:`pikdav.vfs.temporaries`); None, said in the log, when state_dir cannot hold them."""
+    directory = config.state_dir / "temporaries" / settings.name
+    try:
+        return Temporaries(directory, drive)
+    except OSError as exc:
+        logging.getLogger("pikdav").warning(
+            "mount %s: cannot keep upload records in %s (%s); uploads cut by a stop may "
+            "leave hidden temporaries on PikPak",
+            settings.name,
+            directory,
+            exc.strerror or exc,
+        )
+        return None
+
+
 def build_mounts(
     config: Config, sessions: dict[str, Session] | None = None, *, background: bool = True
 ) -> list[Mount]:
@@ -198,11 +216,7 @@ def build_mounts(
                 stream_plan=SegmentPlan(connections=settings.stream_connections),
                 # Only the server writes down and removes its uploads' temporaries: a command
                 # beside it must not remove those of the server's uploads in flight.
-                temporaries=Temporaries(
-                    config.state_dir / "temporaries" / settings.name, source.drive
-                )
-                if background
-                else None,
+                temporaries=temporaries(config, settings, source.drive) if background else None,
             )
         )
     if shared is not None:
