@@ -4,7 +4,9 @@ upload once restarted."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -20,6 +22,7 @@ import yaml
 from pikdav.dav.auth import hash_password
 from tests.support.command import start
 from tests.support.pikpak_raw import control
+from tests.support.shares import add_file
 
 USER = "alice@example.com"
 PIKDAV = [sys.executable, "-m", "pikdav.cli"]
@@ -293,3 +296,39 @@ def test_a_start_removes_only_its_own_leftovers_not_another_instance_s_upload(
         a.stop(signal.SIGTERM)
         a.kill()
         control(emulator.base_url, "faults", method="DELETE")
+
+
+def test_a_start_removes_what_its_records_name_and_never_a_user_s_file(
+    emulator, make_gateway, tmp_path
+):
+    """Records left by a killed run: one names a temporary that was renamed into place just
+    before the kill (a user's file now), one a pending temporary by its id, one a temporary
+    whose id never came back (found in its folder). Another instance's temporary has no
+    record here. The start removes exactly the two temporaries its records name."""
+
+    def add(path: str, *, pending: bool = False) -> str:
+        made = add_file(emulator, path, content=base64.b64encode(b"x" * 100).decode())
+        if pending:  # an upload whose bytes never all came
+            acct = emulator.world.accounts[USER]
+            acct.nodes[made["id"]].phase = "PHASE_TYPE_PENDING"
+        return made["id"]
+
+    kept = add("Docs/report.pdf")
+    by_id = add("Docs/.pikdav-put-0a0a0a0a-notes.txt", pending=True)
+    add("Docs/.pikdav-put-0b0b0b0b-draft.txt", pending=True)
+    add("Docs/.pikdav-put-0c0c0c0c-theirs.txt", pending=True)  # another instance's
+    folder = drive(emulator)["Docs"]["id"]
+    records = tmp_path / "state0" / "temporaries" / "pikpak"
+    records.mkdir(parents=True)
+    for key, name, file_id in (
+        ("r1", ".pikdav-put-0d0d0d0d-report.pdf", kept),  # renamed into place meanwhile
+        ("r2", ".pikdav-put-0a0a0a0a-notes.txt", by_id),
+        ("r3", ".pikdav-put-0b0b0b0b-draft.txt", ""),
+    ):
+        record = {"folder_id": folder, "name": name, "file_id": file_id}
+        (records / f"{key}.json").write_text(json.dumps(record))
+
+    make_gateway(download="proxy")
+    wait_until(lambda: list(records.iterdir()) == [])
+    assert hidden(emulator) == ["Docs/.pikdav-put-0c0c0c0c-theirs.txt"]
+    assert "Docs/report.pdf" in drive(emulator)
