@@ -35,6 +35,8 @@ class Drive:
         also the files whose upload never finished, which PikPak keeps but does not show)."""
         filters = dict(LIVE) | ({"trashed": {"eq": True}} if trashed else {})
         if with_pending:
+            # Clients ask for complete items explicitly (rclone, the web app), so a listing
+            # without that filter holds the pending ones as well (inferred, not documented).
             del filters["phase"]
         page_token = ""
         while True:
