@@ -197,7 +197,7 @@ class Temporaries:
         except NotFound:
             self._forget(temp)
             return
-        if item.name == temp.name and item.parent_id == temp.folder_id:
+        if item.name == temp.name:  # the name holds a random part: it is ours alone
             self.drive.delete([item.id])
             log.info("removed the temporary upload %r from PikPak (%s)", temp.name, why)
         self._forget(temp)  # another name by now: renamed into place, a user's file
