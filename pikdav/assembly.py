@@ -7,6 +7,7 @@ from (`pikdav.pikpak`, `pikdav.vfs`, `pikdav.dav`) never import `pikdav.config`.
 
 from __future__ import annotations
 
+import logging
 import shlex
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,7 @@ from .vfs.sharelist import ShareListSource
 from .vfs.sidefiles import RedisSideStore
 from .vfs.source import DriveSource
 from .vfs.spool import SpoolSettings
+from .vfs.temporaries import Temporaries
 
 
 def login_command(config: Config, account: AccountConfig) -> str:
@@ -131,6 +133,23 @@ def link_route(
     )
 
 
+def temporaries(config: Config, settings: MountConfig, drive: Drive) -> Temporaries | None:
+    """Where the mount's uploads write down their temporaries on PikPak (see
+    :mod:`pikdav.vfs.temporaries`); None, said in the log, when state_dir cannot hold them."""
+    directory = config.state_dir / "temporaries" / settings.name
+    try:
+        return Temporaries(directory, drive)
+    except OSError as exc:
+        logging.getLogger("pikdav").warning(
+            "mount %s: cannot keep upload records in %s (%s); uploads cut by a stop may "
+            "leave hidden temporaries on PikPak",
+            settings.name,
+            directory,
+            exc.strerror or exc,
+        )
+        return None
+
+
 def build_mounts(
     config: Config, sessions: dict[str, Session] | None = None, *, background: bool = True
 ) -> list[Mount]:
@@ -196,11 +215,16 @@ def build_mounts(
                 route=route,
                 offline=offline,
                 offline_folder=settings.offline_folder,
+                offline_links_per_file=settings.offline_links_per_file,
+                offline_links_per_minute=settings.offline_links_per_minute,
                 shared=shared,
                 side_files=RedisSideStore(shared, settings.name) if shared else None,
                 streams=streams[account.name],
                 stream_plan=SegmentPlan(connections=settings.stream_connections),
                 finder_hints=settings.finder_hints,
+                # Only the server writes down and removes its uploads' temporaries: a command
+                # beside it must not remove those of the server's uploads in flight.
+                temporaries=temporaries(config, settings, source.drive) if background else None,
             )
         )
     if shared is not None:

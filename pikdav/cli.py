@@ -430,10 +430,27 @@ def run_serve(args: argparse.Namespace) -> int:
         "serving %s on %s://%s:%s/", ", ".join(m.name for m in mounts), scheme, host, port
     )
     try:
-        return _serve_until_signalled(server)
+        return _serve_until_signalled(server, on_stop=lambda: _give_up_uploads(mounts))
     finally:
         if metrics_server is not None:
             metrics_server.stop()
+
+
+GIVE_UP_SECONDS = 1.5  # how long a stop waits for the temporaries of cut uploads to go
+
+
+def _give_up_uploads(mounts: list) -> None:
+    """The uploads the stop cut delete their temporaries on PikPak, within a bound (what is
+    left then goes at the next start)."""
+    workers = [
+        threading.Thread(target=m.give_up_uploads, name="pikdav-give-up", daemon=True)
+        for m in mounts
+    ]
+    for worker in workers:
+        worker.start()
+    deadline = time.monotonic() + GIVE_UP_SECONDS
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -825,8 +842,18 @@ def run_offline(args: argparse.Namespace) -> int:
                 name_shown = task.name or task.file_name
                 print(f"{task.id}\t{_phase(task.phase)}\t{task.progress}%\t{name_shown}")
         elif args.action == "delete":
-            mount.offline.delete(args.ids)
-            print(f"deleted {_count(len(args.ids), 'task')} (their files stay)")
+            unknown = mount.offline.delete(args.ids)
+            if len(unknown) < len(args.ids):
+                deleted = len(args.ids) - len(unknown)
+                print(f"deleted {_count(deleted, 'task')} (their files stay)")
+            if unknown:
+                for task_id in unknown:
+                    shown = task_id.encode("unicode_escape").decode()
+                    print(
+                        f"pikdav offline delete: no offline task has the id {shown}",
+                        file=sys.stderr,
+                    )
+                return 1
         else:
             mount.offline.retry(args.id)
             print(f"started {args.id} again")

@@ -35,6 +35,7 @@ from .pikpak.shares import parse_share_link
 from .pikpak.tokenstore import MEMORY, store_kind
 from .pikpak.types import LINK_KINDS, ORIGINAL
 from .vfs.sidefiles import FINDER_METADATA, KEEP_LOCAL
+from .vfs.offline import LINKS_PER_FILE, LINKS_PER_MINUTE
 from .vfs.tree import LISTING_TTL
 
 __all__ = ["Config", "ConfigError", "load_config", "parse_config"]
@@ -103,6 +104,8 @@ class MountConfig:
     cdn_node: str = OFF  # auto: the fastest node that answers; or a node's name or host
     cdn_nodes: tuple[str, ...] = ()  # probed with auto, beside those in pikpak/cdn_nodes.txt
     offline_folder: str | None = None  # where offline downloads land (None: "My Pack")
+    offline_links_per_file: int = LINKS_PER_FILE  # tasks one file dropped there may start
+    offline_links_per_minute: int = LINKS_PER_MINUTE  # tasks a user may start there a minute
     # A share mount (read-only, read without a login): a share link, or a file of them.
     share: str = ""
     share_list: Path | None = None
@@ -131,6 +134,8 @@ _DRIVE_ONLY_KEYS = (
     "background_uploads",
     "finder_metadata",
     "offline_folder",
+    "offline_links_per_file",
+    "offline_links_per_minute",
     # Links of a share are read as PikPak gives them (its media links; see the README).
     "link",
 )
@@ -482,6 +487,8 @@ class _Reader(Checker):
             background_uploads=self.boolean(*key("background_uploads")),
             link=self.choice(*key("link"), LINK_KINDS),
             offline_folder=self._offline_folder(*key("offline_folder")),
+            offline_links_per_file=self.integer(*key("offline_links_per_file"), 1),
+            offline_links_per_minute=self.integer(*key("offline_links_per_minute"), 1),
         )
 
     def _mount_common(self, path: str, key: Callable[[str], tuple[str, Any]]) -> dict[str, Any]:

@@ -95,3 +95,23 @@ def test_a_refused_link_says_why_and_starts_nothing(emulator, tmp_path):
     assert listed(config) == {}
     unknown = offline(config, "list", "--mount", "nope")
     assert unknown.returncode == 2 and "no mount is named 'nope'" in unknown.stderr
+
+
+def test_deleting_an_unknown_task_id_says_it_does_not_exist(emulator, tmp_path):
+    config = write_config(tmp_path, emulator)
+    added = offline(config, "add", MAGNET)
+    assert added.returncode == 0, added.stderr
+    task_id = added.stdout.split("\t")[0]
+    unknown = "VT" + "0" * 24
+
+    proc = offline(config, "delete", unknown)
+    assert proc.returncode == 1
+    assert f"no offline task has the id {unknown}" in proc.stderr
+    assert "deleted" not in proc.stdout
+    assert task_id in [row[0] for row in listed(config).values()]
+
+    # One known, one unknown: the known one goes, the unknown one is named.
+    both = offline(config, "delete", task_id, unknown)
+    assert both.returncode == 1 and "deleted 1 task (their files stay)" in both.stdout
+    assert f"no offline task has the id {unknown}" in both.stderr
+    assert listed(config) == {}

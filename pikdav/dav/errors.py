@@ -47,6 +47,7 @@ from pikdav.pikpak.errors import (
 from pikdav.vfs.errors import (
     BodyCut,
     LinkRefused,
+    LinksTooFast,
     MountError,
     NoRoom,
     NotAllowed,
@@ -60,6 +61,8 @@ from pikdav.vfs.shared import SharedStateDown
 from .logtext import client_text
 
 log = logging.getLogger(__name__)
+
+HTTP_TOO_MANY_REQUESTS = 429
 
 _MOUNT_STATUSES: tuple[tuple[type[MountError], int], ...] = (
     (ReadOnly, HTTP_FORBIDDEN),
@@ -81,6 +84,12 @@ def dav_error(exc: PikPakError | MountError, what: str) -> DAVError:
         status = next((s for kind, s in _MOUNT_STATUSES if isinstance(exc, kind)), HTTP_FORBIDDEN)
         if isinstance(exc, BodyCut):
             log.warning("%s: %s; nothing stored", client_text(what), exc)
+        if isinstance(exc, LinksTooFast):
+            return DAVError(
+                HTTP_TOO_MANY_REQUESTS,
+                str(exc),
+                add_headers=[("Retry-After", str(exc.retry_after))],
+            )
         return DAVError(status, str(exc))
     return _upstream(exc, client_text(what))
 

@@ -279,7 +279,13 @@ class FileResource(_Resource, DAVNonCollection):
             self._transfer.phase = UPLOADING
         try:
             with answering(f"PUT {self.path} ({body.size} of {body.expected} B)"):
-                self.entry = self.mount.store(self._parent(), self.entry.name, body, old)
+                self.entry = self.mount.store(
+                    self._parent(),
+                    self.entry.name,
+                    body,
+                    old,
+                    self.environ.get("wsgidav.user_name") or "",
+                )
         finally:
             self._transfer_ended()
         drop = self.mount.drop

@@ -243,9 +243,10 @@ class StatusPages(BaseMiddleware):
             for url in urls:
                 started.append(mount.add_offline(url, folder).name or "a task")
         except (PikPakError, MountError) as exc:
-            problem = exc.problem if isinstance(exc, PikPakError) else str(exc)
             done = f" ({len(started)} started before it)" if started else ""
-            return Notice(f"PikPak refused the link{done}: {problem}", error=True)
+            if isinstance(exc, MountError):  # the gateway's refusal, not PikPak's
+                return Notice(f"{exc}{done}", error=True)
+            return Notice(f"PikPak refused the link{done}: {exc.problem}", error=True)
         return Notice(f"offline download started: {', '.join(started)}")
 
     def _offline_of(self, form: Mapping[str, str]) -> Mount | None:
@@ -257,9 +258,11 @@ class StatusPages(BaseMiddleware):
         if mount is None or mount.offline is None:
             return Notice("no such mount", error=True)
         try:
-            mount.offline.delete([form.get("id", "")])
+            unknown = mount.offline.delete([form.get("id", "")])
         except PikPakError as exc:
             return Notice(f"deleting the task failed: {exc.problem}", error=True)
+        if unknown:
+            return Notice("no offline task has that id (nothing deleted)", error=True)
         return Notice("the offline task is deleted (its files stay)")
 
     def retry_offline(self, form: Mapping[str, str]) -> Notice:

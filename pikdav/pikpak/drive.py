@@ -26,9 +26,16 @@ class Drive:
         self.link_wait = link_wait
 
     # ------------------------------------------------------------------ reading
-    def iter_folder(self, folder_id: str = "", *, trashed: bool = False) -> Iterator[File]:
-        """Every complete item of a folder, one request per 500 items."""
+    def iter_folder(
+        self, folder_id: str = "", *, trashed: bool = False, with_pending: bool = False
+    ) -> Iterator[File]:
+        """Every complete item of a folder, one request per 500 items (``with_pending``:
+        also the files whose upload never finished, which PikPak keeps but does not show)."""
         filters = dict(LIVE) | ({"trashed": {"eq": True}} if trashed else {})
+        if with_pending:
+            # Clients ask for complete items explicitly (rclone, the web app), so a listing
+            # without that filter holds the pending ones as well (inferred, not documented).
+            del filters["phase"]
         page_token = ""
         while True:
             params = {

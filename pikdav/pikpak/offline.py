@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 from .drive import Drive
-from .errors import Transient
+from .errors import NotFound, Transient
 from .session import Session
 from .types import NewFile, Task, TaskPage
+
+_TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 class OfflineTasks:
@@ -50,8 +53,23 @@ class OfflineTasks:
             if not token:
                 return tasks
 
-    def delete(self, task_ids: list[str], delete_files: bool = False) -> None:
-        self.drive.delete_tasks(task_ids, delete_files=delete_files)
+    def delete(self, task_ids: list[str], delete_files: bool = False) -> list[str]:
+        """Delete the account's offline tasks among ``task_ids``; the ids that name none.
+        PikPak answers the deletion of an id it does not know as done, so each task is
+        looked up first."""
+        found, unknown = [], []
+        for task_id in task_ids:
+            (found if self._exists(task_id) else unknown).append(task_id)
+        self.drive.delete_tasks(found, delete_files=delete_files)
+        return unknown
+
+    def _exists(self, task_id: str) -> bool:
+        if not _TASK_ID.fullmatch(task_id):
+            return False  # no task has it, and it is no path to put into a URL
+        try:
+            return self.drive.get_task(task_id).type == "offline"
+        except NotFound:
+            return False
 
     def retry(self, task_id: str) -> None:
         """Start a failed task again."""

@@ -62,6 +62,7 @@ class Uploader:
         gcid: str | None = None,
         stop: threading.Event | None = None,
         progress: Callable[[int], None] | None = None,
+        made: Callable[[File], None] | None = None,
     ) -> File:
         """Upload ``path`` as ``name`` in ``parent_id`` and return the complete file.
 
@@ -69,7 +70,8 @@ class Uploader:
         between retries is cut short): the pending file is deleted and :class:`Stopped` is
         raised. ``progress`` is told how many bytes the store has taken so far, part by part
         for a file sent in parts (a small file goes in one request: its bytes count when
-        the store has all of them)."""
+        the store has all of them). ``made`` is told of the file as soon as PikPak has made
+        it (pending until the store has every byte), before any byte is sent."""
         size = os.path.getsize(path) if size is None else size
         gcid = gcid or gcid_of_file(path, size)
         ticket = self._ticket(parent_id, name, size, gcid)
@@ -77,6 +79,12 @@ class Uploader:
         if pending is None:
             self._discard(None, ticket.task)
             raise PikPakError(f"PikPak did not say which file it made for {name}")
+        if made is not None:
+            try:
+                made(pending)
+            except BaseException:
+                self._discard(pending, ticket.task)
+                raise
         if pending.complete:
             log.info("upload %s: PikPak already has this content (instant upload)", name)
             return pending

@@ -47,5 +47,18 @@ class LinkRefused(MountError):
     link it cannot fetch): nothing is stored."""
 
 
+class TooManyLinks(TooLarge):
+    """A file dropped into the offline folder holds more links than one drop may start."""
+
+
+class LinksTooFast(MountError):
+    """A user dropped more links within a minute than the mount lets one user start;
+    ``retry_after``: seconds until this drop would fit."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NameTaken(Conflict):
     """The name is taken (by an item of another kind, or by someone else meanwhile)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,18 +25,28 @@ from pikdav.pikpak.types import Link, Quota, Task
 
 from .cache import TtlCache
 from .errors import BodyCut, MountError, NotAllowed, ReadOnly, StillUploading
-from .names import HIDDEN_PREFIX, is_finder_metadata, is_probe
-from .offline import MAX_DROP, DropFolder, is_drop, is_own
+from .names import HIDDEN_PREFIX, is_finder_metadata, is_probe, unfit_character
+from .offline import (
+    LINKS_PER_FILE,
+    LINKS_PER_MINUTE,
+    MAX_DROP,
+    DropFolder,
+    is_drop,
+    is_own,
+)
 from .pending import PendingUploads
 from .share import ShareStatus
 from .shared import SharedState
 from .sidefiles import KEEP_LOCAL, SideFiles, SideStore
 from .source import Source, WritableSource
 from .spool import SpoolFile, SpoolSettings
+from .temporaries import Temporaries
 from .tree import LISTING_TTL, DriveTree, Entry
 from .writer import TreeWriter
 
 log = logging.getLogger(__name__)
+
+SWEEP_AGAIN = (30.0, 60.0, 120.0, 300.0, 600.0)  # seconds between tries at leftovers
 
 
 class Mount:
@@ -56,23 +67,31 @@ class Mount:
         route: LinkRoute | None = None,
         offline: OfflineTasks | None = None,
         offline_folder: str | None = None,
+        offline_links_per_file: int = LINKS_PER_FILE,
+        offline_links_per_minute: int = LINKS_PER_MINUTE,
         shared: SharedState | None = None,
         side_files: SideFiles | None = None,
         streams: Streams | None = None,
         stream_plan: SegmentPlan | None = None,
         finder_hints: bool = True,
+        temporaries: Temporaries | None = None,
     ) -> None:
         """``uploads_dir``: answer PUTs once the body is on local disk and upload in the
         background from there (the ``background_uploads`` option); ``cdn``: the HTTP session
         stored files are read through (:func:`pikdav.pikpak.http.cdn_session`); ``offline``:
         the account's offline downloads, landing in ``offline_folder`` (a path below the
-        mount's root; None: PikPak's "My Pack"); ``shared``: the Redis that several instances
+        mount's root; None: PikPak's "My Pack"), a dropped file of links starting at most
+        ``offline_links_per_file`` tasks and a user at most ``offline_links_per_minute`` a
+        minute; ``shared``: the Redis that several instances
         share (changes are refused while it is down, and invalidations reach every
         instance); ``side_files``: where Finder's metadata files are kept (default: in
         memory); ``streams`` and ``stream_plan``: read files by parallel segments so cut,
         within the account's connections (None, or a plan of one connection: through one
         connection); ``finder_hints``: Finder's hint files (no Spotlight, no QuickLook
-        thumbnails) are answered at the mount's root (see :mod:`pikdav.dav.clients`)."""
+        thumbnails) are answered at the mount's root (see :mod:`pikdav.dav.clients`);
+        ``temporaries``: where uploads write down their hidden temporaries on PikPak, so that
+        a stop or the next start removes those left (None: nowhere, for a command beside a
+        running server)."""
         self.name = name
         self.finder_hints = finder_hints
         self.source = source
@@ -88,7 +107,15 @@ class Mount:
         self.offline = offline
         self.offline_folder = offline_folder.strip("/") if offline_folder else None
         # Links put into the offline folder become tasks (see vfs.offline).
-        self.drop = DropFolder(offline) if offline and self.offline_folder else None
+        self.drop = (
+            DropFolder(
+                offline,
+                links_per_file=offline_links_per_file,
+                links_per_minute=offline_links_per_minute,
+            )
+            if offline and self.offline_folder
+            else None
+        )
         self._drop_id = ""  # the offline folder's id, once it exists
         self._drop_made = threading.Lock()  # held while the offline folder is made
         self._drop_problem = ""  # why it could not be made, as last logged
@@ -116,10 +143,37 @@ class Mount:
             channel=name,
         )
         self.writer: TreeWriter | None = None
+        self.temporaries = temporaries
         if isinstance(source, WritableSource):
-            self.writer = TreeWriter(source, self.tree, use_trash=use_trash)
-            if self.pending is not None:
+            self.writer = TreeWriter(
+                source, self.tree, use_trash=use_trash, temporaries=temporaries
+            )
+            if temporaries is not None and temporaries.left:
+                # The temporaries an earlier run left go first; then the background uploads
+                # left from before a restart resume, each under a new one.
+                threading.Thread(
+                    target=self._sweep_then_resume, name="pikdav-leftovers", daemon=True
+                ).start()
+            elif self.pending is not None:
                 self.pending.start(self.writer)  # uploads left from before a restart
+
+    def _sweep_then_resume(self) -> None:
+        assert self.temporaries is not None and self.writer is not None
+        try:
+            swept = self.temporaries.sweep()
+        finally:
+            if self.pending is not None:
+                self.pending.start(self.writer)
+        for delay in SWEEP_AGAIN:  # PikPak could not be asked: try again a while
+            if swept:
+                return
+            time.sleep(delay)
+            swept = self.temporaries.sweep()
+
+    def give_up_uploads(self) -> None:
+        """At a stop: the uploads still going up are given up, their temporaries deleted."""
+        if self.temporaries is not None:
+            self.temporaries.give_up()
 
     # ------------------------------------------------------------------ reading
     @property
@@ -295,10 +349,13 @@ class Mount:
         self._writer()
         return SpoolFile(self.spool, size, exact=exact)
 
-    def store(self, folder: Entry, name: str, body: SpoolFile, old: Entry | None) -> Entry:
+    def store(
+        self, folder: Entry, name: str, body: SpoolFile, old: Entry | None, user: str = ""
+    ) -> Entry:
         """The received ``body`` becomes ``folder/name`` (replacing ``old``): uploaded now,
         or, on a mount with background uploads, taken over to be uploaded from local disk
-        (the caller may answer as soon as this returns: the body survives a crash)."""
+        (the caller may answer as soon as this returns: the body survives a crash).
+        ``user``: who put it (a drop of links counts against that user's minute)."""
         writer = self._writer(name)
         dropped = self.drop is not None and is_drop(name) and self.is_drop_folder(folder)
         if not dropped:
@@ -313,7 +370,7 @@ class Mount:
                     data = dropped.read(MAX_DROP + 1)
             finally:
                 body.discard()  # a drop is never stored: its links become tasks
-            entry = self.drop.drop(folder.id, name, data)
+            entry = self.drop.drop(folder.id, name, data, user)
             self.tree.folder_changed(folder.id)
             return entry
         if self.pending is not None:
@@ -394,9 +451,18 @@ class Mount:
         return task
 
     def _folder_for(self, path: str) -> Entry:
-        """The folder at ``path``, made (with its parents) when missing."""
+        """The folder at ``path``, made (with its parents) when missing; a path with a name
+        no folder may have is refused before anything is made."""
+        names = path.split("/")
+        for name in names:
+            if (
+                name in ("", ".", "..")
+                or name.startswith(HIDDEN_PREFIX)
+                or unfit_character(name) is not None
+            ):
+                raise NotAllowed(f"{path!r} is no folder path below the mount's root")
         folder = self.root
-        for name in path.split("/"):
+        for name in names:
             child = self.child(folder, name)
             if child is None:
                 child = self.mkdir(folder, name)

@@ -12,21 +12,27 @@ The folder also lists each task that is not finished as a read-only, empty entry
 carries its progress: ``NAME [P% PHASE].task``, for example ``sintel.mkv [42% running].task``
 (PHASE is ``pending``, ``running`` or ``error``; an error shows ``[error].task``). A finished
 task's file appears beside them under its own name.
+
+One dropped file starts at most ``links_per_file`` tasks (more: 413, none started), and one
+user at most ``links_per_minute`` within any minute (more: 429 with Retry-After, none
+started): a list of thousands of links is refused, not thousands of tasks started.
 """
 
 from __future__ import annotations
 
+import math
 import plistlib
 import re
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from pikdav.pikpak.errors import PikPakError
 from pikdav.pikpak.offline import OfflineTasks
 from pikdav.pikpak.types import Task
 
-from .errors import LinkRefused, NotLinks
+from .errors import LinkRefused, LinksTooFast, NotLinks, TooManyLinks
 from .tree import Entry
 
 DROP_KINDS = (".magnet", ".url", ".webloc", ".txt")
@@ -37,6 +43,9 @@ LINK = re.compile(r"^(magnet:\?|https?://|ed2k://)\S+$", re.IGNORECASE)
 RECEIPT_SECONDS = 60.0
 TASKS_TTL = 3.0  # seconds the folder's task entries are reused before PikPak is asked again
 _UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
+LINKS_PER_FILE = 100  # tasks one dropped file may start
+LINKS_PER_MINUTE = 100  # tasks one user may start by drops within a minute
+WINDOW = 60.0  # seconds: the minute of links_per_minute
 
 
 def is_drop(name: str) -> bool:
@@ -93,25 +102,45 @@ class _Receipt:
 class DropFolder:
     """The tasks and receipts of one mount's drop folder."""
 
-    def __init__(self, tasks: OfflineTasks) -> None:
+    def __init__(
+        self,
+        tasks: OfflineTasks,
+        *,
+        links_per_file: int = LINKS_PER_FILE,
+        links_per_minute: int = LINKS_PER_MINUTE,
+    ) -> None:
         self.tasks = tasks
+        self.links_per_file = links_per_file
+        self.links_per_minute = links_per_minute
         self._lock = threading.Lock()
+        self._started: dict[str, deque[list[float]]] = {}  # user: [[monotonic, links], …]
         self._receipts: dict[tuple[str, str], _Receipt] = {}
         self._listed: tuple[float, tuple[Entry, ...]] = (0.0, ())
         self._running: set[str] = set()  # entry ids of the tasks unfinished at the last look
 
-    def drop(self, folder_id: str, name: str, data: bytes) -> Entry:
-        """Start a task per link of the dropped file; its receipt entry. LinkRefused when
+    def drop(self, folder_id: str, name: str, data: bytes, user: str = "") -> Entry:
+        """Start a task per link of the file ``user`` dropped; its receipt entry.
+        TooManyLinks or LinksTooFast beyond the caps (nothing started); LinkRefused when
         PikPak refuses a link (saying how many were started before it)."""
         links = links_in(name, data)
+        if len(links) > self.links_per_file:
+            raise TooManyLinks(
+                f"the file holds {len(links)} links; one file may start at most "
+                f"{self.links_per_file} offline downloads"
+            )
+        taken = self._take(user, len(links))
         started = 0
-        for link in links:
-            try:
-                self.tasks.add(link, folder_id)
-            except PikPakError as exc:
-                before = f" ({started} of {len(links)} started before it)" if started else ""
-                raise LinkRefused(f"PikPak refused the link{before}: {exc.problem}") from None
-            started += 1
+        try:
+            for link in links:
+                try:
+                    self.tasks.add(link, folder_id)
+                except PikPakError as exc:
+                    before = f" ({started} of {len(links)} started before it)" if started else ""
+                    raise LinkRefused(f"PikPak refused the link{before}: {exc.problem}") from None
+                started += 1
+        finally:
+            with self._lock:
+                taken[1] = started  # links PikPak refused do not count
         now = time.time()
         entry = Entry(
             f"{ID_PREFIX}drop:{folder_id}:{name}", name, False, len(data), now, now,
@@ -122,6 +151,37 @@ class DropFolder:
             self._receipts[(folder_id, name)] = receipt
             self._listed = (0.0, ())  # the new tasks show at once
         return entry
+
+    def _take(self, user: str, links: int) -> list[float]:
+        """Count ``links`` against the user's minute (LinksTooFast when they do not fit):
+        the entry, whose count the caller sets to the links actually started."""
+        now = time.monotonic()
+        with self._lock:
+            window = self._started.setdefault(user, deque())
+            while window and window[0][0] <= now - WINDOW:
+                window.popleft()
+            used = sum(n for _, n in window)
+            if used + links > self.links_per_minute:
+                if links > self.links_per_minute:
+                    raise TooManyLinks(
+                        f"the file holds {links} links; one user may start at most "
+                        f"{self.links_per_minute} offline downloads a minute"
+                    )
+                freed, wait = used + links - self.links_per_minute, WINDOW
+                for at, n in window:  # the oldest go first
+                    freed -= n
+                    if freed <= 0:
+                        wait = at + WINDOW - now
+                        break
+                raise LinksTooFast(
+                    f"too many links: at most {self.links_per_minute} offline downloads a "
+                    f"minute, {used} started in the last minute; try again in "
+                    f"{math.ceil(wait)} s",
+                    max(1, math.ceil(wait)),
+                )
+            taken = [now, float(links)]
+            window.append(taken)
+            return taken
 
     def entries(self, folder_id: str) -> tuple[tuple[Entry, ...], bool]:
         """The folder's own entries (its receipts and the unfinished tasks), and whether a

@@ -9,6 +9,7 @@ read again when it changes, without a restart.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -47,7 +48,10 @@ class ListedShare:
     @property
     def key(self) -> str:
         # Share and folder ids are letters, digits, - and _: the key is safe inside an id.
-        return f"{self.link.share_id}.{self.link.folder_id}"
+        # The pass code is part of it: two lines naming one share with different pass codes
+        # are two sources, each proving only its own code to PikPak.
+        code = hashlib.sha256(self.link.pass_code.encode()).hexdigest()[:12]
+        return f"{self.link.share_id}.{self.link.folder_id}.{code}"
 
 
 @dataclass(frozen=True)

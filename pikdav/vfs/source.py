@@ -80,6 +80,7 @@ class WritableSource(Source, Protocol):
         gcid: str,
         stop: threading.Event | None = None,
         progress: Callable[[int], None] | None = None,
+        made: Callable[[File], None] | None = None,
     ) -> File: ...
 
     def copy_by_hash(self, parent_id: str, name: str, size: int, gcid: str) -> File: ...
@@ -163,9 +164,10 @@ class DriveSource:
         gcid: str,
         stop: threading.Event | None = None,
         progress: Callable[[int], None] | None = None,
+        made: Callable[[File], None] | None = None,
     ) -> File:
         return self.uploader.upload_file(
-            parent_id, name, path, size=size, gcid=gcid, stop=stop, progress=progress
+            parent_id, name, path, size=size, gcid=gcid, stop=stop, progress=progress, made=made
         )
 
     def copy_by_hash(self, parent_id: str, name: str, size: int, gcid: str) -> File:

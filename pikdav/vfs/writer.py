@@ -10,9 +10,11 @@ the trash. Every upload, new file or replacement, goes up under a hidden tempora
 same folder (``.pikdav-put-…``; PikPak keeps it pending, invisible, until every byte is there)
 and is renamed into place once complete: readers see the old content until the rename, and
 between trashing the old version and the rename (a fraction of a second) the name is free. A
-crash there leaves the new content under its hidden name and the old one in PikPak's trash:
-nothing is lost; a crash before leaves a pending file under a hidden name only, so the real
-name stays free for the next try.
+crash there leaves the new content under its hidden name (until the next start removes it:
+the PUT was never answered, a background upload goes up again) and the old one in PikPak's
+trash: nothing acknowledged is lost; a crash before leaves a pending file under a hidden
+name only, so the real name stays free for the next try. Such leftovers are written down,
+and removed at a stop or at the next start (see :mod:`.temporaries`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pikdav.pikpak.types import File
 
 from .errors import NameTaken
 from .source import WritableSource
+from .temporaries import Temporaries, Temporary
 from .tree import HIDDEN_PREFIX, DriveTree, Entry
 
 log = logging.getLogger(__name__)
@@ -51,10 +54,20 @@ def temp_name(kind: str, name: str) -> str:
 
 
 class TreeWriter:
-    def __init__(self, source: WritableSource, tree: DriveTree, *, use_trash: bool = True) -> None:
+    def __init__(
+        self,
+        source: WritableSource,
+        tree: DriveTree,
+        *,
+        use_trash: bool = True,
+        temporaries: Temporaries | None = None,
+    ) -> None:
+        """``temporaries``: where the hidden uploads in flight are written down (None: not
+        at all; a command beside the server uploads nothing)."""
         self.source = source
         self.tree = tree
         self.use_trash = use_trash
+        self.temporaries = temporaries
 
     # ------------------------------------------------------------------ making way
     def _keep_permanently(self, entry: Entry) -> bool:
@@ -100,21 +113,34 @@ class TreeWriter:
         gives the upload up at its next step and deletes what it made: nothing takes the
         name. It is looked at last just before the rename. ``progress`` is told the bytes
         the store has taken so far."""
+        hidden = temp_name("put", name)
+        temps = self.temporaries
+        temp = temps.making(folder.id, hidden) if temps else Temporary("", folder.id, hidden)
         try:
             made = self.source.upload(
                 folder.id,
-                temp_name("put", name),
+                hidden,
                 body.path,
                 size=body.size,
                 gcid=body.gcid(),
-                stop=stop,
+                # A sync PUT stops when the gateway does (its temporary is then deleted).
+                stop=stop if stop is not None else temp.abandoned,
                 progress=progress,
+                made=temp.made,
             )
-            if stop is not None and stop.is_set():
+            unwanted = stop is not None and stop.is_set()
+            if unwanted or not temp.may_rename():
                 with contextlib.suppress(PikPakError):
                     self.source.delete([made.id])
-                raise Stopped(f"the upload of {name} was given up: the file is no longer wanted")
-            return self._swap_in(folder, name, made, old)
+                    temp.gone()
+                why = "the file is no longer wanted" if unwanted else "the gateway is stopping"
+                raise Stopped(f"the upload of {name} was given up: {why}")
+            entry = self._swap_in(folder, name, made, old)
+            temp.gone()
+            return entry
+        except BaseException:
+            temp.ended()
+            raise
         finally:
             self.tree.folder_changed(folder.id)
 

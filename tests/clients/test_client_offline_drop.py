@@ -13,7 +13,7 @@ import time
 import requests
 
 from tests.support.davclients import Rclone, cadaver
-from tests.support.gateway import PIKPAK_USER
+from tests.support.gateway import _HASH, DAV_PASSWORD, DAV_USER, PIKPAK_USER
 from tests.support.pikpak_raw import control
 
 MAGNET = "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&dn=sintel.mkv"
@@ -145,3 +145,60 @@ def test_a_missing_offline_folder_is_made_at_first_use_and_takes_drops(
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("PUT "))
     assert line.endswith("2 offline tasks started in Downloads/Links; the file is not stored")
     assert "stored on PikPak" not in caplog.text
+
+
+def links(count: int, first: int = 0) -> bytes:
+    return "".join(
+        f"https://example.org/films/film{i:05d}.mkv\n" for i in range(first, first + count)
+    ).encode()
+
+
+def test_a_file_of_thousands_of_links_is_refused_and_starts_nothing(emulator, make_gateway):
+    """With the defaults, a 64 KiB list of links is no way to start thousands of tasks."""
+    gw = drop_gateway(emulator, make_gateway)
+    body = links(1600)
+    assert 60_000 < len(body) <= 64 * 1024
+    resp = requests.put(gw.url + "/pikpak/Offline/many.txt", data=body, auth=gw.auth)
+    assert resp.status_code == 413, resp.text
+    assert "holds 1600 links; one file may start at most 100 offline downloads" in resp.text
+    assert "Traceback" not in resp.text and "<html" not in resp.text.lower()
+    assert tasks(emulator) == []
+    assert stored(emulator) == {"Offline"}
+
+
+def test_links_per_file_and_per_minute_per_user_are_capped(emulator, make_gateway):
+    users = {name: {"password_hash": _HASH, "mounts": ["*"]} for name in (DAV_USER, "second")}
+    control(emulator.base_url, "config", {"offline_seconds": 60})
+    gw = make_gateway(
+        download="proxy",
+        offline_folder="Offline",
+        offline_links_per_file=3,
+        offline_links_per_minute=5,
+        users=users,
+    )
+    put = "/pikpak/Offline/{}.txt"
+
+    # One file: more than 3 links is 413, nothing started; 3 are started.
+    over = requests.put(gw.url + put.format("four"), data=links(4), auth=gw.auth)
+    assert over.status_code == 413 and "one file may start at most 3" in over.text, over.text
+    assert tasks(emulator) == []
+    assert requests.put(gw.url + put.format("a"), data=links(3), auth=gw.auth).status_code == 201
+    # Within the minute, 3 more would make 6 of 5: 429 with Retry-After, nothing started.
+    fast = requests.put(gw.url + put.format("b"), data=links(3, 3), auth=gw.auth)
+    assert fast.status_code == 429, fast.text
+    assert "at most 5 offline downloads a minute" in fast.text
+    assert 1 <= int(fast.headers["Retry-After"]) <= 60
+    assert len(tasks(emulator)) == 3
+    # 2 more still fit; a third does not.
+    assert requests.put(gw.url + put.format("c"), data=links(2, 3), auth=gw.auth).status_code == 201
+    one = requests.put(gw.url + put.format("d"), data=links(1, 5), auth=gw.auth)
+    assert one.status_code == 429 and "Retry-After" in one.headers
+    assert len(tasks(emulator)) == 5
+    # The cap is each user's: another user may drop now.
+    second = ("second", DAV_PASSWORD)
+    assert requests.put(gw.url + put.format("e"), data=links(3, 6), auth=second).status_code == 201
+    assert len(tasks(emulator)) == 8
+    listing = requests.request(
+        "PROPFIND", gw.url + "/pikpak/Offline/", auth=gw.auth, headers={"Depth": "1"}
+    )
+    assert "four.txt" not in listing.text and "b.txt" not in listing.text

@@ -139,3 +139,40 @@ def test_an_edited_list_adds_a_folder_without_a_restart(emulator, shares, tmp_pa
         assert names(gw, "/many/Second") == ["file01.txt"]
     finally:
         gw.stop()
+
+
+def test_each_line_is_judged_by_its_own_pass_code(emulator, shares, tmp_path):
+    """Given a share with a pass code named by three lines (right, wrong and no pass code),
+    only the line with the right code is served, in either order."""
+    share = shares[1]  # pass code "pw"
+    assert share["pass_code"] == "pw"
+    listed = tmp_path / "shares.txt"
+    for order in (["Right", "Wrong", "Missing"], ["Wrong", "Missing", "Right"]):
+        line = {
+            "Right": f"Right = {share['share_url']} pw",
+            "Wrong": f"Wrong = {share['share_url']} nope",
+            "Missing": f"Missing = {share['share_url']}",
+        }
+        listed.write_text("\n".join(line[name] for name in order) + "\n")
+        mount = {
+            "name": "many",
+            "share_list": str(listed),
+            "user_api": emulator.base_url,
+            "drive_api": emulator.base_url,
+        }
+        gw = start_share_gateway(emulator, tmp_path / f"gw-{order[0]}", [mount])
+        try:
+            assert names(gw, "/many") == ["Missing", "Right", "Wrong"]
+            assert names(gw, "/many/Right") == ["file01.txt"]
+            got = requests.get(gw.url + "/many/Right/file01.txt", auth=gw.auth)
+            assert got.content == b"share 1\n"
+            for refused in ("Wrong", "Missing"):
+                resp = requests.request(
+                    "PROPFIND", gw.url + f"/many/{refused}", headers={"Depth": "1"}, auth=gw.auth
+                )
+                assert 400 <= resp.status_code < 500, (refused, resp.status_code, resp.text)
+                assert "file01.txt" not in resp.text
+                got = requests.get(gw.url + f"/many/{refused}/file01.txt", auth=gw.auth)
+                assert 400 <= got.status_code < 500 and b"share 1" not in got.content
+        finally:
+            gw.stop()
