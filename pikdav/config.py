@@ -34,8 +34,8 @@ from .pikpak.segments import (
 from .pikpak.shares import parse_share_link
 from .pikpak.tokenstore import MEMORY, store_kind
 from .pikpak.types import LINK_KINDS, ORIGINAL
-from .vfs.sidefiles import FINDER_METADATA, KEEP_LOCAL
 from .vfs.offline import LINKS_PER_FILE, LINKS_PER_MINUTE
+from .vfs.sidefiles import FINDER_METADATA, KEEP_LOCAL
 from .vfs.tree import LISTING_TTL
 
 __all__ = ["Config", "ConfigError", "load_config", "parse_config"]

@@ -191,6 +191,12 @@ STORE_SAVE = RetryPolicy(
 #: a minute, then the segment gives up.
 CDN_BUSY = RetryPolicy(attempts=UNBOUNDED, seconds=60.0, backoff=0.2, backoff_max=0.2, jitter=0.0)
 
+#: Temporaries an earlier run left that PikPak could not be asked about at the start: 5 more
+#: tries, 30 s doubling to 8 min between them.
+LEFTOVER_SWEEP = RetryPolicy(
+    attempts=6, seconds=math.inf, backoff=30.0, backoff_max=480.0, jitter=0.0
+)
+
 #: Waiting for a download link PikPak holds back after an upload: 0.5 s doubling to 5 s.
 LINK_POLL = RetryPolicy(attempts=UNBOUNDED, seconds=3.0, backoff=0.5, backoff_max=5.0, jitter=0.0)
 

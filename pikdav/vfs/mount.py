@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import logging
 import threading
-import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -20,6 +19,7 @@ from pikdav.pikpak.cdn import CdnSession, LinkReader, Stopping
 from pikdav.pikpak.errors import LoginPaused, PikPakError
 from pikdav.pikpak.links import LinkRoute
 from pikdav.pikpak.offline import OfflineTasks
+from pikdav.pikpak.retry import LEFTOVER_SWEEP
 from pikdav.pikpak.segments import SegmentPlan, Streams
 from pikdav.pikpak.types import Link, Quota, Task
 
@@ -45,8 +45,6 @@ from .tree import LISTING_TTL, DriveTree, Entry
 from .writer import TreeWriter
 
 log = logging.getLogger(__name__)
-
-SWEEP_AGAIN = (30.0, 60.0, 120.0, 300.0, 600.0)  # seconds between tries at leftovers
 
 
 class Mount:
@@ -164,10 +162,10 @@ class Mount:
         finally:
             if self.pending is not None:
                 self.pending.start(self.writer)
-        for delay in SWEEP_AGAIN:  # PikPak could not be asked: try again a while
+        for attempt in range(1, LEFTOVER_SWEEP.attempts):  # PikPak could not be asked
             if swept:
                 return
-            time.sleep(delay)
+            LEFTOVER_SWEEP.pause(attempt)
             swept = self.temporaries.sweep()
 
     def give_up_uploads(self) -> None:
