@@ -423,6 +423,23 @@ class Connection(HTTPConnection):
             return _COMPLETE
         return _CLOSED if eof else _WAITING
 
+    def has_arrived(self, size: int) -> bool:
+        """Whether `size` bytes are buffered, after reading what has arrived without blocking."""
+        ahead = self.rfile.raw.ahead
+        chunk = bytearray(_READ_AHEAD)
+        try:
+            self.use_timeout(0.0)
+            while len(self.rfile.buffered()) < size:
+                n = self.socket.recv_into(chunk)
+                if n == 0:
+                    break
+                ahead += chunk[:n]
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass
+        except (OSError, ValueError):
+            return False
+        return len(self.rfile.buffered()) >= size
+
     def _continue_handshake(self) -> str:
         try:
             self.use_timeout(0.0)
@@ -560,8 +577,12 @@ class _Gateway(wsgi.Gateway_10):
             if req.chunked_read:
                 unread = not getattr(req.rfile, "closed", True)
             else:
+                # A small rest is read after the answer to keep the connection, if it has
+                # arrived: a client that sends it a byte at a time must not hold the worker.
                 remaining = getattr(req.rfile, "remaining", 0)
-                unread = remaining > _DRAIN_LIMIT or (uninvited and remaining > 0)
+                unread = remaining > 0 and (
+                    uninvited or remaining > _DRAIN_LIMIT or not req.conn.has_arrived(remaining)
+                )
             if unread:
                 req.close_connection = True
                 req.conn.drain_at_close = True
