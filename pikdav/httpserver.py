@@ -74,7 +74,6 @@ _DRAIN_LIMIT = 65536  # an unread request body up to this size is read to keep t
 _CHUNK_LINE_MAX = 4096  # a chunk-size line with its extensions (clients send a few bytes)
 _CHUNK_PIECE = 1 << 20  # a chunk is read in pieces of at most this many bytes
 _TRAILERS_MAX = 64  # trailer lines after the last chunk
-_SPARE_WORKERS = 4  # idle workers above the pool's minimum that are kept when it shrinks
 
 
 class StopSignal:
@@ -619,8 +618,8 @@ class _Workers(threadpool.ThreadPool):
             self._threads.append(self._spawn_worker())
 
     def trim(self) -> None:
-        """Let go of workers the load no longer needs, a few at a time, keeping some spare."""
-        spare = self.idle - self._queue.qsize() - _SPARE_WORKERS
+        """Let go of workers the load no longer needs, a quarter of the idle ones at a time."""
+        spare = self.idle - self._queue.qsize()
         if spare > 0 and len(self._threads) > self.min:
             self.shrink(max(1, spare // 4))
 

@@ -116,3 +116,69 @@ def test_a_user_holding_80_slow_uploads_and_80_paused_downloads_takes_nobody_els
         stop.set()
         for sock in uploads + downloads:
             sock.close()
+
+
+def wait_for(condition, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_caps_per_user_and_per_address_are_given_back_and_the_pool_shrinks_back(
+    emulator, make_gateway
+):
+    control(
+        emulator.base_url,
+        "files",
+        {"username": USER, "path": "film.mkv", "size": 1 << 30, "seed": 3},
+    )
+    users = {
+        DAV_USER: {"password_hash": hash_password(DAV_PASSWORD), "mounts": ["*"]},
+        HOLDER: {"password_hash": hash_password(HOLDER_PASSWORD), "mounts": ["*"]},
+    }
+    gw = make_gateway(
+        download="proxy",
+        users=users,
+        server={"threads": 2, "requests_per_user": 2, "requests_per_address": 3},
+    )
+    holder = f"Authorization: {basic(HOLDER, HOLDER_PASSWORD)}\r\n".encode()
+
+    def paused_download(authorization: bytes) -> socket.socket:
+        """A download that runs, once the slots of closed ones are given back (the gateway
+        notices a closed download at its next send)."""
+        for _ in range(200):
+            sock = open_connection(gw, small_buffer=True)
+            sock.sendall(b"GET /pikpak/film.mkv HTTP/1.1\r\nHost: x\r\n" + authorization + b"\r\n")
+            start = first_line(sock)
+            if start.startswith(b"HTTP/1.1 200 OK\r\n"):
+                return sock
+            sock.close()
+            assert start.startswith(b"HTTP/1.1 429 "), start[:300]
+            time.sleep(0.05)
+        raise AssertionError("the slots of closed downloads were never given back")
+
+    grown = 0
+    for cycle in range(20):
+        # Given a user with two paused downloads running, its cap
+        held = [paused_download(holder) for _ in range(2)]
+        # Then its third request is refused at once, with the reason
+        third = requests.get(gw.url + "/pikpak/", auth=(HOLDER, HOLDER_PASSWORD), timeout=10)
+        assert third.status_code == 429, (cycle, third.text)
+        assert third.headers["Retry-After"] == "5"
+        assert "this user already has 2 requests running" in third.text
+        # ... while another user from the same address gets the third slot of the address,
+        # and not a fourth
+        other = paused_download(f"Authorization: {basic()}\r\n".encode())
+        grown = max(grown, len(gw.server.requests._threads))
+        fourth = requests.get(gw.url + "/pikpak/", auth=(DAV_USER, DAV_PASSWORD), timeout=10)
+        assert fourth.status_code == 429, (cycle, fourth.text)
+        assert "this address already has 3 requests running" in fourth.text
+        # When the downloads end, their slots are given back (the next cycle takes them)
+        for sock in [*held, other]:
+            sock.close()
+    # ... and the pool, grown while they ran (3 downloads on 2 threads), shrinks back
+    assert grown >= 3
+    assert wait_for(lambda: len(gw.server.requests._threads) == 2, timeout=30)
