@@ -182,3 +182,35 @@ def test_caps_per_user_and_per_address_are_given_back_and_the_pool_shrinks_back(
     # ... and the pool, grown while they ran (3 downloads on 2 threads), shrinks back
     assert grown >= 3
     assert wait_for(lambda: len(gw.server.requests._threads) == 2, timeout=30)
+
+
+def test_a_download_never_read_is_dropped_after_send_timeout_and_frees_its_slot(
+    emulator, make_gateway
+):
+    control(
+        emulator.base_url,
+        "files",
+        {"username": USER, "path": "film.mkv", "size": 1 << 30, "seed": 3},
+    )
+    gw = make_gateway(download="proxy", server={"requests_per_user": 1, "send_timeout": 2})
+    # Given a player that paused its only stream for good (its socket full, never read)
+    paused = open_connection(gw, small_buffer=True)
+    paused.sendall(
+        f"GET /pikpak/film.mkv HTTP/1.1\r\nHost: x\r\nAuthorization: {basic()}\r\n\r\n".encode()
+    )
+    try:
+        assert first_line(paused).startswith(b"HTTP/1.1 200 OK\r\n")  # it played a moment
+        # Then while the gateway waits for it to read, the user's next request is over its cap
+        assert requests.get(gw.url + "/pikpak/", auth=gw.auth, timeout=10).status_code == 429
+        # ... until send_timeout has passed and the paused stream is dropped
+        assert wait_for(
+            lambda: requests.get(gw.url + "/pikpak/", auth=gw.auth, timeout=10).status_code == 200
+        )
+        # ... with the connection closed: what the player reads ends short of the film
+        paused.settimeout(10)
+        received = 0
+        while chunk := paused.recv(1 << 20):
+            received += len(chunk)
+        assert 0 < received < 1 << 30
+    finally:
+        paused.close()
