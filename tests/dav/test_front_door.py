@@ -15,11 +15,12 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from pikdav.dav.auth import hash_password
 from pikdav.pikpak.cdn import LinkReader
 from pikdav.pikpak.segments import SegmentedReader
 from pikdav.vfs.tree import DriveTree
 from tests.support.command import basic
-from tests.support.gateway import PIKPAK_USER
+from tests.support.gateway import DAV_PASSWORD, DAV_USER, PIKPAK_USER
 from tests.support.pikpak_raw import control
 
 USER = "alice@example.com"
@@ -225,7 +226,13 @@ def read_status(sock: socket.socket) -> bytes:
 
 
 def test_expect_100_continue_is_answered_only_when_the_body_is_wanted(emulator, make_gateway):
-    gw = make_gateway(download="proxy", read_only=False)
+    users = {
+        DAV_USER: {"password_hash": hash_password(DAV_PASSWORD), "mounts": ["*"]},
+        "reader": {"password_hash": hash_password("r"), "mounts": ["*"], "read_only": True},
+    }
+    gw = make_gateway(
+        download="proxy", read_only=False, users=users, server={"max_upload_size": 1000}
+    )
     add_file(emulator, "locked.txt", b"old")
     lockinfo = (
         b'<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
@@ -233,21 +240,23 @@ def test_expect_100_continue_is_answered_only_when_the_body_is_wanted(emulator, 
     )
     lock = requests.request("LOCK", gw.url + "/pikpak/locked.txt", data=lockinfo, auth=gw.auth)
     assert lock.status_code == 200
-    head = (
-        "PUT /pikpak/{} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n{}Expect: 100-continue\r\n\r\n"
-    )
-    # Without credentials, or to a file another client locked: the final answer comes first,
-    # and the client never sends its body.
-    for name, auth, status in (
-        ("new.txt", "", b"401"),
-        ("locked.txt", f"Authorization: {basic()}\r\n", b"423"),
+    head = "PUT /pikpak/{} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n{}"
+    head += "Expect: 100-continue\r\n\r\n"
+    alice = f"Authorization: {basic()}\r\n"
+    # Without credentials, as a read-only user, to a file another client locked, or larger
+    # than the gateway takes: the final answer comes first, and the client never sends its body.
+    for name, size, auth, status in (
+        ("new.txt", 5, "", b"401"),
+        ("new.txt", 5, f"Authorization: {basic('reader', 'r')}\r\n", b"403"),
+        ("locked.txt", 5, alice, b"423"),
+        ("new.txt", 5000, alice, b"413"),
     ):
         with connect(gw) as sock:
-            sock.sendall(head.format(name, auth).encode())
+            sock.sendall(head.format(name, size, auth).encode())
             assert read_status(sock).startswith(b"HTTP/1.1 " + status + b" "), name
     # With credentials and no lock in the way, the client is invited and its body stored.
     with connect(gw) as sock:
-        sock.sendall(head.format("new.txt", f"Authorization: {basic()}\r\n").encode())
+        sock.sendall(head.format("new.txt", 5, alice).encode())
         assert read_status(sock) == b"HTTP/1.1 100 Continue\r\n"
         assert sock.recv(2) == b"\r\n"
         sock.sendall(b"hello")
