@@ -11,9 +11,10 @@ What differs from a plain ``cheroot.wsgi.Server``, and why:
   A head that is not complete ``head_timeout`` seconds after the connection opened (or after its
   first byte, on a kept-alive connection) is answered 408 and closed.
 - **Separate timeouts for reading and for sending.** A request body has stalled when fewer
-  than ``body_min_rate`` bytes a second arrived over ``body_timeout`` seconds (one byte every
-  10 s held a worker for good); sending may wait ``send_timeout`` (a player that pauses a
-  stream stops reading for minutes and must get the rest when it resumes).
+  than ``body_min_rate`` bytes a second arrived over ``body_timeout`` seconds of waiting for
+  it (one byte every 10 s held a worker for good); sending may wait ``send_timeout`` (a
+  player that pauses a stream stops reading for minutes and must get the rest when it
+  resumes).
 - **The body is invited only when the app reads it.** cheroot answered ``Expect:
   100-continue`` at once, before the app had checked credentials, locks or sizes; here
   ``100 Continue`` goes out at the first read of ``wsgi.input``, and an answer before it
@@ -142,7 +143,7 @@ class _SocketReader(_pyio.RawIOBase):
 
     def begin_body(self) -> None:
         """A new request begins: its body gets windows of its own (see `readinto`)."""
-        self._window_end: float | None = None
+        self._waited = 0.0  # seconds spent waiting for the client in this window
         self._window_bytes = 0
 
     def readinto(self, buffer) -> int:
@@ -151,22 +152,23 @@ class _SocketReader(_pyio.RawIOBase):
             buffer[:n] = self.ahead[:n]
             del self.ahead[:n]
             return n
-        # The body is judged in windows of body_timeout seconds: one that brought fewer than
-        # body_min_rate bytes a second has stalled, however often a byte came.
+        # The body is judged in windows of body_timeout seconds spent waiting for the client
+        # (not the app's own pauses): one that brought fewer than body_min_rate bytes a second
+        # has stalled, however often a byte came.
         server = self._conn.server
         while True:
-            now = time.monotonic()
-            if self._window_end is None:
-                self._window_end, self._window_bytes = now + server.body_timeout, 0
-            elif now >= self._window_end:
+            if self._waited >= server.body_timeout:
                 if self._window_bytes < server.body_min_rate * server.body_timeout:
                     raise TimeoutError("the request body stalled")
-                self._window_end, self._window_bytes = now + server.body_timeout, 0
-            self._conn.use_timeout(max(self._window_end - now, 0.001))
+                self._waited, self._window_bytes = 0.0, 0
+            self._conn.use_timeout(server.body_timeout - self._waited)
+            started = time.monotonic()
             try:
                 n = self._sock.recv_into(buffer)
             except TimeoutError:
-                continue  # the window's end: judged at the top
+                self._waited = server.body_timeout  # judged at the top
+                continue
+            self._waited += time.monotonic() - started
             self._window_bytes += n
             return n
 
