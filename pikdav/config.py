@@ -60,8 +60,8 @@ class ServerConfig:
     metrics_addr: tuple[str, int] | None = None  # /metrics without a login on this address
     stream_cache: int = STREAM_CACHE  # bytes of recently streamed pieces kept; 0: none
     max_threads: int | None = None  # the pool grows up to this while all threads are busy
-    requests_per_user: int = 32  # requests one DAV user may have running at once
-    requests_per_address: int = 64  # ... and one client address
+    requests_per_user: int = 64  # requests one DAV user may have running at once
+    requests_per_address: int = 128  # ... and one client address
     send_timeout: float = 300.0  # seconds a client may read nothing before it is dropped
 
 

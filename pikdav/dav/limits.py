@@ -106,8 +106,8 @@ class RequestCaps:
     """Requests one DAV user, and one client address (all users and anonymous clients
     behind it), may have running at once; ``retry_after``: seconds said to one beyond."""
 
-    per_user: int = 32
-    per_address: int = 64
+    per_user: int = 64
+    per_address: int = 128
     retry_after: int = 5
 
 
