@@ -613,11 +613,21 @@ class _Workers(threadpool.ThreadPool):
         worker.start()
         return worker
 
+    _full_logged = 0.0  # when the last "every worker is busy" line was logged
+
     def put(self, obj) -> None:
         super().put(obj)
         # Every worker busy (a paused player holds one for minutes): one more, up to max.
-        if self._queue.qsize() > self.idle and len(self._threads) < self.max:
+        if self._queue.qsize() <= self.idle:
+            return
+        if len(self._threads) < self.max:
             self._threads.append(self._spawn_worker())
+        elif time.monotonic() - self._full_logged > 60:
+            self._full_logged = time.monotonic()
+            log.warning(
+                "all %d worker threads are busy: requests wait their turn (server.max_threads)",
+                len(self._threads),
+            )
 
     def trim(self) -> None:
         """Let go of workers the load no longer needs, a quarter of the idle ones at a time."""
