@@ -138,9 +138,6 @@ class _Running:
                 else:
                     self._counts.pop(key, None)
 
-    def running(self, key: tuple[str, str]) -> int:
-        return self._counts.get(key, 0)
-
 
 class _Counted:
     """An answer's body that gives its request's slots back when it is closed (when the last
