@@ -193,6 +193,24 @@ def test_a_put_refused_before_its_body_still_reaches_a_client_that_sends_it_all(
     assert requests.head(gw.url + "/pikpak/new.bin", auth=gw.auth).status_code == 404
 
 
+def test_what_a_refused_client_still_sends_is_read_only_within_a_bound(make_gateway):
+    # The rest of a refused body is read and dropped, but not forever: after drain_limit
+    # bytes (or drain_timeout seconds) the connection is closed on a client that keeps sending.
+    gw = make_gateway(download="proxy", read_only=False)
+    gw.server.drain_limit = 4 << 20
+    block = DATA * 4
+    with connect(gw, timeout=30) as sock:
+        sock.sendall(
+            b"PUT /pikpak/endless.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\n"
+        )
+        sent = 0
+        with pytest.raises(OSError):  # reset or broken pipe, once the bound is passed
+            while sent < 256 << 20:
+                sock.sendall(block)
+                sent += len(block)
+    assert sent < 64 << 20
+
+
 def test_a_body_that_dribbles_a_byte_at_a_time_has_stalled(emulator, make_gateway):
     # One byte every 0.3 s never leaves the socket silent for body_timeout, yet is far below
     # the least rate a body must keep over each window of body_timeout seconds.
