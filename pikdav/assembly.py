@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from .config import AccountConfig, Config, MountConfig
 from .dav.app import build_dav_app
+from .dav.limits import RequestCaps
 from .dav.metrics import Metrics, MetricsOnly
 from .dav.policy import DownloadPolicy, IPNetwork
 from .dav.status import StatusSources
@@ -398,8 +399,11 @@ def build_app_and_metrics(config: Config, mounts: list[Mount]) -> tuple[Callable
     metrics = Metrics(status)
     if config.notify.webhook:
         notify_to(Webhook(config.notify.webhook), accounts, mounts)
+    caps = RequestCaps(
+        per_user=config.server.requests_per_user, per_address=config.server.requests_per_address
+    )
     app = build_dav_app(
-        mounts, policies, config.auth_settings(), status, metrics, shared_state(mounts)
+        mounts, policies, config.auth_settings(), status, metrics, shared_state(mounts), caps
     )
     return app, metrics
 
@@ -453,7 +457,9 @@ def make_server(config: Config, app: Callable) -> Server:
         request_queue_size=128,
         timeout=300,  # how long an idle kept-alive connection stays open
         server_name="pikdav",
+        max_threads=config.server.max_threads,
     )
+    server.send_timeout = config.server.send_timeout
     server.max_request_body_size = 0  # uploads are bounded by server.max_upload_size
     if config.server.tls_cert:
         server.use_tls(str(config.server.tls_cert), str(config.server.tls_key))

@@ -60,6 +60,10 @@ class ServerConfig:
     login_failures: LoginFailures = field(default_factory=LoginFailures)
     metrics_addr: tuple[str, int] | None = None  # /metrics without a login on this address
     stream_cache: int = STREAM_CACHE  # bytes of recently streamed pieces kept; 0: none
+    max_threads: int | None = None  # the pool grows up to this while all threads are busy
+    requests_per_user: int = 64  # requests one DAV user may have running at once
+    requests_per_address: int = 128  # ... and one client address
+    send_timeout: float = 300.0  # seconds a client may read nothing before it is dropped
 
 
 @dataclass(frozen=True)
@@ -352,12 +356,13 @@ class _Reader(Checker):
             "server.login_failures", data.get("login_failures"), ("max", "window", "ban")
         )
         limit = fields("server.login_failures", failures, LoginFailures())
+        threads = self.integer(*key("threads"), 1, 1024)
         return ServerConfig(
             host=host,
             port=self.integer(*key("port"), 0, 65535),
             tls_cert=tls_cert,
             tls_key=tls_key,
-            threads=self.integer(*key("threads"), 1, 1024),
+            threads=threads,
             trusted_proxies=self.networks(*key("trusted_proxies")),
             anonymous=anonymous,
             anonymous_on_public_bind=on_public,
@@ -370,7 +375,17 @@ class _Reader(Checker):
                 ban=self.integer(*limit("ban"), 1),
             ),
             metrics_addr=self._address(*key("metrics_addr")),
+            max_threads=self._max_threads(*key("max_threads"), threads),
+            requests_per_user=self.integer(*key("requests_per_user"), 1),
+            requests_per_address=self.integer(*key("requests_per_address"), 1),
+            send_timeout=self.number(*key("send_timeout"), 1),
         )
+
+    def _max_threads(self, path: str, value: Any, threads: int) -> int:
+        """Up to 1024, not below ``threads``; not given: four times ``threads``."""
+        if value is None:
+            return min(4 * threads, 1024)
+        return self.integer(path, value, threads, 1024)
 
     def _address(self, path: str, value: Any) -> tuple[str, int] | None:
         """``host:port`` (``[::1]:port`` for IPv6); the host is required, so that metrics

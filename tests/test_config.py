@@ -439,3 +439,22 @@ def test_a_webhook_is_an_http_url_never_repeated_in_errors():
     assert "notify.webhook: must be an http:// or https:// URL" in message
     assert "secret-token" not in message
     assert "secret" not in repr(parse_config(minimal(notify={"webhook": "https://x/secret"}), "c"))
+
+
+def test_server_keys_that_keep_room_for_everyone():
+    server = parse_config(minimal(), "config.yaml", {}).server
+    assert (server.max_threads, server.requests_per_user, server.requests_per_address) == (
+        256,
+        64,
+        128,
+    )
+    assert server.send_timeout == 300
+    text = (ROOT / "config.example.yaml").read_text()
+    for key in ("max_threads", "requests_per_user", "requests_per_address", "send_timeout"):
+        assert re.search(rf"^  {key}: ", text, re.MULTILINE), key
+    data = minimal(server={"threads": 8, "max_threads": 4})
+    assert error_of(data) == "config.yaml: server.max_threads: must be from 8 to 1024 (got 4)"
+    data = minimal(server={"requests_per_user": 0})
+    assert error_of(data) == "config.yaml: server.requests_per_user: must be at least 1 (got 0)"
+    data = minimal(server={"send_timeout": "forever"})
+    assert "server.send_timeout" in error_of(data)

@@ -156,6 +156,92 @@ def test_an_upload_refused_before_its_body_is_not_read_first(make_gateway):
     assert b"\r\nConnection: close\r\n" in answer
 
 
+def test_a_put_refused_before_its_body_still_reaches_a_client_that_sends_it_all(
+    emulator, make_gateway
+):
+    # A client that sends its whole body before it reads (cadaver, requests) got a broken pipe
+    # or a reset instead of the status when the gateway answered early and closed at once:
+    # the kernel drops an answer that unread bytes overtake. 8 MiB is more than the socket
+    # buffers hold, so the answer always comes while the client is still sending.
+    control(emulator.base_url, "files", {"username": USER, "path": "locked.txt", "content": ""})
+    gw = make_gateway(download="proxy", read_only=False)
+    lockinfo = (
+        b'<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
+        b"</D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"
+    )
+    lock = requests.request("LOCK", gw.url + "/pikpak/locked.txt", data=lockinfo, auth=gw.auth)
+    assert lock.status_code == 200
+    body = DATA * 8
+
+    def put(path: str, authorization: str) -> bytes:
+        """As neon (cadaver's library) does: the whole body, then the answer; a failed send
+        is "connection was closed by server", and the status is never read."""
+        with connect(gw, timeout=30) as sock:
+            sock.sendall(
+                f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n".encode()
+                + authorization.encode()
+                + b"\r\n"
+            )
+            sock.sendall(body)
+            return sock.recv(65536)
+
+    for cycle in range(20):
+        locked = put("/pikpak/locked.txt", f"Authorization: {basic()}\r\n")
+        assert locked.startswith(b"HTTP/1.1 423 Locked\r\n"), (cycle, locked[:200])
+        anonymous = put("/pikpak/new.bin", "")
+        assert anonymous.startswith(b"HTTP/1.1 401 Unauthorized\r\n"), (cycle, anonymous[:200])
+    assert requests.head(gw.url + "/pikpak/new.bin", auth=gw.auth).status_code == 404
+
+
+def test_what_a_refused_client_still_sends_is_read_only_within_a_bound(make_gateway):
+    # The rest of a refused body is read and dropped, but not forever: after drain_limit
+    # bytes (or drain_timeout seconds) the connection is closed on a client that keeps sending.
+    gw = make_gateway(download="proxy", read_only=False)
+    gw.server.drain_limit = 4 << 20
+    block = DATA * 4
+    with connect(gw, timeout=30) as sock:
+        sock.sendall(
+            b"PUT /pikpak/endless.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\n"
+        )
+        sent = 0
+        with pytest.raises(OSError):  # reset or broken pipe, once the bound is passed
+            while sent < 256 << 20:
+                sock.sendall(block)
+                sent += len(block)
+    assert sent < 64 << 20
+
+
+def test_a_body_that_dribbles_a_byte_at_a_time_has_stalled(emulator, make_gateway):
+    # One byte every 0.3 s never leaves the socket silent for body_timeout, yet is far below
+    # the least rate a body must keep over each window of body_timeout seconds.
+    gw = make_gateway(download="proxy", read_only=False)
+    gw.server.body_timeout = 2.0
+    with connect(gw, timeout=20) as sock:
+        sock.sendall(
+            b"PUT /pikpak/dribble.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+            + f"Authorization: {basic()}\r\n\r\n".encode()
+        )
+        sock.setblocking(False)
+        answer = b""
+        for _ in range(60):  # at most 60 bytes over 18 s: the answer comes long before
+            try:
+                sock.send(b"x")
+            except OSError:
+                pass
+            time.sleep(0.3)
+            try:
+                chunk = sock.recv(4096)
+            except BlockingIOError:
+                continue
+            answer += chunk
+            if not chunk or b"stalled" in answer:
+                break
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout"), answer
+    assert b"stalled" in answer
+    listing = control(emulator.base_url, f"tree?username={USER}", method="GET")
+    assert not any(f["path"].endswith("dribble.bin") for f in listing["files"])
+
+
 def test_a_client_that_pauses_reading_a_stream_gets_all_of_it(emulator, make_gateway):
     # The head and body timeouts are short here; a player that pauses longer than both
     # still gets the rest of its stream (only the send timeout applies to it).

@@ -28,6 +28,7 @@ from .auth import (
 )
 from .deadprops import CappedPropertyManager
 from .frontdoor import ErrorAnswers, FrontDoor, plain_status_pages, quiet_client_errors
+from .limits import RequestCaps, RequestSlots
 from .metrics import Metrics
 from .paths import check_request
 from .policy import DownloadPolicy
@@ -46,16 +47,19 @@ def build_dav_app(
     status: StatusSources | None = None,
     metrics: Metrics | None = None,
     shared: SharedState | None = None,
+    caps: RequestCaps | None = None,
 ) -> Callable:
     """The whole application for ``mounts`` (each with its download policy in ``policies``)
     and the DAV users of ``auth``; ``status``: what the admins' status page shows;
     ``metrics``: counted here, and served to admins at ``/metrics`` unless a mount has
     that name; with ``shared``, locks, dead properties and bans are kept on the Redis that
-    several instances share (see :mod:`.shared`)."""
+    several instances share (see :mod:`.shared`); ``caps``: requests one user or address
+    may have running at once (see :mod:`.limits`)."""
     provider = GatewayProvider(mounts, policies, status.transfers if status else None)
     state: dict[str, Any] = {"lock_storage": True, "property_manager": CappedPropertyManager()}
     pikdav: dict[str, Any] = {
         "auth": auth,
+        "caps": caps or RequestCaps(),
         "status": status,
         "metrics": metrics if "metrics" not in {m.name.casefold() for m in mounts} else None,
     }
@@ -80,6 +84,7 @@ def build_dav_app(
                 ErrorAnswers,
                 LoginThrottle,
                 BasicAuthenticator,
+                RequestSlots,
                 StatusPages,
                 RequestResolver,
             ],

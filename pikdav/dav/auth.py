@@ -384,6 +384,7 @@ class _RecentLogins:
         self._key = secrets.token_bytes(32)
         self._expiry: collections.OrderedDict[bytes, float] = collections.OrderedDict()
         self._lock = threading.Lock()
+        self._verifying: dict[bytes, list] = {}  # digest -> [its lock, requests waiting]
 
     def _digest(self, user: str, password: str, stored: str) -> bytes:
         message = "\0".join((user, password, stored)).encode()
@@ -398,6 +399,28 @@ class _RecentLogins:
                 return False
             self._expiry.move_to_end(key)
             return True
+
+    def verify(self, credentials: tuple[str, str, str], check: Callable[[], bool]) -> bool:
+        """Whether `credentials` are good: at once when recently verified, else by `check()`,
+        run once at a time for the same credentials (a burst of 160 requests from one client
+        paid scrypt 160 times: seconds of both cores, and every other user waited)."""
+        key = self._digest(*credentials)
+        with self._lock:
+            entry = self._verifying.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                if credentials in self:
+                    return True
+                if not check():
+                    return False
+                self.add(credentials)
+                return True
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                if not entry[1]:
+                    del self._verifying[key]
 
     def add(self, credentials: tuple[str, str, str]) -> None:
         key = self._digest(*credentials)
@@ -501,12 +524,9 @@ class PikdavDomainController(BaseDomainController):
             verify_password(password, self._decoy_hash)
             return False
         credentials = (user_name, password, user.password_hash)
-        if credentials in self._recent:
-            return True
-        if not verify_password(password, user.password_hash):
-            return False
-        self._recent.add(credentials)
-        return True
+        return self._recent.verify(
+            credentials, lambda: verify_password(password, user.password_hash)
+        )
 
     def _mount_of(self, environ: dict[str, Any]) -> str | None:
         """The mount a request is for; None for the root and for paths that are no mount."""

@@ -3,6 +3,7 @@
 :class:`FrontDoor` is the outermost WSGI layer:
 
 - a request body that stalls or ends early is the client's error (408, 400), not a traceback;
+- the body of a GET or HEAD is ignored (WsgiDAV refused such a request with 415);
 - an answer to HEAD carries no body, whatever its status (on a kept-alive connection the next
   request would read it as its answer: Kodi sends HEAD without credentials first);
 - every status line carries its reason phrase (WsgiDAV writes ``503 Status`` for codes it
@@ -19,6 +20,7 @@ precondition), never with the text of a Python exception.
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -31,7 +33,7 @@ from wsgidav import util as wsgidav_util
 from wsgidav.dav_error import DAVError
 from wsgidav.mw.base_mw import BaseMiddleware
 
-from pikdav.httpserver import END_CONNECTION, STOPPING
+from pikdav.httpserver import END_CONNECTION, STOPPING, MalformedBody
 from pikdav.pikpak.errors import redact
 
 from .logtext import client_text, wsgi_text
@@ -118,6 +120,8 @@ class RequestBody:
             error = DAVError(408, "the request body stalled; nothing was stored")
         except MaxSizeExceeded:
             error = DAVError(413, "the request body is too large")
+        except MalformedBody as exc:
+            error = DAVError(400, f"the request body is malformed: {exc}; nothing was stored")
         except (ValueError, OSError):
             # cheroot's chunked reader says ValueError for a body cut before its last chunk.
             error = DAVError(400, "the upload ended early; nothing was stored")
@@ -236,6 +240,13 @@ class FrontDoor:
             self._log(environ, exchange, started)
 
     def _open(self, environ: dict, held: _HeldResponse) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") in ("GET", "HEAD") and _has_body(environ):
+            # A GET's body has no meaning (RFC 9110 §9.3.1); WsgiDAV answered it 415. The app
+            # sees none; the server reads it after the answer, or drains it as the connection
+            # closes (see pikdav.httpserver), within a bound either way.
+            environ["CONTENT_LENGTH"] = "0"
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+            environ["wsgi.input"] = io.BytesIO()
         if "wsgi.input" in environ:
             environ["wsgi.input"] = RequestBody(environ["wsgi.input"], environ.get(END_CONNECTION))
         return self.app(environ, held)
@@ -257,6 +268,11 @@ class FrontDoor:
             how,
             exchange.note,
         )
+
+
+def _has_body(environ: dict) -> bool:
+    length = environ.get("CONTENT_LENGTH", "").strip()
+    return (length not in ("", "0")) or "HTTP_TRANSFER_ENCODING" in environ
 
 
 def _end_connection(environ: dict) -> None:

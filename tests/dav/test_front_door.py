@@ -15,11 +15,12 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from pikdav.dav.auth import hash_password
 from pikdav.pikpak.cdn import LinkReader
 from pikdav.pikpak.segments import SegmentedReader
 from pikdav.vfs.tree import DriveTree
 from tests.support.command import basic
-from tests.support.gateway import PIKPAK_USER
+from tests.support.gateway import DAV_PASSWORD, DAV_USER, PIKPAK_USER
 from tests.support.pikpak_raw import control
 
 USER = "alice@example.com"
@@ -174,6 +175,117 @@ def test_a_chunked_upload_cut_before_its_last_chunk_is_a_400_and_stores_nothing(
     listing = control(emulator.base_url, f"tree?username={USER}", method="GET")
     assert not any(f["path"].endswith("cut.bin") for f in listing["files"])
     assert "Traceback" not in caplog.text
+
+
+def answer_without_closing(gw, request: bytes, timeout: float = 10) -> bytes:
+    """Send raw bytes and keep the connection open for more (as a client that has more of
+    the body to send); everything the server sends until it closes, within ``timeout``."""
+    with connect(gw, timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        return data
+
+
+def test_a_chunk_size_too_large_for_any_body_is_a_400_with_its_reason(make_gateway, caplog):
+    gw = make_gateway(download="proxy", read_only=False)
+    answer = answer_without_closing(
+        gw,
+        b"PUT /pikpak/huge.bin HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        + f"Authorization: {basic()}\r\n\r\n".encode()
+        + b"fffffffffffffffffff\r\nsome bytes",
+    )
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer[:300]
+    assert b"chunk size is not a hexadecimal number of at most 16 digits" in answer
+    assert requests.head(gw.url + "/pikpak/huge.bin", auth=gw.auth).status_code == 404
+    assert "Traceback" not in caplog.text and "OverflowError" not in caplog.text
+
+
+def test_a_negative_content_length_is_a_400_at_once(make_gateway):
+    gw = make_gateway(download="proxy", read_only=False)
+    # The client keeps the connection open: the answer may not wait for the body's end.
+    answer = answer_without_closing(
+        gw,
+        b"PUT /pikpak/neg.bin HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n"
+        + f"Authorization: {basic()}\r\n\r\nabc".encode(),
+    )
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer[:300]
+    assert answer.endswith(b"Content-Length must be a whole number of bytes.")
+    assert requests.head(gw.url + "/pikpak/neg.bin", auth=gw.auth).status_code == 404
+
+
+def read_status(sock: socket.socket) -> bytes:
+    """The first status line the server sends on ``sock``."""
+    line = b""
+    while not line.endswith(b"\r\n"):
+        byte = sock.recv(1)
+        assert byte, line
+        line += byte
+    return line
+
+
+def test_expect_100_continue_is_answered_only_when_the_body_is_wanted(emulator, make_gateway):
+    users = {
+        DAV_USER: {"password_hash": hash_password(DAV_PASSWORD), "mounts": ["*"]},
+        "reader": {"password_hash": hash_password("r"), "mounts": ["*"], "read_only": True},
+    }
+    gw = make_gateway(
+        download="proxy", read_only=False, users=users, server={"max_upload_size": 1000}
+    )
+    add_file(emulator, "locked.txt", b"old")
+    lockinfo = (
+        b'<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
+        b"</D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"
+    )
+    lock = requests.request("LOCK", gw.url + "/pikpak/locked.txt", data=lockinfo, auth=gw.auth)
+    assert lock.status_code == 200
+    head = "PUT /pikpak/{} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n{}"
+    head += "Expect: 100-continue\r\n\r\n"
+    alice = f"Authorization: {basic()}\r\n"
+    # Without credentials, as a read-only user, to a file another client locked, or larger
+    # than the gateway takes: the final answer comes first, and the client never sends its body.
+    for name, size, auth, status in (
+        ("new.txt", 5, "", b"401"),
+        ("new.txt", 5, f"Authorization: {basic('reader', 'r')}\r\n", b"403"),
+        ("locked.txt", 5, alice, b"423"),
+        ("new.txt", 5000, alice, b"413"),
+    ):
+        with connect(gw) as sock:
+            sock.sendall(head.format(name, size, auth).encode())
+            assert read_status(sock).startswith(b"HTTP/1.1 " + status + b" "), name
+    # With credentials and no lock in the way, the client is invited and its body stored.
+    with connect(gw) as sock:
+        sock.sendall(head.format("new.txt", 5, alice).encode())
+        assert read_status(sock) == b"HTTP/1.1 100 Continue\r\n"
+        assert sock.recv(2) == b"\r\n"
+        sock.sendall(b"hello")
+        assert read_status(sock).startswith(b"HTTP/1.1 201 ")
+    assert requests.get(gw.url + "/pikpak/new.txt", auth=gw.auth).content == b"hello"
+    assert requests.get(gw.url + "/pikpak/locked.txt", auth=gw.auth).content == b"old"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_get_or_head_with_a_body_is_answered_and_its_body_ignored(emulator, make_gateway, method):
+    gw = make_gateway(download="proxy")
+    add_file(emulator, "a.txt", b"hello")
+    conn = http_conn(gw)
+    conn.request(method, "/pikpak/a.txt", body=b'{"some": "json"}', headers=AUTH)
+    resp = conn.getresponse()
+    assert resp.status == 200, resp.read()
+    assert resp.read() == (b"hello" if method == "GET" else b"")
+    # ... and the connection is still good for the next request (the body was read).
+    conn.request("GET", "/pikpak/a.txt", headers=AUTH)
+    resp = conn.getresponse()
+    assert (resp.status, resp.read()) == (200, b"hello")
+    conn.close()
+    # A chunked body too.
+    answer = exchange(
+        gw,
+        f"{method} /pikpak/a.txt HTTP/1.1\r\nHost: x\r\nAuthorization: {basic()}\r\n".encode()
+        + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:300]
 
 
 # --- the last-resort guard -----------------------------------------------------------------------
