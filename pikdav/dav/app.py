@@ -108,7 +108,7 @@ def build_dav_app(
     )
     quiet_client_errors()
     plain_status_pages()
-    app = FrontDoor(Healthz(PathCheck(AllowOn405(dav, allow))))
+    app = FrontDoor(Healthz(PathCheck(AllowOn405(dav, allow))), auth.trusted_proxies)
     return metrics.counting(app) if metrics is not None else app
 
 

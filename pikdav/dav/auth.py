@@ -43,7 +43,7 @@ from wsgidav.mw.base_mw import BaseMiddleware
 
 from .frontdoor import plain_answer
 from .logtext import client_text
-from .policy import IPNetwork, client_ip, parse_ip
+from .policy import IPNetwork, parse_ip, request_client
 
 log = logging.getLogger(__name__)
 
@@ -494,7 +494,7 @@ class PikdavDomainController(BaseDomainController):
     def basic_auth_user(
         self, realm: str, user_name: str, password: str, environ: dict[str, Any]
     ) -> bool:
-        ip = client_ip(environ, self._trusted_proxies)
+        ip = request_client(environ, self._trusted_proxies)
         user = self._users.get(user_name)
         if not self._check(user_name, password, user):
             log.warning(
@@ -581,7 +581,7 @@ class BasicAuthenticator(HTTPAuthenticator):
         if credentials is None:
             log.info(
                 "malformed Basic credentials from %s",
-                client_text(environ.get("REMOTE_ADDR", "-")),
+                client_text(request_client(environ)),
             )
             return self.send_basic_auth_response(environ, start_response)
         user_name, password = credentials
@@ -618,7 +618,7 @@ class LoginThrottle(BaseMiddleware):
         self._trusted_proxies = config["pikdav"]["auth"].trusted_proxies
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        retry_after = self.failed.retry_after(client_ip(environ, self._trusted_proxies))
+        retry_after = self.failed.retry_after(request_client(environ, self._trusted_proxies))
         if not retry_after:
             return self.next_app(environ, start_response)
         body = f"Too many failed logins from your address; try again in {retry_after} s.\n".encode()

@@ -37,6 +37,7 @@ from pikdav.httpserver import END_CONNECTION, STOPPING, MalformedBody
 from pikdav.pikpak.errors import redact
 
 from .logtext import client_text, wsgi_text
+from .policy import IPNetwork, request_client
 
 log = logging.getLogger("pikdav.requests")
 
@@ -176,10 +177,12 @@ class _HeldResponse:
 class FrontDoor:
     """The outermost WSGI layer (see the module docstring)."""
 
-    def __init__(self, app: Callable) -> None:
+    def __init__(self, app: Callable, trusted_proxies: Iterable[IPNetwork] = ()) -> None:
         self.app = app
+        self.trusted_proxies = tuple(trusted_proxies)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterator[bytes]:
+        request_client(environ, self.trusted_proxies)  # once, for every layer below
         return self._answer(environ, start_response)
 
     def _answer(self, environ: dict, start_response: Callable) -> Iterator[bytes]:
@@ -259,7 +262,7 @@ class FrontDoor:
             how = f" {decision.delivery.value} ({client_text(decision.reason)})"
         log.info(
             "%s %s %s %s %d B %.0f ms%s%s",
-            environ.get("REMOTE_ADDR", "-"),
+            request_client(environ) or "-",
             client_text(exchange.method, 20),
             client_text(redact(exchange.path)),
             exchange.status,

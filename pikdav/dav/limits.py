@@ -33,7 +33,7 @@ from wsgidav.dav_error import (
 from wsgidav.mw.base_mw import BaseMiddleware
 
 from .logtext import client_text
-from .policy import client_ip
+from .policy import request_client
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,9 @@ class RequestSlots(BaseMiddleware):
         self._logged: dict[tuple[str, str], float] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        wanted = [(("address", client_ip(environ, self._trusted_proxies)), self.caps.per_address)]
+        wanted = [
+            (("address", request_client(environ, self._trusted_proxies)), self.caps.per_address)
+        ]
         user = environ.get("wsgidav.auth.user_name")
         if user:
             wanted.append((("user", user), self.caps.per_user))

@@ -9,7 +9,7 @@ cross-host redirect (Windows' mini-redirector, Finder) and are proxied whatever 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -93,6 +93,21 @@ def client_ip(environ: Mapping[str, Any], trusted_proxies: Iterable[IPNetwork] =
     return str(hop)
 
 
+CLIENT = "pikdav.client"  # environ key: the client's address (X-Forwarded-For when trusted)
+
+
+def request_client(
+    environ: MutableMapping[str, Any], trusted_proxies: Iterable[IPNetwork] = ()
+) -> str:
+    """The request's client address (:func:`client_ip`), worked out once per request: the
+    front door does it first, and every layer after it (bans, caps, the download policy, log
+    lines) reads the same answer."""
+    known = environ.get(CLIENT)
+    if known is None:
+        known = environ[CLIENT] = client_ip(environ, trusted_proxies)
+    return known
+
+
 def _in_any(address: IPAddress, networks: Iterable[IPNetwork]) -> bool:
     return any(address in network for network in networks)
 
@@ -127,8 +142,8 @@ class DownloadPolicy:
         self.force_redirect_user_agents = tuple(ua for ua in force_redirect_user_agents if ua)
         self.trusted_proxies = parse_networks(trusted_proxies)
 
-    def client_ip(self, environ: Mapping[str, Any]) -> str:
-        return client_ip(environ, self.trusted_proxies)
+    def client_ip(self, environ: MutableMapping[str, Any]) -> str:
+        return request_client(environ, self.trusted_proxies)
 
     def decide(self, environ: Mapping[str, Any]) -> Decision:
         user_agent = environ.get("HTTP_USER_AGENT", "").casefold()

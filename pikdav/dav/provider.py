@@ -44,7 +44,7 @@ from .errors import answering, dav_error
 from .folderpage import Row, folder_page
 from .limits import bound_request_body
 from .paths import destination_path
-from .policy import DownloadPolicy
+from .policy import DownloadPolicy, request_client
 from .ranges import ByteRange
 from .sidefiles import SideFile
 from .transfers import PUT, RECEIVING, UPLOADING, Transfer, Transfers
@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 _RESOLVED = "pikdav.resolved"  # environ key: this request's path → resource memo
 _CAUGHT_UP = "pikdav.caught_up"  # environ key: the mounts this request has caught up on
 TRANSFERS = "pikdav.transfers"  # environ key: the registry of transfers in progress
-CLIENT = "pikdav.client"  # environ key: the client's address (X-Forwarded-For when trusted)
 _QUOTA_PROPS = ("{DAV:}quota-used-bytes", "{DAV:}quota-available-bytes")
 
 
@@ -328,7 +327,7 @@ class FileResource(_Resource, DAVNonCollection):
         )
 
     def _client(self) -> str:
-        return self.environ.get(CLIENT) or self.environ.get("REMOTE_ADDR", "-")
+        return request_client(self.environ)
 
 
 class _Receiving:
@@ -552,9 +551,6 @@ class GatewayProvider(DAVProvider):
         if method in WRITE_METHODS:  # COPY too: pikdav has nothing to copy from a hint
             self._hint_unchanged(environ["PATH_INFO"], environ)
         environ[TRANSFERS] = self.transfers
-        mount, _ = self.mount_of(environ["PATH_INFO"])
-        if mount is not None:
-            environ[CLIENT] = self.policies[mount.name].client_ip(environ)
         if method == "PROPFIND":
             if environ.get("HTTP_DEPTH", "infinity") == "infinity":
                 raise DAVError(HTTP_FORBIDDEN, err_condition=PRECONDITION_CODE_PropfindFiniteDepth)

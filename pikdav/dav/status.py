@@ -40,7 +40,7 @@ from pikdav.vfs.shared import SharedState
 from .auth import REALM, AuthSettings, failed_logins
 from .frontdoor import html_answer, plain_answer
 from .logtext import client_text
-from .policy import DownloadPolicy
+from .policy import DownloadPolicy, request_client
 from .transfers import Transfers
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ class StatusPages(BaseMiddleware):
         if not hmac.compare_digest(form.get("csrf", ""), self._csrf(user_name)):
             log.warning(
                 "status page: a POST from %s without this page's CSRF token was refused",
-                client_text(environ.get("REMOTE_ADDR", "-")),
+                client_text(request_client(environ)),
             )
             return plain_answer(start_response, 403, "the form is stale; reload the page")
         notice = action(self, form)

@@ -407,3 +407,22 @@ def test_a_browser_at_a_folder_gets_a_listing_with_links_that_download(emulator,
         "PROPFIND", gw.url + "/pikpak/Movies/", auth=gw.auth, headers={"Depth": "1"}
     )
     assert listing.status_code == 207 and "notes.txt" in listing.text
+
+
+def test_the_request_line_names_the_client_behind_a_trusted_proxy(make_gateway, caplog):
+    """The client's address is worked out once, at the front door, and the log line, the
+    bans, the caps and the download policy all read it: behind a trusted proxy, the address
+    the proxy forwarded."""
+    gw = make_gateway(download="proxy", server={"trusted_proxies": ["127.0.0.1"]})
+    with caplog.at_level(logging.INFO, logger="pikdav.requests"):
+        for forwarded in ("203.0.113.9", "198.51.100.7, 127.0.0.1"):
+            resp = requests.request(
+                "PROPFIND",
+                gw.url + "/pikpak/",
+                headers={"Depth": "0", "X-Forwarded-For": forwarded},
+                auth=gw.auth,
+                timeout=30,
+            )
+            assert resp.status_code == 207
+    lines = [r.getMessage() for r in caplog.records if "PROPFIND /pikpak/" in r.getMessage()]
+    assert [line.split()[0] for line in lines] == ["203.0.113.9", "198.51.100.7"], lines
