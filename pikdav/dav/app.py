@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from wsgidav import util as wsgidav_util
-from wsgidav.dav_error import DAVError, get_http_status_string
+from wsgidav.dav_error import DAVError
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
@@ -27,7 +27,13 @@ from .auth import (
     PikdavDomainController,
 )
 from .deadprops import CappedPropertyManager
-from .frontdoor import ErrorAnswers, FrontDoor, plain_status_pages, quiet_client_errors
+from .frontdoor import (
+    ErrorAnswers,
+    FrontDoor,
+    plain_answer,
+    plain_status_pages,
+    quiet_client_errors,
+)
 from .limits import RequestCaps, RequestSlots
 from .metrics import Metrics
 from .paths import check_request
@@ -120,7 +126,7 @@ class Healthz:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/healthz" and environ["REQUEST_METHOD"] in ("GET", "HEAD"):
-            return _plain(start_response, "200 OK", "ok\n", environ)
+            return plain_answer(start_response, 200, "ok")
         return self.app(environ, start_response)
 
 
@@ -136,8 +142,7 @@ class PathCheck:
         try:
             check_request(environ)
         except DAVError as exc:
-            reason = f"{exc.context_info}\n"
-            return _plain(start_response, get_http_status_string(exc), reason, environ)
+            return plain_answer(start_response, exc.value, str(exc.context_info))
         return self.app(environ, start_response)
 
 
@@ -157,16 +162,3 @@ class AllowOn405:
             return start_response(status, headers)
 
         return self.app(environ, with_allow)
-
-
-def _plain(start_response: Callable, status: str, text: str, environ: dict) -> list[bytes]:
-    body = text.encode()
-    start_response(
-        status,
-        [
-            ("Content-Type", "text/plain"),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-store"),
-        ],
-    )
-    return [body] if environ["REQUEST_METHOD"] != "HEAD" else []

@@ -621,16 +621,11 @@ class LoginThrottle(BaseMiddleware):
         retry_after = self.failed.retry_after(request_client(environ, self._trusted_proxies))
         if not retry_after:
             return self.next_app(environ, start_response)
-        body = f"Too many failed logins from your address; try again in {retry_after} s.\n".encode()
         # Do not read a banned client's upload: answer at once and close the connection.
         environ["wsgidav.some_input_read"] = environ["wsgidav.all_input_read"] = 1
-        start_response(
-            "429 Too Many Requests",
-            [
-                ("Content-Type", "text/plain; charset=utf-8"),
-                ("Content-Length", str(len(body))),
-                ("Retry-After", str(retry_after)),
-                ("Connection", "close"),
-            ],
+        return plain_answer(
+            start_response,
+            429,
+            f"Too many failed logins from your address; try again in {retry_after} s.",
+            [("Retry-After", str(retry_after)), ("Connection", "close")],
         )
-        return [body]

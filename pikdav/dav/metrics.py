@@ -25,6 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from pikdav.pikpak.errors import PikPakError
 
+from .frontdoor import plain_answer
 from .status import StatusSources
 from .transfers import PUT, STREAM
 
@@ -119,12 +120,7 @@ class MetricsOnly:
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/metrics" and environ["REQUEST_METHOD"] in ("GET", "HEAD"):
             return self.metrics.answer(environ, start_response)
-        body = b"only /metrics is served here\n"
-        start_response(
-            "404 Not Found",
-            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
-        )
-        return [body]
+        return plain_answer(start_response, 404, "only /metrics is served here")
 
 
 class _State:
