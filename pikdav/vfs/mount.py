@@ -22,7 +22,8 @@ from pikdav.pikpak.segments import SegmentPlan, Streams
 from pikdav.pikpak.types import Link, Quota, Task
 
 from .cache import TtlCache
-from .errors import BodyCut, NotAllowed, ReadOnly, StillUploading
+from .disk import DiskCache, content_key, is_away
+from .errors import BodyCut, FromCache, NotAllowed, ReadOnly, StillUploading
 from .names import HIDDEN_PREFIX, is_finder_metadata, is_probe
 from .offline import MAX_DROP, DropFolder, is_drop, is_own
 from .pending import PendingUploads
@@ -60,6 +61,9 @@ class Mount:
         side_files: SideFiles | None = None,
         streams: Streams | None = None,
         stream_plan: SegmentPlan | None = None,
+        disk: DiskCache | None = None,
+        disk_scope: str = "",
+        same_bytes_by_hash: bool = False,
     ) -> None:
         """``uploads_dir``: answer PUTs once the body is on local disk and upload in the
         background from there (the ``background_uploads`` option); ``cdn``: the HTTP session
@@ -70,8 +74,11 @@ class Mount:
         instance); ``side_files``: where Finder's metadata files are kept (default: in
         memory); ``streams`` and ``stream_plan``: read files by parallel segments so cut,
         within the account's connections (None, or a plan of one connection: through one
-        connection)."""
+        connection); ``disk``: the disk cache of listings and blocks (its listings kept
+        under ``disk_scope``); ``same_bytes_by_hash``: a file's bytes are those its content
+        hash names (not a transcoded view), so its blocks are kept by hash."""
         self.name = name
+        self.same_bytes_by_hash = same_bytes_by_hash
         self.source = source
         self.read_only = read_only or not isinstance(source, WritableSource)
         self.keep_finder_metadata = finder_metadata == KEEP_LOCAL
@@ -106,6 +113,8 @@ class Mount:
             route=route,
             shared=shared,
             channel=name,
+            disk=disk,
+            scope=disk_scope,
         )
         self.writer: TreeWriter | None = None
         if isinstance(source, WritableSource):
@@ -179,7 +188,42 @@ class Mount:
     def link(self, entry: Entry, *, fresh: bool = False) -> Link:
         if entry.uploading and self.pending is not None:
             self.pending.not_elsewhere(entry)  # PikPak has no link for it yet
-        return self.tree.link(entry, fresh=fresh)
+        if self.tree.disk is None:
+            return self.tree.link(entry, fresh=fresh)
+        outage = self.tree.outage
+        if not outage.try_now():
+            raise self._from_cache("this part of the file is not in it")
+        try:
+            return self.tree.link(entry, fresh=fresh)
+        except PikPakError as exc:
+            if not is_away(exc) or isinstance(exc, LoginPaused):
+                raise  # a paused sign-in says what to do about it itself
+            outage.began(exc)
+            raise self._from_cache("this part of the file is not in it") from exc
+
+    def _from_cache(self, what: str) -> FromCache:
+        outage = self.tree.outage
+        return FromCache(
+            f"PikPak cannot be reached ({outage.reason}); the mount serves from its disk cache "
+            f"and {what}; try again shortly",
+            outage.retry_after(),
+        )
+
+    def content_key(self, entry: Entry) -> str:
+        """What the block caches call the entry's bytes: its content hash when that names
+        them (a renamed file or a copy finds the same blocks), else its id and etag (a
+        replaced file is another)."""
+        if self.same_bytes_by_hash and entry.hash and not entry.uploading:
+            return content_key(entry.hash, entry.size)
+        return f"{entry.id}:{entry.etag}"
+
+    def cached(self, entry: Entry, start: int = 0) -> bool:
+        """Whether the byte at ``start`` of the entry is in a block cache (memory or disk):
+        a read from there needs no link."""
+        streams, plan = self.streams, self.stream_plan
+        if streams is None or streams.cache is None or plan is None or plan.connections < 2:
+            return False
+        return streams.cache.find(self.content_key(entry), start) is not None
 
     def open(
         self, entry: Entry, start: int = 0, end: int | None = None, stop: Stopping | None = None
@@ -201,13 +245,15 @@ class Mount:
         plan, streams = self.stream_plan, self.streams
         if streams is None or plan is None or plan.connections < 2:
             return LinkReader(self._cdn, entry.size, link, host_failed=host_failed, **where)
-        key = f"{entry.id}:{entry.etag}"  # the content: a replaced file is another
+        key = self.content_key(entry)  # the content: a replaced file is another
         return streams.open(
             self._cdn, entry.size, link, key=key, plan=plan, host_failed=host_failed, **where
         )
 
     def quota(self) -> Quota | None:
         """The source's quota (None for a source without one, or when PikPak cannot say)."""
+        if self.tree.outage.active and not self.tree.outage.try_now():
+            return self._quota.get("about")  # PikPak is away: not asked again yet
         try:
             return self._quota.fetch("about", lambda: (self.source.quota(), self.quota_ttl))
         except PikPakError as exc:
@@ -242,6 +288,8 @@ class Mount:
     def _writer(self, name: str | None = None) -> TreeWriter:
         if self.read_only or self.writer is None:
             raise ReadOnly("this folder is read-only")
+        if self.tree.outage.active and not self.tree.outage.try_now():
+            raise self._from_cache("changes are refused until PikPak answers")
         if self.shared is not None:
             # A change the other instances might not hear of is no change to make.
             self.shared.check()
