@@ -111,7 +111,7 @@ class DiskCache:
             size_limit=size,
             eviction_policy="least-recently-used",
             tag_index=True,
-            cull_limit=64,
+            cull_limit=16,  # cells evicted at most per write (the least recently used)
             statistics=False,
         )
         # Read by the status page and the metrics.

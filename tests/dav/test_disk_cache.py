@@ -152,7 +152,9 @@ def test_a_replaced_file_never_returns_its_old_bytes_even_after_a_restart(emulat
     stop(again)
 
 
-def test_a_truncated_cache_file_is_dropped_and_the_bytes_come_from_pikpak(emulator, tmp_path):
+def test_a_damaged_or_truncated_cache_file_is_dropped_and_the_bytes_come_from_pikpak(
+    emulator, tmp_path
+):
     data = FILMS["Films/a.mkv"]
     put_files(emulator, {"Films/a.mkv": data})
     first = gateway(emulator, tmp_path / "state")
@@ -161,7 +163,10 @@ def test_a_truncated_cache_file_is_dropped_and_the_bytes_come_from_pikpak(emulat
     cut = 0
     for path in (tmp_path / "state" / "cache").rglob("*.val"):
         size = path.stat().st_size
-        os.truncate(path, size // 2)  # a crash, a full disk
+        with open(path, "r+b") as damaged:  # a bad sector, then a crash or a full disk
+            damaged.seek(1000)
+            damaged.write(b"\xff" * 100)
+        os.truncate(path, size * 3 // 4)
         cut += 1
     assert cut >= 1
     second = gateway(emulator, tmp_path / "state")
