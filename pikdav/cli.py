@@ -385,8 +385,10 @@ def run_serve(args: argparse.Namespace) -> int:
     logging.getLogger("pikdav").info(
         "serving %s on %s://%s:%s/", ", ".join(m.name for m in mounts), scheme, host, port
     )
+    disk = next((m.tree.disk for m in mounts if m.tree.disk is not None), None)
     try:
-        return _serve_until_signalled(server)
+        # Blocks still on their way to the disk cache are written before the process ends.
+        return _serve_until_signalled(server, disk.close if disk is not None else None)
     finally:
         if metrics_server is not None:
             metrics_server.stop()

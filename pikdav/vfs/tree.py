@@ -249,6 +249,8 @@ class DriveTree:
         def run() -> None:
             try:
                 with self._revalidators:
+                    if self.outage.active and not self.outage.try_now():
+                        return  # PikPak went away meanwhile: one try at a time
                     self.listings.fetch(folder_id, self._loader(folder_id))
             except PikPakError as exc:
                 if is_away(exc):
