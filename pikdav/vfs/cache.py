@@ -122,6 +122,10 @@ class LinkCache:
 
         return self._cache.fetch(file_id, timed)
 
+    def cached(self, file_id: str) -> Link | None:
+        """The link kept for ``file_id``, without asking PikPak (None: none kept)."""
+        return self._cache.get(file_id)
+
     def forget(self, file_id: str) -> None:
         self._cache.invalidate(file_id)
 

@@ -192,14 +192,19 @@ class Mount:
             return self.tree.link(entry, fresh=fresh)
         outage = self.tree.outage
         if not outage.try_now():
+            # PikPak is away: a link kept from before may still reach the download servers.
+            kept = None if fresh else self.tree.cached_link(entry)
+            if kept is not None:
+                return kept
             raise self._from_cache("this part of the file is not in it")
         try:
-            return self.tree.link(entry, fresh=fresh)
+            link = self.tree.link(entry, fresh=fresh)
         except PikPakError as exc:
             if not is_away(exc) or isinstance(exc, LoginPaused):
                 raise  # a paused sign-in says what to do about it itself
             outage.began(exc)
             raise self._from_cache("this part of the file is not in it") from exc
+        return link  # (maybe cached: only a listing fetched says that PikPak is back)
 
     def _from_cache(self, what: str) -> FromCache:
         outage = self.tree.outage

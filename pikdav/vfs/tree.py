@@ -239,7 +239,8 @@ class DriveTree:
     def _revalidate(self, folder_id: str) -> None:
         """Fetch the folder again in the background (once at a time per folder, four
         folders at a time; while PikPak is away, one try every few seconds)."""
-        if not self.outage.try_now():
+        probe = self.outage.active  # this one tries whether PikPak is back
+        if probe and not self.outage.try_now():
             return
         with self._lock:
             if folder_id in self._revalidating:
@@ -249,12 +250,15 @@ class DriveTree:
         def run() -> None:
             try:
                 with self._revalidators:
-                    if self.outage.active and not self.outage.try_now():
-                        return  # PikPak went away meanwhile: one try at a time
+                    if self.outage.active and not probe:
+                        return  # PikPak went away while this one waited: others try
                     self.listings.fetch(folder_id, self._loader(folder_id))
             except PikPakError as exc:
                 if is_away(exc):
                     self.outage.began(exc)
+                elif self.disk is not None:
+                    # PikPak answered, and not with a listing (the folder is gone, say).
+                    self.disk.forget_listing(self.scope, folder_id)
                 log.info("revalidating a listing: %s", exc)
             except Exception:
                 log.exception("revalidating a listing failed")
@@ -311,6 +315,13 @@ class DriveTree:
             self.links.forget(entry.id)
         link = self.links.fetch(entry.id, lambda: self.source.link(entry.id))
         return self.route.route(link) if self.route is not None else link
+
+    def cached_link(self, entry: Entry) -> Link | None:
+        """The entry's link if one is kept (PikPak is not asked), routed as :meth:`link`."""
+        link = self.links.cached(entry.id)
+        if link is None or self.route is None:
+            return link
+        return self.route.route(link)
 
     # ------------------------------------------------------------------ invalidation
     def folder_changed(self, folder_id: str) -> None:
