@@ -26,6 +26,7 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,7 @@ class DiskCache:
         self.size_limit = size
         self.serve_stale_for = serve_stale_for
         directory.mkdir(parents=True, exist_ok=True)
-        self._store = diskcache.Cache(
+        store = diskcache.Cache(
             str(directory),
             size_limit=size,
             eviction_policy="least-recently-used",
@@ -114,6 +115,8 @@ class DiskCache:
             cull_limit=16,  # cells evicted at most per write (the least recently used)
             statistics=False,
         )
+        store.close()  # this thread's connection: the store is used on threads of its own
+        self._store: Any = _OnFewThreads(store)
         # Read by the status page and the metrics.
         self.block_hits = 0
         self.block_misses = 0
@@ -127,6 +130,7 @@ class DiskCache:
         self._pending = 0
         self._writer = threading.Thread(target=self._write_blocks, name="disk cache", daemon=True)
         self._writer.start()
+        self._store.own(self._writer)
 
     # ------------------------------------------------------------------ size
     def volume(self) -> int:
@@ -142,7 +146,7 @@ class DiskCache:
     def close(self) -> None:
         self._queue.put(None)
         self._writer.join(timeout=10)
-        self._store.close()
+        self._store.stop()
 
     # ------------------------------------------------------------------ records
     def _read(self, key: str) -> bytes | None:
@@ -249,6 +253,7 @@ class DiskCache:
             job = self._queue.get()
             try:
                 if job is None:
+                    self._store.close()  # this thread's connection
                     return
                 cell, lo, data, a, b = job
                 with self._lock:
@@ -278,6 +283,55 @@ class DiskCache:
                 return  # two runs apart: the longer one stays
         self._store.set(cell, _pack(_LO.pack(lo) + piece))
         self._known(cell, lo, lo + len(piece))
+
+
+class _OnFewThreads:
+    """The store, used on a few threads of its own: diskcache opens a SQLite connection (and
+    its files) for each thread that uses it, and requests come on any of the server's many
+    threads. A thread made :meth:`own` (the block writer) uses the store directly."""
+
+    def __init__(self, store: diskcache.Cache, threads: int = 2) -> None:
+        self._store = store
+        self._jobs: queue.Queue[tuple[Any, tuple, dict, Future] | None] = queue.Queue()
+        self._threads = [
+            threading.Thread(target=self._work, name="disk cache reads", daemon=True)
+            for _ in range(threads)
+        ]
+        self._own: set[int] = set()
+        for thread in self._threads:
+            thread.start()
+            self.own(thread)
+
+    def own(self, thread: threading.Thread) -> None:
+        assert thread.ident is not None
+        self._own.add(thread.ident)
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._store, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() in self._own:
+                return method(*args, **kwargs)
+            done: Future = Future()
+            self._jobs.put((method, args, kwargs, done))
+            return done.result()
+
+        return call
+
+    def stop(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            method, args, kwargs, done = job
+            try:
+                done.set_result(method(*args, **kwargs))
+            except BaseException as exc:  # the caller hears of it
+                done.set_exception(exc)
+        self._store.close()  # this thread's connection
 
 
 def is_away(exc: BaseException) -> bool:
