@@ -191,3 +191,13 @@ def test_a_write_through_instance_a_makes_b_s_disk_listing_fresh(emulator, tmp_p
     assert names(b, "/pikpak/Docs") == {"a.txt", "new.txt"}
     stop(b)
     stop(a)
+
+
+def test_while_pikpak_answers_a_listing_is_never_served_stale_from_disk(emulator, tmp_path):
+    put_files(emulator, {"Docs/a.txt": b"a"})
+    gw = gateway(emulator, tmp_path / "state", listing_ttl=0)  # every PROPFIND asks PikPak
+    for number in range(5):
+        put_files(emulator, {f"Docs/n{number}.txt": b"n"})  # by another way than pikdav
+        assert f"n{number}.txt" in names(gw, "/pikpak/Docs")
+    assert gw.mounts[0].tree.disk.stale_answers == 0
+    stop(gw)
