@@ -33,6 +33,7 @@ from .pikpak.session import Credentials, Session
 from .pikpak.shares import SharedFolder, parse_share_link
 from .pikpak.tokenstore import MemoryTokenStore, open_store
 from .pikpak.types import ORIGINAL
+from .vfs.disk import DiskCache
 from .vfs.mount import Mount
 from .vfs.share import ShareSaver, ShareSource
 from .vfs.shared import SharedState
@@ -164,7 +165,10 @@ def build_mounts(
     offline_tasks: dict[str, OfflineTasks] = {}
     streams: dict[str, Streams] = {}
     # One cache for every stream: players re-read the same header and index blocks.
-    cache = BlockCache(config.server.stream_cache) if config.server.stream_cache else None
+    disk = disk_cache(config)
+    cache = (
+        BlockCache(config.server.stream_cache, tier=disk) if config.server.stream_cache else None
+    )
     spool = SpoolSettings(
         directory=str(config.server.temp_dir) if config.server.temp_dir else None,
         max_size=config.server.max_upload_size,
@@ -190,7 +194,7 @@ def build_mounts(
 
     for settings in config.mounts:
         if settings.is_share:
-            mounts.append(share_mount(config, settings, own_drive))
+            mounts.append(share_mount(config, settings, own_drive, cache=cache, disk=disk))
             continue
         account = config.account_for(settings)
         source, cdn = own_drive(account, settings.link)
@@ -226,11 +230,24 @@ def build_mounts(
                 # Only the server writes down and removes its uploads' temporaries: a command
                 # beside it must not remove those of the server's uploads in flight.
                 temporaries=temporaries(config, settings, source.drive) if background else None,
+                disk=disk,
+                disk_scope=f"{settings.name}|{account.username or account.name}"
+                f"|{settings.root_folder_id}",
+                same_bytes_by_hash=settings.link == ORIGINAL,
             )
         )
     if shared is not None:
         shared.start()  # every mount listens for the others' changes from now on
     return mounts
+
+
+def disk_cache(config: Config) -> DiskCache | None:
+    """The disk cache of listings and blocks (None when ``cache.disk_size`` is 0)."""
+    if not config.cache.disk_size:
+        return None
+    return DiskCache(
+        config.cache_dir, config.cache.disk_size, serve_stale_for=config.cache.serve_stale_for
+    )
 
 
 def share_session(
@@ -326,8 +343,12 @@ def share_mount(
     config: Config,
     mount: MountConfig,
     own_drive: Callable[[AccountConfig], tuple[DriveSource, CdnSession]],
+    *,
+    cache: BlockCache | None = None,
+    disk: DiskCache | None = None,
 ) -> Mount:
-    """A read-only mount of one share link, or of the shares of a list file."""
+    """A read-only mount of one share link, or of the shares of a list file (``cache``: the
+    block cache streams share, ``disk``: the disk cache)."""
     session = share_session(config, mount, config.server.threads)
     source: ShareSource | ShareListSource
     if mount.share_list is not None:
@@ -351,9 +372,12 @@ def share_mount(
         route=route,
         # A share's links are throttled as an own drive's are: its streams get segments too,
         # within a budget of their own (the share is read without an account).
-        streams=Streams(),
+        streams=Streams(cache=cache),
         stream_plan=SegmentPlan(connections=mount.stream_connections),
         finder_hints=mount.finder_hints,
+        disk=disk,
+        disk_scope=f"{mount.name}|{mount.share or mount.share_list}|{root_id}",
+        same_bytes_by_hash=not mount.use_transcoding_address,
     )
 
 

@@ -429,8 +429,15 @@ def run_serve(args: argparse.Namespace) -> int:
     logging.getLogger("pikdav").info(
         "serving %s on %s://%s:%s/", ", ".join(m.name for m in mounts), scheme, host, port
     )
+    disk = next((m.tree.disk for m in mounts if m.tree.disk is not None), None)
     try:
-        return _serve_until_signalled(server, on_stop=lambda: _give_up_uploads(mounts))
+
+        def on_stop() -> None:
+            _give_up_uploads(mounts)
+            if disk is not None:
+                disk.close()  # blocks still on their way to the disk cache are written
+
+        return _serve_until_signalled(server, on_stop=on_stop)
     finally:
         if metrics_server is not None:
             metrics_server.stop()

@@ -34,6 +34,7 @@ from .pikpak.segments import (
 from .pikpak.shares import parse_share_link
 from .pikpak.tokenstore import MEMORY, store_kind
 from .pikpak.types import LINK_KINDS, ORIGINAL
+from .vfs.disk import DISK_SIZE, SERVE_STALE_FOR
 from .vfs.offline import LINKS_PER_FILE, LINKS_PER_MINUTE
 from .vfs.sidefiles import FINDER_METADATA, KEEP_LOCAL
 from .vfs.tree import LISTING_TTL
@@ -154,6 +155,13 @@ class NotifyConfig:
 
 
 @dataclass(frozen=True)
+class CacheConfig:
+    dir: Path | None = None  # None: state_dir/cache
+    disk_size: int = DISK_SIZE  # bytes; 0: no disk cache
+    serve_stale_for: float = SERVE_STALE_FOR  # seconds
+
+
+@dataclass(frozen=True)
 class Config:
     source: str
     server: ServerConfig
@@ -162,8 +170,14 @@ class Config:
     mounts: tuple[MountConfig, ...]
     users: Mapping[str, UserConfig]
     notify: NotifyConfig = NotifyConfig()
+    cache: CacheConfig = CacheConfig()
     # The Redis several instances share (redis://, rediss://, unix://); None: one instance.
     redis: str | None = field(default=None, repr=False)
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where the disk cache lives."""
+        return self.cache.dir or self.state_dir / "cache"
 
     @property
     def tokens_dir(self) -> Path:
@@ -225,6 +239,7 @@ _MOUNT_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # also a file name in state_dir/tokens
 _DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}")
 _NODE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _USER_NAME = re.compile(r"[^:\x00-\x1f\x7f]+")  # Basic auth ends the user name at the first ':'
 
 
@@ -254,7 +269,9 @@ class _Reader(Checker):
 
     def config(self, data: Any) -> Config:
         top = self.mapping(
-            "", data, ("server", "state_dir", "accounts", "mounts", "users", "notify", "redis")
+            "",
+            data,
+            ("server", "state_dir", "accounts", "mounts", "users", "notify", "redis", "cache"),
         )
         server = self.server(top.get("server"))
         state_dir = self.path("state_dir", top.get("state_dir", DEFAULT_STATE_DIR))
@@ -308,8 +325,29 @@ class _Reader(Checker):
             mounts=tuple(mounts),
             users=MappingProxyType(users),
             notify=self.notify(top.get("notify")),
+            cache=self.cache(top.get("cache")),
             redis=redis,
         )
+
+    def cache(self, value: Any) -> CacheConfig:
+        data = self.mapping("cache", value, CacheConfig.__dataclass_fields__)
+        size = data.get("disk_size", DISK_SIZE)
+        return CacheConfig(
+            dir=self.path("cache.dir", data.get("dir")),
+            disk_size=0 if size in (0, False) else self.size("cache.disk_size", size) or 0,
+            serve_stale_for=self.duration("cache.serve_stale_for", data.get("serve_stale_for")),
+        )
+
+    def duration(self, path: str, value: Any) -> float:
+        """Seconds, or a number with s, m, h or d (``7d``); None: the default."""
+        if value is None:
+            return SERVE_STALE_FOR
+        units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+        if isinstance(value, str) and (match := _DURATION.fullmatch(value.strip())):
+            return float(match.group(1)) * units[match.group(2) or "s"]
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            return float(value)
+        raise self.fail(path, f"must be seconds, or like '12h' or '7d'{self.got(path, value)}")
 
     def notify(self, value: Any) -> NotifyConfig:
         data = self.mapping("notify", value, NotifyConfig.__dataclass_fields__)

@@ -46,6 +46,7 @@ from pikdav.pikpak.errors import (
 )
 from pikdav.vfs.errors import (
     BodyCut,
+    FromCache,
     LinkRefused,
     LinksTooFast,
     MountError,
@@ -80,6 +81,9 @@ def dav_error(exc: PikPakError | MountError, what: str) -> DAVError:
     """``exc`` met while ``what`` (e.g. "listing /pikpak/Films") as a DAV status."""
     if isinstance(exc, SharedStateDown):
         return _unavailable(str(exc), 5)
+    if isinstance(exc, FromCache):
+        log.info("%s: %s", client_text(what), exc)
+        return _unavailable(str(exc), exc.retry_after)
     if isinstance(exc, MountError):
         status = next((s for kind, s in _MOUNT_STATUSES if isinstance(exc, kind)), HTTP_FORBIDDEN)
         if isinstance(exc, BodyCut):

@@ -201,6 +201,43 @@ class _State:
                 for phase, count in self._phases(mount).items():
                     tasks.add_metric([account, phase], count)
         yield from (hits, misses, uploads, sent_bytes, tasks)
+        yield from self._disk()
+
+    def _disk(self) -> Iterator[Metric]:
+        mounts = self.sources.mounts
+        disk = next((m.tree.disk for m in mounts if m.tree.disk is not None), None)
+        if disk is None:
+            return
+        yield _gauge("pikdav_disk_cache_bytes", "Bytes the disk cache takes", disk.volume())
+        yield _gauge("pikdav_disk_cache_limit_bytes", "The disk cache's size", disk.size_limit)
+        hits = CounterMetricFamily(
+            "pikdav_disk_cache_hits", "Disk cache lookups that found", labels=["kind"]
+        )
+        misses = CounterMetricFamily(
+            "pikdav_disk_cache_misses", "Disk cache lookups that did not", labels=["kind"]
+        )
+        hits.add_metric(["block"], disk.block_hits)
+        hits.add_metric(["listing"], disk.listing_hits)
+        misses.add_metric(["block"], disk.block_misses)
+        misses.add_metric(["listing"], disk.listing_misses)
+        yield from (hits, misses)
+        yield _counter(
+            "pikdav_disk_cache_stale_answers",
+            "Listings served from the disk cache older than listing_ttl (after a restart, "
+            "or while PikPak was away)",
+            disk.stale_answers,
+        )
+        yield _counter(
+            "pikdav_disk_cache_dropped", "Damaged disk cache entries dropped", disk.dropped
+        )
+        away = GaugeMetricFamily(
+            "pikdav_serving_from_cache",
+            "1 while PikPak is away and the mount serves from its disk cache",
+            labels=["mount"],
+        )
+        for mount in mounts:
+            away.add_metric([mount.name], 1 if mount.tree.outage.active else 0)
+        yield away
 
     def _phases(self, mount: Any) -> dict[str, int]:
         if mount.offline is None:

@@ -307,7 +307,8 @@ class FileResource(_Resource, DAVNonCollection):
     def get_content(self):
         start, end = (self.planned.start, self.planned.end) if self.planned else (0, None)
         what = f"reading {self.path}"
-        if self.entry.size > 0 and not self.entry.uploading:
+        cached = self.mount.cached(self.entry, start)  # read from a cache: no link needed
+        if self.entry.size > 0 and not self.entry.uploading and not cached:
             with answering(f"link for {self.path}"):
                 # The link before the answer starts: a file whose link is not ready yet
                 # gets a 503 with Retry-After now, not a stream that stalls (and the

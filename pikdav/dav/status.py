@@ -333,6 +333,7 @@ def _view(sources: StatusSources, bans: list[tuple[str, int]]) -> dict[str, Any]
                 else mount.offline_folder or "My Pack",
                 "share_status": _share_status(mount),
                 "cdn_node": _cdn_node(mount),
+                "from_cache": mount.tree.outage.describe(),
             }
         )
         first_of_account = account not in seen_accounts
@@ -424,6 +425,27 @@ def _view(sources: StatusSources, bans: list[tuple[str, int]]) -> dict[str, Any]
         "uploads": uploads,
         "offline": offline,
         "bans": [{"address": ip, "left": f"{left} s"} for ip, left in bans],
+        "disk": _disk(sources.mounts),
+    }
+
+
+def _disk(mounts: list[Mount]) -> dict[str, Any] | None:
+    """The disk cache's size and how well it answers (one cache for every mount)."""
+    disk = next((m.tree.disk for m in mounts if m.tree.disk is not None), None)
+    if disk is None:
+        return None
+
+    def ratio(hits: int, misses: int) -> str:
+        return f"{hits * 100 // (hits + misses)} % of {hits + misses}" if hits + misses else "-"
+
+    return {
+        "where": str(disk.directory),
+        "size": _size(disk.volume()),
+        "limit": _size(disk.size_limit),
+        "blocks": ratio(disk.block_hits, disk.block_misses),
+        "listings": ratio(disk.listing_hits, disk.listing_misses),
+        "stale": disk.stale_answers,
+        "dropped": disk.dropped,
     }
 
 

@@ -32,6 +32,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import requests
 
@@ -132,11 +133,23 @@ class ConnectionBudget:
             self._cond.notify_all()
 
 
+class BlockTier(Protocol):
+    """A second, larger place for blocks (the disk cache), behind the memory one."""
+
+    def get_block(self, key: str, pos: int) -> tuple[int, bytes] | None: ...
+
+    def put_block(self, key: str, start: int, data: bytes | bytearray) -> None: ...
+
+
 class BlockCache:
     """Pieces of files recently read, shared by every stream of the same file (``key``: the
-    file's id and content hash), least recently used out first, ``max_bytes`` in all."""
+    file's id and content hash), least recently used out first, ``max_bytes`` in all.
 
-    def __init__(self, max_bytes: int = 64 * MIB) -> None:
+    With a ``tier``, :meth:`find` looks there too when memory misses, and :meth:`keep` puts
+    pieces there as well (the tier chooses what it keeps)."""
+
+    def __init__(self, max_bytes: int = 64 * MIB, *, tier: BlockTier | None = None) -> None:
+        self.tier = tier
         self.max_bytes = max_bytes
         self.size = 0
         self.hits = 0  # bytes served from the cache
@@ -158,6 +171,21 @@ class BlockCache:
                     self._pieces.move_to_end((key, start))
                     return start, data
             return None
+
+    def find(self, key: str, pos: int) -> tuple[int, bytes | bytearray] | None:
+        """As :meth:`get`, then from the tier (the piece found there is kept in memory)."""
+        found = self.get(key, pos)
+        if found is None and self.tier is not None:
+            found = self.tier.get_block(key, pos)
+            if found is not None:
+                self.put(key, *found)
+        return found
+
+    def keep(self, key: str, start: int, data: bytes | bytearray) -> None:
+        """As :meth:`put`, and in the tier."""
+        self.put(key, start, data)
+        if self.tier is not None:
+            self.tier.put_block(key, start, data)
 
     def put(self, key: str, start: int, data: bytes | bytearray) -> None:
         """Keep ``data`` (nobody may change it after: it is handed out as it is)."""
@@ -336,7 +364,7 @@ class SegmentedReader(LinkBytes):
         return self._segments[0]
 
     def _schedule(self, start: int, length: int) -> None:
-        cached = self._cache.get(self._key, start) if self._cache is not None else None
+        cached = self._cache.find(self._key, start) if self._cache is not None else None
         if cached is not None:
             piece_start, data = cached
             end = min(piece_start + len(data), self._end)
@@ -389,7 +417,7 @@ class SegmentedReader(LinkBytes):
             # after its last byte): the cache takes its bytes as they are. Copying them made a
             # second 32 MiB at each hand-over of a fast stream, the top of the gateway's RSS.
             data = segment.data if segment.done else bytes(segment.data)
-            self._cache.put(self._key, segment.start, data)
+            self._cache.keep(self._key, segment.start, data)
 
     # ------------------------------------------------------------------ workers
     def _work(self) -> None:
@@ -641,7 +669,7 @@ class Streams:
             )  # fmt: skip
 
         cache = self.cache
-        if self.rate < plan.fast or (cache is not None and cache.get(key, start)):
+        if self.rate < plan.fast or (cache is not None and cache.find(key, start)):
             return segmented()
         one = LinkReader(
             http, size, link, start=start, end=end, name=name, stop=stop, host_failed=host_failed
@@ -652,7 +680,7 @@ class Streams:
             segmented,
             fast=plan.fast,
             measured=self.measured,
-            keep=(lambda at, data: cache.put(key, at, data)) if cache is not None else None,
+            keep=(lambda at, data: cache.keep(key, at, data)) if cache is not None else None,
         )
 
     def measured(self, rate: float) -> None:

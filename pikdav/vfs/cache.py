@@ -53,6 +53,20 @@ class TtlCache(Generic[T]):
     def _stamp(self, key: str) -> tuple[int, int]:
         return self._epoch, self._generation.get(key, 0)
 
+    def stamp(self, key: str) -> tuple[int, int]:
+        """What changes each time ``key`` is invalidated: a value read elsewhere (on disk)
+        before an invalidation is kept only while its stamp is the same."""
+        with self._lock:
+            return self._stamp(key)
+
+    def insert_unless_changed(self, key: str, value: T, ttl: float, stamp: tuple[int, int]) -> bool:
+        """``insert``, unless ``key`` was invalidated since ``stamp`` was taken."""
+        with self._lock:
+            if self._stamp(key) != stamp:
+                return False
+            self._items[key] = _Stamped(value, self._clock() + ttl)
+            return True
+
     def fetch(self, key: str, load: Callable[[], tuple[T, float]]) -> T:
         """The cached value, or ``load()`` → (value, ttl) once for all concurrent callers."""
         value = self.get(key)
@@ -106,6 +120,10 @@ class LinkCache:
             return link, link.usable_for()
 
         return self._cache.fetch(file_id, timed)
+
+    def cached(self, file_id: str) -> Link | None:
+        """The link kept for ``file_id``, without asking PikPak (None: none kept)."""
+        return self._cache.get(file_id)
 
     def forget(self, file_id: str) -> None:
         self._cache.invalidate(file_id)

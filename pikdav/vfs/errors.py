@@ -62,3 +62,12 @@ class LinksTooFast(MountError):
 
 class NameTaken(Conflict):
     """The name is taken (by an item of another kind, or by someone else meanwhile)."""
+
+
+class FromCache(MountError):
+    """PikPak is away: the mount serves what its disk cache holds, and this is not there (or
+    is a change). ``retry_after``: seconds until PikPak is tried again."""
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after

@@ -24,7 +24,8 @@ from pikdav.pikpak.segments import SegmentPlan, Streams
 from pikdav.pikpak.types import Link, Quota, Task
 
 from .cache import TtlCache
-from .errors import BodyCut, MountError, NotAllowed, ReadOnly, StillUploading
+from .disk import DiskCache, content_key, is_away
+from .errors import BodyCut, FromCache, MountError, NotAllowed, ReadOnly, StillUploading
 from .names import HIDDEN_PREFIX, is_finder_metadata, is_probe, unfit_character
 from .offline import (
     LINKS_PER_FILE,
@@ -73,6 +74,9 @@ class Mount:
         stream_plan: SegmentPlan | None = None,
         finder_hints: bool = True,
         temporaries: Temporaries | None = None,
+        disk: DiskCache | None = None,
+        disk_scope: str = "",
+        same_bytes_by_hash: bool = False,
     ) -> None:
         """``uploads_dir``: answer PUTs once the body is on local disk and upload in the
         background from there (the ``background_uploads`` option); ``cdn``: the HTTP session
@@ -89,9 +93,12 @@ class Mount:
         thumbnails) are answered at the mount's root (see :mod:`pikdav.dav.clients`);
         ``temporaries``: where uploads write down their hidden temporaries on PikPak, so that
         a stop or the next start removes those left (None: nowhere, for a command beside a
-        running server)."""
+        running server); ``disk``: the disk cache of listings and blocks (its listings kept
+        under ``disk_scope``); ``same_bytes_by_hash``: a file's bytes are those its content
+        hash names (not a transcoded view), so its blocks are kept by hash."""
         self.name = name
         self.finder_hints = finder_hints
+        self.same_bytes_by_hash = same_bytes_by_hash
         self.source = source
         # Someone else's content (a share): nothing of ours is written onto it, not even a
         # dead property or a lock.
@@ -139,6 +146,8 @@ class Mount:
             route=route,
             shared=shared,
             channel=name,
+            disk=disk,
+            scope=disk_scope,
         )
         self.writer: TreeWriter | None = None
         self.temporaries = temporaries
@@ -270,7 +279,47 @@ class Mount:
     def link(self, entry: Entry, *, fresh: bool = False) -> Link:
         if entry.uploading and self.pending is not None:
             self.pending.not_elsewhere(entry)  # PikPak has no link for it yet
-        return self.tree.link(entry, fresh=fresh)
+        if self.tree.disk is None:
+            return self.tree.link(entry, fresh=fresh)
+        outage = self.tree.outage
+        if not outage.try_now():
+            # PikPak is away: a link kept from before may still reach the download servers.
+            kept = None if fresh else self.tree.cached_link(entry)
+            if kept is not None:
+                return kept
+            raise self._from_cache("this part of the file is not in it")
+        try:
+            link = self.tree.link(entry, fresh=fresh)
+        except PikPakError as exc:
+            if not is_away(exc) or isinstance(exc, LoginPaused):
+                raise  # a paused sign-in says what to do about it itself
+            outage.began(exc)
+            raise self._from_cache("this part of the file is not in it") from exc
+        return link  # (maybe cached: only a listing fetched says that PikPak is back)
+
+    def _from_cache(self, what: str) -> FromCache:
+        outage = self.tree.outage
+        return FromCache(
+            f"PikPak cannot be reached ({outage.reason}); the mount serves from its disk cache "
+            f"and {what}; try again shortly",
+            outage.retry_after(),
+        )
+
+    def content_key(self, entry: Entry) -> str:
+        """What the block caches call the entry's bytes: its content hash when that names
+        them (a renamed file or a copy finds the same blocks), else its id and etag (a
+        replaced file is another)."""
+        if self.same_bytes_by_hash and entry.hash and not entry.uploading:
+            return content_key(entry.hash, entry.size)
+        return f"{entry.id}:{entry.etag}"
+
+    def cached(self, entry: Entry, start: int = 0) -> bool:
+        """Whether the byte at ``start`` of the entry is in a block cache (memory or disk):
+        a read from there needs no link."""
+        streams, plan = self.streams, self.stream_plan
+        if streams is None or streams.cache is None or plan is None or plan.connections < 2:
+            return False
+        return streams.cache.find(self.content_key(entry), start) is not None
 
     def open(
         self, entry: Entry, start: int = 0, end: int | None = None, stop: Stopping | None = None
@@ -292,13 +341,15 @@ class Mount:
         plan, streams = self.stream_plan, self.streams
         if streams is None or plan is None or plan.connections < 2:
             return LinkReader(self._cdn, entry.size, link, host_failed=host_failed, **where)
-        key = f"{entry.id}:{entry.etag}"  # the content: a replaced file is another
+        key = self.content_key(entry)  # the content: a replaced file is another
         return streams.open(
             self._cdn, entry.size, link, key=key, plan=plan, host_failed=host_failed, **where
         )
 
     def quota(self) -> Quota | None:
         """The source's quota (None for a source without one, or when PikPak cannot say)."""
+        if self.tree.outage.active and not self.tree.outage.try_now():
+            return self._quota.get("about")  # PikPak is away: not asked again yet
         try:
             return self._quota.fetch("about", lambda: (self.source.quota(), self.quota_ttl))
         except PikPakError as exc:
@@ -329,6 +380,8 @@ class Mount:
     def _writer(self, name: str | None = None) -> TreeWriter:
         if self.read_only or self.writer is None:
             raise ReadOnly("this folder is read-only")
+        if self.tree.outage.active and not self.tree.outage.try_now():
+            raise self._from_cache("changes are refused until PikPak answers")
         if self.shared is not None:
             # A change the other instances might not hear of is no change to make.
             self.shared.check()

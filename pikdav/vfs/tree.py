@@ -7,15 +7,20 @@ the name, the others get `` (2)``, `` (3)``… before the extension, in creation
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pikdav.pikpak.errors import PikPakError
 from pikdav.pikpak.links import LinkRoute
 from pikdav.pikpak.types import File, Link
 
 from .cache import LinkCache, TtlCache
+from .disk import DiskCache, Outage, Stored, is_away
 from .names import HIDDEN_PREFIX, MAX_NAME, content_type, same_name_key, shown_name
 from .shared import SharedState
 from .source import Source
@@ -41,6 +46,7 @@ class Entry:
     etag: str
     mime_type: str
     uploading: bool = False
+    hash: str = ""  # PikPak's content hash (GCID); "" when PikPak gave none
 
     @property
     def content_type(self) -> str:
@@ -58,6 +64,7 @@ class Entry:
             item.modified,
             item.hash or f"{item.id}-{item.size}",
             item.mime_type,
+            hash=item.hash,
         )
 
 
@@ -74,6 +81,15 @@ class Listing:
         """The entry of ``name``, spelled exactly so or in another Unicode normalisation."""
         found = self.by_name.get(name)
         return found if found is not None else self.by_key.get(same_name_key(name))
+
+    def stored(self) -> list[dict]:
+        """The entries as the disk cache keeps them."""
+        return [dataclasses.asdict(e) for e in self.entries]
+
+    @classmethod
+    def from_stored(cls, stored: Stored) -> Listing:
+        entries = tuple(Entry(**e) for e in stored.entries)
+        return cls(entries, {e.name: e for e in entries})
 
 
 def disambiguate(files: Iterable[File]) -> Listing:
@@ -151,8 +167,12 @@ class DriveTree:
         route: LinkRoute | None = None,
         shared: SharedState | None = None,
         channel: str = "",
+        disk: DiskCache | None = None,
+        scope: str = "",
     ) -> None:
-        """``route``: how links are rewritten when handed out (download domain, CDN node)."""
+        """``route``: how links are rewritten when handed out (download domain, CDN node);
+        ``disk``: where listings are kept across restarts and served from while PikPak is
+        away, under ``scope`` (the mount and what it shows)."""
         self.source = source
         self.route = route
         self.root_id = root_id
@@ -162,6 +182,13 @@ class DriveTree:
         self.links = LinkCache()
         self.shared = shared
         self.channel = f"changes:{channel}"
+        self.disk = disk
+        self.scope = scope or channel
+        self.outage = Outage(channel)
+        self._started = time.time()  # listings kept before this are from an earlier run
+        self._revalidating: set[str] = set()
+        self._revalidators = threading.BoundedSemaphore(4)
+        self._lock = threading.Lock()
         if shared is not None:
             shared.on_notice(self.channel, self._apply_notice)
             shared.on_return(self.forget_everything)
@@ -172,11 +199,94 @@ class DriveTree:
 
     # ------------------------------------------------------------------ reading
     def listing(self, folder_id: str) -> Listing:
-        def load() -> tuple[Listing, float]:
-            listing = disambiguate(self.source.list_folder(folder_id))
-            return listing, self.source.listing_ttl_of(folder_id, self.listing_ttl)
+        """The folder's listing: from memory while fresh; with a disk cache, a listing kept
+        on disk is served while fresh (a restart within ``listing_ttl``), at once while it is
+        revalidated in the background (it is from before a restart), and when PikPak is
+        away (up to ``serve_stale_for``). Nothing stale is served when PikPak answers."""
+        if self.disk is None:
+            return self.listings.fetch(folder_id, self._loader(folder_id))
+        found = self.listings.get(folder_id)
+        if found is not None:
+            self.listings.hits += 1
+            return found
+        stamp = self.listings.stamp(folder_id)
+        kept = self.disk.listing(self.scope, folder_id)
+        try:
+            listing = Listing.from_stored(kept) if kept is not None else None
+        except TypeError:  # kept by a version whose entries had other fields
+            listing = None
+        at = kept.at if kept is not None else 0.0
+        age = time.time() - at
+        if listing is not None and 0 <= age < self._ttl(folder_id):
+            self.listings.insert_unless_changed(
+                folder_id, listing, self._ttl(folder_id) - age, stamp
+            )
+            self.listings.hits += 1
+            return listing
+        usable = listing is not None and age <= self.disk.serve_stale_for
+        if listing is not None and usable and (self.outage.active or at < self._started):
+            self.disk.stale_answers += 1
+            self._revalidate(folder_id)
+            return listing
+        try:
+            return self.listings.fetch(folder_id, self._loader(folder_id))
+        except PikPakError as exc:
+            if listing is None or not (usable and is_away(exc)):
+                raise
+            self.outage.began(exc)
+            self.disk.stale_answers += 1
+            return listing
 
-        return self.listings.fetch(folder_id, load)
+    def _ttl(self, folder_id: str) -> float:
+        # A source may keep some folders fresher (a share list's file may change).
+        return self.source.listing_ttl_of(folder_id, self.listing_ttl)
+
+    def _loader(self, folder_id: str):
+        def load() -> tuple[Listing, float]:
+            stamp = self.listings.stamp(folder_id)
+            at = time.time()
+            listing = disambiguate(self.source.list_folder(folder_id))
+            self.outage.ended()
+            if self.disk is not None:
+                self.disk.keep_listing(self.scope, folder_id, at, listing.stored())
+                if self.listings.stamp(folder_id) != stamp:
+                    # Changed while it was being fetched: the listing may predate the change.
+                    self.disk.forget_listing(self.scope, folder_id)
+            return listing, self._ttl(folder_id)
+
+        return load
+
+    def _revalidate(self, folder_id: str) -> None:
+        """Fetch the folder again in the background (once at a time per folder, four
+        folders at a time; while PikPak is away, one try every few seconds)."""
+        probe = self.outage.active  # this one tries whether PikPak is back
+        if probe and not self.outage.try_now():
+            return
+        with self._lock:
+            if folder_id in self._revalidating:
+                return
+            self._revalidating.add(folder_id)
+
+        def run() -> None:
+            try:
+                with self._revalidators:
+                    if self.outage.active and not probe:
+                        return  # PikPak went away while this one waited: others try
+                    self.listings.fetch(folder_id, self._loader(folder_id))
+            except PikPakError as exc:
+                if is_away(exc):
+                    self.outage.began(exc)
+                elif self.disk is not None:
+                    # PikPak answered, and not with a listing (the folder is gone, say).
+                    self.disk.forget_listing(self.scope, folder_id)
+                log.info("revalidating a listing: %s", exc)
+            except Exception:
+                log.exception("revalidating a listing failed")
+            finally:
+                with self._lock:
+                    self._revalidating.discard(folder_id)
+
+        threading.Thread(target=run, name="revalidate listing", daemon=True).start()
 
     def _waiting_in(self, folder_id: str) -> Mapping[str, Entry]:
         return self.waiting.in_folder(folder_id) if self.waiting is not None else {}
@@ -226,6 +336,13 @@ class DriveTree:
         link = self.links.fetch(entry.id, lambda: self.source.link(entry.id))
         return self.route.route(link) if self.route is not None else link
 
+    def cached_link(self, entry: Entry) -> Link | None:
+        """The entry's link if one is kept (PikPak is not asked), routed as :meth:`link`."""
+        link = self.links.cached(entry.id)
+        if link is None or self.route is None:
+            return link
+        return self.route.route(link)
+
     # ------------------------------------------------------------------ invalidation
     def folder_changed(self, folder_id: str) -> None:
         self._invalidate([folder_id], [])
@@ -237,6 +354,8 @@ class DriveTree:
     def forget_everything(self) -> None:
         self.listings.invalidate_all()
         self.links.forget_all()
+        if self.disk is not None:
+            self.disk.forget_listings(self.scope)
 
     def _invalidate(self, folders: list[str], links: list[str]) -> None:
         self._drop(folders, links)
@@ -246,6 +365,8 @@ class DriveTree:
     def _drop(self, folders: Iterable[str], links: Iterable[str]) -> None:
         for folder_id in folders:
             self.listings.invalidate(folder_id)
+            if self.disk is not None:
+                self.disk.forget_listing(self.scope, folder_id)
         for file_id in links:
             self.links.forget(file_id)
 

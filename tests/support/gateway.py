@@ -44,7 +44,7 @@ def start_gateway(emulator: Emulator, state_dir: Path, **mount: Any) -> Gateway:
     account_opts = mount.pop("account_options", {})
     redis = mount.pop("redis", None)  # the Redis several instances share
     users = mount.pop("users", None) or {DAV_USER: {"password_hash": _HASH, "mounts": ["*"]}}
-    top = {key: mount.pop(key) for key in ("notify",) if key in mount}
+    top = {key: mount.pop(key) for key in ("notify", "cache") if key in mount}
     data = {
         "server": {"host": "127.0.0.1", "port": 0, "threads": 32, **server_opts},
         "state_dir": str(state_dir),

@@ -1,0 +1,82 @@
+"""The disk cache's store: bounded in size, least recently used out first, and after a
+``kill -9`` in the middle of writes it serves every byte right or not at all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+from pikdav.vfs.disk import CHUNK, DiskCache, content_key
+from tests.support import disk_writer
+from tests.support.disk_writer import SIZE, expected, gcid
+
+LIMIT = 8 << 20
+BLOCK = 64 * 1024
+
+
+def test_the_cache_stays_within_its_size_over_a_thousand_inserts_and_keeps_what_is_read(tmp_path):
+    disk = DiskCache(tmp_path / "cache", LIMIT)
+    read_often = content_key(gcid(999_999), 1 << 20)
+    disk.put_block(read_often, 0, expected(999_999, 0, BLOCK))
+    disk.flush()
+    for number in range(1000):
+        disk.put_block(content_key(gcid(number), 1 << 20), 0, expected(number, 0, BLOCK))
+        if number % 10 == 0:
+            disk.flush()
+            assert disk.volume() <= LIMIT + CHUNK, number
+            assert disk.get_block(read_often, 0) is not None, number  # used: not evicted
+    disk.flush()
+    on_disk = sum(f.stat().st_size for f in (tmp_path / "cache").rglob("*") if f.is_file())
+    assert disk.volume() <= LIMIT + CHUNK
+    assert on_disk <= 2 * LIMIT  # the files themselves, the database and its journal
+    # The oldest blocks that nobody read went first.
+    assert disk.get_block(content_key(gcid(0), 1 << 20), 0) is None
+    assert disk.get_block(content_key(gcid(999), 1 << 20), 0) is not None
+    disk.close()
+
+
+def test_a_block_of_unknown_content_hash_is_never_kept(tmp_path):
+    disk = DiskCache(tmp_path / "cache", LIMIT)
+    disk.put_block("file-id:file-id-1048576", 0, b"x" * BLOCK)  # what a file without GCID is
+    disk.flush()
+    assert disk.get_block("file-id:file-id-1048576", 0) is None
+    assert disk.volume() < BLOCK
+    disk.close()
+
+
+def test_kill_9_during_writes_never_serves_a_wrong_byte_after_a_restart_20_cycles(tmp_path):
+    directory = tmp_path / "cache"
+    served = 0
+    for cycle in range(20):
+        worker = subprocess.Popen(
+            [sys.executable, "-m", disk_writer.__name__, str(directory), str(cycle)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=os.getcwd(),
+        )
+        assert worker.stdout is not None
+        line = worker.stdout.readline()  # one batch on disk: the next is being written
+        assert line.startswith("written"), line
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+        worker.stdout.close()
+
+        disk = DiskCache(directory, 16 << 20)
+        for number in range(disk_writer.FILES):
+            key = content_key(gcid(number), SIZE)
+            for cell in [*range(8), *range(SIZE // CHUNK - 8, SIZE // CHUNK)]:
+                for pos in (cell * CHUNK, cell * CHUNK + CHUNK // 2, cell * CHUNK + CHUNK - 1):
+                    found = disk.get_block(key, pos)
+                    if found is not None:
+                        start, data = found
+                        assert start <= pos < start + len(data)
+                        assert data == expected(number, start, start + len(data)), (cycle, pos)
+                        served += 1
+        # And it goes on working after the crash.
+        disk.put_block(content_key(gcid(77), SIZE), 0, expected(77, 0, BLOCK))
+        disk.flush()
+        assert disk.get_block(content_key(gcid(77), SIZE), 10) == (0, expected(77, 0, BLOCK))
+        disk.close()
+    assert served > 0  # blocks were there to be checked
