@@ -8,11 +8,10 @@ import os
 import time
 
 import pytest
-import requests
 
 from pikdav.pikpak.retry import RetryPolicy
 from pikdav.vfs.pending import PendingUploads
-from tests.support.gateway import start_gateway
+from tests.support.gateway import dav, start_gateway
 from tests.support.pikpak_raw import control
 
 USER = "alice@example.com"
@@ -21,10 +20,6 @@ USER = "alice@example.com"
 def tree(emulator) -> dict[str, dict]:
     rows = control(emulator.base_url, f"tree?username={USER}", method="GET")["files"]
     return {r["path"]: r for r in rows if not r["trashed"]}
-
-
-def dav(gw, method: str, path: str, **kw) -> requests.Response:
-    return requests.request(method, gw.url + path, auth=gw.auth, timeout=60, **kw)
 
 
 def wait_until(condition, seconds: float = 30) -> None:

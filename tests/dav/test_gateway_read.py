@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from tests.support.netsource import session_from
-from tests.support.pikpak_raw import control
+from tests.support.pikpak_raw import account_stats, control
 
 USER = "alice@example.com"
 DAV = "{DAV:}"
@@ -28,10 +28,6 @@ def add_real(emulator, path: str, data: bytes = DATA) -> dict:
         "files",
         {"username": USER, "path": path, "content": base64.b64encode(data).decode()},
     )
-
-
-def stats(emulator) -> dict:
-    return emulator.world.stats.snapshot()["accounts"].get(USER, {})
 
 
 def propfind(
@@ -68,12 +64,12 @@ def test_big_folder_lists_in_pages_of_500_then_from_cache(emulator, gateway):
             acct, folder, f"f{i:05d}.txt", "drive#file", blob=blob, rename_on_clash=False
         )
     propfind(gateway, "/pikpak", "1")  # the mount root's listing is now cached
-    before = stats(emulator)["list"]
+    before = account_stats(emulator)["list"]
     cold = propfind(gateway, "/pikpak/Many")
     assert cold.status_code == 207
-    assert stats(emulator)["list"] - before == 20  # 10,000 entries / 500 a page
+    assert account_stats(emulator)["list"] - before == 20  # 10,000 entries / 500 a page
     warm = propfind(gateway, "/pikpak/Many")
-    assert stats(emulator)["list"] - before == 20  # nothing more upstream
+    assert account_stats(emulator)["list"] - before == 20  # nothing more upstream
     entries = responses_of(warm)
     assert len(entries) == 10_001
     node = next(n for n in acct.children[folder][:1] for n in [acct.nodes[n]])
@@ -117,14 +113,14 @@ def test_folders_answer_with_and_without_slash_without_redirect(emulator, gatewa
 
 def test_get_and_head_headers(emulator, gateway):
     made = add_real(emulator, "Films/clip.mp4")
-    before = stats(emulator)
+    before = account_stats(emulator)
     head = requests.head(gateway.url + "/pikpak/Films/clip.mp4", auth=gateway.auth)
     assert head.status_code == 200
     assert head.headers["Content-Length"] == str(len(DATA))
     assert head.headers["Content-Type"] == "video/mp4"
     assert head.headers["ETag"] == f'"{made["hash"]}"'
     assert head.headers["Last-Modified"]
-    assert stats(emulator).get("download_requests", 0) == before.get("download_requests", 0)
+    assert account_stats(emulator).get("download_requests", 0) == before.get("download_requests", 0)
     get = requests.get(gateway.url + "/pikpak/Films/clip.mp4", auth=gateway.auth)
     assert get.status_code == 200 and get.content == DATA
     assert get.headers["ETag"] == head.headers["ETag"]
@@ -210,7 +206,7 @@ def test_link_expiry_in_the_middle_of_a_long_read_loses_no_byte(
     body = head + resp.raw.read()
     assert resp.status_code == 200 and len(body) == len(expected) and body == expected
     # The old link is refused once for each connection that still used it.
-    assert 1 <= stats(emulator)["download_forbidden"] <= connections
+    assert 1 <= account_stats(emulator)["download_forbidden"] <= connections
     assert control(emulator.base_url, "faults", method="GET")["rules"][0]["fired"] == 1
 
 
@@ -227,29 +223,29 @@ def test_a_client_that_goes_away_releases_the_upstream_connection(
     resp = requests.get(gateway.url + "/pikpak/huge.bin", auth=gateway.auth, stream=True)
     assert len(resp.raw.read(1 << 20)) == 1 << 20
     if connections == 1:
-        assert stats(emulator)["downloads_active"] == 1  # held while the client waits
+        assert account_stats(emulator)["downloads_active"] == 1  # held while the client waits
     else:
         time.sleep(0.5)  # segments read ahead a bounded distance, then wait for the client
-        assert stats(emulator)["download_bytes"] < 64 << 20
+        assert account_stats(emulator)["download_bytes"] < 64 << 20
     resp.close()
     deadline = time.time() + 20
-    while stats(emulator)["downloads_active"] and time.time() < deadline:
+    while account_stats(emulator)["downloads_active"] and time.time() < deadline:
         time.sleep(0.1)
-    assert stats(emulator)["downloads_active"] == 0
-    assert stats(emulator)["download_bytes"] < 512 << 20
+    assert account_stats(emulator)["downloads_active"] == 0
+    assert account_stats(emulator)["download_bytes"] < 512 << 20
 
 
 def test_junk_names_are_404_without_asking_pikpak(emulator, gateway):
     add_real(emulator, "Films/a.mp4")
     propfind(gateway, "/pikpak/Films")
-    before = stats(emulator)
+    before = account_stats(emulator)
     for name in ("._a.mp4", ".DS_Store", "Thumbs.db", "desktop.ini"):
         assert propfind(gateway, f"/pikpak/Films/{name}", "0").status_code == 404
         assert (
             requests.get(gateway.url + f"/pikpak/Films/{name}", auth=gateway.auth).status_code
             == 404
         )
-    after = stats(emulator)
+    after = account_stats(emulator)
     assert after["list"] == before["list"] and after.get("file_get", 0) == before.get("file_get", 0)
 
 

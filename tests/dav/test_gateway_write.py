@@ -10,9 +10,9 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 
-from tests.support.pikpak_raw import control
+from tests.support.gateway import dav
+from tests.support.pikpak_raw import account_stats, control
 
 USER = "alice@example.com"
 MIB = 1 << 20
@@ -21,14 +21,6 @@ MIB = 1 << 20
 def tree(emulator, trashed: bool = False) -> dict[str, dict]:
     rows = control(emulator.base_url, f"tree?username={USER}", method="GET")["files"]
     return {r["path"]: r for r in rows if r["trashed"] == trashed}
-
-
-def stats(emulator) -> dict:
-    return emulator.world.stats.snapshot()["accounts"].get(USER, {})
-
-
-def dav(gw, method: str, path: str, **kw) -> requests.Response:
-    return requests.request(method, gw.url + path, auth=gw.auth, **kw)
 
 
 def propfind_names(gw, path: str) -> set[str]:
@@ -65,9 +57,9 @@ def test_put_into_a_missing_folder_is_409(gw):
 def test_known_content_is_an_instant_upload(emulator, gw):
     data = os.urandom(3 * MIB)
     assert dav(gw, "PUT", "/pikpak/a.bin", data=data).status_code == 201
-    moved = stats(emulator)["objstore_bytes"]
+    moved = account_stats(emulator)["objstore_bytes"]
     assert dav(gw, "PUT", "/pikpak/b.bin", data=data).status_code == 201
-    assert stats(emulator)["objstore_bytes"] == moved
+    assert account_stats(emulator)["objstore_bytes"] == moved
     assert dav(gw, "GET", "/pikpak/b.bin").content == data
 
 
@@ -231,7 +223,7 @@ def test_copy_file_and_folder_server_side(emulator, gw):
     dav(gw, "MKCOL", "/pikpak/album/disc 1")
     dav(gw, "PUT", "/pikpak/album/disc 1/track.flac", data=data)
     dav(gw, "PUT", "/pikpak/album/cover.jpg", data=b"jpeg")
-    moved = stats(emulator)["objstore_bytes"]
+    moved = account_stats(emulator)["objstore_bytes"]
     assert (
         dav(
             gw,
@@ -256,7 +248,7 @@ def test_copy_file_and_folder_server_side(emulator, gw):
         ).status_code
         == 201
     )
-    assert stats(emulator)["objstore_bytes"] == moved  # no byte moved for any copy
+    assert account_stats(emulator)["objstore_bytes"] == moved  # no byte moved for any copy
     live = tree(emulator)
     assert {p for p in live if p.startswith("backup")} == {
         "backup",
@@ -346,7 +338,7 @@ def test_a_client_that_drops_mid_upload_leaves_nothing(emulator, gw):
     time.sleep(1.0)
     assert dav(gw, "GET", "/pikpak/doc.txt").content == b"precious"
     assert set(tree(emulator)) == {"doc.txt"}
-    assert stats(emulator).get("upload_tickets", 0) == 1
+    assert account_stats(emulator).get("upload_tickets", 0) == 1
 
 
 def test_read_only_user_cannot_write(emulator, make_gateway):

@@ -11,13 +11,12 @@ import xml.etree.ElementTree as ET
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 
 from pikdav.dav import limits
 from pikdav.dav.deadprops import CappedPropertyManager
 from pikdav.dav.shared import SharedPropertyManager
 from pikdav.vfs.shared import SharedState
-from tests.support.gateway import DAV_PASSWORD, DAV_USER
+from tests.support.gateway import DAV_PASSWORD, DAV_USER, dav
 from tests.support.pikpak_raw import control
 
 USER = "alice@example.com"
@@ -64,10 +63,6 @@ def gw(request, make_gateway, emulator):
         {"username": USER, "path": "Docs/a.txt", "content": base64.b64encode(b"a").decode()},
     )
     return gw
-
-
-def dav(gw, method: str, path: str, **kw) -> requests.Response:
-    return requests.request(method, gw.url + path, auth=gw.auth, timeout=60, **kw)
 
 
 def dead_props(gw, path: str) -> dict[str, int]:

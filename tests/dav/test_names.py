@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from tests.support.davclients import Rclone, cadaver, netrc_home
+from tests.support.gateway import dav
 from tests.support.pikpak_raw import control
 
 USER = "alice@example.com"
@@ -54,10 +55,6 @@ def twin_of(emulator, name: str, data: bytes) -> None:
             acct, first.parent_id, name, first.kind, blob=blob, rename_on_clash=False
         )
         twin.link_ready_at = 0.0
-
-
-def dav(gw, method: str, path: str, **kw) -> requests.Response:
-    return requests.request(method, gw.url + path, auth=gw.auth, timeout=30, **kw)
 
 
 def listed(answer: requests.Response) -> dict[str, str]:

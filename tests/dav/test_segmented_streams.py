@@ -14,7 +14,7 @@ import pytest
 import requests
 
 import pikdav
-from tests.support.pikpak_raw import control, pikpak_cdn
+from tests.support.pikpak_raw import control, pikpak_cdn, total_stats
 
 USER = "alice@example.com"
 MIB = 1 << 20
@@ -23,10 +23,6 @@ CLIP = Path(pikdav.__file__).parent / "demo_media" / "color-bars.mkv"
 
 def pikpak_like(emulator, rate: int = 4 << 20) -> None:
     control(emulator.base_url, "config", pikpak_cdn(rate))
-
-
-def stats(emulator) -> dict:
-    return control(emulator.base_url, "stats", method="GET")["total"]
 
 
 def synthetic(emulator, path: str, size: int, seed: int) -> bytes:
@@ -51,7 +47,7 @@ def test_a_throttled_file_comes_through_several_connections_and_whole(emulator, 
     for thread in threads:
         thread.join()
     assert got == files
-    counted = stats(emulator)
+    counted = total_stats(emulator)
     assert counted["download_refused_busy"] == 0
     assert 1 < counted["download_peak_link_conns"] <= 8  # more than one: segments
     assert counted["download_peak_account_conns"] <= 16  # the account's budget
@@ -93,7 +89,7 @@ def test_a_second_ffprobe_of_a_video_costs_no_cdn_bytes(emulator, make_gateway, 
     auth = base64.b64encode(":".join(gw.auth).encode()).decode()
     sent = []
     for _ in range(2):
-        before = stats(emulator)["download_bytes"]
+        before = total_stats(emulator)["download_bytes"]
         probe = subprocess.run(
             ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-headers",
              f"Authorization: Basic {auth}\r\n", f"{gw.url}/pikpak/clip.mkv"],
@@ -103,7 +99,7 @@ def test_a_second_ffprobe_of_a_video_costs_no_cdn_bytes(emulator, make_gateway, 
         )  # fmt: skip
         assert probe.returncode == 0, probe.stderr
         assert "codec_type=video" in probe.stdout
-        sent.append(stats(emulator)["download_bytes"] - before)
+        sent.append(total_stats(emulator)["download_bytes"] - before)
     assert sent[0] > 0 and sent[1] == 0  # the header and the cues came from the cache
 
 
@@ -116,6 +112,6 @@ def test_a_cdn_that_starts_throttling_gets_segments_within_the_stream(emulator, 
     pikpak_like(emulator, rate=4 << 20)
     control(emulator.base_url, "stats", method="DELETE")
     assert requests.get(f"{gw.url}/pikpak/slow.bin", auth=gw.auth).content == second
-    counted = stats(emulator)
+    counted = total_stats(emulator)
     assert counted["download_peak_link_conns"] > 1  # it went on by segments
     assert counted["download_refused_busy"] == 0

@@ -13,7 +13,7 @@ import requests
 from pikdav.vfs.shared import SharedState
 from pikdav.vfs.sidefiles import RedisSideStore
 from tests.support.davclients import put_files
-from tests.support.gateway import _HASH, DAV_PASSWORD
+from tests.support.gateway import _HASH, DAV_PASSWORD, dav
 from tests.support.pikpak_raw import control
 
 LOCK_BODY = (
@@ -24,11 +24,6 @@ PROPPATCH_BODY = (
     '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:x"><D:set><D:prop>'
     "<Z:colour>blue</Z:colour></D:prop></D:set></D:propertyupdate>"
 )
-
-
-def dav(gw, method: str, path: str, **kw) -> requests.Response:
-    kw.setdefault("auth", gw.auth)
-    return requests.request(method, gw.url + path, timeout=30, **kw)
 
 
 @pytest.fixture

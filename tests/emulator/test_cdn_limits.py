@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from tests.support.pikpak_raw import control
+from tests.support.pikpak_raw import control, total_stats
 
 USER = "alice@example.com"
 
@@ -19,14 +19,10 @@ def link(alice, emulator, path: str, size: int) -> str:
     return alice.get(f"/drive/v1/files/{made['id']}").json()["web_content_link"]
 
 
-def stats(emulator) -> dict:
-    return control(emulator.base_url, "stats", method="GET")["total"]
-
-
 def all_given_back(emulator) -> None:
     """Wait until the CDN has seen every closed download end (it notices on its next write)."""
     deadline = time.monotonic() + 10
-    while stats(emulator)["downloads_active"]:
+    while total_stats(emulator)["downloads_active"]:
         assert time.monotonic() < deadline, "a closed download kept its connection"
         time.sleep(0.02)
 
@@ -42,7 +38,7 @@ def test_nothing_is_limited_by_default(emulator, alice):
     assert [s.status_code for s in streams] == [200] * 30
     for stream in streams:
         stream.close()
-    assert stats(emulator)["download_refused_busy"] == 0
+    assert total_stats(emulator)["download_refused_busy"] == 0
 
 
 def test_a_link_serves_so_many_connections_and_the_next_gets_503(emulator, alice):
@@ -63,7 +59,7 @@ def test_a_link_serves_so_many_connections_and_the_next_gets_503(emulator, alice
         for stream in streams:
             stream.close()
         all_given_back(emulator)
-    counted = stats(emulator)
+    counted = total_stats(emulator)
     assert counted["download_peak_link_conns"] == 8
     assert counted["download_refused_busy"] >= 20
 
@@ -79,7 +75,7 @@ def test_an_account_serves_so_many_connections_across_its_links(emulator, alice)
     refused.close()
     for stream in streams:
         stream.close()
-    assert stats(emulator)["download_peak_account_conns"] == 3
+    assert total_stats(emulator)["download_peak_account_conns"] == 3
 
 
 def test_a_connection_is_throttled_and_the_first_byte_waits(emulator, alice):

@@ -17,6 +17,7 @@ import requests
 
 from pikdav.emulator import Emulator
 from tests.support.connect_proxy import ConnectProxy
+from tests.support.pikpak_raw import account_stats
 from tests.support.rclone import RcloneRemote
 from tests.support.tlsca import make_test_ca
 
@@ -43,10 +44,6 @@ def stack(tmp_path_factory):
             extra_options={"upload_cutoff": "10Mi", "chunk_size": "5Mi"},
         )
         yield emu, remote, ca, base
-
-
-def stats(emu: Emulator) -> dict:
-    return emu.world.stats.snapshot()["accounts"].get(USER, {})
 
 
 def tree(emu: Emulator) -> dict[str, dict]:
@@ -80,9 +77,9 @@ def test_rclone_round_trip(stack):
         "empty.bin": write(local / "empty.bin", 0, 2),
         "big.bin": write(local / "big.bin", 30 << 20, 3),
     }
-    before = stats(emu)
+    before = account_stats(emu, USER)
     remote.run("copy", str(local), remote.path("up"))
-    after = stats(emu)
+    after = account_stats(emu, USER)
     assert after["objstore_bytes"] - before.get("objstore_bytes", 0) == 1024 + (30 << 20)
     listed = {e["Path"]: e for e in remote.lsjson("", "-R")}
     assert listed["up/small.bin"]["Size"] == 1024
@@ -117,9 +114,9 @@ def test_second_upload_of_known_content_is_instant(stack):
     src.mkdir()
     write(src / "one.bin", 3 << 20, 42)
     remote.run("copy", str(src), remote.path("dup1"))
-    before = stats(emu)
+    before = account_stats(emu, USER)
     remote.run("copy", str(src), remote.path("dup2"))
-    after = stats(emu)
+    after = account_stats(emu, USER)
     assert after["instant_uploads"] == before.get("instant_uploads", 0) + 1
     assert after["objstore_bytes"] == before["objstore_bytes"]
     assert {e["Path"] for e in remote.lsjson("dup2")} == {"one.bin"}
@@ -157,7 +154,7 @@ def test_backend_addurl_creates_an_offline_task(stack):
             break
         time.sleep(0.3)
     assert "Sintel.mkv" in names
-    assert stats(emu)["tasks_created"] == 1
+    assert account_stats(emu, USER)["tasks_created"] == 1
 
 
 def test_rclone_refreshes_and_recovers_from_a_rotated_refresh_token(stack):

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from pikdav.assembly import build_app, build_mounts, make_server, shared_state
 from pikdav.config import Config, parse_config
 from pikdav.dav.auth import hash_password
@@ -73,3 +75,10 @@ def start_gateway(emulator: Emulator, state_dir: Path, **mount: Any) -> Gateway:
     thread.start()
     host, port = server.bind_addr[:2]
     return Gateway(f"http://{host}:{port}", emulator, config, server, thread, mounts)
+
+
+def dav(gw: Gateway, method: str, path: str, **kw: Any) -> requests.Response:
+    """One DAV request to ``gw`` as its user (another ``auth=`` may be given), within 60 s."""
+    kw.setdefault("auth", gw.auth)
+    kw.setdefault("timeout", 60)
+    return requests.request(method, gw.url + path, **kw)

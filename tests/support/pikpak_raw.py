@@ -146,3 +146,13 @@ def pikpak_cdn(rate: int) -> dict[str, Any]:
         "cdn_account_conns": 20,
         "cdn_first_byte_delay": 0.03,
     }
+
+
+def account_stats(emulator: Any, user: str = "alice@example.com") -> dict:
+    """The emulator's counters of one account (sign-ins, list and link calls, downloads…)."""
+    return emulator.world.stats.snapshot()["accounts"].get(user, {})
+
+
+def total_stats(emulator: Any) -> dict:
+    """The emulator's counters over every account, read through its control API."""
+    return control(emulator.base_url, "stats", method="GET")["total"]
