@@ -70,3 +70,19 @@ def content_type(name: str, mime_type: str = "") -> str:
     if mime_type and unfit_character(mime_type) is None:
         return mime_type
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def refused_name(name: str) -> str | None:
+    """Why PikPak would refuse ``name`` for a new item, or store it under another name; None
+    when it takes it as it is. (Control characters and length: :func:`unfit_character`,
+    :data:`MAX_NAME`.)"""
+    if not name.strip():
+        # PikPak trims a name first: one of spaces only is file_name_empty.
+        return "names may not be empty or only spaces (PikPak refuses them)"
+    if name[-1].isspace() or name.endswith("."):
+        # rclone's PikPak backend encodes trailing spaces and dots: PikPak drops them, so the
+        # item would appear under another name than the one asked for.
+        return "names may not end with a space or a dot (PikPak drops them)"
+    if "/" in name or "\\" in name:
+        return "names may not contain '/' or '\\'"
+    return None
