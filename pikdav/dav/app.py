@@ -22,6 +22,7 @@ from pikdav.vfs.shared import SharedState
 from .auth import AuthSettings, BasicAuthenticator, LoginThrottle, PikdavDomainController
 from .deadprops import CappedPropertyManager
 from .frontdoor import ErrorAnswers, FrontDoor, quiet_client_errors
+from .locks import SafeLockStorage
 from .metrics import Metrics
 from .paths import check_request
 from .policy import DownloadPolicy
@@ -48,7 +49,10 @@ def build_dav_app(
     that name; with ``shared``, locks, dead properties and bans are kept on the Redis that
     several instances share (see :mod:`.shared`)."""
     provider = GatewayProvider(mounts, policies, status.transfers if status else None)
-    state: dict[str, Any] = {"lock_storage": True, "property_manager": CappedPropertyManager()}
+    state: dict[str, Any] = {
+        "lock_storage": SafeLockStorage(),
+        "property_manager": CappedPropertyManager(),
+    }
     pikdav: dict[str, Any] = {
         "auth": auth,
         "status": status,
