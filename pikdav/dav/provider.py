@@ -43,6 +43,7 @@ from .delivery import ProxiedBody, get_file, plan_range
 from .errors import answering, dav_error
 from .folderpage import Row, folder_page
 from .limits import bound_request_body
+from .logtext import client_text
 from .paths import destination_path
 from .policy import DownloadPolicy
 from .ranges import ByteRange
@@ -310,7 +311,7 @@ class FileResource(_Resource, DAVNonCollection):
         )
         log.info(
             "PUT %s: %d B received in %.1f s, %s",
-            self.path,
+            client_text(self.path),
             body.size,
             received - self._started,
             how,
