@@ -164,6 +164,7 @@ class Session:
         self.on_event: Callable[..., None] | None = None
         self._last_attempt: tuple[float, str] | None = None
         self._refused = ""  # the last access token PikPak refused
+        self._revoked = ""  # the last one a call was refused with: dead until renewed
 
     @property
     def user_api(self) -> str:
@@ -232,7 +233,14 @@ class Session:
     def token(self) -> Token:
         """A usable access token: the current one while fresh, else after one refresh."""
         current = self.auth.token
-        if current is not None and current.fresh():
+        # A token PikPak refused is dead whatever its expiry says: while its renewal waits
+        # (a pause on sign-ins), no call goes out with it (refresh() raises the pause).
+        refused = (
+            current is not None
+            and bool(current.access_token)
+            and (current.access_token == self._revoked)
+        )
+        if current is not None and current.fresh() and not refused:
             return current
         try:
             return self.refresh(rejected=current.access_token if current else None)
@@ -240,7 +248,8 @@ class Session:
             # A refresh ahead of time that fails is no reason to fail a call while the
             # token still works; the next call tries again.
             if (
-                current is not None
+                not refused
+                and current is not None
                 and current.access_token
                 and current.expires_at > time.time() + 30
             ):
@@ -645,6 +654,7 @@ class Session:
                     if token.access_token not in refused_tokens:
                         # refresh() re-reads the store, refreshes, or signs in again.
                         refused_tokens.add(token.access_token)
+                        self._revoked = token.access_token
                         log.info("%s: %s; renewing the login", self.name, rule.log)
                         self.refresh(rejected=token.access_token)
                         raise Again(exc, 0) from None
