@@ -10,6 +10,7 @@ that folder to make way. Such a path is refused here instead, as are names no it
 from __future__ import annotations
 
 import re
+from typing import NoReturn
 from urllib.parse import quote, unquote_to_bytes, urlsplit, urlunsplit
 
 from wsgidav.dav_error import (
@@ -126,6 +127,9 @@ def check_if_header(environ: dict) -> None:
     header = environ.get("HTTP_IF")
     if header is None:
         return
+    if not header.strip():  # an empty header is no condition, as if none were sent
+        del environ["HTTP_IF"]
+        return
     out: list[str] = []
     pos, lists = _skip_space(header, 0), 0
     tagged = False
@@ -197,7 +201,7 @@ def _skip_space(header: str, pos: int) -> int:
     return pos
 
 
-def _bad_if(problem: str) -> None:
+def _bad_if(problem: str) -> NoReturn:
     raise DAVError(HTTP_BAD_REQUEST, f"the If header is malformed: {problem}")
 
 
