@@ -327,10 +327,12 @@ def run_login(args: argparse.Namespace) -> int:
 
 
 def _load(path: str):
-    from .config import ConfigError, load_config
+    from .config import ConfigError, load_config, prepare_state_dir
 
     try:
-        return load_config(path)
+        config = load_config(path)
+        prepare_state_dir(config)
+        return config
     except ConfigError as exc:
         print(f"pikdav: {exc}", file=sys.stderr)
         return None

@@ -12,14 +12,14 @@ import ipaddress
 import logging
 import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
-from .configfile import Checker, ConfigError, fields, join, read_yaml
+from .configfile import Checker, ConfigError, fields, join, read_yaml, split_url
 from .dav.auth import AuthSettings, DavUser, LoginFailures, parse_password_hash
 from .dav.policy import DEFAULT_FORCE_PROXY_USER_AGENTS, MODES, IPAddress, IPNetwork, parse_ip
 from .pikpak.http import API_DOMAIN, DRIVE_API, NO_PROXY, PROXY_SCHEMES, USER_API, api_hosts
@@ -39,7 +39,7 @@ from .vfs.offline import LINKS_PER_FILE, LINKS_PER_MINUTE
 from .vfs.sidefiles import FINDER_METADATA, KEEP_LOCAL
 from .vfs.tree import LISTING_TTL
 
-__all__ = ["Config", "ConfigError", "load_config", "parse_config"]
+__all__ = ["Config", "ConfigError", "load_config", "parse_config", "prepare_state_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +221,23 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     return parse_config(data, str(path), env, base_dir=Path(path).parent)
 
 
+def prepare_state_dir(config: Config) -> None:
+    """Make ``state_dir`` if it does not exist yet, and see that files can be written in it;
+    a `ConfigError` naming the file, the key and the problem otherwise (at start, not at the
+    first request that needs it)."""
+    where = config.state_dir
+    problem = f"{config.source}: state_dir: {where}"
+    if where.exists() and not where.is_dir():
+        raise ConfigError(f"{problem} is not a folder (a file has that name)")
+    try:
+        where.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.TemporaryFile(dir=where):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"{problem} cannot be created or written to ({reason})") from None
+
+
 def parse_config(
     data: Any,
     source: str,
@@ -236,6 +253,13 @@ def parse_config(
 # --- checking ------------------------------------------------------------------------------------
 
 _MOUNT_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _redis_url(text: str) -> bool:
+    """A Redis URL that can be read (redis-py's own parsing raises on an unclosed ``[``)."""
+    return store_kind(text) == "redis" and split_url(text) is not None
+
+
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # also a file name in state_dir/tokens
 _DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}")
 _NODE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -353,15 +377,15 @@ class _Reader(Checker):
         data = self.mapping("notify", value, NotifyConfig.__dataclass_fields__)
         url = self.string("notify.webhook", data.get("webhook"), optional=True)
         if url is not None:
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
+            parts = split_url(url)
+            if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
                 # The URL itself is not repeated: it may carry a token.
                 raise self.fail("notify.webhook", "must be an http:// or https:// URL")
         return NotifyConfig(webhook=url)
 
     def redis(self, value: Any) -> str | None:
         url = self.string("redis", value, optional=True)
-        if url is not None and store_kind(url) != "redis":
+        if url is not None and not _redis_url(url):
             raise self.fail(
                 "redis",
                 "must be a redis://host:port/db, rediss://host:port/db or "
@@ -452,7 +476,10 @@ class _Reader(Checker):
                 join(path, "username"), "is required (or give a refresh_token to log in with)"
             )
         token_store = self.string(*key("token_store"), optional=True)
-        if token_store is not None and store_kind(token_store) == "file":
+        if token_store is not None and (
+            store_kind(token_store) == "file"
+            or (store_kind(token_store) == "redis" and not _redis_url(token_store))
+        ):
             raise self.fail(
                 join(path, "token_store"),
                 "must be null (a file in state_dir/tokens), a redis://host:port/db URL, or "
@@ -488,12 +515,8 @@ class _Reader(Checker):
         text = self.string(path, value, optional=True)
         if text is None or text.strip().lower() == NO_PROXY:
             return None if text is None else NO_PROXY
-        parts = urlsplit(text.strip())
-        try:
-            port = parts.port
-        except ValueError:
-            port = -1
-        if parts.scheme.lower() not in PROXY_SCHEMES or not parts.hostname or port == -1:
+        parts = split_url(text)
+        if parts is None or parts.scheme.lower() not in PROXY_SCHEMES or not parts.hostname:
             raise self.fail(
                 path,
                 "must be none or a proxy URL such as http://host:3128, socks5://host:1080 or "

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import yaml
 
@@ -78,6 +78,17 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.
 _REFERENCE = re.compile(r"\$\$\{|\$\{(?:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})?")
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def split_url(text: str) -> SplitResult | None:
+    """``text`` split as a URL, or None when Python cannot read it as one: an unclosed ``[``
+    of an IPv6 address, a port that is not a number from 0 to 65535."""
+    try:
+        parts = urlsplit(text.strip())
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError:
+        return None
+    return parts
 
 
 def join(path: str, key: str | int) -> str:
@@ -278,7 +289,7 @@ class Checker:
 
     def url(self, path: str, value: Any) -> str:
         text = self.string(path, value)
-        parts = urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        parts = split_url(text)
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise self.fail(path, f"must be an http:// or https:// URL{self.got(path, value)}")
         return text.rstrip("/")

@@ -35,6 +35,7 @@ from .frontdoor import (
     quiet_client_errors,
 )
 from .limits import RequestCaps, RequestSlots
+from .locks import SafeLockStorage
 from .metrics import Metrics
 from .paths import check_request
 from .policy import DownloadPolicy
@@ -62,7 +63,10 @@ def build_dav_app(
     several instances share (see :mod:`.shared`); ``caps``: requests one user or address
     may have running at once (see :mod:`.limits`)."""
     provider = GatewayProvider(mounts, policies, status.transfers if status else None)
-    state: dict[str, Any] = {"lock_storage": True, "property_manager": CappedPropertyManager()}
+    state: dict[str, Any] = {
+        "lock_storage": SafeLockStorage(),
+        "property_manager": CappedPropertyManager(),
+    }
     pikdav: dict[str, Any] = {
         "auth": auth,
         "caps": caps or RequestCaps(),

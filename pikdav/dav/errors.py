@@ -141,7 +141,12 @@ def _upstream(exc: PikPakError, what: str) -> DAVError:
         return _unavailable(f"the gateway cannot reach the drive: {exc}", 60)
     if isinstance(exc, RateLimited):
         log.warning("%s: PikPak asks us to slow down: %s", what, exc)
-        return _unavailable("PikPak is rate limiting; try again shortly", exc.retry_after or 30)
+        wait = max(1, math.ceil(exc.retry_after or 30))
+        return _unavailable(
+            f"PikPak asks the gateway to wait {wait} s before its next request (rate limit); "
+            "try again then",
+            wait,
+        )
     if isinstance(exc, LinkNotReady):
         log.info("%s: %s", what, exc)
         return _unavailable(

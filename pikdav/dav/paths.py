@@ -9,6 +9,8 @@ that folder to make way. Such a path is refused here instead, as are names no it
 
 from __future__ import annotations
 
+import re
+from typing import NoReturn
 from urllib.parse import quote, unquote_to_bytes, urlsplit, urlunsplit
 
 from wsgidav.dav_error import (
@@ -19,7 +21,7 @@ from wsgidav.dav_error import (
     DAVError,
 )
 
-from pikdav.vfs.names import MAX_NAME, unfit_character
+from pikdav.vfs.names import MAX_NAME, refused_name, unfit_character
 
 MAX_PATH = 4096  # characters, mount name included
 _MAX_TOKEN = 256  # a lock token is an opaquelocktoken: URI of ~60 characters
@@ -54,6 +56,30 @@ def dav_path(raw: str | bytes) -> str:
     if len(path) > MAX_PATH:
         raise DAVError(HTTP_REQUEST_URI_TOO_LONG, f"paths are limited to {MAX_PATH} characters")
     return path
+
+
+_NAMING = ("PUT", "MKCOL", "LOCK")  # methods that may give a new item its name
+_ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
+
+
+def _no_encoded_slash(raw: str) -> None:
+    """A ``%2F`` in a path as sent: cheroot keeps it as those three characters, so the item
+    would get a name with ``%2F`` in it, not the path the client meant."""
+    if _ENCODED_SLASH.search(raw):
+        raise DAVError(HTTP_BAD_REQUEST, "a path may not carry an encoded slash (%2F)")
+
+
+def new_name(path: str) -> None:
+    """DAVError 400 if the last name of ``path`` (the name a write gives) is one PikPak would
+    refuse or change (see :func:`pikdav.vfs.names.refused_name`); the server root and a
+    mount's own name are the provider's to refuse."""
+    names = path.rstrip("/").split("/")
+    if len(names) <= 2:
+        return
+    name = names[-1]
+    reason = refused_name(name)
+    if reason is not None:
+        raise DAVError(HTTP_BAD_REQUEST, reason)
 
 
 def _url_path(url: str) -> tuple[str, str, str]:
@@ -92,31 +118,91 @@ def _own_hosts(environ: dict) -> set[str]:
 
 
 def check_if_header(environ: dict) -> None:
-    """Every resource tag of an ``If`` header is a path (rewritten to the quoted path form
-    WsgiDAV compares with a resource's URL) and every state token is free of control
-    characters; DAVError 400 otherwise."""
+    """The ``If`` header follows RFC 4918 §10.4 (lists of conditions in parentheses, each an
+    optional ``Not`` and a state token in ``<>`` or an entity tag in ``[]``, optionally after
+    a resource tag); every resource tag is a path (rewritten to the quoted path form WsgiDAV
+    compares with a resource's URL) and every state token is free of control characters.
+    DAVError 400 otherwise: WsgiDAV reads a malformed header as no condition at all, and the
+    write it guards would go ahead."""
     header = environ.get("HTTP_IF")
     if header is None:
         return
-    out, depth, pos = [], 0, 0
+    if not header.strip():  # an empty header is no condition, as if none were sent
+        del environ["HTTP_IF"]
+        return
+    out: list[str] = []
+    pos, lists = _skip_space(header, 0), 0
+    tagged = False
     while pos < len(header):
         char = header[pos]
+        if char == "<":  # a resource tag: a URL, followed by one list or more
+            inner, pos = _enclosed(header, pos, ">")
+            if tagged:
+                _bad_if("a resource tag must be followed by a list in parentheses")
+            out.append(f"<{quote(_url_path(inner)[2])}>")
+            tagged = True
+        elif char == "(":
+            pos = _if_list(header, pos + 1, out)
+            lists += 1
+            tagged = False
+        else:
+            _bad_if("expected '(' or '<'")
+        pos = _skip_space(header, pos)
+        out.append(" ")
+    if not lists or tagged:
+        _bad_if("it has no list of conditions in parentheses")
+    environ["HTTP_IF"] = "".join(out).strip()
+
+
+def _if_list(header: str, pos: int, out: list[str]) -> int:
+    """One list of conditions, from just after its ``(``; the position after its ``)``."""
+    out.append("(")
+    conditions = 0
+    while True:
+        pos = _skip_space(header, pos)
+        if pos >= len(header):
+            _bad_if("a '(' is not closed")
+        char = header[pos]
+        if char == ")":
+            if not conditions:
+                _bad_if("a list in parentheses is empty")
+            out.append(")")
+            return pos + 1
+        if header[pos : pos + 3].lower() == "not":
+            out.append("Not ")
+            pos = _skip_space(header, pos + 3)
+            char = header[pos : pos + 1]
         if char == "<":
-            end = header.find(">", pos)
-            if end < 0:
-                raise DAVError(HTTP_BAD_REQUEST, "the If header has an unclosed '<'")
-            inner = header[pos + 1 : end]
-            if depth == 0:  # a resource tag: a URL
-                inner = quote(_url_path(inner)[2])
-            else:
-                check_lock_token(inner)
-            out.append(f"<{inner}>")
-            pos = end + 1
-            continue
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        out.append(char)
+            token, pos = _enclosed(header, pos, ">")
+            check_lock_token(token)
+            out.append(f"<{token}>")
+        elif char == "[":
+            etag, pos = _enclosed(header, pos, "]")
+            if not etag.strip():
+                _bad_if("an entity tag in '[]' is empty")
+            out.append(f"[{etag}]")
+        else:
+            _bad_if("a condition is a state token in '<>' or an entity tag in '[]'")
+        out.append(" ")
+        conditions += 1
+
+
+def _enclosed(header: str, pos: int, close: str) -> tuple[str, int]:
+    """What is between ``header[pos]`` and the next ``close``; the position after it."""
+    end = header.find(close, pos + 1)
+    if end < 0:
+        _bad_if(f"a '{header[pos]}' is not closed")
+    return header[pos + 1 : end], end + 1
+
+
+def _skip_space(header: str, pos: int) -> int:
+    while pos < len(header) and header[pos] in " \t":
         pos += 1
-    environ["HTTP_IF"] = "".join(out)
+    return pos
+
+
+def _bad_if(problem: str) -> NoReturn:
+    raise DAVError(HTTP_BAD_REQUEST, f"the If header is malformed: {problem}")
 
 
 def check_lock_token(token: str) -> None:
@@ -127,10 +213,15 @@ def check_lock_token(token: str) -> None:
 
 def check_request(environ: dict) -> None:
     """The request path and every path-carrying header of one request; DAVError if one is
-    not a valid path."""
-    dav_path(environ.get("PATH_INFO", ""))
-    if environ.get("REQUEST_METHOD") in ("COPY", "MOVE"):
-        destination_path(environ)
+    not a valid path, or if the name a write gives a new item is one PikPak refuses."""
+    _no_encoded_slash(environ.get("REQUEST_URI", "").partition("?")[0])
+    path = dav_path(environ.get("PATH_INFO", ""))
+    method = environ.get("REQUEST_METHOD")
+    if method in ("COPY", "MOVE"):
+        _no_encoded_slash(environ.get("HTTP_DESTINATION") or "")
+        new_name(destination_path(environ))
+    elif method in _NAMING:
+        new_name(path)
     check_if_header(environ)
     if "HTTP_LOCK_TOKEN" in environ:
         check_lock_token(environ["HTTP_LOCK_TOKEN"].strip().strip("<>"))

@@ -10,9 +10,10 @@ dead properties. GET is the delivery step's (:mod:`.delivery`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -43,6 +44,7 @@ from .delivery import ProxiedBody, content_disposition, get_file, plan_range
 from .errors import answering, dav_error
 from .folderpage import Row, folder_page
 from .limits import bound_request_body
+from .logtext import client_text
 from .paths import destination_path
 from .policy import DownloadPolicy, request_client
 from .ranges import ByteRange
@@ -52,8 +54,10 @@ from .transfers import PUT, RECEIVING, UPLOADING, Transfer, Transfers
 log = logging.getLogger(__name__)
 
 _RESOLVED = "pikdav.resolved"  # environ key: this request's path → resource memo
+_REFUSED = "pikdav.refused"  # environ key: why a native COPY or MOVE was refused
 _CAUGHT_UP = "pikdav.caught_up"  # environ key: the mounts this request has caught up on
 TRANSFERS = "pikdav.transfers"  # environ key: the registry of transfers in progress
+_ROOT_UNCHANGEABLE = ("DELETE", "MOVE", "COPY", "PUT", "MKCOL")  # the root lists the mounts
 _QUOTA_PROPS = ("{DAV:}quota-used-bytes", "{DAV:}quota-available-bytes")
 
 
@@ -147,12 +151,29 @@ class _Resource:
             existing = self.mount.resolve([p for p in rest.split("/") if p], looking=False)
         if parent is None or not parent.is_folder:
             raise DAVError(HTTP_CONFLICT, "the destination folder does not exist")
+        if self.entry.is_folder and any(
+            step.id == self.entry.id for step in self._folders_to(parent_path)
+        ):
+            # Compared as items, not as spellings: mount names ignore case, so WsgiDAV's
+            # own check (of the paths as sent) misses /PIKPAK/R/sub under /pikpak/R.
+            raise DAVError(HTTP_FORBIDDEN, "the destination is inside the source")
         if existing is not None and existing.id == self.entry.id:
             # The same item under another spelling of its path (mount names ignore case).
             raise DAVError(HTTP_FORBIDDEN, "cannot copy or move an item onto itself")
         if existing is not None and self.environ.get("HTTP_OVERWRITE", "T") == "F":
             raise DAVError(HTTP_PRECONDITION_FAILED, "the destination exists")
         return parent, stored_name(name), existing
+
+    def _folders_to(self, parent_path: str) -> Iterator[Entry]:
+        """The folders on the way from the mount's root down to ``parent_path`` (as far as
+        they exist), from cached listings."""
+        names = [p for p in parent_path.split("/") if p]
+        for depth in range(len(names) + 1):
+            with answering(f"resolving {parent_path}"):
+                step = self.mount.resolve(names[:depth], looking=False)
+            if step is None:
+                return
+            yield step
 
     def handle_delete(self) -> bool:
         self._changing()
@@ -179,20 +200,33 @@ class _Resource:
         return True
 
     def handle_move(self, dest_path: str) -> bool:
-        parent, name, existing = self._destination(dest_path)
-        dest = self._canonical(dest_path)
-        with answering(f"moving {self.path}"):
-            self.mount.move(self.entry, self._parent(), parent, name, existing)
-            self.mount.side_files.move(self.path, dest)
-        self._carry_properties(dest, move=True)
+        with self._refusing():
+            parent, name, existing = self._destination(dest_path)
+            dest = self._canonical(dest_path)
+            with answering(f"moving {self.path}"):
+                self.mount.move(self.entry, self._parent(), parent, name, existing)
+                self.mount.side_files.move(self.path, dest)
+            self._carry_properties(dest, move=True)
         return True
 
     def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
-        parent, name, existing = self._destination(dest_path)
-        with answering(f"copying {self.path}"):
-            self.mount.copy(self.entry, parent, name, existing, recursive=depth_infinity)
-        self._carry_properties(self._canonical(dest_path), move=False)
+        with self._refusing():
+            parent, name, existing = self._destination(dest_path)
+            with answering(f"copying {self.path}"):
+                self.mount.copy(self.entry, parent, name, existing, recursive=depth_infinity)
+            self._carry_properties(self._canonical(dest_path), move=False)
         return True
+
+    @contextlib.contextmanager
+    def _refusing(self) -> Iterator[None]:
+        """WsgiDAV answers a DAVError of a native COPY or MOVE with its HTML error page; the
+        provider raises it again (see :meth:`GatewayProvider._copy_or_move`), so that the
+        client gets the short plain-text reason of every other refusal."""
+        try:
+            yield
+        except DAVError as exc:
+            self.environ[_REFUSED] = exc
+            raise
 
     def _canonical(self, dest_path: str) -> str:
         """The destination as this gateway spells it (the mount's own name)."""
@@ -298,7 +332,7 @@ class FileResource(_Resource, DAVNonCollection):
             how = f"stored on PikPak in {time.monotonic() - received:.1f} s"
         log.info(
             "PUT %s: %d B received in %.1f s, %s",
-            self.path,
+            client_text(self.path),
             body.size,
             received - self._started,
             how,
@@ -548,6 +582,10 @@ class GatewayProvider(DAVProvider):
         if self.shared is not None and method in WRITE_METHODS:
             with answering(f"{method} {environ['PATH_INFO']}"):
                 self.shared.check()  # LOCK and UNLOCK too: the locks live in Redis
+        if method in _ROOT_UNCHANGEABLE and environ["PATH_INFO"].strip("/") == "":
+            raise DAVError(
+                HTTP_FORBIDDEN, "the server root cannot be deleted, moved, copied or written"
+            )
         bound_request_body(environ)
         if method in WRITE_METHODS:  # COPY too: pikdav has nothing to copy from a hint
             self._hint_unchanged(environ["PATH_INFO"], environ)
@@ -604,7 +642,11 @@ class GatewayProvider(DAVProvider):
                 return start_response(status, headers, exc_info)
             return start_response(status, headers)
 
-        return default_handler(environ, created)
+        answer = default_handler(environ, created)
+        refused = environ.pop(_REFUSED, None)
+        if refused is not None:
+            raise refused
+        return answer
 
 
 __all__ = ["FileResource", "FolderResource", "GatewayProvider", "ServerRoot", "dav_error"]

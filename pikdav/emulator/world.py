@@ -471,6 +471,10 @@ class World:
         # PikPak counts characters, not bytes, and takes control characters in a name.
         if "/" in name or len(name) > MAX_NAME or name in (".", ".."):
             raise errors.ApiError(400, "file_name_invalid", 3, "The file name is invalid")
+        # What rclone's PikPak backend encodes because PikPak does not keep it as sent: a
+        # backslash, trailing spaces and dots (refused here, so that a client sees it).
+        if "\\" in name or name[-1].isspace() or name.endswith("."):
+            raise errors.ApiError(400, "file_name_invalid", 3, "The file name is invalid")
         return name
 
     def add_node(

@@ -150,8 +150,11 @@ class RetryPolicy:
             pause_for(wait)
 
 
-#: Every call to PikPak's API (Session.call): 6 attempts within 90 s, 0.5 s doubling to 8 s.
-SESSION = RetryPolicy()
+#: Every call to PikPak's API (Session.call): 6 attempts within 20 s, 0.5 s doubling to 8 s.
+#: A DAV client waits for most of these calls, and its own timeout is shorter than a
+#: minute: a Retry-After that would end past the 20 s gives up at once, and the client is
+#: told how long PikPak asks to wait.
+SESSION = RetryPolicy(seconds=20.0)
 
 #: `pikdav check`: a person waits at a terminal, so a refused connection fails within seconds.
 CHECK = RetryPolicy(attempts=2, seconds=5.0)

@@ -169,6 +169,7 @@ class Session:
         # PikPak's API answers on two domains (.com and .net); when the one configured does
         # not connect (a DNS block, say), calls go to the other until that fails in turn.
         self._other_domain = False
+        self._revoked = ""  # the last one a call was refused with: dead until renewed
 
     @property
     def user_api(self) -> str:
@@ -237,7 +238,14 @@ class Session:
     def token(self) -> Token:
         """A usable access token: the current one while fresh, else after one refresh."""
         current = self.auth.token
-        if current is not None and current.fresh():
+        # A token PikPak refused is dead whatever its expiry says: while its renewal waits
+        # (a pause on sign-ins), no call goes out with it (refresh() raises the pause).
+        refused = (
+            current is not None
+            and bool(current.access_token)
+            and (current.access_token == self._revoked)
+        )
+        if current is not None and current.fresh() and not refused:
             return current
         try:
             return self.refresh(rejected=current.access_token if current else None)
@@ -245,7 +253,8 @@ class Session:
             # A refresh ahead of time that fails is no reason to fail a call while the
             # token still works; the next call tries again.
             if (
-                current is not None
+                not refused
+                and current is not None
                 and current.access_token
                 and current.expires_at > time.time() + 30
             ):
@@ -651,6 +660,7 @@ class Session:
                     if token.access_token not in refused_tokens:
                         # refresh() re-reads the store, refreshes, or signs in again.
                         refused_tokens.add(token.access_token)
+                        self._revoked = token.access_token
                         log.info("%s: %s; renewing the login", self.name, rule.log)
                         self.refresh(rejected=token.access_token)
                         raise Again(exc, 0) from None

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from pikdav.logtext import client_text
+
 from .drive import Drive
 from .errors import PikPakError, Stopped, Transient, object_store_error
 from .gcid import gcid_of_file
@@ -86,7 +88,9 @@ class Uploader:
                 self._discard(pending, ticket.task)
                 raise
         if pending.complete:
-            log.info("upload %s: PikPak already has this content (instant upload)", name)
+            log.info(
+                "upload %s: PikPak already has this content (instant upload)", client_text(name)
+            )
             return pending
         if ticket.target is None:
             self._discard(pending, ticket.task)
@@ -211,7 +215,7 @@ class Uploader:
                     again = policy.again_for(error, idempotent=True)
                     if again is None:
                         raise error from None
-                    log.info("%s failed (%s); retrying", what, error)
+                    log.info("%s failed (%s); retrying", client_text(what), error)
                     raise again from None
 
             return policy.run(attempt, sleep=stop.wait if stop is not None and stoppable else None)

@@ -88,3 +88,19 @@ def same_name_key(name: str) -> str:
 def stored_name(name: str) -> str:
     """A new name as pikdav stores it on PikPak: NFC."""
     return unicodedata.normalize("NFC", name)
+
+
+def refused_name(name: str) -> str | None:
+    """Why PikPak would refuse ``name`` for a new item, or store it under another name; None
+    when it takes it as it is. (Control characters and length: :func:`unfit_character`,
+    :data:`MAX_NAME`.)"""
+    if not name.strip():
+        # PikPak trims a name first: one of spaces only is file_name_empty.
+        return "names may not be empty or only spaces (PikPak refuses them)"
+    if name[-1].isspace() or name.endswith("."):
+        # rclone's PikPak backend encodes trailing spaces and dots: PikPak drops them, so the
+        # item would appear under another name than the one asked for.
+        return "names may not end with a space or a dot (PikPak drops them)"
+    if "/" in name or "\\" in name:
+        return "names may not contain '/' or '\\'"
+    return None

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pikdav.durable import fsync_path, write_durably
+from pikdav.logtext import client_text
 from pikdav.pikpak.errors import LoginPaused, PikPakError, Stopped
 from pikdav.pikpak.retry import BACKGROUND_UPLOADS, RetryPolicy
 
@@ -127,7 +128,9 @@ class PendingUploads:
             self._waiting[item.id] = item
             self._queue.put(item.id)
             log.info(
-                "resuming the upload of %s (%d B) left from before a restart", item.name, item.size
+                "resuming the upload of %s (%d B) left from before a restart",
+                client_text(item.name),
+                item.size,
             )
         if shared is not None:
             shared.on_notice(self.channel, self._heard)
@@ -292,7 +295,7 @@ class PendingUploads:
             if not settled:
                 log.warning(
                     "the upload of %s is still stopping; what it made is deleted when it does",
-                    next(w.name for w in found if w.id == going),
+                    client_text(next(w.name for w in found if w.id == going)),
                 )
         return bool(found)
 
@@ -348,11 +351,14 @@ class PendingUploads:
             old = writer.tree.child(folder, item.name, stored_only=True)
             writer.store(folder, item.name, body, old, stop, self._went_up)
         except Stopped:
-            log.info("background upload of %s stopped: the file was deleted or replaced", item.name)
+            log.info(
+                "background upload of %s stopped: the file was deleted or replaced",
+                client_text(item.name),
+            )
             return
         except (PikPakError, OSError) as exc:
             if stop.is_set():
-                log.info("background upload of %s stopped (%s)", item.name, exc)
+                log.info("background upload of %s stopped (%s)", client_text(item.name), exc)
                 return
             self._failed(item, exc)
             return
@@ -360,7 +366,7 @@ class PendingUploads:
             still = self._waiting.pop(item.id, None)
         if still is not None:
             self._forget(item.id)
-        log.info("background upload of %s (%d B) done", item.name, item.size)
+        log.info("background upload of %s (%d B) done", client_text(item.name), item.size)
 
     def _went_up(self, sent: int) -> None:
         self._sent = sent
@@ -368,7 +374,9 @@ class PendingUploads:
     def _failed(self, item: Waiting, exc: Exception) -> None:
         if isinstance(exc, LoginPaused):
             # Nothing was tried: the gateway waits for a new login, and so does the upload.
-            log.info("background upload of %s waits for the sign-in pause to end", item.name)
+            log.info(
+                "background upload of %s waits for the sign-in pause to end", client_text(item.name)
+            )
             self._again(item, exc.seconds_left())
             return
         attempts = item.attempts + 1
@@ -384,7 +392,7 @@ class PendingUploads:
             log.error(
                 "background upload of %s failed for good after %d attempts (%s); the "
                 "content is kept in %s and is tried again after a restart",
-                item.name,
+                client_text(item.name),
                 attempts,
                 exc,
                 self.data_path(item.id),
@@ -393,11 +401,16 @@ class PendingUploads:
                 try:
                     self.on_failed(item.name, attempts, str(exc))
                 except Exception:  # a notification must never stop the uploads
-                    log.exception("telling of the failed upload of %s failed", item.name)
+                    log.exception(
+                        "telling of the failed upload of %s failed", client_text(item.name)
+                    )
             return
         delay = self.retry.delay(attempts)
         log.warning(
-            "background upload of %s failed (%s); retrying in %.0f s", item.name, exc, delay
+            "background upload of %s failed (%s); retrying in %.0f s",
+            client_text(item.name),
+            exc,
+            delay,
         )
         self._again(item, delay)
 
@@ -428,7 +441,7 @@ class PendingUploads:
             item = dataclasses.replace(item, attempts=0, failed=False)
             self._waiting[upload_id] = item
         self._write_journal(item)
-        log.info("background upload of %s: trying again, as an admin asked", item.name)
+        log.info("background upload of %s: trying again, as an admin asked", client_text(item.name))
         self._queue.put(upload_id)
         return True
 
@@ -440,7 +453,7 @@ class PendingUploads:
                 return False
             del self._waiting[upload_id]
         self._forget(upload_id)
-        log.info("background upload of %s discarded by an admin", item.name)
+        log.info("background upload of %s discarded by an admin", client_text(item.name))
         return True
 
     def idle(self) -> bool:

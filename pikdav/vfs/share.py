@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from pikdav.logtext import client_text
 from pikdav.pikpak.drive import Drive
 from pikdav.pikpak.errors import PikPakError, QuotaExceeded, ShareError, ShareRegionBlocked
 from pikdav.pikpak.shares import SharedFolder
@@ -240,7 +241,10 @@ class ShareSaver:
             task = self.folder.restore([item_id], self.drive.session, folder_id)
             self.drive.wait_task(task)
             log.info(
-                "share %s: saved %s into %r", self.folder.share_id, shared.name, self.save_folder
+                "share %s: saved %s into %r",
+                self.folder.share_id,
+                client_text(shared.name),
+                self.save_folder,
             )
             copy = self._find(folder_id, shared)
             if copy is None:

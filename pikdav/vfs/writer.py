@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
+from pikdav.logtext import client_text
 from pikdav.pikpak.errors import Conflict, PikPakError, Stopped
 from pikdav.pikpak.gcid import gcid_of_bytes
 from pikdav.pikpak.types import File
@@ -87,7 +88,9 @@ class TreeWriter:
         except BaseException:
             with contextlib.suppress(PikPakError):
                 self.source.untrash([entry.id])
-                log.info("restored %s from the trash after a failed change", entry.name)
+                log.info(
+                    "restored %s from the trash after a failed change", client_text(entry.name)
+                )
             raise
         if not self._keep_permanently(entry):
             self.source.delete([entry.id])

@@ -144,7 +144,7 @@ def test_an_if_header_tagged_with_an_absolute_url_is_evaluated(emulator, mount):
     # condition was ignored (the PUT replaced the file though its ETag was another).
     for tag in (url, f"/{name}/Victim3/keep1.txt", url.replace("keep1", "%6beep1")):
         stale = requests.put(
-            url, data=b"new", auth=gw.auth, headers={"If": f'<{tag}> (["not-{etag[1:]})'}
+            url, data=b"new", auth=gw.auth, headers={"If": f'<{tag}> (["not-{etag[1:]}])'}
         )
         assert stale.status_code == 412, (tag, stale.status_code)
     assert_victim_intact(emulator, gw, name)

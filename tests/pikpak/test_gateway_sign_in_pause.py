@@ -166,3 +166,38 @@ def test_a_file_without_a_link_yet_gets_a_quick_503(emulator, tmp_path, download
                 node.link_ready_at = 0.0
         ready = requests.get(url + "/pikpak/fresh.bin", auth=DAV, timeout=20)
         assert ready.status_code == 200 and ready.content == b"new" * 1000
+
+
+def test_while_sign_ins_are_paused_no_request_sends_pikpak_the_refused_token(
+    make_gateway, emulator, caplog
+):
+    """PikPak revokes the access token before its time and refuses to renew the login: the
+    first request learns it (one drive call, one "renewing" line, the pause logged once);
+    the other 19 get the pause's 503 with no call at all and no line of their own."""
+    for i in range(20):
+        control(emulator.base_url, "files", {"username": USER, "path": f"Docs/{i}.bin", "size": 9})
+    gw = make_gateway(download="proxy")
+    listing = requests.request(
+        "PROPFIND", gw.url + "/pikpak/Docs/", auth=gw.auth, headers={"Depth": "1"}, timeout=30
+    )
+    assert listing.status_code == 207  # signed in; the listing is cached
+    control(
+        emulator.base_url, "faults", {"path": "^/v1/auth/(token|signin)$", "too_frequent": True}
+    )
+    control(emulator.base_url, "expire-tokens", {"username": USER})
+    control(emulator.base_url, "stats", method="DELETE")
+    caplog.clear()
+
+    for i in range(20):  # each needs a download link: a drive call, were it signed in
+        answer = requests.get(f"{gw.url}/pikpak/Docs/{i}.bin", auth=gw.auth, timeout=30)
+        assert answer.status_code == 503, answer.text
+        assert "too frequent" in answer.text.lower() or "paused" in answer.text.lower()
+
+    drive_calls = sum(
+        areas.get("drive", 0)
+        for areas in control(emulator.base_url, "stats", method="GET")["calls_by_ip"].values()
+    )
+    assert drive_calls <= 1
+    renewing = [r for r in caplog.records if "renewing the login" in r.getMessage()]
+    paused = [r for r in caplog.records if "sign in to PikPak again before" in r.getMessage()]
+    assert len(renewing) <= 1 and len(paused) == 1, [r.getMessage() for r in caplog.records]

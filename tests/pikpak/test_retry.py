@@ -132,7 +132,7 @@ def test_each_use_has_todays_numbers():
     session = retry.SESSION
     assert (session.attempts, session.seconds, session.backoff, session.backoff_max) == (
         6,
-        90,
+        20,
         0.5,
         8,
     )
