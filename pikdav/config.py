@@ -222,20 +222,23 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
 
 
 def prepare_state_dir(config: Config) -> None:
-    """Make ``state_dir`` if it does not exist yet, and see that files can be written in it;
-    a `ConfigError` naming the file, the key and the problem otherwise (at start, not at the
-    first request that needs it)."""
-    where = config.state_dir
-    problem = f"{config.source}: state_dir: {where}"
-    if where.exists() and not where.is_dir():
-        raise ConfigError(f"{problem} is not a folder (a file has that name)")
-    try:
-        where.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with tempfile.TemporaryFile(dir=where):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ConfigError(f"{problem} cannot be created or written to ({reason})") from None
+    """Make ``state_dir`` (and ``cache.dir``, when the disk cache is on) if it does not exist
+    yet, and see that files can be written in it; a `ConfigError` naming the file, the key
+    and the problem otherwise (at start, not at the first request that needs it)."""
+    folders = [("state_dir", config.state_dir)]
+    if config.cache.disk_size:
+        folders.append(("cache.dir", config.cache_dir))
+    for key, where in folders:
+        problem = f"{config.source}: {key}: {where}"
+        if where.exists() and not where.is_dir():
+            raise ConfigError(f"{problem} is not a folder (a file has that name)")
+        try:
+            where.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with tempfile.TemporaryFile(dir=where):
+                pass
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ConfigError(f"{problem} cannot be created or written to ({reason})") from None
 
 
 def parse_config(

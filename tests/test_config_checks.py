@@ -98,3 +98,13 @@ def test_a_state_dir_that_does_not_exist_yet_is_made(tmp_path):
     done = check(tmp_path, config(tmp_path, state_dir=str(tmp_path / "new" / "state")))
     assert "configuration is valid" in done.stdout, (done.stdout, done.stderr)
     assert (tmp_path / "new" / "state").is_dir()
+
+
+def test_a_cache_dir_that_cannot_be_used_is_a_named_mistake(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for cache_dir, problem in ((blocker, "not a folder"), (blocker / "cache", "cannot be created")):
+        data = config(tmp_path)
+        data["cache"] = {"dir": str(cache_dir)}
+        assert_named_mistake(check(tmp_path, data), "cache.dir", problem)
+    assert blocker.read_text() == "not a folder"
