@@ -530,6 +530,9 @@ OBJECT_STORE: dict[str, Rule] = {
 }
 _STORE_FAULT = Rule(Reaction.RETRY, Transient, "the store had a temporary fault")
 _STORE_REFUSED = Rule(Reaction.GIVE_UP, Transient, "the store refused the upload")
+# Anything else that breaks an upload (the spool cannot be read, the store's library fails in
+# a way of its own): the upload is given up and cleaned up; the client may send it again.
+_UPLOAD_BROKE = Rule(Reaction.GIVE_UP, Transient, "the upload to PikPak's store failed")
 
 # No answer at all. A request that surely never left (refused, name not resolved, connect
 # timeout) may be repeated whatever it was; one lost on the way back only if idempotent.
@@ -642,6 +645,14 @@ def transport_failure(
     failure = unreachable(exc, url, timeout)
     failure.rule = rule
     return failure, rule
+
+
+def upload_failure(exc: Exception) -> PikPakError:
+    """What broke an upload, as the error table says it: PikPak's own errors as they are,
+    anything else as a failed upload (its type named, never its text: it may hold a URL)."""
+    if isinstance(exc, PikPakError):
+        return exc
+    return _UPLOAD_BROKE.error(f"{_UPLOAD_BROKE.log}: {type(exc).__name__}", rule=_UPLOAD_BROKE)
 
 
 def object_store_error(exc: BaseException, endpoint: str) -> tuple[PikPakError, Rule]:

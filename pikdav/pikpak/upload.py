@@ -27,10 +27,10 @@ from urllib.parse import urlsplit
 from pikdav.logtext import client_text
 
 from .drive import Drive
-from .errors import PikPakError, Stopped, Transient, object_store_error
+from .errors import PikPakError, Stopped, object_store_error, upload_failure
 from .gcid import gcid_of_file
 from .http import host_of, object_store_client, other_domain
-from .retry import OBJECT_STORE, RetryPolicy
+from .retry import OBJECT_STORE, Again, RetryPolicy
 from .types import File, NewFile, Task, UploadTarget
 
 log = logging.getLogger(__name__)
@@ -102,10 +102,8 @@ class Uploader:
             return self.drive.get_file(pending.id)
         except BaseException as exc:
             self._discard(pending, ticket.task)
-            if isinstance(exc, Exception) and not isinstance(exc, PikPakError):
-                raise Transient(
-                    f"the upload to PikPak's store failed: {type(exc).__name__}"
-                ) from None
+            if isinstance(exc, Exception) and upload_failure(exc) is not exc:
+                raise upload_failure(exc) from None
             raise
 
     def copy_by_hash(self, parent_id: str, name: str, size: int, gcid: str) -> File:
@@ -207,9 +205,9 @@ class Uploader:
                 try:
                     return request()
                 except (BotoCoreError, ClientError) as exc:
+                    error, _ = object_store_error(exc, used.meta.endpoint_url)
                     if isinstance(exc, Unreachable) and moved(used, exc):
-                        return attempt()
-                    error, _ = object_store_error(exc, client.meta.endpoint_url)
+                        raise Again(error, 0) from None  # at once, on the other domain
                     # Every request here may be repeated: a PUT of the same bytes to the
                     # same key or part, a new multipart id, a completion or abort.
                     again = policy.again_for(error, idempotent=True)
