@@ -229,9 +229,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for label, r in results.items():
         later = f"{r['later'][0]:.0f} – {r['later'][1]:.0f}" if r["later"] else "–"
-        answers = ", ".join(
-            f"{kind} {r['done'][kind]} ({r['failed'][kind]})" for kind in KINDS
-        )
+        answers = ", ".join(f"{kind} {r['done'][kind]} ({r['failed'][kind]})" for kind in KINDS)
         print(
             f"| {label} | {r['before']:.0f} | **{r['peak']:.0f}** | {r['end']:.0f} | "
             f"{r['after']:.0f} | {later} | {r['rate']:.0f} | {answers} |"

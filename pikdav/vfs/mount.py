@@ -106,6 +106,7 @@ class Mount:
             route=route,
             shared=shared,
             channel=name,
+            memory=streams.memory if streams is not None else None,
         )
         self.writer: TreeWriter | None = None
         if isinstance(source, WritableSource):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pikdav.pikpak.links import LinkRoute
+from pikdav.pikpak.memory import MemoryBudget
 from pikdav.pikpak.types import File, Link
 
 from .cache import LinkCache, TtlCache
@@ -23,6 +24,7 @@ from .source import Source
 log = logging.getLogger(__name__)
 
 LISTING_TTL = 60.0  # seconds a folder's listing is served from the cache
+ENTRY_BYTES = 512  # about what one listed item weighs in memory (measured with tracemalloc)
 
 
 @dataclass(frozen=True)
@@ -130,15 +132,21 @@ class DriveTree:
         route: LinkRoute | None = None,
         shared: SharedState | None = None,
         channel: str = "",
+        memory: MemoryBudget | None = None,
     ) -> None:
-        """``route``: how links are rewritten when handed out (download domain, CDN node)."""
+        """``route``: how links are rewritten when handed out (download domain, CDN node);
+        ``memory``: the gateway's budget the cached listings and links are held within."""
         self.source = source
         self.route = route
         self.root_id = root_id
         self.listing_ttl = listing_ttl
         self.waiting = waiting
-        self.listings: TtlCache[Listing] = TtlCache(max_folders)
-        self.links = LinkCache()
+        self.listings: TtlCache[Listing] = TtlCache(
+            max_folders,
+            memory=memory,
+            weigh=lambda listing: ENTRY_BYTES * (1 + len(listing.entries)),
+        )
+        self.links = LinkCache(memory=memory)
         self.shared = shared
         self.channel = f"changes:{channel}"
         if shared is not None:
