@@ -102,8 +102,10 @@ def gateway_config(tmp: Path, emulator: str, budget: str | None) -> dict:
 class Load:
     """``clients`` threads against ``url`` until ``stop`` is set; counts answers by kind."""
 
-    def __init__(self, url: str, clients: int, files: int, size: int, entries: int) -> None:
-        self.url, self.files, self.size, self.entries = url, files, size, entries
+    def __init__(
+        self, url: str, clients: int, files: int, size: int, kinds: tuple[str, ...]
+    ) -> None:
+        self.url, self.files, self.size, self.kinds = url, files, size, kinds
         self.done: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
         self.bytes = 0
@@ -123,7 +125,7 @@ class Load:
             thread.join(timeout=120)
 
     def _client(self, number: int) -> None:
-        kind = KINDS[number % len(KINDS)]
+        kind = self.kinds[number % len(self.kinds)]
         rng = random.Random(number)
         http = requests.Session()
         http.auth = (DAV_USER, DAV_PASSWORD)
@@ -164,7 +166,7 @@ def run_once(tmp: Path, base: str, source: Path, args) -> dict:
         # Warm-up (not measured): sign-in and the listings of the files.
         requests.request("PROPFIND", f"{url}/big/", auth=(DAV_USER, DAV_PASSWORD), timeout=60)
         before = proc_status(gateway.pid)
-        load = Load(url, args.clients, args.files, size, args.entries)
+        load = Load(url, args.clients, args.files, size, args.kinds)
         began = time.monotonic()
         load.run()
         while (elapsed := time.monotonic() - began) < args.seconds:
@@ -199,8 +201,12 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=500)
     parser.add_argument("--checkout", help="also run the gateway from this commit, first")
     parser.add_argument("--budget", help="server.memory_budget of the working tree's gateway")
+    parser.add_argument(
+        "--only", choices=["PROPFIND", "GET", "Range"], help="every client does this one thing"
+    )
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
+    args.kinds = tuple(k for k in KINDS if k.startswith(args.only)) if args.only else KINDS
     if args.smoke:
         args.clients, args.seconds, args.files, args.file_mib, args.entries = 6, 3, 2, 4, 20
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -215,7 +221,7 @@ def main() -> None:
             print(
                 f"# bench/memory.py — {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs: "
                 f"{args.clients} clients for {args.seconds:g} s, {args.files} files of "
-                f"{args.file_mib} MiB, folders of {args.entries}"
+                f"{args.file_mib} MiB, folders of {args.entries}; {', '.join(args.kinds)}"
             )
             results = {}
             for number, (label, source) in enumerate(sources.items()):

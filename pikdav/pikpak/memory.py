@@ -15,6 +15,7 @@ stacks, sockets' buffers and the bytes of each read on their way to a client are
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 KIB, MIB = 1 << 10, 1 << 20
@@ -85,10 +86,10 @@ class MemoryBudget:
                 self.held[holder] -= count
 
     def share(self, most: int) -> int:
-        """What one stream may hold ahead, at most ``most``: an equal part of the budget for
-        each stream running now (half of it: the rest is for the caches and newcomers)."""
+        """What one stream may hold, at most ``most``: an equal part of the budget for each
+        stream running now (the caches make room for them)."""
         with self._lock:
-            return max(64 * KIB, min(most, self.limit // (2 * max(1, self.streams))))
+            return max(128 * KIB, min(most, self.limit // max(1, self.streams)))
 
     def stream_began(self) -> None:
         with self._lock:
@@ -97,3 +98,54 @@ class MemoryBudget:
     def stream_ended(self) -> None:
         with self._lock:
             self.streams -= 1
+
+
+class _Trimmer:
+    """Hands memory that was freed back to the system, a second after a stream let go of
+    its buffers (once for many: a burst of ends costs one trim).
+
+    glibc keeps what Python frees in its heaps for reuse; the buffers of streams are between
+    a few KiB and a few MiB, freed in many threads, and the heaps they leave behind stay in
+    the RSS long after the streams ended (measured in BENCHMARKS.md: "Memory under 50
+    clients"). ``malloc_trim`` returns the free pages of every heap to the system."""
+
+    def __init__(self) -> None:
+        self._wanted = threading.Event()
+        self._started = False
+        self._lock = threading.Lock()
+        self._trim: Callable[[], object] | None = None
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL("libc.so.6")
+            trim = libc.malloc_trim
+        except (OSError, AttributeError):
+            return  # not glibc: nothing to hand back this way
+        self._trim = lambda: trim(0)
+
+    def soon(self) -> None:
+        if self._trim is None:
+            return
+        self._wanted.set()
+        if not self._started:
+            with self._lock:
+                if not self._started:
+                    self._started = True
+                    threading.Thread(target=self._run, name="malloc trim", daemon=True).start()
+
+    def _run(self) -> None:
+        assert self._trim is not None
+        while True:
+            self._wanted.wait()
+            time.sleep(TRIM_AFTER)  # let the rest of a burst of ends come first
+            self._wanted.clear()
+            self._trim()
+
+
+TRIM_AFTER = 1.0  # seconds after a stream's end before freed memory is handed back
+_trimmer = _Trimmer()
+
+
+def hand_back_freed_memory() -> None:
+    """A stream ended: hand the memory it freed back to the system, soon (see _Trimmer)."""
+    _trimmer.soon()

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import requests
 
 from .cdn import (
+    READ_MOST,
     STREAM_ERRORS,
     ByteReader,
     LinkBytes,
@@ -45,7 +46,7 @@ from .cdn import (
     described,
     is_stale,
 )
-from .memory import BLOCK_CACHE, STREAMS, MemoryBudget
+from .memory import BLOCK_CACHE, STREAMS, MemoryBudget, hand_back_freed_memory
 from .retry import STREAM_RESUMES, RetryPolicy
 from .types import Link
 
@@ -364,7 +365,7 @@ class SegmentedReader(LinkBytes):
             raise StreamGone(str(segment.failure), self.delivered)
         at = self.pos - segment.start
         with memoryview(segment.data) as view:
-            return bytes(view[at : at + min(want, segment.filled - self.pos)])
+            return bytes(view[at : at + min(want, READ_MOST, segment.filled - self.pos)])
 
     def _read_direct(self, want: int) -> bytes:
         """No room in the memory budget for a segment: the bytes at the caller's position
@@ -378,7 +379,7 @@ class SegmentedReader(LinkBytes):
             )  # fmt: skip
         self._direct.seek(self.pos)
         try:
-            return self._direct.read(min(want, HANDOFF))
+            return self._direct.read(min(want, READ_MOST))
         except StreamGone as exc:
             raise StreamGone(str(exc), self.delivered) from None
 
@@ -400,6 +401,7 @@ class SegmentedReader(LinkBytes):
         if self.on_close is not None:
             self.on_close()
         super().close()
+        hand_back_freed_memory()
 
     # ------------------------------------------------------------------ scheduling
     def _segment_at(self, pos: int) -> _Segment | None:
@@ -459,9 +461,10 @@ class SegmentedReader(LinkBytes):
             ahead = min(plan.ahead, max(plan.first + plan.size, 2 * from_cdn))
         size = self._segment_size
         if self._memory is not None:
-            # Its equal part of the budget, half ahead and half the segment being read.
-            share = self._memory.share(plan.ahead + MAX_SEGMENT) // 2
-            ahead, size = min(ahead, share), min(size, share)
+            # Its equal part of the budget: the segment being read and what is ahead of it.
+            share = self._memory.share(plan.ahead + MAX_SEGMENT)
+            size = min(size, share // 2)
+            ahead = min(ahead, share - size)
         while True:
             last = self._segments[-1]
             if last.end >= self._end or last.end - pos >= ahead:
@@ -896,4 +899,5 @@ class OneConnectionFirst(ByteReader):
         if not self.closed:
             self._keep_head()
             self._current.close()
+            hand_back_freed_memory()
         super().close()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pikdav.pikpak.links import LinkRoute
-from pikdav.pikpak.memory import MemoryBudget
+from pikdav.pikpak.memory import MemoryBudget, hand_back_freed_memory
 from pikdav.pikpak.types import File, Link
 
 from .cache import LinkCache, TtlCache
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 LISTING_TTL = 60.0  # seconds a folder's listing is served from the cache
 ENTRY_BYTES = 512  # about what one listed item weighs in memory (measured with tracemalloc)
+BIG_LISTING = 1000  # items: the pages of PikPak's answer freed after it are worth handing back
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,8 @@ class DriveTree:
     def listing(self, folder_id: str) -> Listing:
         def load() -> tuple[Listing, float]:
             listing = disambiguate(self.source.list_folder(folder_id))
+            if len(listing.entries) >= BIG_LISTING:
+                hand_back_freed_memory()  # and what rendering the answer frees just after
             # A source may keep some folders fresher (a share list's file may change).
             ttl_of = getattr(self.source, "listing_ttl_of", None)
             ttl = ttl_of(folder_id, self.listing_ttl) if ttl_of else self.listing_ttl
