@@ -226,8 +226,11 @@ class _Segment:
     ) -> None:
         self.start = start
         self.end = end
-        # A cached piece is read where the cache holds it (it is never written again).
-        self.data: bytearray | memoryview = cached if cached is not None else bytearray()
+        # A cached piece is read where the cache holds it (it is never written again). A
+        # fetched one is filled in place, made at its full size at once: growing it as bytes
+        # came copied it again and again, and left glibc's heaps in pieces (BENCHMARKS.md).
+        self.data: bytearray | memoryview = cached if cached is not None else bytearray(end - start)
+        self.got = len(self.data) if cached is not None else 0  # bytes in it so far
         self.held = held  # bytes of the memory budget taken for it
         self.filling = False  # a worker is writing into it now
         self.dropped = False  # the reader has let go of it
@@ -242,7 +245,7 @@ class _Segment:
 
     @property
     def filled(self) -> int:
-        return self.start + len(self.data)
+        return self.start + self.got
 
 
 class SegmentedReader(LinkBytes):
@@ -498,12 +501,12 @@ class SegmentedReader(LinkBytes):
 
     def _keep(self, segment: _Segment) -> None:
         """Put what the segment fetched into the cache (again when more arrived since)."""
-        if self._cache is not None and segment.fetched and len(segment.data) > segment.kept:
-            segment.kept = len(segment.data)
+        if self._cache is not None and segment.fetched and segment.got > segment.kept:
+            segment.kept = segment.got
             # A finished segment is written no more (``done`` is set under the lock held here,
             # after its last byte): the cache takes its bytes as they are. Copying them made a
             # second 32 MiB at each hand-over of a fast stream, the top of the gateway's RSS.
-            data = segment.data if segment.done else bytes(segment.data)
+            data = segment.data if segment.done else bytes(memoryview(segment.data)[: segment.got])
             self._cache.put(self._key, segment.start, data)
 
     # ------------------------------------------------------------------ workers
@@ -627,14 +630,17 @@ class SegmentedReader(LinkBytes):
                 return
             began, got = time.monotonic(), 0
             while segment.filled < segment.end and not segment.cancelled:
-                # What has arrived, up to 1 MiB: the caller sees bytes as they come.
-                chunk = resp.raw.read1(min(MIB, segment.end - segment.filled), decode_content=False)
+                # What has arrived, up to READ_MOST: the caller sees bytes as they come.
+                chunk = resp.raw.read1(
+                    min(READ_MOST, segment.end - segment.filled), decode_content=False
+                )
                 if not chunk:
                     raise _ClosedEarly("the download server closed early")
                 count = len(chunk)
                 got += count
                 with self._cond:
-                    segment.data += chunk
+                    segment.data[segment.got : segment.got + count] = chunk
+                    segment.got += count
                     segment.fetched += count
                     self.fetched += count
                     self._cond.notify_all()
