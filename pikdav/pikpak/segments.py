@@ -222,14 +222,16 @@ class _Segment:
     """Bytes ``start`` to ``end`` of the file, filled by one worker as they arrive."""
 
     def __init__(
-        self, start: int, end: int, cached: memoryview | None = None, held: int = 0
+        self, start: int, end: int, cached: bytes | memoryview | None = None, held: int = 0
     ) -> None:
         self.start = start
         self.end = end
-        # A cached piece is read where the cache holds it (it is never written again). A
-        # fetched one is filled in place, made at its full size at once: growing it as bytes
+        # A cached piece is read as it is (it is never written again). A fetched one is
+        # filled in place, made at its full size at once: growing it as bytes
         # came copied it again and again, and left glibc's heaps in pieces (BENCHMARKS.md).
-        self.data: bytearray | memoryview = cached if cached is not None else bytearray(end - start)
+        self.data: bytearray | bytes | memoryview = (
+            cached if cached is not None else bytearray(end - start)
+        )
         self.got = len(self.data) if cached is not None else 0  # bytes in it so far
         self.held = held  # bytes of the memory budget taken for it
         self.filling = False  # a worker is writing into it now
@@ -427,19 +429,17 @@ class SegmentedReader(LinkBytes):
         return self._segments[0]
 
     def _schedule(self, start: int, length: int) -> bool:
-        """A segment from ``start`` of up to ``length`` bytes: from the cache, else as much
-        as the memory budget gives (False: none)."""
+        """A segment from ``start`` of up to ``length`` bytes, as much as the memory budget
+        gives (False: none): from the cache when it holds them, else fetched."""
         cached = self._cache.get(self._key, start) if self._cache is not None else None
+        end = min(start + length, self._end)
         if cached is not None:
             piece_start, data = cached
             end = min(piece_start + len(data), self._end)
-            view = memoryview(data)[start - piece_start : end - piece_start]
-            self._segments.append(_Segment(start, end, view))
-            self._run_cached += end - start
-            if self._cache is not None:
-                self._cache.hits += end - start
-            return True
-        end = min(start + length, self._end)
+            if self._memory is not None:
+                # A copy of what is needed now: a view would keep the whole piece alive after
+                # the cache let go of it, outside the budget.
+                end = min(end, start + max(length, self._plan.first))
         held = 0
         if self._memory is not None:
             held = self._memory.take(
@@ -448,6 +448,15 @@ class SegmentedReader(LinkBytes):
             if not held:
                 return False
             end = start + held
+        if cached is not None:
+            with memoryview(data) as view:
+                piece = view[start - piece_start : end - piece_start]
+                copy = bytes(piece) if self._memory is not None else piece
+            self._segments.append(_Segment(start, end, copy, held=held))
+            self._run_cached += end - start
+            if self._cache is not None:
+                self._cache.hits += end - start
+            return True
         self._segments.append(_Segment(start, end, held=held))
         self._cond.notify_all()
         return True
