@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -95,8 +96,25 @@ def gateway_config(tmp: Path, emulator: str, budget: str | None) -> dict:
             }
         },
         "mounts": [{"name": "pp", "account": "main", "download": "proxy"}],
-        "users": {DAV_USER: {"password_hash": hash_password(DAV_PASSWORD), "mounts": ["*"]}},
+        "users": {
+            DAV_USER: {"password_hash": hash_password(DAV_PASSWORD), "mounts": ["*"], "admin": True}
+        },
     }
+
+
+def budget_held(base: str) -> int | None:
+    """What the gateway says it holds of its memory budget (None: it does not say)."""
+    try:
+        text = requests.get(f"{base}/metrics", auth=(DAV_USER, DAV_PASSWORD), timeout=5).text
+    except requests.RequestException:
+        return None
+    match = re.search(r"^pikdav_memory_in_use_bytes (\S+)$", text, re.M)
+    return int(float(match.group(1))) if match else None
+
+
+def threads_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^Threads:\s+(\d+)", status, re.M).group(1))
 
 
 class Load:
@@ -158,10 +176,12 @@ class Load:
 
 
 def run_once(tmp: Path, base: str, source: Path, args) -> dict:
-    gateway, url = serve(tmp, gateway_config(tmp, base, args.budget), source)
-    url = f"{url}/pp"
+    gateway, root = serve(tmp, gateway_config(tmp, base, args.budget), source)
+    url = f"{root}/pp"
     size = args.file_mib * MIB
     samples: list[tuple[float, int]] = []
+    held: list[int] = []  # what the gateway says it holds of its budget, when it says
+    threads: list[int] = []
     try:
         # Warm-up (not measured): sign-in and the listings of the files.
         requests.request("PROPFIND", f"{url}/big/", auth=(DAV_USER, DAV_PASSWORD), timeout=60)
@@ -171,6 +191,9 @@ def run_once(tmp: Path, base: str, source: Path, args) -> dict:
         load.run()
         while (elapsed := time.monotonic() - began) < args.seconds:
             samples.append((elapsed, proc_status(gateway.pid)["VmRSS"]))
+            threads.append(threads_of(gateway.pid))
+            if (now := budget_held(root)) is not None:
+                held.append(now)
             time.sleep(0.5)
         load.join()
         wall = time.monotonic() - began
@@ -189,6 +212,8 @@ def run_once(tmp: Path, base: str, source: Path, args) -> dict:
         "done": load.done,
         "failed": load.failed,
         "rate": load.bytes / wall / 1e6,
+        "held": max(held) / MIB if held else None,
+        "threads": max(threads),
     }
 
 
@@ -230,15 +255,19 @@ def main() -> None:
                 args.budget = budget
         finally:
             stop(emu)
-    print("\n| gateway | RSS before | peak (VmHWM) | at the end | 5 s after | after 1 min: "
-          "lowest – highest | MB/s | answers (failed) |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "\n| gateway | RSS before | peak (VmHWM) | at the end | 5 s after | after 1 min: lowest "
+        "– highest | budget held, most | threads, most | MB/s | answers (failed) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for label, r in results.items():
         later = f"{r['later'][0]:.0f} – {r['later'][1]:.0f}" if r["later"] else "–"
+        held = f"{r['held']:.0f}" if r["held"] is not None else "–"
         answers = ", ".join(f"{kind} {r['done'][kind]} ({r['failed'][kind]})" for kind in KINDS)
         print(
             f"| {label} | {r['before']:.0f} | **{r['peak']:.0f}** | {r['end']:.0f} | "
-            f"{r['after']:.0f} | {later} | {r['rate']:.0f} | {answers} |"
+            f"{r['after']:.0f} | {later} | {held} | {r['threads']} | {r['rate']:.0f} | "
+            f"{answers} |"
         )
     print("(RSS in MiB)\n")
     if any(sum(r["failed"].values()) for r in results.values()):
