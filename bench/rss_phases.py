@@ -50,6 +50,16 @@ def start_gateway(tmp: Path, proxy: ConnectProxy, ca, source: Path) -> tuple[sub
     return proc, f"{url}/pp"
 
 
+def export_checkout(rev: str, folder: Path) -> Path:
+    """The files of commit ``rev`` in ``folder`` (made here), to run a gateway from."""
+    folder.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
 def reset_peak(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")
 
@@ -117,13 +127,7 @@ def main() -> None:
         tmp = Path(tmpdir)
         sources = {}
         if args.checkout:
-            old = tmp / "old"
-            old.mkdir()
-            archive = subprocess.run(
-                ["git", "-C", str(ROOT), "archive", args.checkout], check=True, capture_output=True
-            ).stdout
-            subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
-            sources[args.checkout] = old
+            sources[args.checkout] = export_checkout(args.checkout, tmp / "old")
         sources["working tree"] = ROOT
         ca = make_test_ca(tmp / "ca")
         VERIFY.append(str(ca.ca_cert))

@@ -26,6 +26,7 @@ from .pikpak import http, identity, links
 from .pikpak.cdn import CdnSession
 from .pikpak.drive import Drive
 from .pikpak.http import API_DOMAIN
+from .pikpak.memory import MemoryBudget
 from .pikpak.offline import OfflineTasks
 from .pikpak.retry import RetryPolicy
 from .pikpak.segments import BlockCache, SegmentPlan, Streams
@@ -164,10 +165,14 @@ def build_mounts(
     cdns: dict[str, CdnSession] = {}
     offline_tasks: dict[str, OfflineTasks] = {}
     streams: dict[str, Streams] = {}
+    # One memory budget for every stream's read-ahead, the block cache and listing caches.
+    memory = MemoryBudget(config.server.memory_budget)
     # One cache for every stream: players re-read the same header and index blocks.
     disk = disk_cache(config)
     cache = (
-        BlockCache(config.server.stream_cache, tier=disk) if config.server.stream_cache else None
+        BlockCache(config.server.stream_cache, memory, tier=disk)
+        if config.server.stream_cache
+        else None
     )
     spool = SpoolSettings(
         directory=str(config.server.temp_dir) if config.server.temp_dir else None,
@@ -186,7 +191,9 @@ def build_mounts(
             sessions[account.name] = session
             cdns[account.name] = http.cdn_session(session.connection)
             offline_tasks[account.name] = OfflineTasks(session)
-            streams[account.name] = Streams(connections=account.cdn_connections, cache=cache)
+            streams[account.name] = Streams(
+                connections=account.cdn_connections, cache=cache, memory=memory
+            )
         kind = (account.name, link_kind)
         if kind not in sources:
             sources[kind] = DriveSource(Drive(sessions[account.name]), link_kind=link_kind)
@@ -194,7 +201,7 @@ def build_mounts(
 
     for settings in config.mounts:
         if settings.is_share:
-            mounts.append(share_mount(config, settings, own_drive, cache=cache, disk=disk))
+            mounts.append(share_mount(config, settings, own_drive, memory, cache=cache, disk=disk))
             continue
         account = config.account_for(settings)
         source, cdn = own_drive(account, settings.link)
@@ -343,12 +350,14 @@ def share_mount(
     config: Config,
     mount: MountConfig,
     own_drive: Callable[[AccountConfig], tuple[DriveSource, CdnSession]],
+    memory: MemoryBudget | None = None,
     *,
     cache: BlockCache | None = None,
     disk: DiskCache | None = None,
 ) -> Mount:
-    """A read-only mount of one share link, or of the shares of a list file (``cache``: the
-    block cache streams share, ``disk``: the disk cache)."""
+    """A read-only mount of one share link, or of the shares of a list file; ``memory``: the
+    gateway's memory budget its streams and caches hold within, ``cache``: the block cache
+    streams share, ``disk``: the disk cache."""
     session = share_session(config, mount, config.server.threads)
     source: ShareSource | ShareListSource
     if mount.share_list is not None:
@@ -372,7 +381,7 @@ def share_mount(
         route=route,
         # A share's links are throttled as an own drive's are: its streams get segments too,
         # within a budget of their own (the share is read without an account).
-        streams=Streams(cache=cache),
+        streams=Streams(cache=cache, memory=memory),
         stream_plan=SegmentPlan(connections=mount.stream_connections),
         finder_hints=mount.finder_hints,
         disk=disk,
@@ -397,6 +406,11 @@ def shared_state(mounts: list[Mount]) -> SharedState | None:
     return next((m.shared for m in mounts if m.shared is not None), None)
 
 
+def memory_budget(mounts: list[Mount]) -> MemoryBudget | None:
+    """The memory budget the mounts' streams and caches hold within (one for all)."""
+    return next((m.streams.memory for m in mounts if m.streams and m.streams.memory), None)
+
+
 def build_app(config: Config, mounts: list[Mount]) -> Callable:
     """The WSGI application serving ``mounts`` with the config's users and policies."""
     return build_app_and_metrics(config, mounts)[0]
@@ -419,6 +433,7 @@ def build_app_and_metrics(config: Config, mounts: list[Mount]) -> tuple[Callable
         policies=policies,
         account_of={settings.name: settings.account for settings in config.mounts},
         shared=shared_state(mounts),
+        memory=memory_budget(mounts),
     )
     metrics = Metrics(status)
     if config.notify.webhook:

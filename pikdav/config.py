@@ -25,6 +25,7 @@ from .dav.policy import DEFAULT_FORCE_PROXY_USER_AGENTS, MODES, IPAddress, IPNet
 from .pikpak.http import API_DOMAIN, DRIVE_API, NO_PROXY, PROXY_SCHEMES, USER_API, api_hosts
 from .pikpak.identity import PLATFORMS
 from .pikpak.links import AUTO, KEEP, OFF
+from .pikpak.memory import MEMORY_BUDGET
 from .pikpak.segments import (
     ACCOUNT_CONNECTIONS,
     LINK_CONNECTIONS,
@@ -65,6 +66,8 @@ class ServerConfig:
     requests_per_user: int = 64  # requests one DAV user may have running at once
     requests_per_address: int = 128  # ... and one client address
     send_timeout: float = 300.0  # seconds a client may read nothing before it is dropped
+    # bytes held on purpose in all: read-ahead of streams, the block cache, listing caches
+    memory_budget: int = MEMORY_BUDGET
 
 
 @dataclass(frozen=True)
@@ -292,6 +295,12 @@ class _Reader(Checker):
         assert size is not None
         return size
 
+    def memory_budget(self, path: str, value: Any) -> int:
+        size = self.size(path, value)
+        if size is None or size < 1 << 20:
+            raise self.fail(path, f"must be a size of at least 1M{self.got(path, value)}")
+        return size
+
     # -- sections --
 
     def config(self, data: Any) -> Config:
@@ -434,6 +443,7 @@ class _Reader(Checker):
             max_upload_size=self.size(*key("max_upload_size")),
             temp_dir=self.path(*key("temp_dir"), must_be="folder"),
             stream_cache=self.stream_cache(*key("stream_cache")),
+            memory_budget=self.memory_budget(*key("memory_budget")),
             login_failures=LoginFailures(
                 max=self.integer(*limit("max"), 0),
                 window=self.integer(*limit("window"), 1),

@@ -37,3 +37,8 @@ def test_the_segmented_stream_benchmark_runs():
 def test_the_benchmark_against_rclone_runs():
     out = run("vs_rclone.py")
     assert "| pikdav |" in out and "| rclone |" in out and "tunnel ceiling" in out
+
+
+def test_the_memory_benchmark_runs():
+    out = run("memory.py")
+    assert "| working tree |" in out and "PROPFIND" in out

@@ -72,7 +72,7 @@ def test_the_example_config_documents_every_key():
         "force_redirect_user_agents", "use_trash", "read_only", "listing_ttl", "password_hash",
         "mounts", "api_domain", "proxy", "link", "download_domain", "cdn_node", "cdn_nodes",
         "admin", "metrics_addr", "offline_folder", "notify", "webhook", "redis",
-        "stream_connections", "cdn_connections", "stream_cache",
+        "stream_connections", "cdn_connections", "stream_cache", "memory_budget",
     }  # fmt: skip
 
 
@@ -117,6 +117,14 @@ def test_stream_settings_have_defaults_bounds_and_an_off():
     data = minimal()
     data["accounts"]["main"]["cdn_connections"] = 0
     assert "accounts.main.cdn_connections" in error_of(data)
+
+
+def test_the_memory_budget_is_a_size_of_at_least_one_mib():
+    assert parse_config(minimal(), "c", {}).server.memory_budget == 128 << 20
+    config = parse_config(minimal(server={"memory_budget": "48M"}), "c", {})
+    assert config.server.memory_budget == 48 << 20
+    for wrong in (0, "512K", "lots"):
+        assert "server.memory_budget" in error_of(minimal(server={"memory_budget": wrong}))
 
 
 def test_defaults():

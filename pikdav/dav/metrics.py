@@ -140,6 +140,35 @@ class _State:
         yield _counter("pikdav_redirects", "GETs redirected to PikPak's link", transfers.redirects)
         yield _gauge("pikdav_active_streams", "Proxied streams now", len(transfers.active(STREAM)))
         yield _gauge("pikdav_active_puts", "PUTs in progress now", len(transfers.active(PUT)))
+        memory = sources.memory
+        if memory is not None:
+            yield _gauge(
+                "pikdav_memory_budget_bytes",
+                "The memory budget of streams' read-ahead, the block cache and listing caches",
+                memory.limit,
+            )
+            yield _gauge(
+                "pikdav_memory_in_use_bytes", "Bytes of the memory budget held now", memory.in_use
+            )
+            yield _gauge(
+                "pikdav_memory_peak_bytes", "The most bytes of the memory budget held", memory.peak
+            )
+            held = GaugeMetricFamily(
+                "pikdav_memory_held_bytes",
+                "Bytes of the memory budget held now, by holder",
+                labels=["holder"],
+            )
+            refusals = CounterMetricFamily(
+                "pikdav_memory_refusals",
+                "Times a holder got less of the memory budget than it asked for",
+                labels=["holder"],
+            )
+            for holder, count in dict(memory.held).items():
+                held.add_metric([holder], count)
+            for holder, count in dict(memory.refusals).items():
+                refusals.add_metric([holder], count)
+            yield held
+            yield refusals
 
         per_account = {
             "refreshes": ("pikdav_refreshes", "Access-token refreshes"),

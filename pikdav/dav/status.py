@@ -33,6 +33,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from wsgidav.mw.base_mw import BaseMiddleware
 
 from pikdav.pikpak.errors import HumanCheckRequired, PikPakError
+from pikdav.pikpak.memory import MemoryBudget
 from pikdav.vfs.errors import MountError
 from pikdav.vfs.mount import Mount
 from pikdav.vfs.shared import SharedState
@@ -74,6 +75,7 @@ class StatusSources:
     transfers: Transfers = field(default_factory=Transfers)
     account_of: Mapping[str, str] = field(default_factory=dict)  # mount name → account name
     shared: SharedState | None = None  # the Redis several instances share, if any
+    memory: MemoryBudget | None = None  # what streams and caches hold within
 
 
 _templates = Environment(
@@ -426,6 +428,7 @@ def _view(sources: StatusSources, bans: list[tuple[str, int]]) -> dict[str, Any]
         "offline": offline,
         "bans": [{"address": ip, "left": f"{left} s"} for ip, left in bans],
         "disk": _disk(sources.mounts),
+        "memory": _memory(sources.memory),
     }
 
 
@@ -446,6 +449,19 @@ def _disk(mounts: list[Mount]) -> dict[str, Any] | None:
         "listings": ratio(disk.listing_hits, disk.listing_misses),
         "stale": disk.stale_answers,
         "dropped": disk.dropped,
+    }
+
+
+def _memory(memory: MemoryBudget | None) -> dict[str, Any] | None:
+    if memory is None:
+        return None
+    return {
+        "limit": _size(memory.limit),
+        "in_use": _size(memory.in_use),
+        "percent": memory.in_use * 100 // memory.limit,
+        "peak": _size(memory.peak),
+        "held": {holder: _size(count) for holder, count in dict(memory.held).items()},
+        "refused": memory.refused,
     }
 
 

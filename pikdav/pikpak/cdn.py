@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 CdnSession = requests.Session
 
 STREAM_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+# The most one read of a stream returns: the bytes on their way to a client are outside the
+# memory budget (pikpak.memory), so they are kept small (WsgiDAV asks for 1 MiB at a time).
+READ_MOST = 512 << 10
 # Expired, or issued to another address: such an answer asks for a fresh link, once.
 _STALE_LINK = (403, 404, 410)
 
@@ -240,7 +243,9 @@ class LinkReader(LinkBytes):
                     self.reads += 1
                     self._open()
                 began = time.monotonic()
-                chunk = self._resp.raw.read(min(want, self._end - self.pos), decode_content=False)
+                chunk = self._resp.raw.read(
+                    min(want, READ_MOST, self._end - self.pos), decode_content=False
+                )
                 self.waited += time.monotonic() - began
                 if self._stopping():
                     return b""  # what came may be cut short by the shut socket

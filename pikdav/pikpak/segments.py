@@ -37,6 +37,7 @@ from typing import Protocol
 import requests
 
 from .cdn import (
+    READ_MOST,
     STREAM_ERRORS,
     ByteReader,
     LinkBytes,
@@ -46,6 +47,7 @@ from .cdn import (
     described,
     is_stale,
 )
+from .memory import BLOCK_CACHE, STREAMS, MemoryBudget, hand_back_freed_memory
 from .retry import CDN_BUSY, STREAM_RESUMES, RetryPolicy
 from .types import Link
 
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 KIB, MIB = 1 << 10, 1 << 20
 MAX_SEGMENT = 32 * MIB  # segments grow to this on a CDN that does not throttle
 HANDOFF = 512 * KIB  # what a read waits for before it returns (less at a run's end)
+MIN_SEGMENT = 64 * KIB  # the least a segment is worth when the memory budget is short
 
 
 class _Busy(Exception):
@@ -143,12 +146,19 @@ class BlockTier(Protocol):
 
 class BlockCache:
     """Pieces of files recently read, shared by every stream of the same file (``key``: the
-    file's id and content hash), least recently used out first, ``max_bytes`` in all.
+    file's id and content hash), least recently used out first, ``max_bytes`` in all and within
+    ``memory`` (the gateway's budget: a stream's read-ahead that needs room takes it from here).
 
     With a ``tier``, :meth:`find` looks there too when memory misses, and :meth:`keep` puts
     pieces there as well (the tier chooses what it keeps)."""
 
-    def __init__(self, max_bytes: int = 64 * MIB, *, tier: BlockTier | None = None) -> None:
+    def __init__(
+        self,
+        max_bytes: int = 64 * MIB,
+        memory: MemoryBudget | None = None,
+        *,
+        tier: BlockTier | None = None,
+    ) -> None:
         self.tier = tier
         self.max_bytes = max_bytes
         self.size = 0
@@ -156,6 +166,9 @@ class BlockCache:
         self._pieces: OrderedDict[tuple[str, int], bytes | bytearray] = OrderedDict()
         self._starts: dict[str, list[int]] = {}
         self._lock = threading.Lock()
+        self._memory = memory
+        if memory is not None:
+            memory.reclaim_with(self.reclaim)
 
     def get(self, key: str, pos: int) -> tuple[int, bytes | bytearray] | None:
         """A cached piece of ``key`` holding the byte at ``pos``: (its start, its bytes)."""
@@ -195,28 +208,67 @@ class BlockCache:
             old = self._pieces.pop((key, start), None)
             if old is not None:
                 self.size -= len(old)
+                self._give_back(len(old))
                 if len(old) > len(data):
                     data = old  # keep the longer one
             else:
                 bisect.insort(self._starts.setdefault(key, []), start)
+            while self.size + len(data) > self.max_bytes:
+                self._drop_oldest()
+            if self._memory is not None:
+                # The budget is shared: what this cache holds makes room for the newer piece.
+                granted = self._memory.take(len(data), holder=BLOCK_CACHE, reclaim=False)
+                while not granted and self._pieces:
+                    self._drop_oldest()
+                    granted = self._memory.take(len(data), holder=BLOCK_CACHE, reclaim=False)
+                if not granted:
+                    self._forget_start(key, start)
+                    return  # no room in the budget even for this piece alone
             self._pieces[(key, start)] = data
             self.size += len(data)
-            while self.size > self.max_bytes:
-                (old_key, old_start), dropped = self._pieces.popitem(last=False)
-                self.size -= len(dropped)
-                starts = self._starts[old_key]
-                starts.remove(old_start)
-                if not starts:
-                    del self._starts[old_key]
+
+    def reclaim(self, count: int) -> None:
+        """Let go of at least ``count`` bytes (or all), least recently used first."""
+        with self._lock:
+            goal = self.size - count
+            while self._pieces and self.size > goal:
+                self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        (old_key, old_start), dropped = self._pieces.popitem(last=False)
+        self.size -= len(dropped)
+        self._give_back(len(dropped))
+        self._forget_start(old_key, old_start)
+
+    def _forget_start(self, key: str, start: int) -> None:
+        starts = self._starts[key]
+        starts.remove(start)
+        if not starts:
+            del self._starts[key]
+
+    def _give_back(self, count: int) -> None:
+        if self._memory is not None:
+            self._memory.give_back(count, holder=BLOCK_CACHE)
 
 
 class _Segment:
     """Bytes ``start`` to ``end`` of the file, filled by one worker as they arrive."""
 
-    def __init__(self, start: int, end: int, cached: bytes | None = None) -> None:
+    def __init__(
+        self, start: int, end: int, cached: bytes | memoryview | None = None, held: int = 0
+    ) -> None:
         self.start = start
         self.end = end
-        self.data = bytearray(cached) if cached is not None else bytearray()
+        # A cached piece is read as it is (it is never written again). A fetched one is
+        # filled in place, made at its full size at once: growing it as bytes
+        # came copied it again and again, and left glibc's heaps in pieces (BENCHMARKS.md).
+        self.data: bytearray | bytes | memoryview = (
+            cached if cached is not None else bytearray(end - start)
+        )
+        self.got = len(self.data) if cached is not None else 0  # bytes in it so far
+        self.held = held  # bytes of the memory budget taken for it
+        self.filling = False  # a worker is writing into it now
+        self.dropped = False  # the reader has let go of it
         self.done = cached is not None
         self.taken = cached is not None  # a worker has it (or nobody needs to)
         self.cancelled = False
@@ -228,7 +280,7 @@ class _Segment:
 
     @property
     def filled(self) -> int:
-        return self.start + len(self.data)
+        return self.start + self.got
 
 
 class SegmentedReader(LinkBytes):
@@ -236,7 +288,10 @@ class SegmentedReader(LinkBytes):
     ``link(fresh)`` with the CDN session ``http``, by parallel segments (see the module).
 
     ``key`` names the file's content in ``cache``; ``budget`` is the account's connections,
-    ``link_budget`` those of the file's link (shared by every stream of the file)."""
+    ``link_budget`` those of the file's link (shared by every stream of the file); ``memory``
+    the gateway's memory budget: each segment takes its bytes from it before it is fetched,
+    segments are smaller and fewer when it is short, and with no room at all the bytes come
+    through one connection straight to the caller, nothing read ahead."""
 
     def __init__(
         self,
@@ -257,6 +312,7 @@ class SegmentedReader(LinkBytes):
         resumes: RetryPolicy = STREAM_RESUMES,
         workers: int = 1,
         host_failed: Callable[[str], None] | None = None,
+        memory: MemoryBudget | None = None,
     ) -> None:
         super().__init__(
             http,
@@ -270,6 +326,11 @@ class SegmentedReader(LinkBytes):
             host_failed=host_failed,
         )
         self.fetched = 0  # bytes that came from the CDN
+        self._memory = memory
+        self._direct: LinkReader | None = None  # while the memory budget has no room
+        self.direct_reads = 0  # reads that went straight through for want of room
+        if memory is not None:
+            memory.stream_began()
         self._budget = budget
         self._link_budget = link_budget
         self._cache = cache
@@ -304,32 +365,61 @@ class SegmentedReader(LinkBytes):
         if self.pos >= self.size or self._stopping():
             return b""
         want = self.size - self.pos if size is None or size < 0 else size
+        direct = None
         with self._cond:
             segment = self._segment_at(self.pos)
-            starved = False
-            # Wait for a useful amount, not for every byte (a thread handoff per network read
-            # would cost more than the copy); the first byte of a run is handed over at once.
-            enough = 1 if self.pos == self._run_start else min(want, HANDOFF)
-            while segment.filled - self.pos < min(enough, segment.end - self.pos) and not (
-                segment.done or segment.failure is not None
-            ):
-                if self._stopping():
-                    return b""
-                if not starved and self.pos > self._run_start and 0 < self.rate < self._plan.fast:
-                    # The caller waits for a throttled CDN in the middle of a run (not for its
-                    # first byte, which every request waits for): one more connection helps.
-                    starved = True
-                    self.workers = min(self._plan.connections, self.workers + 1)
-                    self._top_up(self.pos)
-                self._cond.wait(0.5)
-            if segment.failure is not None and segment.filled <= self.pos:
-                raise StreamGone(str(segment.failure), self.delivered)
-            at = self.pos - segment.start
-            with memoryview(segment.data) as view:
-                chunk = bytes(view[at : at + min(want, segment.filled - self.pos)])
+            if segment is None:
+                chunk = None
+            else:
+                direct, self._direct = self._direct, None  # room again: segments from here
+                chunk = self._take(segment, want)
+        if direct is not None:
+            direct.close()
+        if chunk is None:
+            chunk = self._read_direct(want)
         self.pos += len(chunk)
         self.delivered += len(chunk)
         return chunk
+
+    def _take(self, segment: _Segment, want: int) -> bytes:
+        """Up to ``want`` bytes at the caller's position, from ``segment`` (lock held)."""
+        starved = False
+        # Wait for a useful amount, not for every byte (a thread handoff per network read
+        # would cost more than the copy); the first byte of a run is handed over at once.
+        enough = 1 if self.pos == self._run_start else min(want, HANDOFF)
+        while segment.filled - self.pos < min(enough, segment.end - self.pos) and not (
+            segment.done or segment.failure is not None
+        ):
+            if self._stopping():
+                return b""
+            if not starved and self.pos > self._run_start and 0 < self.rate < self._plan.fast:
+                # The caller waits for a throttled CDN in the middle of a run (not for its
+                # first byte, which every request waits for): one more connection helps.
+                starved = True
+                self.workers = min(self._plan.connections, self.workers + 1)
+                self._top_up(self.pos)
+            self._cond.wait(0.5)
+        if segment.failure is not None and segment.filled <= self.pos:
+            raise StreamGone(str(segment.failure), self.delivered)
+        at = self.pos - segment.start
+        with memoryview(segment.data) as view:
+            return bytes(view[at : at + min(want, READ_MOST, segment.filled - self.pos)])
+
+    def _read_direct(self, want: int) -> bytes:
+        """No room in the memory budget for a segment: the bytes at the caller's position
+        through one connection, as they come."""
+        self.direct_reads += 1
+        if self._direct is None:
+            start, end = self.planned
+            self._direct = LinkReader(
+                self.http, self.size, self.link, start=start, end=end, name=self.name,
+                timeout=self.timeout, stop=self._stop, host_failed=self._host_failed,
+            )  # fmt: skip
+        self._direct.seek(self.pos)
+        try:
+            return self._direct.read(min(want, READ_MOST))
+        except StreamGone as exc:
+            raise StreamGone(str(exc), self.delivered) from None
 
     def close(self) -> None:
         if self.closed:
@@ -341,14 +431,21 @@ class SegmentedReader(LinkBytes):
                 self._cancel(segment)
             self._segments.clear()
             self._cond.notify_all()
+            direct, self._direct = self._direct, None
+        if direct is not None:
+            direct.close()
+        if self._memory is not None:
+            self._memory.stream_ended()
         if self.on_close is not None:
             self.on_close()
         super().close()
+        hand_back_freed_memory()
 
     # ------------------------------------------------------------------ scheduling
-    def _segment_at(self, pos: int) -> _Segment:
+    def _segment_at(self, pos: int) -> _Segment | None:
         """The segment holding ``pos`` (with the lock held), segments before it let go and
-        the read-ahead topped up; a position outside the scheduled run starts a new one."""
+        the read-ahead topped up; a position outside the scheduled run starts a new one.
+        None: the memory budget has no room for one."""
         while self._segments and self._segments[0].end <= pos:
             self._let_go(self._segments.popleft())
         if not self._segments or self._segments[0].start > pos:
@@ -359,25 +456,43 @@ class SegmentedReader(LinkBytes):
             self._end = end if start <= pos < end else self.size
             self._run_start = pos
             self._run_cached = 0
-            self._schedule(pos, self._plan.first)
+            if not self._schedule(pos, self._plan.first):
+                return None
         self._top_up(pos)
         return self._segments[0]
 
-    def _schedule(self, start: int, length: int) -> None:
+    def _schedule(self, start: int, length: int) -> bool:
+        """A segment from ``start`` of up to ``length`` bytes, as much as the memory budget
+        gives (False: none): from the cache when it holds them, else fetched."""
         cached = self._cache.find(self._key, start) if self._cache is not None else None
+        end = min(start + length, self._end)
         if cached is not None:
             piece_start, data = cached
             end = min(piece_start + len(data), self._end)
-            self._segments.append(
-                _Segment(start, end, data[start - piece_start : end - piece_start])
+            if self._memory is not None:
+                # A copy of what is needed now: a view would keep the whole piece alive after
+                # the cache let go of it, outside the budget.
+                end = min(end, start + max(length, self._plan.first))
+        held = 0
+        if self._memory is not None:
+            held = self._memory.take(
+                end - start, least=min(MIN_SEGMENT, end - start), holder=STREAMS
             )
+            if not held:
+                return False
+            end = start + held
+        if cached is not None:
+            with memoryview(data) as view:
+                piece = view[start - piece_start : end - piece_start]
+                copy = bytes(piece) if self._memory is not None else piece
+            self._segments.append(_Segment(start, end, copy, held=held))
             self._run_cached += end - start
             if self._cache is not None:
                 self._cache.hits += end - start
-            return
-        end = min(start + length, self._end)
-        self._segments.append(_Segment(start, end))
+            return True
+        self._segments.append(_Segment(start, end, held=held))
         self._cond.notify_all()
+        return True
 
     def _top_up(self, pos: int) -> None:
         # The read-ahead grows with what the caller has read from the CDN since its last seek
@@ -389,12 +504,19 @@ class SegmentedReader(LinkBytes):
             ahead = plan.first  # all of it came from the cache so far
         else:
             ahead = min(plan.ahead, max(plan.first + plan.size, 2 * from_cdn))
+        size = self._segment_size
+        if self._memory is not None:
+            # Its equal part of the budget: the segment being read and what is ahead of it.
+            share = self._memory.share(plan.ahead + MAX_SEGMENT)
+            size = min(size, share // 2)
+            ahead = min(ahead, share - size)
         while True:
             last = self._segments[-1]
             if last.end >= self._end or last.end - pos >= ahead:
                 break
             # After bytes the cache held, a small segment first: the caller may stop there.
-            self._schedule(last.end, plan.first if last.from_cache else self._segment_size)
+            if not self._schedule(last.end, plan.first if last.from_cache else size):
+                break  # the memory budget is short: fewer segments ahead
         waiting = sum(1 for s in self._segments if not s.taken)
         for _ in range(min(self.workers - self._working, waiting)):
             self._working += 1  # counted here, under the lock, until the worker ends
@@ -404,19 +526,29 @@ class SegmentedReader(LinkBytes):
         self._cancel(segment)
 
     def _cancel(self, segment: _Segment) -> None:
+        """Let go of ``segment`` (lock held): it is not needed any more."""
         if not segment.done:
             segment.cancelled = True
             self._cut(segment)
         self._keep(segment)
+        segment.dropped = True
+        if not segment.filling:
+            self._give_back(segment)
+
+    def _give_back(self, segment: _Segment) -> None:
+        """The segment's bytes, no longer held by the reader or a worker, off the budget."""
+        if self._memory is not None and segment.held:
+            self._memory.give_back(segment.held, holder=STREAMS)
+            segment.held = 0
 
     def _keep(self, segment: _Segment) -> None:
         """Put what the segment fetched into the cache (again when more arrived since)."""
-        if self._cache is not None and segment.fetched and len(segment.data) > segment.kept:
-            segment.kept = len(segment.data)
+        if self._cache is not None and segment.fetched and segment.got > segment.kept:
+            segment.kept = segment.got
             # A finished segment is written no more (``done`` is set under the lock held here,
             # after its last byte): the cache takes its bytes as they are. Copying them made a
             # second 32 MiB at each hand-over of a fast stream, the top of the gateway's RSS.
-            data = segment.data if segment.done else bytes(segment.data)
+            data = segment.data if segment.done else bytes(memoryview(segment.data)[: segment.got])
             self._cache.keep(self._key, segment.start, data)
 
     # ------------------------------------------------------------------ workers
@@ -427,7 +559,7 @@ class SegmentedReader(LinkBytes):
                 if segment is None or self._closing:
                     self._working -= 1
                     return
-                segment.taken = True
+                segment.taken = segment.filling = True
             try:
                 self._fetch(segment)
             except BaseException as exc:
@@ -435,12 +567,20 @@ class SegmentedReader(LinkBytes):
                 self._fail(segment, exc)
                 with self._cond:
                     self._working -= 1
+                    self._filled(segment)
                 log.exception("segment %d-%d of %r failed", segment.start, segment.end, self.name)
                 return
             with self._cond:
                 # Done, or cut by a seek or a close: what came is worth keeping either way.
                 self._keep(segment)
+                self._filled(segment)
                 self._cond.notify_all()
+
+    def _filled(self, segment: _Segment) -> None:
+        """A worker is done with ``segment`` (lock held)."""
+        segment.filling = False
+        if segment.dropped:
+            self._give_back(segment)
 
     def _fetch(self, segment: _Segment) -> None:
         """Fill ``segment`` from the CDN, resuming where it was cut."""
@@ -532,14 +672,17 @@ class SegmentedReader(LinkBytes):
                 return
             began, got = time.monotonic(), 0
             while segment.filled < segment.end and not segment.cancelled:
-                # What has arrived, up to 1 MiB: the caller sees bytes as they come.
-                chunk = resp.raw.read1(min(MIB, segment.end - segment.filled), decode_content=False)
+                # What has arrived, up to READ_MOST: the caller sees bytes as they come.
+                chunk = resp.raw.read1(
+                    min(READ_MOST, segment.end - segment.filled), decode_content=False
+                )
                 if not chunk:
                     raise _ClosedEarly("the download server closed early")
                 count = len(chunk)
                 got += count
                 with self._cond:
-                    segment.data += chunk
+                    segment.data[segment.got : segment.got + count] = chunk
+                    segment.got += count
                     segment.fetched += count
                     self.fetched += count
                     self._cond.notify_all()
@@ -590,13 +733,19 @@ STREAM_CACHE = 64 * MIB
 
 class Streams:
     """What the segmented streams of one account share: its connection budget, a budget
-    per file (every stream of a file reads the same signed link), and the block cache."""
+    per file (every stream of a file reads the same signed link), and the block cache; and
+    with every other account, the gateway's ``memory`` budget."""
 
     def __init__(
-        self, *, connections: int = ACCOUNT_CONNECTIONS, cache: BlockCache | None = None
+        self,
+        *,
+        connections: int = ACCOUNT_CONNECTIONS,
+        cache: BlockCache | None = None,
+        memory: MemoryBudget | None = None,
     ) -> None:
         self.budget = ConnectionBudget(connections)
         self.cache = cache
+        self.memory = memory
         # How many connections the last stream ended up wanting: the next one starts there
         # (a player's every seek is a new request; the CDN's speed has not changed).
         self.workers = 1
@@ -640,6 +789,7 @@ class Streams:
             stop=stop,
             workers=self.workers,
             host_failed=host_failed,
+            memory=self.memory,
         )
         reader.on_close = lambda: self._done(key, reader.workers, reader.rate)
         return reader
@@ -681,6 +831,7 @@ class Streams:
             fast=plan.fast,
             measured=self.measured,
             keep=(lambda at, data: cache.keep(key, at, data)) if cache is not None else None,
+            memory=self.memory,
         )
 
     def measured(self, rate: float) -> None:
@@ -711,7 +862,8 @@ class OneConnectionFirst(ByteReader):
     the byte it had reached; ``measured(rate)`` hears what one connection gave.
 
     The first :data:`MEASURE_AFTER` bytes it reads from where it starts go to ``keep(start,
-    data)`` (the block cache): a player's header and index reads come back again and again."""
+    data)`` (the block cache): a player's header and index reads come back again and again.
+    They are held within ``memory`` (the gateway's budget), and not kept when it is short."""
 
     def __init__(
         self,
@@ -720,9 +872,12 @@ class OneConnectionFirst(ByteReader):
         *,
         fast: float,
         measured: Callable[[float], None],
-        keep: Callable[[int, bytes], None] | None = None,
+        keep: Callable[[int, bytes | bytearray], None] | None = None,
+        memory: MemoryBudget | None = None,
     ) -> None:
         super().__init__()
+        self._memory = memory
+        self._held = 0  # of the memory budget, for the head
         self._current: io.RawIOBase = one
         self._one: LinkReader | None = one
         self._segmented = segmented
@@ -766,6 +921,11 @@ class OneConnectionFirst(ByteReader):
         self.delivered += len(data)
         if self._keep is not None and self.delivered - len(data) < MEASURE_AFTER:
             if self._head is None:
+                if self._memory is not None:
+                    self._held = self._memory.take(MEASURE_AFTER, holder=STREAMS)
+                    if not self._held:
+                        self._keep = None  # no room: the head is not kept this time
+                        return data
                 self._head, self._head_at = bytearray(), at
             self._head += data
             if len(self._head) >= MEASURE_AFTER:
@@ -775,11 +935,17 @@ class OneConnectionFirst(ByteReader):
     def _keep_head(self) -> None:
         head, self._head = self._head, None
         if head and self._keep is not None:
-            self._keep(self._head_at, bytes(head))
+            self._keep(self._head_at, head)  # nobody writes it after: the cache takes it as it is
         self._keep = None  # once per stream
+        if self._memory is not None and self._held:
+            self._memory.give_back(
+                self._held, holder=STREAMS
+            )  # the cache holds it within the budget now
+            self._held = 0
 
     def close(self) -> None:
         if not self.closed:
             self._keep_head()
             self._current.close()
+            hand_back_freed_memory()
         super().close()

@@ -1,5 +1,7 @@
 """The caches: folder listings and download links, with invalidation verbs named after the
-events that call them."""
+events that call them. Both hold their entries within the gateway's memory budget when given
+one (:class:`~pikdav.pikpak.memory.MemoryBudget`): when it is short, the oldest entries make room,
+and an entry that still does not fit is answered but not kept."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Generic, TypeVar
 
 from cachetools import LRUCache
 
+from pikdav.pikpak.memory import LISTINGS, MemoryBudget
 from pikdav.pikpak.types import Link
 
 T = TypeVar("T")
@@ -22,15 +25,58 @@ class _Stamped(Generic[T]):
     expires_at: float
 
 
+#: About what one cached link weighs in memory (its signed URL and fields).
+LINK_BYTES = 1024
+
+
+class _Weighed(LRUCache):
+    """An LRU map whose entries take their weight from ``memory`` while they are in it."""
+
+    def __init__(self, maxsize: int, memory: MemoryBudget, weigh: Callable[[object], int]):
+        super().__init__(maxsize)
+        self._memory = memory
+        self._weigh = weigh
+        self._held: dict[object, int] = {}
+
+    def __setitem__(self, key: object, value: _Stamped) -> None:
+        if key in self:
+            del self[key]
+        granted = self._memory.take(max(1, self._weigh(value.value)), holder=LISTINGS)
+        while not granted and len(self):
+            self.popitem()  # the oldest make room
+            granted = self._memory.take(max(1, self._weigh(value.value)), holder=LISTINGS)
+        if not granted:
+            return  # no room even alone: answered, not kept
+        super().__setitem__(key, value)
+        self._held[key] = granted
+
+    def __delitem__(self, key: object) -> None:
+        super().__delitem__(key)
+        self._memory.give_back(self._held.pop(key, 0), holder=LISTINGS)
+
+
 class TtlCache(Generic[T]):
     """A bounded, thread-safe map whose entries expire; ``fetch`` is single-flight per key,
     so a burst of requests for a cold folder makes one upstream listing, not one each.
 
     A load that was under way when the key was invalidated (a write happened meanwhile) is
-    returned to its caller but not cached: it may predate the write."""
+    returned to its caller but not cached: it may predate the write.
 
-    def __init__(self, maxsize: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self._items: LRUCache[str, _Stamped[T]] = LRUCache(maxsize)
+    ``memory`` and ``weigh(value)``: entries hold their weight in bytes of the gateway's
+    memory budget."""
+
+    def __init__(
+        self,
+        maxsize: int,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        memory: MemoryBudget | None = None,
+        weigh: Callable[[T], int] | None = None,
+    ) -> None:
+        self._items: LRUCache[str, _Stamped[T]] = (
+            _Weighed(maxsize, memory, weigh) if memory is not None and weigh is not None
+            else LRUCache(maxsize)
+        )  # fmt: skip
         self._lock = threading.Lock()
         self._inflight: dict[str, threading.Lock] = {}
         self._generation: dict[str, int] = {}
@@ -111,8 +157,10 @@ class TtlCache(Generic[T]):
 class LinkCache:
     """Download links, kept for as long as :meth:`Link.usable_for` says."""
 
-    def __init__(self, maxsize: int = 10_000) -> None:
-        self._cache: TtlCache[Link] = TtlCache(maxsize, clock=time.time)
+    def __init__(self, maxsize: int = 10_000, memory: MemoryBudget | None = None) -> None:
+        self._cache: TtlCache[Link] = TtlCache(
+            maxsize, clock=time.time, memory=memory, weigh=lambda link: LINK_BYTES
+        )
 
     def fetch(self, file_id: str, load: Callable[[], Link]) -> Link:
         def timed() -> tuple[Link, float]:

@@ -148,6 +148,7 @@ class Mount:
             channel=name,
             disk=disk,
             scope=disk_scope,
+            memory=streams.memory if streams is not None else None,
         )
         self.writer: TreeWriter | None = None
         self.temporaries = temporaries

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from pikdav.pikpak.errors import PikPakError
 from pikdav.pikpak.links import LinkRoute
+from pikdav.pikpak.memory import MemoryBudget, hand_back_freed_memory
 from pikdav.pikpak.types import File, Link
 
 from .cache import LinkCache, TtlCache
@@ -28,6 +29,8 @@ from .source import Source
 log = logging.getLogger(__name__)
 
 LISTING_TTL = 60.0  # seconds a folder's listing is served from the cache
+ENTRY_BYTES = 512  # about what one listed item weighs in memory (measured with tracemalloc)
+BIG_LISTING = 1000  # items: the pages of PikPak's answer freed after it are worth handing back
 
 
 @dataclass(frozen=True)
@@ -169,17 +172,23 @@ class DriveTree:
         channel: str = "",
         disk: DiskCache | None = None,
         scope: str = "",
+        memory: MemoryBudget | None = None,
     ) -> None:
         """``route``: how links are rewritten when handed out (download domain, CDN node);
         ``disk``: where listings are kept across restarts and served from while PikPak is
-        away, under ``scope`` (the mount and what it shows)."""
+        away, under ``scope`` (the mount and what it shows); ``memory``: the gateway's budget
+        the cached listings and links are held within."""
         self.source = source
         self.route = route
         self.root_id = root_id
         self.listing_ttl = listing_ttl
         self.waiting = waiting
-        self.listings: TtlCache[Listing] = TtlCache(max_folders)
-        self.links = LinkCache()
+        self.listings: TtlCache[Listing] = TtlCache(
+            max_folders,
+            memory=memory,
+            weigh=lambda listing: ENTRY_BYTES * (1 + len(listing.entries)),
+        )
+        self.links = LinkCache(memory=memory)
         self.shared = shared
         self.channel = f"changes:{channel}"
         self.disk = disk
@@ -247,6 +256,8 @@ class DriveTree:
             at = time.time()
             listing = disambiguate(self.source.list_folder(folder_id))
             self.outage.ended()
+            if len(listing.entries) >= BIG_LISTING:
+                hand_back_freed_memory()  # and what rendering the answer frees just after
             if self.disk is not None:
                 self.disk.keep_listing(self.scope, folder_id, at, listing.stored())
                 if self.listings.stamp(folder_id) != stamp:
