@@ -15,8 +15,9 @@ stacks, sockets' buffers and the bytes of each read on their way to a client are
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
+
+from .retry import pause_for
 
 KIB, MIB = 1 << 10, 1 << 20
 
@@ -137,7 +138,7 @@ class _Trimmer:
         assert self._trim is not None
         while True:
             self._wanted.wait()
-            time.sleep(TRIM_AFTER)  # let the rest of a burst of ends come first
+            pause_for(TRIM_AFTER)  # let the rest of a burst of ends come first
             self._wanted.clear()
             self._trim()
 
