@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import queue
 import struct
 import threading
@@ -346,7 +347,8 @@ def is_away(exc: BaseException) -> bool:
 class Outage:
     """Whether PikPak is away for a mount: since when (wall clock) and why, said once in the
     log when it begins and when it ends. While it lasts, PikPak is tried again at most every
-    :data:`PROBE_EVERY` seconds (:meth:`try_now`)."""
+    :data:`PROBE_EVERY` seconds (:meth:`try_now`), or after as long as PikPak asked us to wait
+    (its Retry-After), which is also what clients are told."""
 
     def __init__(self, name: str, probe_every: float = PROBE_EVERY) -> None:
         self.name = name
@@ -354,6 +356,7 @@ class Outage:
         self.since: float | None = None
         self.reason = ""
         self._tried = 0.0
+        self._wait = probe_every
         self._lock = threading.Lock()
 
     @property
@@ -361,8 +364,10 @@ class Outage:
         return self.since is not None
 
     def began(self, exc: BaseException) -> None:
+        asked = exc.retry_after if isinstance(exc, PikPakError) else None
         with self._lock:
             self._tried = time.monotonic()
+            self._wait = max(self.probe_every, asked or 0.0)
             if self.since is not None:
                 return
             self.since = time.time()
@@ -392,14 +397,14 @@ class Outage:
         with self._lock:
             if self.since is None:
                 return True
-            if time.monotonic() - self._tried >= self.probe_every:
+            if time.monotonic() - self._tried >= self._wait:
                 self._tried = time.monotonic()
                 return True
             return False
 
     def retry_after(self) -> int:
         with self._lock:
-            return max(1, int(self.probe_every - (time.monotonic() - self._tried)) + 1)
+            return max(1, math.ceil(self._wait - (time.monotonic() - self._tried)))
 
     def describe(self) -> str:
         """ "serving from its disk cache since 12:00:03 UTC because …" (or "")."""
@@ -414,7 +419,8 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, LoginPaused):
         return f"sign-ins are paused: {exc.short}"
     if isinstance(exc, RateLimited):
-        return "PikPak is rate limiting"
+        wait = max(1, math.ceil(exc.retry_after or PROBE_EVERY))
+        return f"rate limiting: PikPak asks the gateway to wait {wait} s before its next request"
     if isinstance(exc, PikPakError):
         return redact(str(exc))[:200]
     return type(exc).__name__

@@ -301,7 +301,7 @@ class Mount:
     def _from_cache(self, what: str) -> FromCache:
         outage = self.tree.outage
         return FromCache(
-            f"PikPak cannot be reached ({outage.reason}); the mount serves from its disk cache "
+            f"PikPak is away ({outage.reason}); the mount serves from its disk cache "
             f"and {what}; try again shortly",
             outage.retry_after(),
         )

@@ -22,6 +22,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
@@ -64,10 +65,18 @@ def text_of(browser, css: str) -> str:
 
 
 def submit(browser, form_css: str) -> None:
-    """Press the form's button and wait for the page that answers it."""
-    old = browser.find_element(By.TAG_NAME, "html")
-    browser.find_element(By.CSS_SELECTOR, f"{form_css} button[type=submit]").click()
-    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(old))
+    """Press the form's button and wait for the page that answers it. The page reloads itself
+    every few seconds: a reload between finding the button and pressing it is tried again."""
+    for attempt in range(3):
+        old = browser.find_element(By.TAG_NAME, "html")
+        try:
+            browser.find_element(By.CSS_SELECTOR, f"{form_css} button[type=submit]").click()
+        except WebDriverException:  # stale element, or a node no longer in the document
+            if attempt == 2:
+                raise
+            continue
+        WebDriverWait(browser, 20).until(expected_conditions.staleness_of(old))
+        return
 
 
 def fail_logins_from(url: str, address: str, count: int) -> None:
