@@ -195,6 +195,11 @@ class DriveTree:
         self.scope = scope or channel
         self.outage = Outage(channel)
         self._started = time.time()  # listings kept before this are from an earlier run
+        # When each folder last changed here (a write, a notice), and everything at once: a
+        # listing on disk whose fetch began before that may predate the change (a load that
+        # raced the change writes it before it sees the change and drops it again).
+        self._changed_at: dict[str, float] = {}
+        self._all_changed_at = 0.0
         self._revalidating: set[str] = set()
         self._revalidators = threading.BoundedSemaphore(4)
         self._lock = threading.Lock()
@@ -225,6 +230,8 @@ class DriveTree:
         except TypeError:  # kept by a version whose entries had other fields
             listing = None
         at = kept.at if kept is not None else 0.0
+        if listing is not None and at <= self._last_change(folder_id):
+            listing = None  # fetched before the folder's last change here: never served
         age = time.time() - at
         if listing is not None and 0 <= age < self._ttl(folder_id):
             self.listings.insert_unless_changed(
@@ -362,7 +369,20 @@ class DriveTree:
         folders = [parent_id, entry.id] if entry.is_folder else [parent_id]
         self._invalidate(folders, [entry.id])
 
+    def _last_change(self, folder_id: str) -> float:
+        return max(self._changed_at.get(folder_id, 0.0), self._all_changed_at)
+
+    def _changed(self, folder_id: str) -> None:
+        now = time.time()
+        if len(self._changed_at) >= 100_000:
+            # Bounded: when full, every folder counts as changed now (each disk listing is
+            # fetched again once), which is never wrong, only a little slower.
+            self._changed_at.clear()
+            self._all_changed_at = now
+        self._changed_at[folder_id] = now
+
     def forget_everything(self) -> None:
+        self._all_changed_at = time.time()
         self.listings.invalidate_all()
         self.links.forget_all()
         if self.disk is not None:
@@ -375,6 +395,7 @@ class DriveTree:
 
     def _drop(self, folders: Iterable[str], links: Iterable[str]) -> None:
         for folder_id in folders:
+            self._changed(folder_id)
             self.listings.invalidate(folder_id)
             if self.disk is not None:
                 self.disk.forget_listing(self.scope, folder_id)
