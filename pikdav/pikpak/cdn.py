@@ -21,7 +21,7 @@ from typing import Protocol
 import requests
 import urllib3
 
-from .errors import PikPakError, StreamGone, cause_in_words
+from .errors import CdnAnswer, PikPakError, StreamGone, cause_in_words, cdn_answer
 from .http import host_of, other_domain
 from .retry import STREAM_RESUMES, RetryPolicy
 from .types import ByteReader, Link
@@ -35,13 +35,6 @@ STREAM_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSErro
 # The most one read of a stream returns: the bytes on their way to a client are outside the
 # memory budget (pikpak.memory), so they are kept small (WsgiDAV asks for 1 MiB at a time).
 READ_MOST = 512 << 10
-# Expired, or issued to another address: such an answer asks for a fresh link, once.
-_STALE_LINK = (403, 404, 410)
-
-
-def is_stale(status: int) -> bool:
-    """Whether the download server's ``status`` says the link is no longer good."""
-    return status in _STALE_LINK
 
 
 class Stopping(Protocol):
@@ -215,10 +208,11 @@ class LinkReader(LinkBytes):
         self._end = end if start <= self.pos < end else self.size
         for fresh in (False, True):
             resp = self._get(self.link(fresh), self.pos, self._end)
-            if is_stale(resp.status_code) and not fresh:
+            answer = cdn_answer(resp.status_code, whole_file=self.pos == 0)
+            if answer is CdnAnswer.STALE_LINK and not fresh:
                 resp.close()
                 continue
-            if resp.status_code == 206 or (resp.status_code == 200 and self.pos == 0):
+            if answer is CdnAnswer.BYTES:
                 self._resp = resp
                 return
             resp.close()

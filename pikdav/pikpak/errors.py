@@ -647,6 +647,27 @@ def transport_failure(
     return failure, rule
 
 
+class CdnAnswer(enum.Enum):
+    """How a download server's answer to a ranged read is taken (:func:`cdn_answer`)."""
+
+    BYTES = "bytes"  # the bytes asked for
+    STALE_LINK = "stale link"  # expired, or issued to another address: a fresh link, once
+    BUSY = "busy"  # more connections than PikPak allows: fewer connections, then again
+    FAILED = "failed"  # anything else: the stream resumes elsewhere or ends
+
+
+def cdn_answer(status: int, *, whole_file: bool = False) -> CdnAnswer:
+    """The one table for the CDN's answers (the API's is :func:`rule_for`). ``whole_file``:
+    the read starts at byte 0, where a 200 with the whole file is the bytes asked for too."""
+    if status == 206 or (status == 200 and whole_file):
+        return CdnAnswer.BYTES
+    if status in (403, 404, 410):
+        return CdnAnswer.STALE_LINK
+    if status == 503:
+        return CdnAnswer.BUSY
+    return CdnAnswer.FAILED
+
+
 def upload_failure(exc: Exception) -> PikPakError:
     """What broke an upload, as the error table says it: PikPak's own errors as they are,
     anything else as a failed upload (its type named, never its text: it may hold a URL)."""

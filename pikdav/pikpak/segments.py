@@ -45,8 +45,8 @@ from .cdn import (
     Stopping,
     StreamGone,
     described,
-    is_stale,
 )
+from .errors import CdnAnswer, cdn_answer
 from .memory import BLOCK_CACHE, STREAMS, MemoryBudget, hand_back_freed_memory
 from .retry import CDN_BUSY, STREAM_RESUMES, RetryPolicy
 from .types import Link
@@ -649,18 +649,20 @@ class SegmentedReader(LinkBytes):
         the link the mount holds now when another segment has renewed it, else by a fresh one."""
         used = self.link(False)
         resp = self._get(used, segment.filled, segment.end)
-        if is_stale(resp.status_code):
+        answer = cdn_answer(resp.status_code)
+        if answer is CdnAnswer.STALE_LINK:
             resp.close()
             current = self.link(False)
             fresh = current if current.url != used.url else self.link(True)
             resp = self._get(fresh, segment.filled, segment.end)
-        if resp.status_code == 503:
+            answer = cdn_answer(resp.status_code)
+        if answer is CdnAnswer.BUSY:
             resp.close()
             for budget in (self._link_budget, self._budget):
                 if budget is not None:
                     budget.refused()
             raise _Busy()
-        if resp.status_code != 206:
+        if answer is not CdnAnswer.BYTES:
             resp.close()
             raise StreamGone(
                 f"the download server answered {resp.status_code} for a ranged read",
