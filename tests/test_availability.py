@@ -41,19 +41,24 @@ def first_line(sock: socket.socket) -> bytes:
         return b""
 
 
-def test_a_user_holding_80_slow_uploads_and_80_paused_downloads_takes_nobody_elses_turn(
-    emulator, make_gateway
-):
-    # Given a gateway with 32 threads, and two users
+def film_and_two_users(emulator) -> dict:
+    """A 1 GiB film on the drive, and the DAV users: the one who waits and the one who holds."""
     control(
         emulator.base_url,
         "files",
         {"username": USER, "path": "film.mkv", "size": 1 << 30, "seed": 3},
     )
-    users = {
+    return {
         DAV_USER: {"password_hash": hash_password(DAV_PASSWORD), "mounts": ["*"]},
         HOLDER: {"password_hash": hash_password(HOLDER_PASSWORD), "mounts": ["*"]},
     }
+
+
+def test_a_user_holding_80_slow_uploads_and_80_paused_downloads_takes_nobody_elses_turn(
+    emulator, make_gateway
+):
+    # Given a gateway with 32 threads, and two users
+    users = film_and_two_users(emulator)
     gw = make_gateway(download="proxy", read_only=False, users=users)
     assert gw.server.requests.min == 32
     authorization = f"Authorization: {basic(HOLDER, HOLDER_PASSWORD)}\r\n"
@@ -130,15 +135,7 @@ def wait_for(condition, timeout: float = 20.0) -> bool:
 def test_caps_per_user_and_per_address_are_given_back_and_the_pool_shrinks_back(
     emulator, make_gateway
 ):
-    control(
-        emulator.base_url,
-        "files",
-        {"username": USER, "path": "film.mkv", "size": 1 << 30, "seed": 3},
-    )
-    users = {
-        DAV_USER: {"password_hash": hash_password(DAV_PASSWORD), "mounts": ["*"]},
-        HOLDER: {"password_hash": hash_password(HOLDER_PASSWORD), "mounts": ["*"]},
-    }
+    users = film_and_two_users(emulator)
     gw = make_gateway(
         download="proxy",
         users=users,
