@@ -34,10 +34,10 @@ from .pikpak.session import Credentials, Session
 from .pikpak.shares import SharedFolder, parse_share_link
 from .pikpak.tokenstore import MemoryTokenStore, open_store
 from .pikpak.types import ORIGINAL
+from .vfs.cluster import Cluster
 from .vfs.disk import DiskCache
 from .vfs.mount import Mount
 from .vfs.share import ShareSaver, ShareSource
-from .vfs.shared import SharedState
 from .vfs.sharelist import ShareListSource
 from .vfs.sidefiles import RedisSideStore
 from .vfs.source import DriveSource
@@ -178,7 +178,7 @@ def build_mounts(
         directory=str(config.server.temp_dir) if config.server.temp_dir else None,
         max_size=config.server.max_upload_size,
     )
-    shared = SharedState(config.redis) if config.redis else None
+    cluster = Cluster(config.redis) if config.redis else None
     mounts = []
 
     def own_drive(
@@ -229,8 +229,8 @@ def build_mounts(
                 offline_folder=settings.offline_folder,
                 offline_links_per_file=settings.offline_links_per_file,
                 offline_links_per_minute=settings.offline_links_per_minute,
-                shared=shared,
-                side_files=RedisSideStore(shared, settings.name) if shared else None,
+                cluster=cluster,
+                side_files=RedisSideStore(cluster, settings.name) if cluster else None,
                 streams=streams[account.name],
                 stream_plan=SegmentPlan(connections=settings.stream_connections),
                 finder_hints=settings.finder_hints,
@@ -243,8 +243,8 @@ def build_mounts(
                 same_bytes_by_hash=settings.link == ORIGINAL,
             )
         )
-    if shared is not None:
-        shared.start()  # every mount listens for the others' changes from now on
+    if cluster is not None:
+        cluster.start()  # every mount listens for the others' changes from now on
     return mounts
 
 
@@ -400,10 +400,10 @@ def share_list_source(mount: MountConfig, session: Session) -> ShareListSource:
     )
 
 
-def shared_state(mounts: list[Mount]) -> SharedState | None:
+def cluster_of(mounts: list[Mount]) -> Cluster | None:
     """The Redis state the mounts share with other instances (None: one instance alone);
     ``.status()`` says whether it answers, for the status page."""
-    return next((m.shared for m in mounts if m.shared is not None), None)
+    return next((m.cluster for m in mounts if m.cluster is not None), None)
 
 
 def memory_budget(mounts: list[Mount]) -> MemoryBudget | None:
@@ -432,7 +432,7 @@ def build_app_and_metrics(config: Config, mounts: list[Mount]) -> tuple[Callable
         mounts=mounts,
         policies=policies,
         account_of={settings.name: settings.account for settings in config.mounts},
-        shared=shared_state(mounts),
+        cluster=cluster_of(mounts),
         memory=memory_budget(mounts),
     )
     metrics = Metrics(status)
@@ -442,7 +442,7 @@ def build_app_and_metrics(config: Config, mounts: list[Mount]) -> tuple[Callable
         per_user=config.server.requests_per_user, per_address=config.server.requests_per_address
     )
     app = build_dav_app(
-        mounts, policies, config.auth_settings(), status, metrics, shared_state(mounts), caps
+        mounts, policies, config.auth_settings(), status, metrics, cluster_of(mounts), caps
     )
     return app, metrics
 

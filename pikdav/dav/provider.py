@@ -510,8 +510,8 @@ class GatewayProvider(DAVProvider):
         self.transfers = transfers or Transfers()
         self.started = time.time()
         # Several instances on one Redis: while it is down, nothing may change (see
-        # pikdav.vfs.shared); reads go on from the local caches.
-        self.shared = next((m.shared for m in self.mounts.values() if m.shared), None)
+        # pikdav.vfs.cluster); reads go on from the local caches.
+        self.cluster = next((m.cluster for m in self.mounts.values() if m.cluster), None)
 
     def is_readonly(self) -> bool:
         return all(m.read_only for m in self.mounts.values())
@@ -579,9 +579,9 @@ class GatewayProvider(DAVProvider):
         self, environ: dict, start_response: Callable, default_handler: Callable
     ):
         method = environ["REQUEST_METHOD"]
-        if self.shared is not None and method in WRITE_METHODS:
+        if self.cluster is not None and method in WRITE_METHODS:
             with answering(f"{method} {environ['PATH_INFO']}"):
-                self.shared.check()  # LOCK and UNLOCK too: the locks live in Redis
+                self.cluster.check()  # LOCK and UNLOCK too: the locks live in Redis
         if method in _ROOT_UNCHANGEABLE and environ["PATH_INFO"].strip("/") == "":
             raise DAVError(
                 HTTP_FORBIDDEN, "the server root cannot be deleted, moved, copied or written"

@@ -34,9 +34,9 @@ from wsgidav.mw.base_mw import BaseMiddleware
 
 from pikdav.pikpak.errors import HumanCheckRequired, PikPakError
 from pikdav.pikpak.memory import MemoryBudget
+from pikdav.vfs.cluster import Cluster
 from pikdav.vfs.errors import MountError
 from pikdav.vfs.mount import Mount
-from pikdav.vfs.shared import SharedState
 
 from .auth import REALM, AuthSettings, failed_logins
 from .frontdoor import html_answer, plain_answer
@@ -74,7 +74,7 @@ class StatusSources:
     policies: Mapping[str, DownloadPolicy]
     transfers: Transfers = field(default_factory=Transfers)
     account_of: Mapping[str, str] = field(default_factory=dict)  # mount name → account name
-    shared: SharedState | None = None  # the Redis several instances share, if any
+    cluster: Cluster | None = None  # the Redis several instances share, if any
     memory: MemoryBudget | None = None  # what streams and caches hold within
 
 
@@ -97,7 +97,7 @@ class StatusPages(BaseMiddleware):
         self.bans = failed_logins(config)
         self.metrics = settings.get("metrics")  # pikdav.dav.metrics.Metrics, or None
         # A callable giving the key CSRF tokens are signed with: the instances' shared one
-        # on Redis (see :class:`pikdav.dav.shared.SharedSecret`), or this process's own.
+        # on Redis (see :class:`pikdav.dav.cluster.cluster_dav_state`), or this process's own.
         own = secrets.token_bytes(32)
         self._csrf_key: Callable[[], bytes] = settings.get("csrf_key") or (lambda: own)
 
@@ -398,18 +398,18 @@ def _view(sources: StatusSources, bans: list[tuple[str, int]]) -> dict[str, Any]
                 "human_check": bool(paused and paused.kind == "human_check"),
             }
         )
-    shared = sources.shared.status() if sources.shared is not None else None
+    cluster = sources.cluster.status() if sources.cluster is not None else None
     return {
         "accounts": accounts,
         "quotas": quotas,
         "mounts": mounts,
-        "shared": {
-            "where": shared.where,
-            "up": shared.up,
-            "since": _clock(shared.since) if shared.since else "",
-            "problem": shared.problem,
+        "cluster": {
+            "where": cluster.where,
+            "up": cluster.up,
+            "since": _clock(cluster.since) if cluster.since else "",
+            "problem": cluster.problem,
         }
-        if shared is not None
+        if cluster is not None
         else None,
         "offline_mounts": [m for m in sources.mounts if m.offline is not None],
         "transfers": [

@@ -24,6 +24,7 @@ from pikdav.pikpak.segments import SegmentPlan, Streams
 from pikdav.pikpak.types import Link, Quota, Task
 
 from .cache import TtlCache
+from .cluster import Cluster
 from .disk import DiskCache, content_key, is_away
 from .errors import BodyCut, FromCache, MountError, NotAllowed, ReadOnly, StillUploading
 from .names import HIDDEN_PREFIX, is_finder_metadata, is_probe, unfit_character
@@ -37,7 +38,6 @@ from .offline import (
 )
 from .pending import PendingUploads
 from .share import ShareStatus
-from .shared import SharedState
 from .sidefiles import KEEP_LOCAL, SideFiles, SideStore
 from .source import Source, WritableSource
 from .spool import SpoolFile, SpoolSettings
@@ -68,7 +68,7 @@ class Mount:
         offline_folder: str | None = None,
         offline_links_per_file: int = LINKS_PER_FILE,
         offline_links_per_minute: int = LINKS_PER_MINUTE,
-        shared: SharedState | None = None,
+        cluster: Cluster | None = None,
         side_files: SideFiles | None = None,
         streams: Streams | None = None,
         stream_plan: SegmentPlan | None = None,
@@ -84,7 +84,7 @@ class Mount:
         the account's offline downloads, landing in ``offline_folder`` (a path below the
         mount's root; None: PikPak's "My Pack"), a dropped file of links starting at most
         ``offline_links_per_file`` tasks and a user at most ``offline_links_per_minute`` a
-        minute; ``shared``: the Redis that several instances
+        minute; ``cluster``: the Redis that several instances
         share (changes are refused while it is down, and invalidations reach every
         instance); ``side_files``: where Finder's metadata files are kept (default: in
         memory); ``streams`` and ``stream_plan``: read files by parallel segments so cut,
@@ -106,7 +106,7 @@ class Mount:
         self.read_only = read_only or self.foreign
         self.keep_finder_metadata = finder_metadata == KEEP_LOCAL
         self.side_files: SideFiles = side_files if side_files is not None else SideStore()
-        self.shared = shared
+        self.cluster = cluster
         self.quota_ttl = quota_ttl
         self._cdn = cdn
         self.offline = offline
@@ -129,7 +129,7 @@ class Mount:
         self._quota: TtlCache[Quota] = TtlCache(1)
         spool = spool or SpoolSettings()
         self.pending = (
-            PendingUploads(uploads_dir, shared=shared, channel=name)
+            PendingUploads(uploads_dir, cluster=cluster, channel=name)
             if uploads_dir is not None
             else None
         )
@@ -144,7 +144,7 @@ class Mount:
             listing_ttl,
             waiting=self.pending,
             route=route,
-            shared=shared,
+            cluster=cluster,
             channel=name,
             disk=disk,
             scope=disk_scope,
@@ -195,11 +195,11 @@ class Mount:
         """With other instances on one Redis: return once this instance has applied every
         change they made to this mount before now (a request calls it before it reads, so
         a client reads its own writes whichever instance it reaches)."""
-        if self.shared is not None:
+        if self.cluster is not None:
             channels = [self.tree.channel]
             if self.pending is not None:
                 channels.append(self.pending.channel)
-            self.shared.catch_up(channels)
+            self.cluster.catch_up(channels)
 
     def resolve(self, names: list[str], *, looking: bool = False) -> Entry | None:
         """The entry at ``names`` below the mount's root, or None. When a client is only
@@ -383,9 +383,9 @@ class Mount:
             raise ReadOnly("this folder is read-only")
         if self.tree.outage.active and not self.tree.outage.try_now():
             raise self._from_cache("changes are refused until PikPak answers")
-        if self.shared is not None:
+        if self.cluster is not None:
             # A change the other instances might not hear of is no change to make.
-            self.shared.check()
+            self.cluster.check()
         if name is not None and name.startswith(HIDDEN_PREFIX):
             raise NotAllowed(f"names starting with {HIDDEN_PREFIX} are the gateway's own")
         return self.writer

@@ -103,7 +103,7 @@ def test_a_write_through_one_instance_is_read_at_once_through_another_whose_noti
         time.sleep(0.3)
         late.tree._apply_notice(message)
 
-    late.shared.on_notice(late.tree.channel, held_back)
+    late.cluster.on_notice(late.tree.channel, held_back)
     expected = {"old.txt"}
     assert names_in(b, "/pikpak/Docs/") == expected  # B has the folder cached
     for cycle in range(20):

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from pikdav.vfs.shared import SharedState
+from pikdav.vfs.cluster import Cluster
 from pikdav.vfs.sidefiles import RedisSideStore
 from tests.support.davclients import put_files
 from tests.support.gateway import _HASH, DAV_PASSWORD, dav
@@ -70,14 +70,14 @@ def test_finders_side_file_written_through_one_instance_is_read_through_another(
 
 
 def test_side_files_on_redis_are_bounded_and_expire(redis_url):
-    shared = SharedState(redis_url)
-    store = RedisSideStore(shared, "pikpak", max_bytes=1000, keep=3600)
+    cluster = Cluster(redis_url)
+    store = RedisSideStore(cluster, "pikpak", max_bytes=1000, keep=3600)
     for i in range(5):
         store.put(f"/pikpak/._{i}", bytes(300))
     # 1000 bytes hold three of 300: the two used least recently went first.
     kept = [i for i in range(5) if store.get(f"/pikpak/._{i}") is not None]
     assert kept == [2, 3, 4]
-    ttl = shared.client.ttl(shared.key("side", "pikpak", "file", "/pikpak/._4"))
+    ttl = cluster.client.ttl(cluster.key("side", "pikpak", "file", "/pikpak/._4"))
     assert 0 < ttl <= 3600
     store.move("/pikpak/", "/pikpak/Old/")
     assert store.get("/pikpak/._4") is None
