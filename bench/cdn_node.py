@@ -111,7 +111,7 @@ def main() -> None:
                 for node in ("off", "auto")
             }
             try:
-                chosen = gateways["auto"].mounts[0].route.choice
+                chosen = gateways["auto"].mounts[0].reading.route.choice
                 rows = [
                     (
                         "proxied GET",

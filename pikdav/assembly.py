@@ -37,6 +37,9 @@ from .pikpak.types import ORIGINAL
 from .vfs.cluster import Cluster
 from .vfs.disk import DiskCache
 from .vfs.mount import Mount
+from .vfs.offline import Offline
+from .vfs.parts import Reading, Writing
+from .vfs.pending import PendingUploads
 from .vfs.share import ShareSaver, ShareSource
 from .vfs.sharelist import ShareListSource
 from .vfs.sidefiles import RedisSideStore
@@ -153,6 +156,34 @@ def temporaries(config: Config, settings: MountConfig, drive: Drive) -> Temporar
         return None
 
 
+def writing(
+    config: Config,
+    settings: MountConfig,
+    source: DriveSource,
+    spool: SpoolSettings,
+    cluster: Cluster | None,
+    *,
+    background: bool = True,
+) -> Writing:
+    """How a writable drive mount writes: its background uploads (``background=False``: none,
+    for a command beside a running server), the temporaries of its uploads, Finder's files."""
+    waits = background and settings.background_uploads
+    return Writing(
+        use_trash=settings.use_trash,
+        spool=spool,
+        pending=PendingUploads(
+            config.state_dir / "uploads" / settings.name, cluster=cluster, channel=settings.name
+        )
+        if waits
+        else None,
+        # Only the server writes down and removes its uploads' temporaries: a command beside
+        # it must not remove those of the server's uploads in flight.
+        temporaries=temporaries(config, settings, source.drive) if background else None,
+        finder_metadata=settings.finder_metadata,
+        side_files=RedisSideStore(cluster, settings.name) if cluster else None,
+    )
+
+
 def build_mounts(
     config: Config, sessions: dict[str, Session] | None = None, *, background: bool = True
 ) -> list[Mount]:
@@ -205,42 +236,38 @@ def build_mounts(
             continue
         account = config.account_for(settings)
         source, cdn = own_drive(account, settings.link)
-        offline = offline_tasks[account.name]
         route = link_route(settings, account, cdn)
         if route is not None:
             route.start()  # with cdn_node auto: the first probe, then one an hour
-        waits = background and settings.background_uploads
         mounts.append(
             Mount(
                 settings.name,
                 source,
-                cdn=cdn,
-                root_id=settings.root_folder_id,
-                listing_ttl=settings.listing_ttl,
+                reading=Reading(
+                    cdn,
+                    route=route,
+                    streams=streams[account.name],
+                    plan=SegmentPlan(connections=settings.stream_connections),
+                    disk=disk,
+                    disk_scope=f"{settings.name}|{account.username or account.name}"
+                    f"|{settings.root_folder_id}",
+                    same_bytes_by_hash=settings.link == ORIGINAL,
+                ),
                 # A transcoded view is not the stored file: a copy or a change of it would be
                 # of bytes the client never saw.
-                read_only=settings.read_only or settings.link == "transcoded",
-                use_trash=settings.use_trash,
-                spool=spool,
-                uploads_dir=config.state_dir / "uploads" / settings.name if waits else None,
-                finder_metadata=settings.finder_metadata,
-                route=route,
-                offline=offline,
-                offline_folder=settings.offline_folder,
-                offline_links_per_file=settings.offline_links_per_file,
-                offline_links_per_minute=settings.offline_links_per_minute,
-                cluster=cluster,
-                side_files=RedisSideStore(cluster, settings.name) if cluster else None,
-                streams=streams[account.name],
-                stream_plan=SegmentPlan(connections=settings.stream_connections),
+                writing=None
+                if settings.read_only or settings.link == "transcoded"
+                else writing(config, settings, source, spool, cluster, background=background),
+                offline=Offline(
+                    offline_tasks[account.name],
+                    settings.offline_folder,
+                    links_per_file=settings.offline_links_per_file,
+                    links_per_minute=settings.offline_links_per_minute,
+                ),
+                root_id=settings.root_folder_id,
+                listing_ttl=settings.listing_ttl,
                 finder_hints=settings.finder_hints,
-                # Only the server writes down and removes its uploads' temporaries: a command
-                # beside it must not remove those of the server's uploads in flight.
-                temporaries=temporaries(config, settings, source.drive) if background else None,
-                disk=disk,
-                disk_scope=f"{settings.name}|{account.username or account.name}"
-                f"|{settings.root_folder_id}",
-                same_bytes_by_hash=settings.link == ORIGINAL,
+                cluster=cluster,
             )
         )
     if cluster is not None:
@@ -374,19 +401,20 @@ def share_mount(
     return Mount(
         mount.name,
         source,
-        cdn=cdn,
+        reading=Reading(
+            cdn,
+            route=route,
+            # A share's links are throttled as an own drive's are: its streams get segments
+            # too, within a budget of their own (the share is read without an account).
+            streams=Streams(cache=cache, memory=memory),
+            plan=SegmentPlan(connections=mount.stream_connections),
+            disk=disk,
+            disk_scope=f"{mount.name}|{mount.share or mount.share_list}|{root_id}",
+            same_bytes_by_hash=not mount.use_transcoding_address,
+        ),
         root_id=root_id,
         listing_ttl=mount.listing_ttl,
-        read_only=True,
-        route=route,
-        # A share's links are throttled as an own drive's are: its streams get segments too,
-        # within a budget of their own (the share is read without an account).
-        streams=Streams(cache=cache, memory=memory),
-        stream_plan=SegmentPlan(connections=mount.stream_connections),
         finder_hints=mount.finder_hints,
-        disk=disk,
-        disk_scope=f"{mount.name}|{mount.share or mount.share_list}|{root_id}",
-        same_bytes_by_hash=not mount.use_transcoding_address,
     )
 
 
@@ -408,7 +436,7 @@ def cluster_of(mounts: list[Mount]) -> Cluster | None:
 
 def memory_budget(mounts: list[Mount]) -> MemoryBudget | None:
     """The memory budget the mounts' streams and caches hold within (one for all)."""
-    return next((m.streams.memory for m in mounts if m.streams and m.streams.memory), None)
+    return next((m.reading.memory for m in mounts if m.reading.memory is not None), None)
 
 
 def build_app(config: Config, mounts: list[Mount]) -> Callable:

@@ -501,7 +501,7 @@ def _share_status(mount: Mount) -> str:
 
 def _cdn_node(mount: Mount) -> str:
     """The download node the mount's links go to, when it rewrites them."""
-    route = mount.route
+    route = mount.reading.route
     if route is None:
         return ""
     choice = route.choice

@@ -145,7 +145,7 @@ def test_cdn_node_auto_picks_the_fastest_node_that_answers(
     )
     with proxy_for(emulator) as proxy:
         gw = gateway_for(proxy, download, cdn_node="auto")
-        choice = gw.mounts[0].route.choice
+        choice = gw.mounts[0].reading.route.choice
         assert choice.host == "dl-a10b-0870.mypikpak.com"
         assert choice.answered == 34 and choice.probed == 35
         assert re.search(
@@ -327,7 +327,7 @@ def test_a_share_mount_s_links_go_to_the_fastest_cdn_node(emulator, ca, tmp_path
     with proxy_for(emulator) as proxy:
         gw = share_gateway(emulator, ca, tmp_path, proxy, cdn_node="auto")
         try:
-            assert gw.mounts[0].route.choice.host == "dl-a10b-0870.mypikpak.com"
+            assert gw.mounts[0].reading.route.choice.host == "dl-a10b-0870.mypikpak.com"
             assert redirected_host(gw, SHARED) == "dl-a10b-0870.mypikpak.com"
             before = served_by(emulator, "dl-a10b-0870")
             assert read(gw, SHARED) == BODY

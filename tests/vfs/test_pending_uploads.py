@@ -11,6 +11,7 @@ import time
 import pytest
 
 from pikdav.pikpak.retry import RetryPolicy
+from pikdav.vfs.parts import Writing
 from pikdav.vfs.pending import PendingUploads
 from tests.support.pikpak_raw import control
 from tests.vfs.conftest import USER
@@ -40,7 +41,7 @@ def test_a_waiting_upload_is_listed_and_read_from_disk_until_pikpak_has_it(
         "faults",
         {"path": "pikpak-emulator", "method": "PUT", "status": 500, "times": 2},
     )
-    mount = make_mount(uploads_dir=tmp_path / "uploads")
+    mount = make_mount(writing=Writing(pending=PendingUploads(tmp_path / "uploads")))
     entry = put(mount, "film.mkv", DATA)
     assert entry.uploading and entry.size == len(DATA)
     listed = {e.name: e for e in mount.children(mount.root)}
