@@ -258,6 +258,7 @@ class FileResource(_Resource, DAVNonCollection):
         self.entry = entry
         self.planned: ByteRange | None = None  # the range a GET answers (see .delivery)
         self._body: SpoolFile | None = None
+        self._transfer: Transfer | None = None  # a PUT's, in the list of transfers
 
     def get_content_length(self) -> int:
         return self.entry.size
@@ -294,7 +295,7 @@ class FileResource(_Resource, DAVNonCollection):
 
     def _transfer_ended(self) -> None:
         transfers: Transfers | None = self.environ.get(TRANSFERS)
-        if transfers is not None and getattr(self, "_transfer", None) is not None:
+        if transfers is not None and self._transfer is not None:
             transfers.end(self._transfer)
         self._transfer = None
 
@@ -308,7 +309,7 @@ class FileResource(_Resource, DAVNonCollection):
             return
         received = time.monotonic()
         old = self.entry if self.entry.id else None  # no id: nothing of that name yet
-        if getattr(self, "_transfer", None) is not None:
+        if self._transfer is not None:
             self._transfer.phase = UPLOADING
         try:
             with answering(f"PUT {self.path} ({body.size} of {body.expected} B)"):
