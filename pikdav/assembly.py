@@ -253,11 +253,9 @@ def build_mounts(
                     f"|{settings.root_folder_id}",
                     same_bytes_by_hash=settings.link == ORIGINAL,
                 ),
-                # A transcoded view is not the stored file: a copy or a change of it would be
-                # of bytes the client never saw.
-                writing=None
-                if settings.read_only or settings.link == "transcoded"
-                else writing(config, settings, source, spool, cluster, background=background),
+                # Read-only too, it finishes the uploads and removes the temporaries an
+                # earlier writable run left.
+                writing=writing(config, settings, source, spool, cluster, background=background),
                 offline=Offline(
                     offline_tasks[account.name],
                     settings.offline_folder,
@@ -268,6 +266,9 @@ def build_mounts(
                 listing_ttl=settings.listing_ttl,
                 finder_hints=settings.finder_hints,
                 cluster=cluster,
+                # A transcoded view is not the stored file: a copy or a change of it would be
+                # of bytes the client never saw.
+                read_only=settings.read_only or settings.link == "transcoded",
             )
         )
     if cluster is not None:

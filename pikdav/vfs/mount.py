@@ -53,6 +53,7 @@ class Mount:
         listing_ttl: float = LISTING_TTL,
         finder_hints: bool = True,
         cluster: Cluster | None = None,
+        read_only: bool = False,
     ) -> None:
         """The mount ``name`` shows ``source`` from its folder ``root_id`` (its listings
         kept ``listing_ttl`` seconds), read as ``reading`` says and, when ``writing`` is
@@ -61,7 +62,9 @@ class Mount:
         folder; ``finder_hints``: Finder's hint files (no Spotlight, no QuickLook
         thumbnails) are answered at the mount's root (see :mod:`pikdav.dav.clients`);
         ``cluster``: the Redis that several instances share (changes are refused while it
-        is down, and invalidations reach every instance)."""
+        is down, and invalidations reach every instance); ``read_only``: clients change
+        nothing, while ``writing`` still finishes what an earlier writable run acknowledged
+        (its background uploads) and removes its uploads' temporaries."""
         self.name = name
         self.source = source
         self.finder_hints = finder_hints
@@ -72,7 +75,7 @@ class Mount:
         # dead property or a lock.
         self.foreign = writable is None
         self.writing = writing if writable is not None else None
-        self.read_only = self.writing is None
+        self.read_only = read_only or self.writing is None
         self.pending = self.writing.pending if self.writing is not None else None
         # Where Finder's metadata files are kept (a read-only mount keeps none).
         self.side_files: SideFiles = (
