@@ -8,9 +8,11 @@ when it is read, never served. Values are bytes we encode, never pickles.
 
 Blocks are keyed by PikPak's content hash (GCID) and the file's size, so a renamed, moved or
 copied file, and a share's file of the same content, find the same blocks; a file whose hash
-PikPak did not give has no blocks here. A file's bytes are cut in :data:`CHUNK`-sized cells; a
-cell holds one contiguous run of its bytes (a tail read that starts mid-cell is kept). Nothing
-that could sign a request is kept: no tokens, no links.
+PikPak did not give has no blocks here. What is kept: the bytes read in the head and the tail of
+a file (:data:`EDGE`), those read just after each place a client seeks to (:data:`SEEK`), and
+whatever the memory block cache lets go of (:meth:`DiskCache.spill_block`). A file's bytes are
+cut in :data:`CHUNK`-sized cells; a cell holds one contiguous run of its bytes (a read that
+starts mid-cell is kept). Nothing that could sign a request is kept: no tokens, no links.
 
 :class:`Outage` says whether PikPak is away for a mount, since when and why: while it is,
 listings and cached blocks answer from here (see :class:`~.tree.DriveTree`).
@@ -51,7 +53,11 @@ DISK_SIZE = 2 * GIB  # cache.disk_size
 SERVE_STALE_FOR = 7 * 86400.0  # cache.serve_stale_for: seconds
 CHUNK = 1 * MIB  # a block cell
 EDGE = 8 * MIB  # the head and the tail of a file that players read on every scan
+SEEK = 8 * MIB  # after a seek: what a player reads first from where it lands (its buffer)
 PENDING = 64 * MIB  # bytes waiting to be written at most; more are not kept
+# ... of them, bytes the memory block cache let go of: they are outside the memory budget
+# until written (the budget counts them as free), so few.
+SPILL_PENDING = 16 * MIB
 PROBE_EVERY = 10.0  # seconds between tries of PikPak while it is away
 
 _MAGIC = b"PDC1"
@@ -127,8 +133,9 @@ class DiskCache:
         self.dropped = 0  # damaged records found and dropped
         self._lock = threading.Lock()
         self._spans: OrderedDict[str, tuple[int, int]] = OrderedDict()  # cells known on disk
-        self._queue: queue.Queue[tuple[str, int, Any, int, int] | None] = queue.Queue()
-        self._pending = 0
+        self._queue: queue.Queue[tuple[str, int, Any, int, int, bool] | None] = queue.Queue()
+        self._pending = 0  # bytes queued to be written
+        self._spilled = 0  # ... of them, let go of by the memory block cache
         self._writer = threading.Thread(target=self._write_blocks, name="disk cache", daemon=True)
         self._writer.start()
         self._store.own(self._writer)
@@ -210,28 +217,67 @@ class DiskCache:
         self.block_misses += 1
         return None
 
-    def put_block(self, key: str, start: int, data: bytes | bytearray) -> None:
+    def put_block(
+        self, key: str, start: int, data: bytes | bytearray, *, seek: int | None = None
+    ) -> None:
         """Keep the bytes of ``data`` (the content ``key`` from ``start``) that lie in the
-        head or the tail of the file; written by a thread of the cache, in the order given.
-        ``data`` must not change after (as for the memory block cache)."""
+        head or the tail of the file, or within :data:`SEEK` bytes after ``seek`` (where the
+        client's read began: a player's seek); written by a thread of the cache, in the order
+        given. ``data`` must not change after (as for the memory block cache)."""
         content = _content(key)
         if content is None or not data:
             return
+        size = content[1]
+        spans = [(0, min(EDGE, size)), (max(0, size - EDGE), size)]
+        if seek is not None:
+            spans.append((seek, min(seek + SEEK, size)))
+        spans.sort()
+        lo, hi = spans[0]
+        for next_lo, next_hi in [*spans[1:], (size + 1, size + 1)]:
+            if next_lo > hi:  # each byte queued once, where the spans overlap too
+                if not self._put(content, start, data, lo, hi):
+                    return  # the disk is behind: these bytes are not kept
+                lo = next_lo
+            hi = max(hi, next_hi)
+
+    def spill_block(self, key: str, start: int, data: bytes | bytearray) -> None:
+        """Keep all of ``data``: a piece the memory block cache lets go of (when the disk is
+        not too far behind; never waited for)."""
+        content = _content(key)
+        if content is not None and data:
+            self._put(content, start, data, start, start + len(data), spill=True)
+
+    def _put(
+        self,
+        content: tuple[str, int],
+        start: int,
+        data: bytes | bytearray,
+        lo: int,
+        hi: int,
+        *,
+        spill: bool = False,
+    ) -> bool:
+        """Queue the cells of ``data`` between ``lo`` and ``hi`` that are not on disk yet;
+        False when that would make more bytes wait than :data:`PENDING` (or
+        :data:`SPILL_PENDING` for a ``spill``)."""
         gcid, size = content
-        end = start + len(data)
-        for lo, hi in ((0, min(EDGE, size)), (max(0, size - EDGE), size)):
-            lo, hi = max(lo, start), min(hi, end)
-            while lo < hi:
-                cell_end = min(hi, (lo // CHUNK + 1) * CHUNK)
-                cell = f"B|{gcid}|{size}|{lo // CHUNK}"
-                if not self._covered(cell, lo, cell_end):
-                    with self._lock:
-                        if self._pending + cell_end - lo > PENDING:
-                            return  # the disk is behind: these bytes are not kept
-                        self._pending += cell_end - lo
-                        self._spans.pop(cell, None)
-                    self._queue.put((cell, lo, data, lo - start, cell_end - start))
-                lo = cell_end
+        lo, hi = max(lo, start), min(hi, start + len(data))
+        while lo < hi:
+            cell_end = min(hi, (lo // CHUNK + 1) * CHUNK)
+            cell = f"B|{gcid}|{size}|{lo // CHUNK}"
+            if not self._covered(cell, lo, cell_end):
+                count = cell_end - lo
+                with self._lock:
+                    if self._pending + count > PENDING or (
+                        spill and self._spilled + count > SPILL_PENDING
+                    ):
+                        return False
+                    self._pending += count
+                    self._spilled += count if spill else 0
+                    self._spans.pop(cell, None)
+                self._queue.put((cell, lo, data, lo - start, cell_end - start, spill))
+            lo = cell_end
+        return True
 
     def flush(self) -> None:
         """Wait until the blocks given so far are written."""
@@ -256,9 +302,10 @@ class DiskCache:
                 if job is None:
                     self._store.close()  # this thread's connection
                     return
-                cell, lo, data, a, b = job
+                cell, lo, data, a, b, spill = job
                 with self._lock:
                     self._pending -= b - a
+                    self._spilled -= b - a if spill else 0
                 try:
                     self._write_cell(cell, lo, bytes(data[a:b]))
                 except Exception:  # a full or failing disk: the bytes are only not kept

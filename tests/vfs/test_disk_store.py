@@ -1,5 +1,6 @@
-"""The disk cache's store: bounded in size, least recently used out first, and after a
-``kill -9`` in the middle of writes it serves every byte right or not at all."""
+"""The disk cache's store: bounded in size, least recently used out first, the bytes read after
+a seek kept up to a bound and all that the memory cache lets go of, and after a ``kill -9`` in
+the middle of writes it serves every byte right or not at all."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import signal
 import subprocess
 import sys
 
-from pikdav.vfs.disk import CHUNK, DiskCache, content_key
+from pikdav.vfs.disk import CHUNK, SEEK, DiskCache, content_key
 from tests.support import disk_writer
 from tests.support.disk_writer import SIZE, expected, gcid
 
@@ -34,6 +35,34 @@ def test_the_cache_stays_within_its_size_over_a_thousand_inserts_and_keeps_what_
     # The oldest blocks that nobody read went first.
     assert disk.get_block(content_key(gcid(0), 1 << 20), 0) is None
     assert disk.get_block(content_key(gcid(999), 1 << 20), 0) is not None
+    disk.close()
+
+
+def test_after_a_seek_the_first_bytes_are_kept_and_what_memory_lets_go_of_is_kept_whole(tmp_path):
+    disk = DiskCache(tmp_path / "cache", LIMIT * 4)
+    size, seek = 64 << 20, (24 << 20) + 12345  # far from the head and the tail
+    key = content_key(gcid(5), size)
+    read = expected(5, seek, seek + SEEK + 4 * CHUNK)  # what a player read after its seek
+    disk.put_block(key, seek, read, seek=seek)
+    disk.flush()
+    for pos in (seek, seek + CHUNK, seek + SEEK - 1):
+        found = disk.get_block(key, pos)
+        assert found is not None, pos
+        start, data = found
+        assert start <= pos < start + len(data)
+        assert data == expected(5, start, start + len(data))
+    assert disk.get_block(key, seek + SEEK + 2 * CHUNK) is None  # bounded: not all it read
+    # The memory cache lets go of the rest: now it is kept too.
+    disk.spill_block(key, seek + SEEK, read[SEEK:])
+    disk.flush()
+    found = disk.get_block(key, seek + SEEK + 2 * CHUNK)
+    assert found is not None
+    assert found[1] == expected(5, found[0], found[0] + len(found[1]))
+    # Neither for a file whose content hash is unknown.
+    disk.spill_block("file-id:file-id-67108864", 0, read)
+    disk.put_block("file-id:file-id-67108864", seek, read, seek=seek)
+    disk.flush()
+    assert disk.get_block("file-id:file-id-67108864", seek) is None
     disk.close()
 
 
