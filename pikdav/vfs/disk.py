@@ -10,9 +10,11 @@ Blocks are keyed by PikPak's content hash (GCID) and the file's size, so a renam
 copied file, and a share's file of the same content, find the same blocks; a file whose hash
 PikPak did not give has no blocks here. What is kept: the bytes read in the head and the tail of
 a file (:data:`EDGE`), those read just after each place a client seeks to (:data:`SEEK`), and
-whatever the memory block cache lets go of (:meth:`DiskCache.spill_block`). A file's bytes are
-cut in :data:`CHUNK`-sized cells; a cell holds one contiguous run of its bytes (a read that
-starts mid-cell is kept). Nothing that could sign a request is kept: no tokens, no links.
+whatever the memory block cache lets go of (:meth:`DiskCache.spill_block`); the last are kept
+apart, in a quarter of the space (:data:`SPILLED_PART`), so that a film played through does not
+push the library's heads and tails out. A file's bytes are cut in :data:`CHUNK`-sized cells;
+a cell holds one contiguous run of its bytes (a read that starts mid-cell is kept). Nothing
+that could sign a request is kept: no tokens, no links.
 
 :class:`Outage` says whether PikPak is away for a mount, since when and why: while it is,
 listings and cached blocks answer from here (see :class:`~.tree.DriveTree`).
@@ -58,6 +60,7 @@ PENDING = 64 * MIB  # bytes waiting to be written at most; more are not kept
 # ... of them, bytes the memory block cache let go of: they are outside the memory budget
 # until written (the budget counts them as free), so few.
 SPILL_PENDING = 16 * MIB
+SPILLED_PART = 4  # 1/4 of the cache's size is for what the memory block cache let go of
 PROBE_EVERY = 10.0  # seconds between tries of PikPak while it is away
 
 _MAGIC = b"PDC1"
@@ -114,16 +117,12 @@ class DiskCache:
         self.size_limit = size
         self.serve_stale_for = serve_stale_for
         directory.mkdir(parents=True, exist_ok=True)
-        store = diskcache.Cache(
-            str(directory),
-            size_limit=size,
-            eviction_policy="least-recently-used",
-            tag_index=True,
-            cull_limit=16,  # cells evicted at most per write (the least recently used)
-            statistics=False,
-        )
-        store.close()  # this thread's connection: the store is used on threads of its own
-        self._store: Any = _OnFewThreads(store)
+        spilled = size // SPILLED_PART
+        self._store: Any = _OnFewThreads(_open(directory, size - spilled, tag_index=True))
+        # What the memory block cache let go of, apart (its own least recently used out; few
+        # at a time, as its writes are many and it may be small).
+        spilled_store = _open(directory / "spilled", spilled, cull_limit=2)
+        self._spilled_store: Any = _OnFewThreads(spilled_store, 1)
         # Read by the status page and the metrics.
         self.block_hits = 0
         self.block_misses = 0
@@ -139,15 +138,17 @@ class DiskCache:
         self._writer = threading.Thread(target=self._write_blocks, name="disk cache", daemon=True)
         self._writer.start()
         self._store.own(self._writer)
+        self._spilled_store.own(self._writer)
 
     # ------------------------------------------------------------------ size
     def volume(self) -> int:
         """Bytes the cache takes on disk (records and its database)."""
-        return int(self._store.volume())
+        return int(self._store.volume()) + int(self._spilled_store.volume())
 
     def clear(self) -> None:
         self.flush()
         self._store.clear()
+        self._spilled_store.clear()
         with self._lock:
             self._spans.clear()
 
@@ -155,10 +156,12 @@ class DiskCache:
         self._queue.put(None)
         self._writer.join(timeout=10)
         self._store.stop()
+        self._spilled_store.stop()
 
     # ------------------------------------------------------------------ records
-    def _read(self, key: str) -> bytes | None:
-        record = self._store.get(key)
+    def _read(self, key: str, store: Any = None) -> bytes | None:
+        store = self._store if store is None else store
+        record = store.get(key)
         if record is None:
             return None
         try:
@@ -166,7 +169,7 @@ class DiskCache:
         except Damaged as exc:
             self.dropped += 1
             log.warning("disk cache: a damaged record (%s) was dropped", exc)
-            self._store.delete(key)
+            store.delete(key)
             return None
 
     # ------------------------------------------------------------------ listings
@@ -206,14 +209,15 @@ class DiskCache:
         if content is None:
             return None
         cell = f"B|{content[0]}|{content[1]}|{pos // CHUNK}"
-        payload = self._read(cell)
-        if payload is not None:
-            (lo,) = _LO.unpack_from(payload)
-            data = payload[_LO.size :]
-            if lo <= pos < lo + len(data):
-                self.block_hits += 1
-                self._known(cell, lo, lo + len(data))
-                return lo, data
+        for spilled in (False, True):
+            payload = self._read(cell, self._spilled_store if spilled else None)
+            if payload is not None:
+                (lo,) = _LO.unpack_from(payload)
+                data = payload[_LO.size :]
+                if lo <= pos < lo + len(data):
+                    self.block_hits += 1
+                    self._known(_name(cell, spilled), lo, lo + len(data))
+                    return lo, data
         self.block_misses += 1
         return None
 
@@ -265,7 +269,10 @@ class DiskCache:
         while lo < hi:
             cell_end = min(hi, (lo // CHUNK + 1) * CHUNK)
             cell = f"B|{gcid}|{size}|{lo // CHUNK}"
-            if not self._covered(cell, lo, cell_end):
+            held = self._covered(cell, lo, cell_end)
+            if not held and spill:
+                held = self._covered(_name(cell, True), lo, cell_end)
+            if not held:
                 count = cell_end - lo
                 with self._lock:
                     if self._pending + count > PENDING or (
@@ -274,7 +281,7 @@ class DiskCache:
                         return False
                     self._pending += count
                     self._spilled += count if spill else 0
-                    self._spans.pop(cell, None)
+                    self._spans.pop(_name(cell, spill), None)
                 self._queue.put((cell, lo, data, lo - start, cell_end - start, spill))
             lo = cell_end
         return True
@@ -300,27 +307,29 @@ class DiskCache:
             job = self._queue.get()
             try:
                 if job is None:
-                    self._store.close()  # this thread's connection
+                    self._store.close()  # this thread's connections
+                    self._spilled_store.close()
                     return
                 cell, lo, data, a, b, spill = job
                 with self._lock:
                     self._pending -= b - a
                     self._spilled -= b - a if spill else 0
                 try:
-                    self._write_cell(cell, lo, bytes(data[a:b]))
+                    self._write_cell(cell, lo, bytes(data[a:b]), spill)
                 except Exception:  # a full or failing disk: the bytes are only not kept
                     log.warning("disk cache: cannot write a block", exc_info=True)
             finally:
                 self._queue.task_done()
 
-    def _write_cell(self, cell: str, lo: int, piece: bytes) -> None:
-        old = self._read(cell)
+    def _write_cell(self, cell: str, lo: int, piece: bytes, spilled: bool = False) -> None:
+        store = self._spilled_store if spilled else self._store
+        old = self._read(cell, store)
         if old is not None:
             (old_lo,) = _LO.unpack_from(old)
             old_data = old[_LO.size :]
             old_hi, hi = old_lo + len(old_data), lo + len(piece)
             if old_lo <= lo and hi <= old_hi:
-                self._known(cell, old_lo, old_hi)
+                self._known(_name(cell, spilled), old_lo, old_hi)
                 return  # held already
             if old_lo <= lo <= old_hi:  # one run: the old bytes, then the new ones
                 piece = old_data[: lo - old_lo] + piece
@@ -329,8 +338,30 @@ class DiskCache:
                 piece = piece + old_data[hi - old_lo :]
             elif len(old_data) >= len(piece):
                 return  # two runs apart: the longer one stays
-        self._store.set(cell, _pack(_LO.pack(lo) + piece))
-        self._known(cell, lo, lo + len(piece))
+        store.set(cell, _pack(_LO.pack(lo) + piece))
+        self._known(_name(cell, spilled), lo, lo + len(piece))
+
+
+def _name(cell: str, spilled: bool) -> str:
+    """What :attr:`DiskCache._spans` calls a cell of either store."""
+    return "S" + cell if spilled else cell
+
+
+def _open(
+    directory: Path, size: int, *, tag_index: bool = False, cull_limit: int = 16
+) -> diskcache.Cache:
+    store = diskcache.Cache(
+        str(directory),
+        size_limit=size,
+        eviction_policy="least-recently-used",
+        tag_index=tag_index,
+        # Cells evicted per write once the size is reached: diskcache drops this many, the
+        # least recently used, whatever their size.
+        cull_limit=cull_limit,
+        statistics=False,
+    )
+    store.close()  # this thread's connection: the store is used on threads of its own
+    return store
 
 
 class _OnFewThreads:

@@ -66,12 +66,36 @@ def test_after_a_seek_the_first_bytes_are_kept_and_what_memory_lets_go_of_is_kep
     disk.close()
 
 
+def test_a_film_played_through_does_not_push_the_library_s_heads_out(tmp_path):
+    limit = 4 * LIMIT
+    disk = DiskCache(tmp_path / "cache", limit)
+    heads = [content_key(gcid(number), 1 << 30) for number in range(8)]
+    for number, key in enumerate(heads):
+        disk.put_block(key, 0, expected(number, 0, BLOCK))  # a scan: each video's head
+    film = content_key(gcid(100), 1 << 30)
+    pos = 100 * CHUNK
+    for piece in range(limit // CHUNK + 8):  # more than the cache: what memory let go of
+        disk.spill_block(film, pos, expected(100, pos, pos + CHUNK))
+        pos += CHUNK
+        if piece % 8 == 7:
+            disk.flush()
+            assert disk.volume() <= limit + CHUNK, piece
+    disk.flush()
+    for number, key in enumerate(heads):
+        assert disk.get_block(key, 0) == (0, expected(number, 0, BLOCK)), number
+    last = disk.get_block(film, pos - 1)  # the last of the film is kept (the first went)
+    assert last is not None and last[1] == expected(100, last[0], last[0] + len(last[1]))
+    assert disk.get_block(film, 100 * CHUNK) is None
+    disk.close()
+
+
 def test_a_block_of_unknown_content_hash_is_never_kept(tmp_path):
     disk = DiskCache(tmp_path / "cache", LIMIT)
+    empty = disk.volume()  # its databases
     disk.put_block("file-id:file-id-1048576", 0, b"x" * BLOCK)  # what a file without GCID is
     disk.flush()
     assert disk.get_block("file-id:file-id-1048576", 0) is None
-    assert disk.volume() < BLOCK
+    assert disk.volume() == empty
     disk.close()
 
 
