@@ -282,7 +282,11 @@ class DiskCache:
                     self._pending += count
                     self._spilled += count if spill else 0
                     self._spans.pop(_name(cell, spill), None)
-                self._queue.put((cell, lo, data, lo - start, cell_end - start, spill))
+                if spill:  # a copy: the piece let go of is not kept alive by a part of it
+                    piece = bytes(memoryview(data)[lo - start : cell_end - start])
+                    self._queue.put((cell, lo, piece, 0, count, spill))
+                else:
+                    self._queue.put((cell, lo, data, lo - start, cell_end - start, spill))
             lo = cell_end
         return True
 
