@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from pikdav.pikpak.errors import PikPakError
+from pikdav.vfs.errors import MountError
 
 from .frontdoor import plain_answer
 from .status import StatusSources
@@ -277,10 +278,10 @@ class _State:
                 return cached[1]
         phases: dict[str, int] = {}
         try:
-            for task in mount.offline.list():
+            for task in mount.offline_tasks():
                 phase = task.phase.removeprefix("PHASE_TYPE_").lower() or "unknown"
                 phases[phase] = phases.get(phase, 0) + 1
-        except PikPakError:
+        except (PikPakError, MountError):  # MountError: PikPak is away, not asked
             return cached[1] if cached is not None else {}
         with self._lock:
             self._offline[mount.name] = (time.monotonic() + OFFLINE_TTL, phases)

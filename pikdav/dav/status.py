@@ -468,9 +468,11 @@ def _memory(memory: MemoryBudget | None) -> dict[str, Any] | None:
 def _offline(mount: Mount) -> dict[str, Any]:
     assert mount.offline is not None
     try:
-        tasks = mount.offline.list()
+        tasks = mount.offline_tasks()
     except PikPakError as exc:
         return {"mount": mount.name, "error": exc.problem, "tasks": []}
+    except MountError as exc:  # PikPak is away: the mount says so without asking it
+        return {"mount": mount.name, "error": str(exc), "tasks": []}
     return {
         "mount": mount.name,
         "error": "",

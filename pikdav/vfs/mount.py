@@ -229,6 +229,15 @@ class Mount:
             )
             return None
 
+    def offline_tasks(self) -> list[Task]:
+        """The account's offline tasks. While PikPak is away and the mount serves from its
+        cache, PikPak is not asked (a status page would wait through the retries): the
+        outage is the answer, as :class:`FromCache`."""
+        assert self.offline is not None
+        if self.tree.outage.active and not self.tree.outage.try_now():
+            raise self._from_cache("offline tasks are listed once PikPak answers")
+        return self.offline.list()
+
     def quota_at(self, entry: Entry) -> Quota | None:
         """RFC 4331 quota: only a mount's root has one (elsewhere the property does not
         exist), and only a source with a quota (an own drive) gives one."""

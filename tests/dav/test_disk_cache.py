@@ -136,6 +136,8 @@ def test_while_pikpak_is_away_listings_and_cached_heads_answer_and_the_status_pa
     page = status_page(gw)
     assert "PikPak is away: serving from its disk cache since" in page
     assert "because" in page
+    # Offline tasks are not asked of PikPak meanwhile (the page would wait through retries).
+    assert "offline tasks are listed once PikPak answers" in page
     metrics = dav(gw, "GET", "/metrics").text
     assert 'pikdav_serving_from_cache{mount="pikpak"} 1.0' in metrics
     assert "pikdav_disk_cache_stale_answers_total" in metrics
