@@ -9,13 +9,14 @@ import logging
 import time
 import xml.etree.ElementTree as ET
 from email.utils import parsedate_to_datetime
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from tests.support.netsource import session_from
 from tests.support.pikpak_raw import account_stats, control
+from tests.support.web import propfind
 
 USER = "alice@example.com"
 DAV = "{DAV:}"
@@ -27,18 +28,6 @@ def add_real(emulator, path: str, data: bytes = DATA) -> dict:
         emulator.base_url,
         "files",
         {"username": USER, "path": path, "content": base64.b64encode(data).decode()},
-    )
-
-
-def propfind(
-    gw, path: str, depth: str = "1", body: bytes | None = None, auth=True
-) -> requests.Response:
-    return requests.request(
-        "PROPFIND",
-        gw.url + quote(path),
-        data=body,
-        headers={"Depth": depth},
-        auth=gw.auth if auth else None,
     )
 
 
@@ -277,7 +266,7 @@ def test_bad_input_gets_clean_answers(emulator, make_gateway, caplog):
     caplog.set_level(logging.DEBUG)
     add_real(emulator, "Films/a.mp4")
     gw = make_gateway(download="redirect")
-    unauth = propfind(gw, "/pikpak", auth=False)
+    unauth = propfind(gw, "/pikpak", auth=None)
     assert unauth.status_code == 401 and unauth.headers["WWW-Authenticate"].startswith("Basic")
     for path in (
         "/pikpak/../",

@@ -17,14 +17,9 @@ import yaml
 
 from tests.support.command import _HASH as DAV_HASH
 from tests.support.command import DAV_PASSWORD, DAV_USER, Running, start
+from tests.support.web import free_port
 
 PIKPAK_USER, PIKPAK_PASSWORD = "alice@example.com", "correct horse"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def instance_config(

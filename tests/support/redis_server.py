@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .web import free_port
+
 
 class RedisProcess:
     """A redis-server that a test may stop and start again on the same port; with
@@ -21,9 +23,7 @@ class RedisProcess:
     def __init__(self, workdir: Path, *, persistent: bool = False) -> None:
         binary = shutil.which("redis-server")
         assert binary, "redis-server is missing: install Debian's redis-server (.ci/run does)"
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         durable = ["--appendonly", "yes", "--appendfsync", "everysec"]
         self.command = [

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from .web import free_port
+
 
 @dataclass(frozen=True)
 class SocksProxy:
@@ -33,9 +35,7 @@ def socks_proxy(
 ) -> Iterator[SocksProxy]:
     binary = shutil.which("microsocks")
     assert binary, "microsocks is missing: install Debian's microsocks (.ci/run does)"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     cmd = [binary, "-i", "127.0.0.1", "-p", str(port), "-b", bind]
     if user:
         cmd += ["-u", user, "-P", password or ""]

@@ -17,7 +17,7 @@ from pikdav.pikpak.session import Credentials, Session
 from pikdav.pikpak.shares import SharedFolder
 from pikdav.pikpak.tokenstore import MemoryTokenStore
 from pikdav.vfs.share import ShareSaver, ShareSource
-from tests.support.pikpak_raw import account_stats, control
+from tests.support.pikpak_raw import account_stats, control, drive_calls
 from tests.support.shares import add_file, make_share, set_share_status
 
 BODY = os.urandom(40_000)
@@ -42,12 +42,6 @@ def source_of(emulator, shared: dict, pass_code: str | None = None, **options) -
     return ShareSource(
         "films", SharedFolder(anonymous(emulator), shared["share_id"], code), **options
     )
-
-
-def drive_calls(emulator) -> int:
-    """The calls PikPak's drive host got (a share is read there), from every address."""
-    by_ip = emulator.world.stats.snapshot()["calls_by_ip"]
-    return sum(areas.get("drive", 0) for areas in by_ip.values())
 
 
 def test_a_share_is_listed_and_its_files_read_through_their_links(emulator, shared):
