@@ -8,13 +8,13 @@ from __future__ import annotations
 import logging
 import plistlib
 import re
-import time
 
 import requests
 
 from tests.support.davclients import Rclone, cadaver
 from tests.support.gateway import _HASH, DAV_PASSWORD, DAV_USER, PIKPAK_USER
 from tests.support.pikpak_raw import control, drive_tree
+from tests.support.waits import wait_until
 
 MAGNET = "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&dn=sintel.mkv"
 TASK = re.compile(r"^sintel\.mkv \[\d{1,3}% (pending|running)\]\.task$")
@@ -54,10 +54,15 @@ def test_rclone_copyto_a_magnet_file_starts_a_task_shown_until_the_file_is_there
     assert rclone("deletefile", f":webdav:Offline/{running[0]}", check=False).returncode != 0
 
     finish_tasks(emulator)
-    deadline = time.monotonic() + 20
-    while "sintel.mkv" not in names and time.monotonic() < deadline:
-        time.sleep(0.5)
-        names = rclone("lsf", ":webdav:Offline/").stdout.decode().splitlines()
+    names = wait_until(
+        lambda: (
+            "sintel.mkv" in (now := rclone("lsf", ":webdav:Offline/").stdout.decode().splitlines())
+            and now
+        ),
+        "the finished file listed",
+        20,
+        every=0.5,
+    )
     assert "sintel.mkv" in names and not [n for n in names if n.endswith(".task")], names
     assert "Offline/sintel.mkv" in set(drive_tree(emulator))
 

@@ -16,6 +16,7 @@ import requests
 
 from tests.support.netsource import session_from
 from tests.support.pikpak_raw import account_stats, control
+from tests.support.waits import wait_until
 from tests.support.web import propfind
 
 USER = "alice@example.com"
@@ -217,10 +218,7 @@ def test_a_client_that_goes_away_releases_the_upstream_connection(
         time.sleep(0.5)  # segments read ahead a bounded distance, then wait for the client
         assert account_stats(emulator)["download_bytes"] < 64 << 20
     resp.close()
-    deadline = time.time() + 20
-    while account_stats(emulator)["downloads_active"] and time.time() < deadline:
-        time.sleep(0.1)
-    assert account_stats(emulator)["downloads_active"] == 0
+    wait_until(lambda: account_stats(emulator)["downloads_active"] == 0, "connections closed", 20)
     assert account_stats(emulator)["download_bytes"] < 512 << 20
 
 

@@ -7,13 +7,12 @@ tells a call that came through the proxy (from that address) from one that came 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from .waits import wait_for_port
 from .web import free_port
 
 
@@ -41,15 +40,7 @@ def socks_proxy(
         cmd += ["-u", user, "-P", password or ""]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, f"microsocks exited with {proc.returncode}"
-                assert time.monotonic() < deadline, "microsocks did not start listening"
-                time.sleep(0.05)
+        wait_for_port(port, "microsocks", proc)
         yield SocksProxy("127.0.0.1", port, user, password)
     finally:
         proc.terminate()
