@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 
 import pytest
 
 from pikdav.pikpak.retry import RetryPolicy
 from pikdav.vfs.pending import PendingUploads
 from tests.support.pikpak_raw import control
-from tests.support.waits import wait_until
 from tests.vfs.conftest import USER
 
 DATA = os.urandom(300_000)
@@ -47,7 +47,10 @@ def test_a_waiting_upload_is_listed_and_read_from_disk_until_pikpak_has_it(
     assert listed["film.mkv"].uploading and listed["film.mkv"].size == len(DATA)
     with mount.open(listed["film.mkv"]) as local:
         assert local.read() == DATA
-    wait_until(mount.pending.idle, "the upload finished")
+    deadline = time.time() + 30
+    while not mount.pending.idle():
+        assert time.time() < deadline, "the upload never finished"
+        time.sleep(0.05)
     stored = mount.resolve(["film.mkv"])
     assert stored is not None and not stored.uploading
     with mount.open(stored) as remote:
