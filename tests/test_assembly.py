@@ -92,7 +92,7 @@ def test_download_domain_moves_the_mounts_links_and_only_that_mounts(mounts):
 
 def test_one_memory_budget_for_every_mount_and_no_cluster_without_redis(mounts):
     budget = memory_budget(mounts)
-    assert budget is not None and all(m.streams.memory is budget for m in mounts)
+    assert budget is not None and all(memory_budget([m]) is budget for m in mounts)
     assert cluster_of(mounts) is None
 
 
