@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -180,13 +179,12 @@ def test_the_admin_sees_a_broken_login_recovers_it_adds_a_task_and_lifts_a_ban(
     browser.find_element(By.CSS_SELECTOR, "#offline-add textarea[name=url]").send_keys(MAGNET)
     submit(browser, "#offline-add")
     assert "offline download started: big-buck-bunny.mkv" in text_of(browser, "#notice")
-    deadline = time.monotonic() + 20
-    while True:
+
+    def task_row() -> str:
         browser.get(page)
-        row = text_of(browser, ".offline-tasks tr.task")
-        if "complete" in row or time.monotonic() > deadline:
-            break
-        time.sleep(0.3)
+        return text_of(browser, ".offline-tasks tr.task")
+
+    row = wait_until(lambda: "complete" in (shown := task_row()) and shown, "complete", 20, 0.3)
     assert "big-buck-bunny.mkv" in row and "complete" in row and "100 %" in row, row
     listing = requests.request(
         "PROPFIND", gw.url + "/pikpak/Offline/", auth=ADMIN, headers={"Depth": "1"}, timeout=30

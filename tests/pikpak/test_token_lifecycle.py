@@ -20,6 +20,7 @@ from pikdav.pikpak.errors import AuthError
 from pikdav.pikpak.session import Credentials, Session
 from pikdav.pikpak.tokenstore import FileTokenStore, open_store
 from tests.support.pikpak_raw import RawSession, account_stats
+from tests.support.waits import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 USER, PASSWORD = "alice@example.com", "correct horse"
@@ -113,10 +114,11 @@ def _run_processes(
         for rnd in range(1, rounds + 1):
             emulator.world.expire_tokens(USER)
             (signals / f"round-{rnd}").touch()
-            deadline = time.time() + 120
-            while len(list(signals.glob(f"done-{rnd}-*"))) < processes:
-                assert time.time() < deadline, f"round {rnd} did not finish"
-                time.sleep(0.05)
+            wait_until(
+                lambda rnd=rnd: len(list(signals.glob(f"done-{rnd}-*"))) >= processes,
+                f"round {rnd} finished",
+                120,
+            )
             failures += [int(p.read_text().split()[0]) for p in signals.glob(f"done-{rnd}-*")]
     finally:
         for p in procs:
