@@ -4,7 +4,6 @@ a ban made through one instance hold on the others."""
 from __future__ import annotations
 
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -15,6 +14,7 @@ from pikdav.vfs.sidefiles import RedisSideStore
 from tests.support.davclients import put_files
 from tests.support.gateway import _HASH, DAV_PASSWORD, dav
 from tests.support.pikpak_raw import control
+from tests.support.waits import wait_until
 
 LOCK_BODY = (
     '<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>'
@@ -113,13 +113,14 @@ def test_a_waiting_upload_is_listed_by_every_instance_and_only_its_owner_deletes
     for i in range(5):
         assert dav(a, "PUT", f"/pikpak/Docs/w{i}.bin", data=b"w" * 1000).status_code == 201
     # A's notices reach B through Redis (without them B never lists the waiting files).
-    deadline = time.monotonic() + 15
-    while True:
-        listed = dav(b, "PROPFIND", "/pikpak/Docs/", headers={"Depth": "1"})
-        if all(f"w{i}.bin" in listed.text for i in range(5)):
-            break
-        assert time.monotonic() < deadline, listed.text
-        time.sleep(0.05)
+    wait_until(
+        lambda: all(
+            f"w{i}.bin" in dav(b, "PROPFIND", "/pikpak/Docs/", headers={"Depth": "1"}).text
+            for i in range(5)
+        ),
+        "B lists the waiting files",
+        15,
+    )
     # w4 waits behind the others (w0 may be on its way already).
     refused = dav(b, "DELETE", "/pikpak/Docs/w4.bin")
     assert refused.status_code == 423
@@ -129,14 +130,14 @@ def test_a_waiting_upload_is_listed_by_every_instance_and_only_its_owner_deletes
     assert dav(a, "DELETE", "/pikpak/Docs/w4.bin").status_code == 204
     control(emulator.base_url, "faults", method="DELETE")
     # Once stored, every instance lists (and serves) the stored files.
-    deadline = time.monotonic() + 30
-    while not a.mounts[0].pending.idle():
-        assert time.monotonic() < deadline, "the uploads did not finish"
-        time.sleep(0.05)
-    deadline = time.monotonic() + 15  # the owner's notice that the upload is done reaches B
-    while dav(b, "GET", "/pikpak/Docs/w3.bin").status_code != 200:
-        assert time.monotonic() < deadline, "B still sees the upload as waiting"
-        time.sleep(0.02)
+    wait_until(a.mounts[0].pending.idle, "the uploads finished")
+    # The owner's notice that the upload is done reaches B.
+    wait_until(
+        lambda: dav(b, "GET", "/pikpak/Docs/w3.bin").status_code == 200,
+        "B sees the upload as done",
+        15,
+        every=0.02,
+    )
     for gw in (a, b):
         listed = dav(gw, "PROPFIND", "/pikpak/Docs/", headers={"Depth": "1"})
         assert "w4.bin" not in listed.text
