@@ -63,7 +63,7 @@ def test_each_mount_shows_what_its_config_says(emulator, mounts):
     pikpak, films, trip = mounts
     assert [m.name for m in mounts] == ["pikpak", "films", "trip"]
     assert names(pikpak) == ["Films", "Offline", "Trip"]  # the offline folder is made
-    assert pikpak.is_drop_folder(pikpak.resolve(["Offline"]))
+    assert pikpak.drop is not None and pikpak.drop.is_it(pikpak.resolve(["Offline"]))
     assert names(films) == ["sintel.mkv"]  # root_folder_id: the folder is the root
     assert names(trip) == ["Trip"] and names(trip, "Trip") == ["clip.mp4"]
     pikpak.check_writable("new.txt")
@@ -86,8 +86,8 @@ def test_the_mounts_of_one_account_share_its_session_and_a_share_uses_none(emula
 def test_download_domain_moves_the_mounts_links_and_only_that_mounts(mounts):
     pikpak, films, _ = mounts
     link = Link("https://dl-a10b-0621.mypikpak.com/download/?fid=x&expire=1", 1.0)
-    assert pikpak.route.route(link).url.startswith("https://dl-a10b-0621.mypikpak.net/")
-    assert films.route is None  # links as PikPak gives them
+    assert pikpak.reading.route.route(link).url.startswith("https://dl-a10b-0621.mypikpak.net/")
+    assert films.reading.route is None  # links as PikPak gives them
 
 
 def test_one_memory_budget_for_every_mount_and_no_cluster_without_redis(mounts):

@@ -1,5 +1,5 @@
 """vfs.offline on its own: the links a dropped file holds, the names of unfinished tasks, and
-DropFolder starting PikPak offline tasks (within its caps) against the emulator over
+LinkDrops starting PikPak offline tasks (within its caps) against the emulator over
 loopback, with no gateway."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pikdav.pikpak.offline import OfflineTasks
 from pikdav.pikpak.types import Task
 from pikdav.vfs import offline
 from pikdav.vfs.errors import LinkRefused, LinksTooFast, NotLinks, TooManyLinks
-from pikdav.vfs.offline import DropFolder, is_drop, is_own, links_in, task_name
+from pikdav.vfs.offline import LinkDrops, is_drop, is_own, links_in, task_name
 from tests.support.pikpak_raw import account_stats, control
 
 MAGNET = "magnet:?xt=urn:btih:feedface&dn=Sintel.mkv"
@@ -82,7 +82,7 @@ def test_a_drop_starts_a_task_per_link_and_lists_them_until_they_finish(
 ):
     monkeypatch.setattr(offline, "TASKS_TTL", 0.0)  # every look asks PikPak
     control(emulator.base_url, "config", {"offline_seconds": 30})
-    drop = DropFolder(tasks)
+    drop = LinkDrops(tasks)
     data = f"{MAGNET}\nhttps://example.org/a.iso\n".encode()
     receipt = drop.drop(downloads, "links.txt", data, user="alice")
     assert (receipt.name, receipt.size) == ("links.txt", len(data)) and is_own(receipt)
@@ -112,7 +112,7 @@ def test_a_drop_starts_a_task_per_link_and_lists_them_until_they_finish(
 
 
 def test_more_links_than_a_file_may_hold_start_nothing(emulator, tasks, downloads):
-    drop = DropFolder(tasks, links_per_file=3)
+    drop = LinkDrops(tasks, links_per_file=3)
     links = "".join(f"https://example.org/{i}.iso\n" for i in range(4)).encode()
     with pytest.raises(TooManyLinks, match="holds 4 links; one file may start at most 3"):
         drop.drop(downloads, "many.txt", links)
@@ -120,7 +120,7 @@ def test_more_links_than_a_file_may_hold_start_nothing(emulator, tasks, download
 
 
 def test_a_user_s_links_per_minute_are_capped_and_others_are_not(emulator, tasks, downloads):
-    drop = DropFolder(tasks, links_per_minute=3)
+    drop = LinkDrops(tasks, links_per_minute=3)
     two = b"https://example.org/1.iso\nhttps://example.org/2.iso\n"
     drop.drop(downloads, "first.txt", two, user="alice")
     with pytest.raises(LinksTooFast, match="2 started in the last minute") as caught:
@@ -134,7 +134,7 @@ def test_a_link_pikpak_refuses_says_how_many_started_and_only_those_count(
     emulator, tasks, downloads
 ):
     control(emulator.base_url, "config", {"task_daily_limit": 2})
-    drop = DropFolder(tasks, links_per_minute=4)
+    drop = LinkDrops(tasks, links_per_minute=4)
     three = b"https://example.org/1.iso\nhttps://example.org/2.iso\nhttps://example.org/3.iso\n"
     with pytest.raises(LinkRefused, match=r"\(2 of 3 started before it\)"):
         drop.drop(downloads, "three.txt", three, user="alice")
