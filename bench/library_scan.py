@@ -18,7 +18,6 @@ the emulator through one CONNECT proxy, as in bench/vs_rclone.py.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -29,11 +28,10 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.stream import DAV_PASSWORD, DAV_USER, serve, stop
+from bench.common import DAV_PASSWORD, DAV_USER, MIB, heading, serve, stop
 from bench.vs_rclone import (
     PASSWORD,
     USER,
-    VERIFY,
     control,
     pikdav_config,
     start_emulator,
@@ -41,9 +39,8 @@ from bench.vs_rclone import (
 )
 from tests.support.connect_proxy import ConnectProxy
 from tests.support.rclone import RcloneRemote
-from tests.support.tlsca import make_test_ca
 
-MIB, KIB = 1 << 20, 1 << 10
+KIB = 1 << 10
 EDGE = 256 * KIB
 LISTING_TTL = 5  # pikdav's listing_ttl here (rclone's --dir-cache-time is 60 s, as in vs_rclone)
 
@@ -112,11 +109,9 @@ def main() -> None:
     size = args.video_mib * MIB
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        ca = make_test_ca(tmp / "ca")
-        VERIFY.append(str(ca.ca_cert))
         emu = pikdav = rclone = None
         try:
-            emu, base, port, _ = start_emulator(tmp, ca, 0)
+            emu, base, port, ca = start_emulator(tmp, 0)
             for folder in range(args.folders):
                 for video in range(args.videos):
                     path = f"lib/f{folder:03d}/v{video:02d}.mkv"
@@ -157,7 +152,7 @@ def main() -> None:
             for proc in (pikdav, rclone, emu):
                 stop(proc)
     videos = args.folders * args.videos
-    print(f"# bench/library_scan.py — {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs")
+    print(heading(__file__))
     print(
         f"{args.folders} folders × {args.videos} videos of {args.video_mib} MiB ({videos}); "
         "head and tail 256 KiB each, 4 at a time; API 80 ms away, CDN first byte 30 ms"
