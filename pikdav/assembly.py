@@ -192,10 +192,6 @@ def build_mounts(
     ``background=False``: no mount takes up background uploads (a command beside a
     running server must not upload what the server's uploads folder holds)."""
     sessions = sessions if sessions is not None else {}
-    sources: dict[tuple[str, str], DriveSource] = {}
-    cdns: dict[str, CdnSession] = {}
-    offline_tasks: dict[str, OfflineTasks] = {}
-    streams: dict[str, Streams] = {}
     # One memory budget for every stream's read-ahead, the block cache and listing caches.
     memory = MemoryBudget(config.server.memory_budget)
     # One cache for every stream: players re-read the same header and index blocks.
@@ -210,70 +206,113 @@ def build_mounts(
         max_size=config.server.max_upload_size,
     )
     cluster = Cluster(config.redis) if config.redis else None
+    accounts = _Accounts(config, sessions, cache, memory)
     mounts = []
+    for settings in config.mounts:
+        if settings.is_share:
+            mounts.append(
+                share_mount(config, settings, accounts.own_drive, memory, cache=cache, disk=disk)
+            )
+        else:
+            mounts.append(
+                _drive_mount(
+                    config,
+                    settings,
+                    accounts,
+                    spool=spool,
+                    cluster=cluster,
+                    disk=disk,
+                    background=background,
+                )
+            )
+    if cluster is not None:
+        cluster.start()  # every mount listens for the others' changes from now on
+    return mounts
+
+
+class _Accounts:
+    """What the mounts of one account share, made at its first mount: its session, CDN
+    session, offline tasks and streams; and a drive source per kind of link."""
+
+    def __init__(
+        self,
+        config: Config,
+        sessions: dict[str, Session],
+        cache: BlockCache | None,
+        memory: MemoryBudget,
+    ) -> None:
+        self._config, self._sessions, self._cache, self._memory = config, sessions, cache, memory
+        self._sources: dict[tuple[str, str], DriveSource] = {}
+        self._cdns: dict[str, CdnSession] = {}
+        self.offline_tasks: dict[str, OfflineTasks] = {}
+        self.streams: dict[str, Streams] = {}
 
     def own_drive(
-        account: AccountConfig, link_kind: str = ORIGINAL
+        self, account: AccountConfig, link_kind: str = ORIGINAL
     ) -> tuple[DriveSource, CdnSession]:
-        if account.name not in cdns:
+        config, sessions = self._config, self._sessions
+        if account.name not in self._cdns:
             session = sessions.get(account.name) or account_session(
                 config, account, pool_size=config.server.threads
             )
             sessions[account.name] = session
-            cdns[account.name] = http.cdn_session(session.connection)
-            offline_tasks[account.name] = OfflineTasks(session)
-            streams[account.name] = Streams(
-                connections=account.cdn_connections, cache=cache, memory=memory
+            self._cdns[account.name] = http.cdn_session(session.connection)
+            self.offline_tasks[account.name] = OfflineTasks(session)
+            self.streams[account.name] = Streams(
+                connections=account.cdn_connections, cache=self._cache, memory=self._memory
             )
         kind = (account.name, link_kind)
-        if kind not in sources:
-            sources[kind] = DriveSource(Drive(sessions[account.name]), link_kind=link_kind)
-        return sources[kind], cdns[account.name]
+        if kind not in self._sources:
+            self._sources[kind] = DriveSource(Drive(sessions[account.name]), link_kind=link_kind)
+        return self._sources[kind], self._cdns[account.name]
 
-    for settings in config.mounts:
-        if settings.is_share:
-            mounts.append(share_mount(config, settings, own_drive, memory, cache=cache, disk=disk))
-            continue
-        account = config.account_for(settings)
-        source, cdn = own_drive(account, settings.link)
-        route = link_route(settings, account, cdn)
-        if route is not None:
-            route.start()  # with cdn_node auto: the first probe, then one an hour
-        mounts.append(
-            Mount(
-                settings.name,
-                source,
-                reading=Reading(
-                    cdn,
-                    route=route,
-                    streams=streams[account.name],
-                    plan=SegmentPlan(connections=settings.stream_connections),
-                    disk=disk,
-                    disk_scope=f"{settings.name}|{account.username or account.name}"
-                    f"|{settings.root_folder_id}",
-                    same_bytes_by_hash=settings.link == ORIGINAL,
-                ),
-                # Read-only too, it finishes the uploads and removes the temporaries an
-                # earlier writable run left.
-                writing=writing(config, settings, source, spool, cluster, background=background),
-                offline=Offline(
-                    offline_tasks[account.name],
-                    settings.offline_folder,
-                    links_per_file=settings.offline_links_per_file,
-                    links_per_minute=settings.offline_links_per_minute,
-                ),
-                root_id=settings.root_folder_id,
-                listing_ttl=settings.listing_ttl,
-                finder_hints=settings.finder_hints,
-                cluster=cluster,
-                # A transcoded view is not the stored file: a copy or a change of it would be
-                # of bytes the client never saw.
-                read_only=settings.read_only or settings.link == "transcoded",
-            )
-        )
-    if cluster is not None:
-        cluster.start()  # every mount listens for the others' changes from now on
-    return mounts
+
+def _drive_mount(
+    config: Config,
+    settings: MountConfig,
+    accounts: _Accounts,
+    *,
+    spool: SpoolSettings,
+    cluster: Cluster | None,
+    disk: DiskCache | None,
+    background: bool,
+) -> Mount:
+    """A mount of an account's own drive."""
+    account = config.account_for(settings)
+    source, cdn = accounts.own_drive(account, settings.link)
+    route = link_route(settings, account, cdn)
+    if route is not None:
+        route.start()  # with cdn_node auto: the first probe, then one an hour
+    return Mount(
+        settings.name,
+        source,
+        reading=Reading(
+            cdn,
+            route=route,
+            streams=accounts.streams[account.name],
+            plan=SegmentPlan(connections=settings.stream_connections),
+            disk=disk,
+            disk_scope=f"{settings.name}|{account.username or account.name}"
+            f"|{settings.root_folder_id}",
+            same_bytes_by_hash=settings.link == ORIGINAL,
+        ),
+        # Read-only too, it finishes the uploads and removes the temporaries an
+        # earlier writable run left.
+        writing=writing(config, settings, source, spool, cluster, background=background),
+        offline=Offline(
+            accounts.offline_tasks[account.name],
+            settings.offline_folder,
+            links_per_file=settings.offline_links_per_file,
+            links_per_minute=settings.offline_links_per_minute,
+        ),
+        root_id=settings.root_folder_id,
+        listing_ttl=settings.listing_ttl,
+        finder_hints=settings.finder_hints,
+        cluster=cluster,
+        # A transcoded view is not the stored file: a copy or a change of it would be
+        # of bytes the client never saw.
+        read_only=settings.read_only or settings.link == "transcoded",
+    )
 
 
 def disk_cache(config: Config) -> DiskCache | None:
