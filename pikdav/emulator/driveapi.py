@@ -25,6 +25,7 @@ from .world import (
     Account,
     Node,
     Share,
+    Task,
     Upload,
     World,
     rfc3339,
@@ -397,15 +398,7 @@ class DriveApi:
         """The file at once: PikPak already has its content (or it is empty)."""
         size = blob.size
         node = self.world.add_node(acct, parent_id, name, FILE, blob=blob)
-        task = self.world.new_task(
-            acct,
-            "upload",
-            node.name,
-            PHASE_COMPLETE,
-            file_id=node.id,
-            file_name=node.name,
-            file_size=size,
-        )
+        task = self._upload_task(acct, node, PHASE_COMPLETE, size)
         self.world.stats.add("instant_uploads", acct.username)
         return Response.json(
             {
@@ -414,6 +407,13 @@ class DriveApi:
                 "file": node.wire(),
                 "task": task.wire(self.world),
             }
+        )
+
+    def _upload_task(self, acct: Account, node: Node, phase: str, size: int) -> Task:
+        """The task PikPak answers an upload with: done at once, or pending until the store
+        has every byte."""
+        return self.world.new_task(
+            acct, "upload", node.name, phase, file_id=node.id, file_name=node.name, file_size=size
         )
 
     def _resumable_upload(
@@ -430,15 +430,7 @@ class DriveApi:
         node = self.world.add_node(
             acct, parent_id, name, FILE, size=size, gcid=gcid, phase=PHASE_PENDING
         )
-        task = self.world.new_task(
-            acct,
-            "upload",
-            node.name,
-            PHASE_PENDING,
-            file_id=node.id,
-            file_name=node.name,
-            file_size=size,
-        )
+        task = self._upload_task(acct, node, PHASE_PENDING, size)
         ak, sk, token = self.world.temp_credentials()
         expires = time.time() + self.world.upload_ttl
         key = f"{acct.user_id}/{node.id}-{secrets.token_hex(4)}"
