@@ -820,11 +820,7 @@ class DriveApi:
         share.tokens.add(token)
         acct = self.world.accounts[share.account]
         parent = req.query.get("parent_id", "")
-        nodes = (
-            [acct.nodes[i] for i in share.file_ids]
-            if not parent
-            else self._shared_children(share, acct, parent)
-        )
+        nodes = self._shared_nodes(share, acct, parent)
         body = self._status_body("OK") | {
             "pass_code_token": token,
             "files": [self._shared(share, n) for n in nodes],
@@ -843,6 +839,12 @@ class DriveApi:
     def _in_share(self, share: Share, acct: Account, node_id: str) -> bool:
         return any(self.world.is_ancestor(acct, root, node_id) for root in share.file_ids)
 
+    def _shared_nodes(self, share: Share, acct: Account, parent: str) -> list[Node]:
+        """What the share shows at its top (``parent`` empty) or in one of its folders."""
+        if not parent:
+            return [acct.nodes[i] for i in share.file_ids]
+        return self._shared_children(share, acct, parent)
+
     def _shared_children(self, share: Share, acct: Account, parent: str) -> list[Node]:
         if not self._in_share(share, acct, parent):
             raise errors.not_found()
@@ -859,11 +861,7 @@ class DriveApi:
             return Response.json(self._status_body(problem))
         acct = self.world.accounts[share.account]
         parent = req.query.get("parent_id", "")
-        nodes = (
-            [acct.nodes[i] for i in share.file_ids]
-            if not parent
-            else self._shared_children(share, acct, parent)
-        )
+        nodes = self._shared_nodes(share, acct, parent)
         scope = f"share-{share.id}-{parent}"
         offset = _read_page_token(req.query.get("page_token", ""), scope)
         limit = _limit(req.query.get("limit"))
