@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import os
 import platform
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ import requests
 import yaml
 
 from pikdav.dav.auth import hash_password
+from tests.support import web
 from tests.support.pikpak_raw import RawSession, control
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,29 +126,6 @@ def stop(proc: subprocess.Popen | None) -> None:
         proc.wait()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(
-    port: int, proc: subprocess.Popen, what: str, *, log: Path | None = None, seconds: float = 60
-) -> None:
-    """Until something accepts connections on ``port``; gives up (SystemExit, with ``log``)
-    when ``proc`` ends first or ``seconds`` pass."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                text = log.read_text() if log is not None else ""
-                raise SystemExit(f"{what} did not start:\n{text}") from None
-            time.sleep(0.1)
-
-
 def export_checkout(rev: str, folder: Path) -> Path:
     """The files of commit ``rev`` in ``folder`` (made here), to run a gateway from."""
     folder.mkdir()
@@ -206,9 +183,7 @@ def propfind(
     timeout: float = 600,
 ) -> requests.Response:
     """A PROPFIND Depth 1 (all properties); anything but a 207 stops the run."""
-    answer = (session or requests).request(
-        "PROPFIND", url, headers={"Depth": "1"}, auth=auth, timeout=timeout
-    )
+    answer = web.propfind(url, auth=auth, session=session, timeout=timeout)
     assert answer.status_code == 207, (url, answer.status_code)
     return answer
 

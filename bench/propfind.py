@@ -24,10 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 import pikdav.dav.propfind as fast
-from bench.common import fill_folder, free_port, propfind, stop, table, wait_for_port
+from bench.common import fill_folder, propfind, stop, table
 from pikdav.emulator import Emulator
 from tests.support.gateway import PIKPAK_PASSWORD, PIKPAK_USER, start_gateway
 from tests.support.rclone import rclone_binary
+from tests.support.waits import wait_for_port
+from tests.support.web import free_port
 from tests.support.wsgi_server import serving
 
 
@@ -103,7 +105,7 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         try:
-            wait_for_port(port, rclone, "rclone", seconds=20)
+            wait_for_port(port, "rclone", rclone, seconds=20)
             results["rclone serve webdav"] = timed(f"http://127.0.0.1:{port}/", None, args.runs)
         finally:
             stop(rclone)

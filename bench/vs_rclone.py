@@ -37,7 +37,6 @@ from bench.common import (
     DAV_USER,
     MIB,
     curl,
-    free_port,
     heading,
     make_file,
     proc_status,
@@ -45,7 +44,6 @@ from bench.common import (
     seconds_of,
     serve,
     stop,
-    wait_for_port,
 )
 from bench.common import start_emulator as start_plain_emulator
 from pikdav.dav.auth import hash_password
@@ -53,6 +51,8 @@ from tests.support.connect_proxy import ConnectProxy
 from tests.support.pikpak_raw import pikpak_cdn
 from tests.support.rclone import RcloneRemote
 from tests.support.tlsca import TestCA, make_test_ca
+from tests.support.waits import wait_for_port
+from tests.support.web import free_port
 
 USER, PASSWORD = "bench@example.com", "bench pass"
 
@@ -118,7 +118,8 @@ def start_rclone(remote: RcloneRemote, tmp: Path) -> tuple[subprocess.Popen, str
     command.remove("-vv")
     with open(tmp / "rclone.log", "wb") as log:
         proc = subprocess.Popen(command, env=remote.env(), stdout=log, stderr=log)
-    wait_for_port(port, proc, "rclone", log=tmp / "rclone.log")
+    log = tmp / "rclone.log"
+    wait_for_port(port, "rclone", proc, seconds=60, died=log.read_text)
     return proc, f"http://127.0.0.1:{port}"
 
 
