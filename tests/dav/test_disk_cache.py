@@ -4,16 +4,13 @@ readable from the cache, the status page says so, and nothing else pretends to w
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 import time
 from pathlib import Path
 
-import pytest
 import requests
 
-from pikdav.pikpak import retry, session
 from tests.support.davclients import put_files
 from tests.support.gateway import _HASH, DAV_PASSWORD, PIKPAK_USER, start_gateway
 from tests.support.pikpak_raw import control
@@ -109,14 +106,6 @@ def test_after_a_restart_the_library_is_listed_from_disk_and_its_heads_read_with
     wait_until(lambda: "c.mkv" in names(second, "/pikpak/Films"), "revalidated")
     assert stats(emulator).get("list", 0) > before.get("list", 0)
     stop(second)
-
-
-@pytest.fixture
-def quick_retries(monkeypatch):
-    """PikPak's calls keep their six attempts, with a tenth of the wait between them: what
-    follows the last one is what the test is about, not the 15 s of backoff before it."""
-    quick = dataclasses.replace(retry.SESSION, backoff=0.05, backoff_max=0.8)
-    monkeypatch.setattr(session, "SESSION", quick)
 
 
 def test_while_pikpak_is_away_listings_and_cached_heads_answer_and_the_status_page_says_so(
