@@ -1,14 +1,26 @@
 from __future__ import annotations
 
+import compileall
 import dataclasses
+from pathlib import Path
 
 import pytest
 
+import pikdav
 from pikdav.emulator import Emulator
 from pikdav.pikpak import retry, session
 from tests.support.gateway import start_gateway
 from tests.support.pikpak_raw import RawSession
 from tests.support.redis_server import redis_server
+
+
+def pytest_configure(config):
+    """Compile pikdav's modules once, before the tests start ``pikdav`` processes: with
+    PYTHONDONTWRITEBYTECODE set (as on this machine and CI) no process keeps what it
+    compiled, and each start compiled every module again (about 1 s of a start's 1.5 s).
+    The cached files are checked against their sources, so an edit is never missed."""
+    for package in (Path(pikdav.__file__).parent, Path(__file__).parent / "support"):
+        compileall.compile_dir(package, quiet=1)
 
 
 @pytest.fixture(autouse=True)
