@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import signal
 import sys
 import threading
@@ -14,7 +15,6 @@ from pathlib import Path
 
 from .pikpak.http import DRIVE_API, USER_API
 from .pikpak.identity import PLATFORMS
-from .pikpak.retry import pause_for
 from .pikpak.types import ORIGINAL
 from .version import version_text
 
@@ -411,6 +411,31 @@ class _StopRequest:
         signal.signal(signal.SIGINT, self.handle)
 
 
+class _SignalWake:
+    """A wait that a signal ends at once: Python writes a byte to a pipe for each signal it
+    handles (``signal.set_wakeup_fd``), and the wait watches that pipe. The stop began up to
+    0.1 s after the signal when the main thread only polled the flag."""
+
+    def __enter__(self) -> _SignalWake:
+        self._read, self._write = os.pipe()
+        for fd in (self._read, self._write):
+            os.set_blocking(fd, False)
+        self._previous = signal.set_wakeup_fd(self._write)
+        return self
+
+    def wait(self, seconds: float) -> None:
+        if select.select([self._read], [], [], seconds)[0]:
+            try:
+                os.read(self._read, 512)  # a signal that stops nothing must not spin the loop
+            except BlockingIOError:
+                pass
+
+    def __exit__(self, *exc: object) -> None:
+        signal.set_wakeup_fd(self._previous)
+        os.close(self._read)
+        os.close(self._write)
+
+
 def _serve_until_signalled(server, on_stop=None) -> int:
     """Run a prepared server until SIGTERM/SIGINT, then stop it within a few seconds whatever
     is open (see pikdav.httpserver.Server.stop). 0 after a requested stop."""
@@ -418,8 +443,9 @@ def _serve_until_signalled(server, on_stop=None) -> int:
     request.install()
     loop = threading.Thread(target=server.serve, name="pikdav-accept", daemon=True)
     loop.start()
-    while not request.signum and loop.is_alive():
-        pause_for(0.1)  # not an Event: a signal handler must not take a lock
+    with _SignalWake() as wake:
+        while not request.signum and loop.is_alive():
+            wake.wait(0.1)  # not an Event: a signal handler must not take a lock
     log = logging.getLogger("pikdav")
     if request.signum:
         log.info("stopping (%s)", signal.Signals(request.signum).name)

@@ -113,14 +113,14 @@ def wait_until_serving(podman: Podman, name: str, url: str, timeout: float = 120
     """Until /healthz answers 200 from the host; fails at once, with the logs, if it exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if podman.inspect(name)["State"]["Status"] != "running":
-            break
         try:
             if requests.get(url + "/healthz", timeout=5).status_code == 200:
                 return
         except requests.ConnectionError:
             pass
-        time.sleep(0.5)
+        if podman.inspect(name)["State"]["Status"] != "running":
+            break
+        time.sleep(0.1)
     logs = podman("logs", name, check=False)
     raise AssertionError(f"{name} is not serving on {url}:\n{logs.stdout}{logs.stderr}")
 

@@ -106,9 +106,25 @@ def test_serve_stops_within_5s_with_a_stream_and_a_kept_alive_connection(emulato
         idle.close()
 
 
+def _upload_waiting_for_its_body(url: str) -> socket.socket:
+    """A PUT whose client sends half its body, then nothing: once the gateway has asked for
+    the body (100 Continue), a worker waits for the rest through the whole grace of a stop."""
+    sock, head = raw_request(
+        url,
+        "PUT",
+        "/pikpak/half.bin",
+        {"Authorization": basic(), "Content-Length": "100000", "Expect": "100-continue"},
+    )
+    assert head.startswith(b"HTTP/1.1 100 "), head
+    sock.sendall(b"x" * 50_000)
+    return sock
+
+
 def test_a_second_signal_exits_at_once(emulator, tmp_path):
-    # Given a stream to a client that reads nothing: the worker is stuck sending, and a stop
-    # gives it a grace of about 2 s before shutting its socket
+    # Given a stream to a client that reads nothing (the worker is stuck sending) and an
+    # upload whose client stopped sending: a stop gives them a grace of about 2 s before
+    # shutting their sockets (the stream alone was sometimes between two blocks, and ended
+    # at once: the second signal then came after the stop)
     control(
         emulator.base_url,
         "files",
@@ -124,6 +140,7 @@ def test_a_second_signal_exits_at_once(emulator, tmp_path):
             assert head.startswith(b"HTTP/1.1 200"), head
             # the server fills the socket buffers and blocks sending its 1 MiB block
             _wait_until_queued(stuck, 2048)
+            held = _upload_waiting_for_its_body(serve.url)
             # When a first signal starts the stop and, once it is under way, a second follows
             serve.proc.send_signal(signal.SIGTERM)
             _wait_for_log(serve, "stopping (SIGTERM)")
@@ -135,6 +152,7 @@ def test_a_second_signal_exits_at_once(emulator, tmp_path):
         assert took < 1.5, f"cycle {cycle}: {took:.1f} s"
         assert "second signal: exiting at once" in serve.log()
         stuck.close()
+        held.close()
 
 
 def test_demo_stops_within_5s_with_a_client_that_stopped_reading(tmp_path):

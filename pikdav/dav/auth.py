@@ -119,6 +119,17 @@ def hash_password(password: str) -> str:
     )
 
 
+def _decoy_hash() -> str:
+    """A hash of the same cost as `hash_password`'s that no password matches: checking a
+    password against it takes as long, and making it takes no scrypt run (a server start
+    spent one on it)."""
+    digest = secrets.token_bytes(32)
+    salt = secrets.token_bytes(16)
+    return "$".join(
+        ["scrypt", str(_SCRYPT_N), str(_SCRYPT_R), str(_SCRYPT_P), _b64(salt), _b64(digest)]
+    )
+
+
 def verify_password(password: str, stored: str) -> bool:
     """Whether `password` matches `stored` (False, too, when `stored` is malformed)."""
     try:
@@ -468,7 +479,7 @@ class PikdavDomainController(BaseDomainController):
         self._failed = failed_logins(config)
         self._recent = _RecentLogins()
         # Unknown users are checked against this, so that they take as long as known ones.
-        self._decoy_hash = hash_password(secrets.token_hex(8))
+        self._decoy_hash = _decoy_hash()
 
     def __str__(self) -> str:
         return f"{type(self).__name__}({len(self._users)} users, anonymous={self._anonymous})"

@@ -197,6 +197,24 @@ def test_a_verified_password_is_not_hashed_again_on_every_request(dav, monkeypat
     assert len(calls) == 3
 
 
+def test_a_start_derives_no_key_yet_an_unknown_user_costs_what_a_known_one_does(
+    tmp_path, hashes, failed, monkeypatch
+):
+    derived = []
+    real = hashlib.scrypt
+    monkeypatch.setattr(hashlib, "scrypt", lambda *a, **k: derived.append(1) or real(*a, **k))
+    served = serve(tmp_path, settings_for(hashes, failed_logins=failed))
+    url = next(served)
+    try:
+        assert derived == []  # the hash that unknown users are checked against is not derived
+        assert propfind(f"{url}/files/", auth=("nobody", "guess")).status_code == 401
+        assert len(derived) == 1  # ... and checking one against it derives a key
+        assert propfind(f"{url}/files/", auth=("alice", "guess")).status_code == 401
+        assert len(derived) == 2  # as a known user's wrong password does
+    finally:
+        served.close()
+
+
 # --- banning password guessers ---------------------------------------------------------------
 
 

@@ -112,10 +112,11 @@ def test_after_a_restart_the_library_is_listed_from_disk_and_its_heads_read_with
 
 
 def test_while_pikpak_is_away_listings_and_cached_heads_answer_and_the_status_page_says_so(
-    emulator, tmp_path
+    emulator, tmp_path, quick_retries
 ):
     put_files(emulator, FILMS)
     gw = gateway(emulator, tmp_path / "state", listing_ttl=0)  # every PROPFIND asks PikPak
+    gw.mounts[0].tree.outage.probe_every = 1.0  # while away, PikPak is tried each second (10)
     assert names(gw, "/pikpak/Films") == {"a.mkv", "b.mkv"}
     head = FILMS["Films/a.mkv"][:HEAD]
     assert read(gw, "/pikpak/Films/a.mkv", 0, HEAD).content == head

@@ -360,7 +360,9 @@ def test_moving_onto_itself_under_another_spelling_is_refused(emulator, gw):
 
 
 @pytest.mark.parametrize("use_trash", [True, False])
-def test_a_replace_whose_rename_fails_restores_the_old_file(emulator, make_gateway, use_trash):
+def test_a_replace_whose_rename_fails_restores_the_old_file(
+    emulator, quick_retries, make_gateway, use_trash
+):
     gw = make_gateway(download="proxy", use_trash=use_trash)
     dav(gw, "PUT", "/pikpak/doc.txt", data=b"precious")
     control(
@@ -373,7 +375,7 @@ def test_a_replace_whose_rename_fails_restores_the_old_file(emulator, make_gatew
     assert set(drive_tree(emulator)) == {"doc.txt"}  # and no hidden .pikdav- leftover
 
 
-def test_a_move_whose_rename_fails_leaves_honest_listings(emulator, gw):
+def test_a_move_whose_rename_fails_leaves_honest_listings(emulator, quick_retries, gw):
     dav(gw, "MKCOL", "/pikpak/a")
     dav(gw, "MKCOL", "/pikpak/b")
     dav(gw, "PUT", "/pikpak/a/x.txt", data=b"x")

@@ -17,11 +17,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from pikdav.dav.auth import hash_password
+from .gateway import _HASH, DAV_PASSWORD, DAV_USER
 
 PIKDAV = [sys.executable, "-m", "pikdav.cli"]
-DAV_USER, DAV_PASSWORD = "alice", "wonderland"
-_HASH = hash_password(DAV_PASSWORD)
 
 
 def write_config(
