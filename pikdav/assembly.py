@@ -160,6 +160,7 @@ def build_mounts(
     session (``sessions`` may hold sessions made already, and gets those made here).
     ``background=False``: no mount takes up background uploads (a command beside a
     running server must not upload what the server's uploads folder holds)."""
+    keep_memory_flat()  # before any thread: glibc fixes its number of heaps at the second
     sessions = sessions if sessions is not None else {}
     sources: dict[tuple[str, str], DriveSource] = {}
     cdns: dict[str, CdnSession] = {}
