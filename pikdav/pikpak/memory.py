@@ -23,8 +23,10 @@ from .retry import pause_for
 KIB, MIB = 1 << 10, 1 << 20
 
 #: What a gateway holds on purpose unless ``server.memory_budget`` says otherwise: room for a
-#: household's streams and a block cache on a small NAS or single-board computer.
-MEMORY_BUDGET = 128 * MIB
+#: household's streams and a block cache on a small NAS or single-board computer (with 128
+#: MiB, 50 clients' peak was near 300 MiB and one 1 GiB GET's 60 MiB above rclone's:
+#: BENCHMARKS.md, "memory under 50 clients").
+MEMORY_BUDGET = 64 * MIB
 
 #: Who holds bytes of the budget (shown apart on the status page and in /metrics).
 STREAMS, BLOCK_CACHE, LISTINGS = "streams", "block cache", "listings"
