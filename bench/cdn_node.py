@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import machine
 from tests.support.named_hosts import add_files, control, named_emulator, named_gateway, tunnel_to
 from tests.support.tlsca import make_test_ca
 
@@ -80,13 +80,6 @@ def redirected(gw, runs: int, proxy_url: str, ca: str) -> float:
         return statistics.median(once() for _ in range(runs))
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=30)
@@ -111,7 +104,7 @@ def main() -> None:
                 for node in ("off", "auto")
             }
             try:
-                chosen = gateways["auto"].mounts[0].route.choice
+                chosen = gateways["auto"].mounts[0].reading.route.choice
                 rows = [
                     (
                         "proxied GET",
@@ -127,7 +120,7 @@ def main() -> None:
             finally:
                 for gw in gateways.values():
                     gw.stop()
-    print(f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs ({cpu_model()})")
+    print(f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine()}")
     print(f"# python bench/cdn_node.py --runs {args.runs} --slow {args.slow} --fast {args.fast}")
     print(f"# auto chose {chosen.host} ({chosen.latency * 1000:.1f} ms to answer the probe)")
     print("| TTFB, median | cdn_node: off | cdn_node: auto | off − auto |")

@@ -10,40 +10,19 @@ http.client) into nothing. Prints one line per client.
 from __future__ import annotations
 
 import argparse
-import http.client
 import shutil
-import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.pikpak_raw import RawSession, control
-
-
-def python_download(url: str) -> int:
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port)
-    conn.request("GET", f"{parts.path}?{parts.query}")
-    resp = conn.getresponse()
-    total = 0
-    buf = bytearray(1 << 20)
-    while n := resp.readinto(buf):
-        total += n
-    conn.close()
-    return total
+from bench.common import add_file, cdn_link, curl, read_to_end, start_emulator, stop
 
 
 def curl_download(url: str) -> int:
-    out = subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}", url],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return int(float(out))
+    return curl(url)[2]
 
 
 def main() -> None:
@@ -52,37 +31,24 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     size = args.size_mib << 20
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pikdav.cli", "emulator", "--port", "0", "--account", "bench:pw"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        base = proc.stdout.readline().strip()
-        made = control(
-            base, "files", {"username": "bench", "path": "big.bin", "size": size, "seed": 1}
-        )
-        session = RawSession(base, "bench", "pw")
-        session.signin()
-        session.captcha(f"GET:/drive/v1/files/{made['id']}")
-        url = session.get(f"/drive/v1/files/{made['id']}").json()["links"][
-            "application/octet-stream"
-        ]["url"]
-        clients = {"python http.client": python_download}
-        if shutil.which("curl"):
-            clients["curl"] = curl_download
-        for name, fetch in clients.items():
-            best = 0.0
-            for _ in range(args.runs):
-                start = time.perf_counter()
-                got = fetch(url)
-                elapsed = time.perf_counter() - start
-                assert got == size, (got, size)
-                best = max(best, size / elapsed / 1e9)
-            print(f"{name:20s} {args.size_mib} MiB  best of {args.runs}: {best:.2f} GB/s")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, base = start_emulator(Path(tmp))
+        try:
+            url = cdn_link(base, add_file(base, "big.bin", size, 1))
+            clients = {"python http.client": read_to_end}
+            if shutil.which("curl"):
+                clients["curl"] = curl_download
+            for name, fetch in clients.items():
+                best = 0.0
+                for _ in range(args.runs):
+                    start = time.perf_counter()
+                    got = fetch(url)
+                    elapsed = time.perf_counter() - start
+                    assert got == size, (got, size)
+                    best = max(best, size / elapsed / 1e9)
+                print(f"{name:20s} {args.size_mib} MiB  best of {args.runs}: {best:.2f} GB/s")
+        finally:
+            stop(proc)
 
 
 if __name__ == "__main__":

@@ -6,37 +6,38 @@ PROPFIND of their folder, then a PROPFIND with a 50 MB body. Prints the gateway'
 and after (VmRSS, from /proc), each answer's status, size and time.
 
     python bench/hostile_bodies.py                      # this checkout
-    python bench/hostile_bodies.py --checkout /work/main  # another one (its .venv)
+    python bench/hostile_bodies.py --checkout /work/main  # another one's code
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import requests
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pikdav.dav.auth import hash_password
+from bench.common import (
+    DAV,
+    MIB,
+    PIKPAK_USER,
+    ROOT,
+    gateway_config,
+    proc_status,
+    serve,
+    start_emulator,
+    stop,
+)
 from tests.support.pikpak_raw import control
-
-MIB = 1 << 20
-USER, PASSWORD = "bench@example.com", "pw"
-DAV = ("alice", "wonderland")
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+    return proc_status(pid)["VmRSS"] / 1024
 
 
 def timed(method: str, url: str, **kw) -> tuple[str, int, float]:
@@ -51,48 +52,23 @@ def timed(method: str, url: str, **kw) -> tuple[str, int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--checkout", type=Path, default=Path(__file__).resolve().parent.parent)
+    parser.add_argument("--checkout", type=Path, default=ROOT)
     parser.add_argument("--value-mib", type=int, default=50)
     args = parser.parse_args()
-    python = args.checkout / ".venv" / "bin" / "python"
     tmp = Path(tempfile.mkdtemp(prefix="pikdav-bench-"))
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "pikdav.cli", "emulator", "--port", "0", "--account",
-         f"{USER}:{PASSWORD}"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    gateway = None
+    emulator = gateway = None
     try:
-        base = emulator.stdout.readline().strip()
+        emulator, base = start_emulator(tmp)
         content = base64.b64encode(b"x").decode()
         for index in range(4):
             control(
-                base, "files", {"username": USER, "path": f"Docs/f{index}.txt", "content": content}
+                base,
+                "files",
+                {"username": PIKPAK_USER, "path": f"Docs/f{index}.txt", "content": content},
             )
-        config = {
-            "server": {"host": "127.0.0.1", "port": 0},
-            "state_dir": str(tmp / "state"),
-            "accounts": {
-                "main": {
-                    "username": USER,
-                    "password": PASSWORD,
-                    "user_api": base,
-                    "drive_api": base,
-                }
-            },
-            "mounts": [{"name": "pikpak", "download": "proxy"}],
-            "users": {DAV[0]: {"password_hash": hash_password(DAV[1])}},
-        }
-        (tmp / "config.yaml").write_text(yaml.safe_dump(config))
-        gateway = subprocess.Popen(
-            [str(python), "-m", "pikdav.cli", "serve", "-c", str(tmp / "config.yaml")],
-            cwd=args.checkout,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        url = gateway.stdout.readline().strip() + "pikpak/Docs/"
+        mounts = [{"name": "pikpak", "download": "proxy"}]
+        gateway, root = serve(tmp, gateway_config(tmp, base, mounts), args.checkout)
+        url = f"{root}/pikpak/Docs/"
         timed("PROPFIND", url, headers={"Depth": "1"})  # signed in, listing cached
         before = rss_mib(gateway.pid)
         print(f"checkout {args.checkout}; gateway RSS before: {before:.0f} MiB")
@@ -117,9 +93,7 @@ def main() -> None:
         print(f"gateway RSS at the end: {rss_mib(gateway.pid):.0f} MiB")
     finally:
         for proc in (gateway, emulator):
-            if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=30)
+            stop(proc)
 
 
 if __name__ == "__main__":

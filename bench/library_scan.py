@@ -6,17 +6,18 @@ reads the first and the last 256 KiB of every video, 4 at a time. PikPak is 80 m
 emulator's delay fault on every API call) and its CDN takes 30 ms to the first byte. Scans:
 first; second, right after; pikdav's after a restart (its listings on disk stale by then);
 and pikdav's after a restart while the emulator answers 500 to every API call (an outage).
+pikdav's scans also seek: a player that jumps to the middle of every video reads 256 KiB there,
+once before the restart and once after it (what the disk cache kept of the seek).
 Figures per scan: seconds, API calls, bytes from the CDN, and answers 5xx. Both servers reach
 the emulator through one CONNECT proxy, as in bench/vs_rclone.py.
 
-    python bench/library_scan.py [--folders 60] [--videos 8] [--video-mib 64]
+    python bench/library_scan.py [--folders 60] [--videos 8] [--video-mib 64] [--no-rclone]
     python bench/library_scan.py --smoke     # a small library: does it all run
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -27,11 +28,10 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.stream import DAV_PASSWORD, DAV_USER, serve, stop
+from bench.common import DAV_PASSWORD, DAV_USER, MIB, heading, serve, stop
 from bench.vs_rclone import (
     PASSWORD,
     USER,
-    VERIFY,
     control,
     pikdav_config,
     start_emulator,
@@ -39,9 +39,8 @@ from bench.vs_rclone import (
 )
 from tests.support.connect_proxy import ConnectProxy
 from tests.support.rclone import RcloneRemote
-from tests.support.tlsca import make_test_ca
 
-MIB, KIB = 1 << 20, 1 << 10
+KIB = 1 << 10
 EDGE = 256 * KIB
 LISTING_TTL = 5  # pikdav's listing_ttl here (rclone's --dir-cache-time is 60 s, as in vs_rclone)
 
@@ -55,8 +54,9 @@ def counters(base: str) -> tuple[int, int]:
     return calls, stats["total"].get("download_bytes", 0)
 
 
-def scan(url: str, size: int) -> dict:
-    """Walk ``url``'s ``lib/`` and read each video's head and tail, 4 at a time."""
+def scan(url: str, size: int, seek: bool = False) -> dict:
+    """Walk ``url``'s ``lib/`` and read each video's head and tail, 4 at a time (``seek``:
+    256 KiB in the middle of each video instead, where a player jumps to)."""
     http = requests.Session()
     http.auth = (DAV_USER, DAV_PASSWORD)
     errors = {"propfind": 0, "read": 0, "other": 0}
@@ -70,7 +70,7 @@ def scan(url: str, size: int) -> dict:
         return [h.rstrip("/").rsplit("/", 1)[-1] for h in hrefs]
 
     def read(path: str) -> None:
-        for start in (0, size - EDGE):
+        for start in (size // 2,) if seek else (0, size - EDGE):
             resp = http.get(
                 f"{url}/{path}", headers={"Range": f"bytes={start}-{start + EDGE - 1}"}, timeout=600
             )
@@ -89,9 +89,9 @@ def scan(url: str, size: int) -> dict:
     return {"seconds": time.monotonic() - began, "videos": len(videos), **errors}
 
 
-def measured(base: str, url: str, size: int) -> dict:
+def measured(base: str, url: str, size: int, seek: bool = False) -> dict:
     calls, cdn = counters(base)
-    row = scan(url, size)
+    row = scan(url, size, seek)
     after_calls, after_cdn = counters(base)
     return row | {"calls": after_calls - calls, "cdn": after_cdn - cdn}
 
@@ -102,17 +102,16 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=8, help="per folder")
     parser.add_argument("--video-mib", type=int, default=64)
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--no-rclone", action="store_true", help="pikdav's scans alone")
     args = parser.parse_args()
     if args.smoke:
         args.folders, args.videos, args.video_mib = 3, 2, 4
     size = args.video_mib * MIB
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        ca = make_test_ca(tmp / "ca")
-        VERIFY.append(str(ca.ca_cert))
         emu = pikdav = rclone = None
         try:
-            emu, base, port, _ = start_emulator(tmp, ca, 0)
+            emu, base, port, ca = start_emulator(tmp, 0)
             for folder in range(args.folders):
                 for video in range(args.videos):
                     path = f"lib/f{folder:03d}/v{video:02d}.mkv"
@@ -124,23 +123,26 @@ def main() -> None:
             control(base, "config", {"cdn_first_byte_delay": 0.03})
             rows: dict[str, dict] = {}
             with ConnectProxy(("127.0.0.1", port)) as proxy:
-                remote = RcloneRemote(ca, proxy, USER, PASSWORD, tmp / "rclone")
-                remote.authorize()
-                rclone, rclone_url = start_rclone(remote, tmp)
-                rows["rclone: first"] = measured(base, rclone_url, size)
-                rows["rclone: second"] = measured(base, rclone_url, size)
-                stop(rclone)
-                rclone = None
+                if not args.no_rclone:
+                    remote = RcloneRemote(ca, proxy, USER, PASSWORD, tmp / "rclone")
+                    remote.authorize()
+                    rclone, rclone_url = start_rclone(remote, tmp)
+                    rows["rclone: first"] = measured(base, rclone_url, size)
+                    rows["rclone: second"] = measured(base, rclone_url, size)
+                    stop(rclone)
+                    rclone = None
 
                 config = pikdav_config(tmp, proxy, ca)
                 config["mounts"][0]["listing_ttl"] = LISTING_TTL
                 pikdav, url = serve(tmp, config)
                 rows["pikdav: first"] = measured(base, f"{url}/pp", size)
                 rows["pikdav: second"] = measured(base, f"{url}/pp", size)
+                rows["pikdav: seek to the middle"] = measured(base, f"{url}/pp", size, True)
                 stop(pikdav)
                 time.sleep(LISTING_TTL)  # what the disk holds is stale now: it is revalidated
                 pikdav, url = serve(tmp, config)
                 rows["pikdav: after a restart"] = measured(base, f"{url}/pp", size)
+                rows["pikdav: seek again after a restart"] = measured(base, f"{url}/pp", size, True)
                 stop(pikdav)
                 control(base, "faults", {"path": "^/(drive|v1)/", "status": 500})
                 time.sleep(LISTING_TTL)
@@ -150,7 +152,7 @@ def main() -> None:
             for proc in (pikdav, rclone, emu):
                 stop(proc)
     videos = args.folders * args.videos
-    print(f"# bench/library_scan.py — {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs")
+    print(heading(__file__))
     print(
         f"{args.folders} folders × {args.videos} videos of {args.video_mib} MiB ({videos}); "
         "head and tail 256 KiB each, 4 at a time; API 80 ms away, CDN first byte 30 ms"
@@ -169,6 +171,11 @@ def main() -> None:
             f"{name}: {row['calls'] / max(1, first['calls']):.3f}× the first scan's API calls, "
             f"{row['cdn'] / max(1, first['cdn']):.3f}× its CDN bytes"
         )
+    seek, again = rows["pikdav: seek to the middle"], rows["pikdav: seek again after a restart"]
+    print(
+        f"pikdav: seek again after a restart: {again['cdn'] / max(1, seek['cdn']):.3f}× the "
+        "first seek's CDN bytes"
+    )
 
 
 if __name__ == "__main__":

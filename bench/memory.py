@@ -35,34 +35,27 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.rss_phases import export_checkout
-from bench.stream import (
+from bench.common import (
     DAV_PASSWORD,
     DAV_USER,
-    PIKPAK_PASSWORD,
+    MIB,
     PIKPAK_USER,
+    ROOT,
+    gateway_config,
     proc_status,
     serve,
+    sources,
+    start_emulator,
     stop,
 )
-from pikdav.dav.auth import hash_password
 from tests.support.pikpak_raw import control
 
-MIB = 1 << 20
-ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = 4
 KINDS = ("PROPFIND", "GET", "Range 1 MiB")
 
 
-def start_emulator(tmp: Path, files: int, size: int, entries: int) -> tuple[subprocess.Popen, str]:
-    emu = subprocess.Popen(
-        [sys.executable, "-m", "pikdav.cli", "emulator", "--port", "0",
-         "--account", f"{PIKPAK_USER}:{PIKPAK_PASSWORD}", "--state", str(tmp / "emulator")],
-        stdout=subprocess.PIPE,
-        stderr=open(tmp / "emulator.log", "wb"),
-        text=True,
-    )  # fmt: skip
-    base = emu.stdout.readline().strip().rstrip("/")
+def filled_emulator(tmp: Path, files: int, size: int, entries: int) -> tuple[subprocess.Popen, str]:
+    emu, base = start_emulator(tmp)
     for index in range(files):
         control(
             base,
@@ -79,27 +72,10 @@ def start_emulator(tmp: Path, files: int, size: int, entries: int) -> tuple[subp
     return emu, base
 
 
-def gateway_config(tmp: Path, emulator: str, budget: str | None) -> dict:
-    server: dict = {"host": "127.0.0.1", "port": 0}
-    if budget is not None:
-        server["memory_budget"] = budget
-    return {
-        "server": server,
-        "state_dir": str(tmp / "state"),
-        "accounts": {
-            "main": {
-                "username": PIKPAK_USER,
-                "password": PIKPAK_PASSWORD,
-                "token_store": None,
-                "user_api": emulator,
-                "drive_api": emulator,
-            }
-        },
-        "mounts": [{"name": "pp", "account": "main", "download": "proxy"}],
-        "users": {
-            DAV_USER: {"password_hash": hash_password(DAV_PASSWORD), "mounts": ["*"], "admin": True}
-        },
-    }
+def memory_config(tmp: Path, emulator: str, budget: str | None) -> dict:
+    server = {"memory_budget": budget} if budget is not None else {}
+    mounts = [{"name": "pp", "account": "main", "download": "proxy"}]
+    return gateway_config(tmp, emulator, mounts, admin=True, **server)
 
 
 def budget_held(base: str) -> int | None:
@@ -176,7 +152,7 @@ class Load:
 
 
 def run_once(tmp: Path, base: str, source: Path, args) -> dict:
-    gateway, root = serve(tmp, gateway_config(tmp, base, args.budget), source)
+    gateway, root = serve(tmp, memory_config(tmp, base, args.budget), source)
     url = f"{root}/pp"
     size = args.file_mib * MIB
     samples: list[tuple[float, int]] = []
@@ -236,20 +212,17 @@ def main() -> None:
         args.clients, args.seconds, args.files, args.file_mib, args.entries = 6, 3, 2, 4, 20
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        sources = {}
-        if args.checkout:
-            sources[args.checkout] = export_checkout(args.checkout, tmp / "old")
-        sources["working tree"] = ROOT
+        runs = sources(args.checkout, tmp)
         emu = None
         try:
-            emu, base = start_emulator(tmp, args.files, args.file_mib * MIB, args.entries)
+            emu, base = filled_emulator(tmp, args.files, args.file_mib * MIB, args.entries)
             print(
                 f"# bench/memory.py — {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs: "
                 f"{args.clients} clients for {args.seconds:g} s, {args.files} files of "
                 f"{args.file_mib} MiB, folders of {args.entries}; {', '.join(args.kinds)}"
             )
             results = {}
-            for number, (label, source) in enumerate(sources.items()):
+            for number, (label, source) in enumerate(runs.items()):
                 budget, args.budget = args.budget, args.budget if source is ROOT else None
                 results[label] = run_once(tmp / f"gateway-{number}", base, source, args)
                 args.budget = budget

@@ -12,7 +12,6 @@ PROPFIND over the same cached listing).
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,24 +19,23 @@ import tempfile
 import time
 from pathlib import Path
 
-import requests
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 import pikdav.dav.propfind as fast
+from bench.common import fill_folder, propfind, stop, table
 from pikdav.emulator import Emulator
 from tests.support.gateway import PIKPAK_PASSWORD, PIKPAK_USER, start_gateway
 from tests.support.rclone import rclone_binary
+from tests.support.waits import wait_for_port
+from tests.support.web import free_port
 from tests.support.wsgi_server import serving
 
 
 def timed(url: str, auth, runs: int) -> tuple[float, int]:
     def once() -> int:
-        resp = requests.request("PROPFIND", url, headers={"Depth": "1"}, auth=auth)
-        assert resp.status_code == 207, resp.status_code
-        return len(resp.content)
+        return len(propfind(url, auth).content)
 
     size = once()  # warm-up: fills caches
     samples = []
@@ -46,12 +44,6 @@ def timed(url: str, auth, runs: int) -> tuple[float, int]:
         once()
         samples.append(time.perf_counter() - start)
     return statistics.median(samples), size
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:
@@ -68,13 +60,7 @@ def main() -> None:
 
         with Emulator() as emu:
             emu.world.add_account(PIKPAK_USER, PIKPAK_PASSWORD)
-            acct = emu.world.accounts[PIKPAK_USER]
-            folder = emu.world.ensure_path(acct, "folder")
-            blob = emu.world.blobs.add_bytes(b"")
-            for i in range(args.entries):
-                emu.world.add_node(
-                    acct, folder, f"f{i:05d}.txt", "drive#file", blob=blob, rename_on_clash=False
-                )
+            fill_folder(emu.world, PIKPAK_USER, "folder", args.entries)
             gw = start_gateway(emu, Path(tmp) / "state", download="proxy")
             try:
                 url = gw.url + "/pikpak/folder/"
@@ -119,23 +105,19 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         try:
-            deadline = time.time() + 20
-            while time.time() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+            wait_for_port(port, "rclone", rclone, seconds=20)
             results["rclone serve webdav"] = timed(f"http://127.0.0.1:{port}/", None, args.runs)
         finally:
-            rclone.terminate()
-            rclone.wait(timeout=10)
+            stop(rclone)
 
     base = results["rclone serve webdav"][0]
-    print(f"| server | median of {args.runs} | response size | time / rclone's |")
-    print("|---|---|---|---|")
-    for name, (seconds, size) in results.items():
-        print(f"| {name} | {seconds * 1000:.0f} ms | {size / 1e6:.1f} MB | {seconds / base:.2f}x |")
+    table(
+        ("server", f"median of {args.runs}", "response size", "time / rclone's"),
+        (
+            (name, f"{seconds * 1000:.0f} ms", f"{size / 1e6:.1f} MB", f"{seconds / base:.2f}x")
+            for name, (seconds, size) in results.items()
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -13,74 +13,46 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pikdav.dav.auth import hash_password
+from bench.common import (
+    MIB,
+    PIKPAK_PASSWORD,
+    PIKPAK_USER,
+    curl,
+    drive_on,
+    gateway_config,
+    make_file,
+    proc_status,
+    serve,
+    start_emulator,
+    stop,
+)
 from tests.support.pikpak_raw import control
-
-MIB = 1 << 20
-USER, PASSWORD = "alice@example.com", "correct horse"
-
-
-def make_file(path: Path, size: int) -> None:
-    with open(path, "wb") as fh:
-        for _ in range(size // (64 * MIB)):
-            fh.write(os.urandom(64 * MIB))
-        fh.write(os.urandom(size % (64 * MIB)))
 
 
 def vm(pid: int) -> dict[str, int]:
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(rest.split()[0]) // 1024
-    return out
+    """VmRSS and VmHWM of a process, in MiB."""
+    return {key: kib // 1024 for key, kib in proc_status(pid).items()}
 
 
 def curl_put(url: str, path: Path) -> float:
-    start = time.perf_counter()
-    out = subprocess.run(
-        [
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-u",
-            "alice:wonderland",
-            "-T",
-            str(path),
-            url,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    assert out in ("201", "204"), out
-    return time.perf_counter() - start
+    """Seconds of one PUT of ``path`` by curl (-T, with Content-Length)."""
+    _, total, _, code = curl(url, "-T", str(path), auth=True)
+    assert code in (201, 204), code
+    return total
 
 
 def child_upload(base: str, path: str) -> None:
-    from pikdav.pikpak.drive import Drive
-    from pikdav.pikpak.session import Credentials, Session
-    from pikdav.pikpak.tokenstore import MemoryTokenStore
     from pikdav.pikpak.upload import Uploader
 
-    drive = Drive(
-        Session(Credentials(USER, PASSWORD), MemoryTokenStore(), user_api=base, drive_api=base)
-    )
-    drive.about()
+    drive = drive_on(base, PIKPAK_USER, PIKPAK_PASSWORD)
     start = time.perf_counter()
     Uploader(drive).upload_file("", Path(path).name, Path(path))
     print(json.dumps({"seconds": time.perf_counter() - start}))
@@ -98,36 +70,12 @@ def main() -> None:
     size = args.size_mib * MIB
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        emu = subprocess.Popen(
-            [sys.executable, "-m", "pikdav.cli", "emulator", "--account", f"{USER}:{PASSWORD}"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        gateway = None
+        emu = gateway = None
         try:
-            base = emu.stdout.readline().strip()
-            config = {
-                "server": {"host": "127.0.0.1", "port": 0, "temp_dir": tmp},
-                "state_dir": str(tmp_path / "state"),
-                "accounts": {
-                    "main": {
-                        "username": USER,
-                        "password": PASSWORD,
-                        "user_api": base,
-                        "drive_api": base,
-                    }
-                },
-                "mounts": [{"name": "pikpak"}],
-                "users": {"alice": {"password_hash": hash_password("wonderland")}},
-            }
-            (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-            gateway = subprocess.Popen(
-                [sys.executable, "-m", "pikdav.cli", "serve", "-c", str(tmp_path / "config.yaml")],
-                stdout=subprocess.PIPE,
-                stderr=(tmp_path / "gateway.log").open("w"),
-                text=True,
-            )
-            url = gateway.stdout.readline().strip() + "pikpak/"
+            emu, base = start_emulator(tmp_path)
+            config = gateway_config(tmp_path, base, [{"name": "pikpak"}], temp_dir=tmp)
+            gateway, root = serve(tmp_path, config)
+            url = f"{root}/pikpak/"
             times: dict[str, list[float]] = {"put": [], "client": []}
             # Warm-up: the first PUT signs in and imports boto3 (both legs do that untimed).
             warm = tmp_path / "warm.bin"
@@ -170,9 +118,7 @@ def main() -> None:
             ]
         finally:
             for proc in (gateway, emu):
-                if proc is not None:
-                    proc.terminate()
-                    proc.wait(timeout=20)
+                stop(proc)
     mb = size / 1e6
     put, client = min(times["put"]), min(times["client"])
     print(f"| measure | {args.size_mib} MiB |")

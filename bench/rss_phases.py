@@ -17,7 +17,6 @@ on one emulator: before and after in one run.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import subprocess
@@ -28,36 +27,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.stream import curl, proc_status, serve, stop
+from bench.common import MIB, curl, heading, make_file, proc_status, serve, sources, stop, table
 from bench.vs_rclone import (
-    MIB,
     USER,
-    VERIFY,
     control,
     pikdav_config,
-    propfind,
     start_emulator,
+    timed_propfind,
 )
 from tests.support.connect_proxy import ConnectProxy
-from tests.support.tlsca import make_test_ca
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_gateway(tmp: Path, proxy: ConnectProxy, ca, source: Path) -> tuple[subprocess.Popen, str]:
     """``pikdav serve`` with the code in ``source``, set up as in ``vs_rclone.py``."""
     proc, url = serve(tmp, pikdav_config(tmp, proxy, ca), source)
     return proc, f"{url}/pp"
-
-
-def export_checkout(rev: str, folder: Path) -> Path:
-    """The files of commit ``rev`` in ``folder`` (made here), to run a gateway from."""
-    folder.mkdir()
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
-    return folder
 
 
 def reset_peak(pid: int) -> None:
@@ -76,8 +60,11 @@ def phases(proc: subprocess.Popen, url: str, args, seeks: list[int], put: Path) 
 
     started = proc_status(proc.pid)  # its peak here is the start-up's
     rows.append(("idle", 0.0, started["VmHWM"] / 1024, started["VmRSS"] / 1024))
-    phase("cold PROPFIND", lambda: propfind(f"{url}/many/"))
-    phase("warm PROPFIND ×3", lambda: statistics.median(propfind(f"{url}/many/") for _ in range(3)))
+    phase("cold PROPFIND", lambda: timed_propfind(f"{url}/many/"))
+    phase(
+        "warm PROPFIND ×3",
+        lambda: statistics.median(timed_propfind(f"{url}/many/") for _ in range(3)),
+    )
     big = args.get_mib * MIB
 
     def get() -> float:
@@ -97,9 +84,7 @@ def phases(proc: subprocess.Popen, url: str, args, seeks: list[int], put: Path) 
     )
 
     # Fresh bytes for each gateway: content PikPak already has would be an instant upload.
-    with open(put, "wb") as out:
-        for _ in range(args.put_mib):
-            out.write(os.urandom(MIB))
+    make_file(put, args.put_mib * MIB)
 
     def upload() -> float:
         name = f"up-{time.monotonic_ns()}.bin"
@@ -125,32 +110,31 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        sources = {}
-        if args.checkout:
-            sources[args.checkout] = export_checkout(args.checkout, tmp / "old")
-        sources["working tree"] = ROOT
-        ca = make_test_ca(tmp / "ca")
-        VERIFY.append(str(ca.ca_cert))
+        runs = sources(args.checkout, tmp)
         emu = None
         try:
-            emu, base, port, _ = start_emulator(tmp, ca, args.entries)
+            emu, base, port, ca = start_emulator(tmp, args.entries)
             big = args.get_mib * MIB
             control(base, "files", {"username": USER, "path": "big.bin", "size": big, "seed": 1})
             put = tmp / "fresh.bin"
             rng = random.Random(3)
             seeks = [rng.randrange(big - 65536) for _ in range(args.seeks)]
-            print(f"# bench/rss_phases.py — {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs")
+            print(heading(__file__))
             with ConnectProxy(("127.0.0.1", port)) as proxy:
-                for number, (label, source) in enumerate(sources.items()):
+                for number, (label, source) in enumerate(runs.items()):
                     gateway, url = start_gateway(tmp / f"gateway-{number}", proxy, ca, source)
                     try:
                         rows = phases(gateway, url, args, seeks, put)
                     finally:
                         stop(gateway)
-                    print(f"\n{label}\n| phase | figure | peak RSS (MiB) | RSS after (MiB) |")
-                    print("|---|---|---|---|")
-                    for name, figure, peak, after in rows:
-                        print(f"| {name} | {figure:.2f} | {peak:.0f} | {after:.0f} |")
+                    print(f"\n{label}")
+                    table(
+                        ("phase", "figure", "peak RSS (MiB)", "RSS after (MiB)"),
+                        (
+                            (name, f"{figure:.2f}", f"{peak:.0f}", f"{after:.0f}")
+                            for name, figure, peak, after in rows
+                        ),
+                    )
         finally:
             stop(emu)
 

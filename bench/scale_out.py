@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,45 +28,34 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import DAV, curl, fill_folder, propfind
 from pikdav.emulator import Emulator
 from tests.support.cluster import PIKPAK_PASSWORD, PIKPAK_USER, haproxy, instances
-from tests.support.command import DAV_PASSWORD, DAV_USER
 from tests.support.pikpak_raw import control
 from tests.support.redis_server import redis_server
-
-AUTH = (DAV_USER, DAV_PASSWORD)
-
-
-def propfind(session: requests.Session, url: str) -> requests.Response:
-    answer = session.request("PROPFIND", url, headers={"Depth": "1"}, auth=AUTH, timeout=60)
-    assert answer.status_code == 207, answer.status_code
-    return answer
 
 
 def warm_propfind(base: str, runs: int) -> float:
     session = requests.Session()
     url = f"{base}pikpak/folder/"
     for _ in range(3):  # warm-up: every instance behind the balancer lists the folder once
-        propfind(session, url)
+        propfind(url, session=session)
     samples = []
     for _ in range(runs):
         began = time.perf_counter()
-        propfind(session, url)
+        propfind(url, session=session)
         samples.append(time.perf_counter() - began)
     return statistics.median(samples)
 
 
 def proxied_get(base: str, runs: int) -> float:
     url = f"{base}pikpak/big.bin"
-    command = ["curl", "-s", "-o", "/dev/null", "-u", f"{DAV_USER}:{DAV_PASSWORD}"]
-    command += ["-w", "%{time_total} %{http_code}", url]
     samples = []
     for index in range(runs + 3):  # three warm-ups: a link cached on every instance
-        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        total, code = out.split()
-        assert code == "200", code
+        _, total, _, code = curl(url, auth=True)
+        assert code == 200, code
         if index >= 3:
-            samples.append(float(total))
+            samples.append(total)
     return statistics.median(samples)
 
 
@@ -75,15 +63,15 @@ def invalidation_delays(a: str, b: str, writes: int) -> tuple[list[float], int]:
     """The delays, and how many of the writes B's first PROPFIND after the PUT did not list
     (a client reading its own write through another instance would have missed it)."""
     put, look = requests.Session(), requests.Session()
-    propfind(look, f"{b}pikpak/writes/")
+    propfind(f"{b}pikpak/writes/", session=look)
     delays, stale = [], 0
     for i in range(writes):
         name = f"w{i:03d}.txt"
-        answer = put.put(f"{a}pikpak/writes/{name}", data=b"x", auth=AUTH, timeout=60)
+        answer = put.put(f"{a}pikpak/writes/{name}", data=b"x", auth=DAV, timeout=60)
         assert answer.status_code == 201, answer.status_code
         answered = time.perf_counter()
         first = True
-        while name not in propfind(look, f"{b}pikpak/writes/").text:
+        while name not in propfind(f"{b}pikpak/writes/", session=look).text:
             assert time.perf_counter() - answered < 10, "never listed"
             stale += first
             first = False
@@ -101,14 +89,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, Emulator() as emulator:
         work = Path(tmp)
         emulator.world.add_account(PIKPAK_USER, PIKPAK_PASSWORD)
-        account = emulator.world.accounts[PIKPAK_USER]
-        folder = emulator.world.ensure_path(account, "folder")
-        emulator.world.ensure_path(account, "writes")
-        blob = emulator.world.blobs.add_bytes(b"")
-        for i in range(args.entries):
-            emulator.world.add_node(
-                account, folder, f"f{i:05d}.txt", "drive#file", blob=blob, rename_on_clash=False
-            )
+        fill_folder(emulator.world, PIKPAK_USER, "folder", args.entries)
+        emulator.world.ensure_path(emulator.world.accounts[PIKPAK_USER], "writes")
         control(
             emulator.base_url,
             "files",

@@ -26,66 +26,41 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 import random
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.stream import (
-    DAV_PASSWORD,
-    DAV_USER,
-    PIKPAK_PASSWORD,
+from bench.common import (
+    MIB,
     PIKPAK_USER,
+    add_file,
+    at_once,
+    cdn_link,
     curl,
+    gateway_config,
+    heading,
     proc_status,
     serve,
+    start_emulator,
     stop,
 )
-from pikdav.dav.auth import hash_password
-from tests.support.pikpak_raw import RawSession, control, pikpak_cdn
-
-MIB = 1 << 20
+from tests.support.command import basic
+from tests.support.pikpak_raw import control, pikpak_cdn
 
 
 def start_gateway(tmp: Path, emulator: str) -> tuple[subprocess.Popen, str]:
-    config = {
-        "server": {"host": "127.0.0.1", "port": 0},
-        "state_dir": str(tmp / "state"),
-        "accounts": {
-            "main": {
-                "username": PIKPAK_USER,
-                "password": PIKPAK_PASSWORD,
-                "user_api": emulator,
-                "drive_api": emulator,
-            }
-        },
-        "mounts": [
-            {"name": "one", "account": "main", "download": "proxy", "stream_connections": 1},
-            {"name": "multi", "account": "main", "download": "proxy"},
-        ],
-        "users": {DAV_USER: {"password_hash": hash_password(DAV_PASSWORD), "mounts": ["*"]}},
-    }
-    return serve(tmp, config)
-
-
-def direct_link(base: str, file_id: str) -> str:
-    raw = RawSession(base, PIKPAK_USER, PIKPAK_PASSWORD)
-    raw.signin()
-    raw.captcha(f"GET:/drive/v1/files/{file_id}")
-    return raw.get(f"/drive/v1/files/{file_id}").json()["web_content_link"]
-
-
-def add(base: str, path: str, size: int, seed: int) -> str:
-    body = {"username": PIKPAK_USER, "path": path, "size": size, "seed": seed}
-    return control(base, "files", body)["id"]
+    mounts = [
+        {"name": "one", "account": "main", "download": "proxy", "stream_connections": 1},
+        {"name": "multi", "account": "main", "download": "proxy"},
+    ]
+    return serve(tmp, gateway_config(tmp, emulator, mounts))
 
 
 def stats(base: str) -> dict:
@@ -139,18 +114,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         try:
-            emu = subprocess.Popen(
-                [sys.executable, "-m", "pikdav.cli", "emulator", "--account",
-                 f"{PIKPAK_USER}:{PIKPAK_PASSWORD}", "--state", str(tmp / "emulator")],
-                stdout=subprocess.PIPE,
-                text=True,
-            )  # fmt: skip
-            base = emu.stdout.readline().strip()
-            big_id = add(base, "big.bin", big, 1)
-            file_id = add(base, "film.bin", size, 2)
-            seek_id = add(base, "seek.bin", size, 3)  # read only by the seeks (nothing cached)
+            emu, base = start_emulator(tmp)
+            big_id = add_file(base, "big.bin", big, 1)
+            file_id = add_file(base, "film.bin", size, 2)
+            seek_id = add_file(base, "seek.bin", size, 3)  # read only by the seeks (nothing cached)
             for n in range(8):
-                add(base, f"other{n}.bin", size, 10 + n)
+                add_file(base, f"other{n}.bin", size, 10 + n)
             mkv = make_mkv(tmp, 20 if args.smoke else 90)
             control(
                 base,
@@ -166,10 +135,10 @@ def main() -> None:
             for target in (f"{one}/big.bin", f"{multi}/big.bin"):
                 curl(target, "-r", "0-0", auth=True)  # sign-in, listings, links
 
-            print(f"# bench/segments.py — {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs")
+            print(heading(__file__))
             # 1. unthrottled
             best = {"direct": 0.0, "one": 0.0, "multi": 0.0}
-            link = direct_link(base, big_id)
+            link = cdn_link(base, big_id)
             for _ in range(args.runs):
                 best["direct"] = max(best["direct"], throughput(link, big, False))
                 best["one"] = max(best["one"], throughput(f"{one}/big.bin", big, True))
@@ -183,7 +152,7 @@ def main() -> None:
             # 2. PikPak-like
             control(base, "config", pikpak_cdn(int(args.rate * 1e6)))
             control(base, "stats", method="DELETE")
-            link = direct_link(base, file_id)
+            link = cdn_link(base, file_id)
             direct = throughput(link, size, False)
             through_one = throughput(f"{one}/film.bin", size, True)
             through_multi = throughput(f"{multi}/film.bin", size, True)
@@ -195,7 +164,7 @@ def main() -> None:
 
             rng = random.Random(5)
             offsets = [rng.randrange(size - 65536) for _ in range(args.seeks)]
-            seek_link = direct_link(base, seek_id)
+            seek_link = cdn_link(base, seek_id)
             direct_seek = statistics.median(ttfb(seek_link, o, False) for o in offsets)
             multi_seek = statistics.median(ttfb(f"{multi}/seek.bin", o, True) for o in offsets)
             print(f"| seek: TTFB of a 64 KiB Range, median of {args.seeks} | direct "
@@ -203,17 +172,8 @@ def main() -> None:
                   f"({multi_seek / direct_seek:.2f}×) |")  # fmt: skip
 
             control(base, "stats", method="DELETE")
-            results: list[float] = []
-
-            def play(name: str) -> None:
-                results.append(throughput(f"{multi}/{name}", size, True))
-
             began = time.monotonic()
-            threads = [threading.Thread(target=play, args=(f"other{n}.bin",)) for n in range(4)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            at_once(lambda n: throughput(f"{multi}/other{n}.bin", size, True), range(4))
             aggregate = 4 * size / (time.monotonic() - began) / 1e6
             counted = stats(base)
             print(f"| 4 concurrent streams | aggregate {aggregate:.1f} MB/s | 503s "
@@ -221,14 +181,7 @@ def main() -> None:
                   f"{counted['download_peak_account_conns']} (limit 20) |")  # fmt: skip
 
             before = proc_status(gateway.pid)["VmRSS"]
-            threads = [
-                threading.Thread(target=throughput, args=(f"{multi}/other{n}.bin", size, True))
-                for n in range(8)
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            at_once(lambda n: throughput(f"{multi}/other{n}.bin", size, True), range(8))
             growth = (proc_status(gateway.pid)["VmHWM"] - before) / 1024
             print(f"| 8 concurrent streams | gateway RSS growth {growth:.0f} MiB |")
 
@@ -249,10 +202,6 @@ def main() -> None:
         finally:
             stop(gateway)
             stop(emu)
-
-
-def basic() -> str:
-    return "Basic " + base64.b64encode(f"{DAV_USER}:{DAV_PASSWORD}".encode()).decode()
 
 
 if __name__ == "__main__":

@@ -17,51 +17,30 @@ Medians of ``--runs`` after one untimed warm-up; the two mounts take turns in ea
 from __future__ import annotations
 
 import argparse
-import http.client
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
-
-import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import DAV, curl, fill_folder, machine, propfind, read_to_end, table
 from pikdav.emulator import Emulator
-from tests.support.gateway import DAV_PASSWORD, DAV_USER, PIKPAK_PASSWORD, PIKPAK_USER
+from tests.support.gateway import PIKPAK_PASSWORD, PIKPAK_USER
 from tests.support.shares import account, make_share, share_mount, start_share_gateway
 
 
-def propfind(url: str, auth) -> int:
-    resp = requests.request("PROPFIND", url, headers={"Depth": "1"}, auth=auth)
-    assert resp.status_code == 207, resp.status_code
-    return len(resp.content)
+def listing_size(url: str, auth) -> int:
+    return len(propfind(url, auth).content)
 
 
 def download(url: str) -> int:
     """Read the whole body of a GET (as a player or a copy tool would) into nothing."""
     if shutil.which("curl"):
-        out = subprocess.run(
-            ["curl", "-s", "-u", f"{DAV_USER}:{DAV_PASSWORD}", "-o", "/dev/null",
-             "-w", "%{size_download}", url],
-            check=True, capture_output=True, text=True,
-        ).stdout  # fmt: skip
-        return int(float(out))
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port)
-    token = requests.auth._basic_auth_str(DAV_USER, DAV_PASSWORD)
-    conn.request("GET", parts.path, headers={"Authorization": token})
-    resp = conn.getresponse()
-    total, buf = 0, bytearray(1 << 20)
-    while n := resp.readinto(buf):
-        total += n
-    conn.close()
-    return total
+        return curl(url, auth=True)[2]
+    return read_to_end(url, DAV)
 
 
 def measure(gw, runs: int, entries: int, size: int) -> dict[str, dict[str, float]]:
@@ -71,11 +50,14 @@ def measure(gw, runs: int, entries: int, size: int) -> dict[str, dict[str, float
     folders = {m.name: f"{gw.url}/{m.name}/Data/Many/" for m in gw.mounts}
     files = {m.name: f"{gw.url}/{m.name}/Data/big.bin" for m in gw.mounts}
     for mount in gw.mounts:  # warm-up: sessions, captcha and pass-code tokens, links
-        assert propfind(folders[mount.name], gw.auth) > entries * 100
+        assert listing_size(folders[mount.name], gw.auth) > entries * 100
         _whole(files[mount.name], size)
     steps = {
-        "cold": lambda m: (m.tree.forget_everything(), lambda: propfind(folders[m.name], gw.auth)),
-        "warm": lambda m: (None, lambda: propfind(folders[m.name], gw.auth)),
+        "cold": lambda m: (
+            m.tree.forget_everything(),
+            lambda: listing_size(folders[m.name], gw.auth),
+        ),
+        "warm": lambda m: (None, lambda: listing_size(folders[m.name], gw.auth)),
         "get": lambda m: (None, lambda: _whole(files[m.name], size)),
     }
     samples: dict[str, dict[str, list[float]]] = {m.name: {k: [] for k in steps} for m in gw.mounts}
@@ -92,20 +74,6 @@ def measure(gw, runs: int, entries: int, size: int) -> dict[str, dict[str, float
     }
 
 
-def machine() -> str:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    return f"{os.cpu_count()} cores, {model or platform.processor() or 'unknown CPU'}"
-
-
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=10_000)
@@ -116,13 +84,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp, Emulator(state_dir=Path(tmp) / "emu") as emu:
         emu.world.add_account(PIKPAK_USER, PIKPAK_PASSWORD)
+        fill_folder(emu.world, PIKPAK_USER, "Data/Many", args.entries, b"12345")
         acct = emu.world.accounts[PIKPAK_USER]
-        folder = emu.world.ensure_path(acct, "Data/Many")
-        blob = emu.world.blobs.add_bytes(b"12345")
-        for i in range(args.entries):
-            emu.world.add_node(
-                acct, folder, f"f{i:05d}.txt", "drive#file", blob=blob, rename_on_clash=False
-            )
         big = emu.world.add_node(
             acct,
             emu.world.ensure_path(acct, "Data"),
@@ -148,20 +111,23 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
             gw.stop()
     own, shared = results["own"], results["shared"]
     print(f"machine: {machine()}; {args.entries} entries, {args.size_mib} MiB file")
-    print("| measure | own-drive mount | share mount | share / own |")
-    print("|---|---|---|---|")
+    rows = []
     for key, label in (
         ("cold", f"cold PROPFIND Depth 1, {args.entries} entries"),
         ("warm", f"warm PROPFIND Depth 1, {args.entries} entries"),
         ("get", f"proxied GET of {args.size_mib} MiB"),
     ):
-        extra = ""
         if key == "get":
-            extra = f" ({size / own[key] / 1e6:.0f} / {size / shared[key] / 1e6:.0f} MB/s)"
-        print(
-            f"| {label}{extra} | {own[key] * 1000:.0f} ms | {shared[key] * 1000:.0f} ms | "
-            f"{shared[key] / own[key]:.2f}× |"
+            label += f" ({size / own[key] / 1e6:.0f} / {size / shared[key] / 1e6:.0f} MB/s)"
+        rows.append(
+            (
+                label,
+                f"{own[key] * 1000:.0f} ms",
+                f"{shared[key] * 1000:.0f} ms",
+                f"{shared[key] / own[key]:.2f}×",
+            )
         )
+    table(("measure", "own-drive mount", "share mount", "share / own"), rows)
     return results
 
 

@@ -19,57 +19,38 @@ gateway) shows the same account twice: mount ``proxy`` (download: proxy) and mou
 from __future__ import annotations
 
 import argparse
-import base64
 import http.client
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from subprocess import Popen
 from urllib.parse import urlsplit
-
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pikdav.dav.auth import hash_password
-from tests.support.pikpak_raw import RawSession, control
-
-MIB = 1 << 20
-PIKPAK_USER, PIKPAK_PASSWORD = "alice@example.com", "correct horse"
-DAV_USER, DAV_PASSWORD = "alice", "wonderland"
-CURL_FORMAT = "%{time_starttransfer} %{time_total} %{size_download} %{http_code}"
-
-
-def curl(url: str, *extra: str, auth: bool = False) -> tuple[float, float, int, int]:
-    """(time to first byte, total time, bytes, final status) of one curl GET into nothing."""
-    cmd = ["curl", "-s", "-o", "/dev/null", "-w", CURL_FORMAT, *extra]
-    if auth:
-        cmd += ["-u", f"{DAV_USER}:{DAV_PASSWORD}"]
-    out = subprocess.run([*cmd, url], check=True, capture_output=True, text=True).stdout
-    ttfb, total, size, code = out.split()
-    return float(ttfb), float(total), int(float(size)), int(code)
-
-
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of a process, in KiB."""
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = int(rest.split()[0])
-    return values
+from bench.common import (
+    MIB,
+    RssSampler,
+    add_file,
+    at_once,
+    cdn_link,
+    curl,
+    gateway_config,
+    proc_status,
+    serve,
+    start_emulator,
+    stop,
+)
+from tests.support.command import basic
+from tests.support.pikpak_raw import control
 
 
 def redirects_per_second(url: str, threads: int, seconds: float) -> tuple[float, int]:
     """302s per second from keep-alive connections; and how many answers were not 302."""
     parts = urlsplit(url)
-    token = base64.b64encode(f"{DAV_USER}:{DAV_PASSWORD}".encode()).decode()
-    headers = {"Authorization": f"Basic {token}"}
+    headers = {"Authorization": basic()}
     deadline = time.perf_counter() + seconds
     counts = [0] * threads
     wrong = [0] * threads
@@ -87,68 +68,29 @@ def redirects_per_second(url: str, threads: int, seconds: float) -> tuple[float,
         conn.close()
 
     start = time.perf_counter()
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(worker, range(threads)))
+    at_once(worker, range(threads))
     elapsed = time.perf_counter() - start
     return sum(counts) / elapsed, sum(wrong)
 
 
-def start_gateway(tmp: Path, emulator: str) -> tuple[subprocess.Popen, str, Path]:
-    config = {
-        "server": {"host": "127.0.0.1", "port": 0},
-        "state_dir": str(tmp / "state"),
-        "accounts": {
-            "main": {
-                "username": PIKPAK_USER,
-                "password": PIKPAK_PASSWORD,
-                "token_store": None,
-                "user_api": emulator,
-                "drive_api": emulator,
-            }
-        },
-        "mounts": [
-            {"name": "proxy", "account": "main", "download": "proxy"},
-            {"name": "redir", "account": "main", "download": "redirect"},
-        ],
-        "users": {DAV_USER: {"password_hash": hash_password(DAV_PASSWORD), "mounts": ["*"]}},
-    }
-    proc, url = serve(tmp, config)
-    return proc, url, tmp / "gateway.log"
+def start_gateway(tmp: Path, emulator: str) -> tuple[Popen, str]:
+    mounts = [
+        {"name": "proxy", "account": "main", "download": "proxy"},
+        {"name": "redir", "account": "main", "download": "redirect"},
+    ]
+    return serve(tmp, gateway_config(tmp, emulator, mounts))
 
 
-def serve(tmp: Path, config: dict, source: Path | None = None) -> tuple[subprocess.Popen, str]:
-    """A ``pikdav serve`` process with ``config`` (written to ``tmp``), and its URL; its log
-    goes to ``tmp/gateway.log``. ``source``: run the pikdav of that checkout instead."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    log = tmp / "gateway.log"
-    env = dict(os.environ, PYTHONPATH=str(source)) if source is not None else None
-    with open(log, "wb") as err:  # one log line per request: never into a pipe we do not read
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pikdav.cli", "serve", "-c", str(path)],
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-            env=env,
-            cwd=source,
-        )
-    url = proc.stdout.readline().strip().rstrip("/")
-    if not url:
-        proc.wait(timeout=10)
-        raise SystemExit(f"the gateway did not start:\n{log.read_text()}")
-    return proc, url
-
-
-def stop(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def best_of(runs: int, size: int, direct: str, proxied: str) -> dict[str, float]:
+    """GB/s of the best of ``runs`` whole GETs of the CDN link and through the gateway,
+    taking turns."""
+    best = {"direct": 0.0, "proxy": 0.0}
+    for _ in range(runs):
+        for kind, target, auth in (("direct", direct, False), ("proxy", proxied, True)):
+            _, total, got, code = curl(target, auth=auth)
+            assert (got, code) == (size, 200), (kind, got, code)
+            best[kind] = max(best[kind], size / total / 1e9)
+    return best
 
 
 def main() -> None:
@@ -168,33 +110,12 @@ def main() -> None:
     args = parser.parse_args()
     size = args.size_mib * MIB
     emu = gateway = None
-    try:
-        emu = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pikdav.cli",
-                "emulator",
-                "--account",
-                f"{PIKPAK_USER}:{PIKPAK_PASSWORD}",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        base = emu.stdout.readline().strip()
-        made = control(
-            base, "files", {"username": PIKPAK_USER, "path": "big.bin", "size": size, "seed": 1}
-        )
-        raw = RawSession(base, PIKPAK_USER, PIKPAK_PASSWORD)
-        raw.signin()
-        raw.captcha(f"GET:/drive/v1/files/{made['id']}")
-        direct = raw.get(f"/drive/v1/files/{made['id']}").json()["links"][
-            "application/octet-stream"
-        ]["url"]
-
-        with tempfile.TemporaryDirectory() as tmpdir:
-            tmp = Path(tmpdir)
-            gateway, url, _ = start_gateway(tmp, base)
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        try:
+            emu, base = start_emulator(tmp)
+            direct = cdn_link(base, add_file(base, "big.bin", size, 1))
+            gateway, url = start_gateway(tmp, base)
             proxied, redirected = f"{url}/proxy/big.bin", f"{url}/redir/big.bin"
             # Warm-up (untimed): sign-in, listings, link caches, the scrypt cache.
             for target in (proxied, redirected):
@@ -202,40 +123,19 @@ def main() -> None:
                 assert first[3] in (206, 302), first
 
             # 1. throughput, one stream, best of N (alternating).
-            best = {"direct": 0.0, "proxy": 0.0}
-            for _ in range(args.runs):
-                for kind, target, auth in (("direct", direct, False), ("proxy", proxied, True)):
-                    _, total, got, code = curl(target, auth=auth)
-                    assert (got, code) == (size, 200), (kind, got, code)
-                    best[kind] = max(best[kind], size / total / 1e9)
-
+            best = best_of(args.runs, size, direct, proxied)
             # 1b. the same with the CDN limited to a realistic speed (it never is unlimited).
             control(base, "config", {"cdn_rate": args.cdn_rate_mbs * 1_000_000})
-            limited = {"direct": 0.0, "proxy": 0.0}
-            for _ in range(2):
-                for kind, target, auth in (("direct", direct, False), ("proxy", proxied, True)):
-                    _, total, got, code = curl(target, auth=auth)
-                    assert (got, code) == (size, 200), (kind, got, code)
-                    limited[kind] = max(limited[kind], size / total / 1e9)
+            limited = best_of(2, size, direct, proxied)
             control(base, "config", {"cdn_rate": 0})
 
             # 2. peak RSS with parallel streams.
             before = proc_status(gateway.pid)
-            sampled = [before["VmRSS"]]
-            done = threading.Event()
-
-            def sample() -> None:
-                while not done.wait(0.05):
-                    sampled.append(proc_status(gateway.pid)["VmRSS"])
-
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-            start = time.perf_counter()
-            with ThreadPoolExecutor(args.streams) as pool:
-                results = list(pool.map(lambda _: curl(proxied, auth=True), range(args.streams)))
-            wall = time.perf_counter() - start
-            done.set()
-            sampler.join()
+            with RssSampler(gateway.pid) as sampler:
+                start = time.perf_counter()
+                results = at_once(lambda _: curl(proxied, auth=True), range(args.streams))
+                wall = time.perf_counter() - start
+            sampled = sampler.samples
             after = proc_status(gateway.pid)
             assert all((r[2], r[3]) == (size, 200) for r in results), results
             aggregate = args.streams * size / wall / 1e9
@@ -259,9 +159,9 @@ def main() -> None:
                     assert kind == "302" or got == size, (kind, got)
                     ttfb[kind].append(first_byte * 1000)
             med = {k: statistics.median(v) for k, v in ttfb.items()}
-    finally:
-        stop(gateway)
-        stop(emu)
+        finally:
+            stop(gateway)
+            stop(emu)
 
     mib = 1024
     print(f"| measure | {args.size_mib} MiB synthetic file |")

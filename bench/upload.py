@@ -22,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-MIB = 1 << 20
+from bench.common import MIB, drive_on, make_file, start_emulator, stop
+
 PART = 8 * MIB
 CONCURRENCY = 4
 USER, PASSWORD = "bench", "pw"
@@ -33,15 +34,9 @@ def rss_mib() -> float:
 
 
 def child_pikdav(base: str, path: str) -> dict:
-    from pikdav.pikpak.drive import Drive
-    from pikdav.pikpak.session import Credentials, Session
-    from pikdav.pikpak.tokenstore import MemoryTokenStore
     from pikdav.pikpak.upload import Uploader, UploadSettings
 
-    drive = Drive(
-        Session(Credentials(USER, PASSWORD), MemoryTokenStore(), user_api=base, drive_api=base)
-    )
-    drive.about()
+    drive = drive_on(base, USER, PASSWORD)
     import boto3  # noqa: F401 - imported before the baseline, as the plain leg does
 
     base_rss = rss_mib()
@@ -118,13 +113,6 @@ def child_plain(base: str, path: str) -> dict:
     return {"seconds": elapsed, "rss_growth_mib": rss_mib() - base_rss}
 
 
-def make_file(path: Path, size: int) -> None:
-    with open(path, "wb") as fh:
-        for _ in range(size // (64 * MIB)):
-            fh.write(os.urandom(64 * MIB))
-        fh.write(os.urandom(size % (64 * MIB)))
-
-
 def run_child(kind: str, base: str, path: Path) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", kind, base, str(path)],
@@ -147,14 +135,9 @@ def main() -> None:
         print(json.dumps(fn(base, path)))
         return
     size = args.size_mib * MIB
-    emu = subprocess.Popen(
-        [sys.executable, "-m", "pikdav.cli", "emulator", "--account", f"{USER}:{PASSWORD}"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        base = emu.stdout.readline().strip()
-        with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
+        emu, base = start_emulator(Path(tmp), user=USER, password=PASSWORD)
+        try:
             results: dict[str, list[dict]] = {"plain": [], "pikdav": []}
             for run in range(args.runs):
                 for kind in ("plain", "pikdav"):
@@ -176,9 +159,8 @@ def main() -> None:
                 f"pikdav throughput / plain multipart throughput: {ratio:.2f}x "
                 f"(best of {args.runs})"
             )
-    finally:
-        emu.terminate()
-        emu.wait(timeout=10)
+        finally:
+            stop(emu)
 
 
 if __name__ == "__main__":

@@ -20,14 +20,11 @@ peak RSS.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -35,33 +32,35 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.stream import DAV_PASSWORD, DAV_USER, curl, proc_status, serve, stop
+from bench.common import (
+    DAV_PASSWORD,
+    DAV_USER,
+    MIB,
+    curl,
+    heading,
+    make_file,
+    proc_status,
+    propfind,
+    seconds_of,
+    serve,
+    stop,
+)
+from bench.common import start_emulator as start_plain_emulator
 from pikdav.dav.auth import hash_password
 from tests.support.connect_proxy import ConnectProxy
 from tests.support.pikpak_raw import pikpak_cdn
 from tests.support.rclone import RcloneRemote
-from tests.support.tlsca import make_test_ca
+from tests.support.tlsca import TestCA, make_test_ca
+from tests.support.waits import wait_for_port
+from tests.support.web import free_port
 
-MIB = 1 << 20
 USER, PASSWORD = "bench@example.com", "bench pass"
-CURL = "%{time_starttransfer} %{time_total} %{size_download} %{http_code}"
 
 VERIFY: list[str] = []  # the test CA's file, once made (the emulator's certificate)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def propfind(url: str) -> float:
-    began = time.monotonic()
-    resp = requests.request(
-        "PROPFIND", url, headers={"Depth": "1"}, auth=(DAV_USER, DAV_PASSWORD), timeout=600
-    )
-    assert resp.status_code == 207, resp.status_code
-    return time.monotonic() - began
+def timed_propfind(url: str) -> float:
+    return seconds_of(lambda: propfind(url))
 
 
 def control(base: str, name: str, body: dict | None = None, method: str = "POST") -> dict:
@@ -70,20 +69,13 @@ def control(base: str, name: str, body: dict | None = None, method: str = "POST"
     return resp.json()
 
 
-def start_emulator(
-    tmp: Path, ca, entries: int
-) -> tuple[subprocess.Popen, str, int, requests.Session]:
-    """``pikdav emulator`` over TLS with the bench's account and ``entries`` one-byte files in
-    ``many/``: the process, its URL, its port, and the session that filled it."""
-    emu = subprocess.Popen(
-        [sys.executable, "-m", "pikdav.cli", "emulator", "--port", "0",
-         "--tls-cert", str(ca.server_cert), "--tls-key", str(ca.server_key),
-         "--account", f"{USER}:{PASSWORD}", "--state", str(tmp / "emulator")],
-        stdout=subprocess.PIPE,
-        stderr=open(tmp / "emulator.log", "wb"),  # the emulator's own log
-        text=True,
-    )  # fmt: skip
-    base = emu.stdout.readline().strip().rstrip("/")
+def start_emulator(tmp: Path, entries: int) -> tuple[subprocess.Popen, str, int, TestCA]:
+    """``pikdav emulator`` over TLS (a test CA made in ``tmp``, trusted by :func:`control`)
+    with the bench's account and ``entries`` one-byte files in ``many/``: the process, its
+    URL, its port, and the CA."""
+    ca = make_test_ca(tmp / "ca")
+    VERIFY.append(str(ca.ca_cert))
+    emu, base = start_plain_emulator(tmp, user=USER, password=PASSWORD, ca=ca)
     session = requests.Session()
     for index in range(entries):
         session.post(
@@ -91,7 +83,7 @@ def start_emulator(
             json={"username": USER, "path": f"many/f{index:05d}.bin", "size": 1},
             verify=VERIFY[0],
         ).raise_for_status()
-    return emu, base, int(base.rsplit(":", 1)[1]), session
+    return emu, base, int(base.rsplit(":", 1)[1]), ca
 
 
 def pikdav_config(tmp: Path, proxy: ConnectProxy, ca) -> dict:
@@ -124,20 +116,11 @@ def start_rclone(remote: RcloneRemote, tmp: Path) -> tuple[subprocess.Popen, str
         "--user", DAV_USER, "--pass", DAV_PASSWORD, "--dir-cache-time", "60s",
     )  # fmt: skip
     command.remove("-vv")
-    log = open(tmp / "rclone.log", "wb")
-    proc = subprocess.Popen(command, env=remote.env(), stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(url, auth=(DAV_USER, DAV_PASSWORD), timeout=5)
-            return proc, url
-        except requests.ConnectionError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.close()
-                text = (tmp / "rclone.log").read_text()
-                raise SystemExit(f"rclone did not start:\n{text}") from None
-            time.sleep(0.2)
+    with open(tmp / "rclone.log", "wb") as log:
+        proc = subprocess.Popen(command, env=remote.env(), stdout=log, stderr=log)
+    log = tmp / "rclone.log"
+    wait_for_port(port, "rclone", proc, seconds=60, died=log.read_text)
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def measure(
@@ -172,11 +155,9 @@ def main() -> None:
         args.seeks, args.rate = 3, 16.0
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        ca = make_test_ca(tmp / "ca")
-        VERIFY.append(str(ca.ca_cert))
         emu = pikdav = rclone = None
         try:
-            emu, base, port, session = start_emulator(tmp, ca, args.entries)
+            emu, base, port, ca = start_emulator(tmp, args.entries)
             big, limited = args.get_mib * MIB, args.limited_mib * MIB
             control(base, "files", {"username": USER, "path": "big.bin", "size": big, "seed": 1})
             # The file of the run with limits, there from the start (no listing goes stale).
@@ -190,23 +171,21 @@ def main() -> None:
             # without a byte sent, which would make the second server look fast.
             puts = {name: tmp / f"fresh-{name}.bin" for name in ("pikdav", "rclone")}
             for path in puts.values():
-                with open(path, "wb") as out:
-                    for _ in range(args.put_mib):
-                        out.write(os.urandom(MIB))
+                make_file(path, args.put_mib * MIB)
             with ConnectProxy(("127.0.0.1", port)) as proxy:
                 remote = RcloneRemote(ca, proxy, USER, PASSWORD, tmp / "rclone")
                 remote.authorize()
                 pikdav, pikdav_url = start_pikdav(tmp, proxy, ca)
                 rclone, rclone_url = start_rclone(remote, tmp)
                 servers = {"pikdav": pikdav_url, "rclone": rclone_url}
-                print(f"# bench/vs_rclone.py — {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs")
+                print(heading(__file__))
                 rows = {}
                 for name, url in servers.items():
-                    cold = propfind(f"{url}/many/")
-                    warm = statistics.median(propfind(f"{url}/many/") for _ in range(3))
+                    cold = timed_propfind(f"{url}/many/")
+                    warm = statistics.median(timed_propfind(f"{url}/many/") for _ in range(3))
                     rows[name] = {"cold": cold, "warm": warm}
                 # The tunnel's ceiling: a CDN link fetched through the proxy by curl.
-                link = _direct_link(base, session)
+                link = _direct_link(base)
                 _, total, got, _ = curl(link, "-x", proxy.url, "--cacert", str(ca.ca_cert))
                 tunnel = got / total / 1e6
                 rng = random.Random(3)
@@ -224,7 +203,7 @@ def main() -> None:
                     for name, url in servers.items()
                 }
                 _, total, got, _ = curl(
-                    _direct_link(base, session, "limited.bin"),
+                    _direct_link(base, "limited.bin"),
                     "-x", proxy.url, "--cacert", str(ca.ca_cert),
                 )  # fmt: skip
                 print(f"direct single connection at the limits: {got / total / 1e6:.1f} MB/s")
@@ -234,7 +213,7 @@ def main() -> None:
                 stop(proc)
 
 
-def _direct_link(base: str, session: requests.Session, file: str = "big.bin") -> str:
+def _direct_link(base: str, file: str = "big.bin") -> str:
     """The file's CDN link, asked for from loopback (where the proxy connects from), on a
     PikPak download host name, so that curl reaches it through the tunnel as the servers do."""
     from tests.support.pikpak_raw import RawSession

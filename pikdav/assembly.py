@@ -34,10 +34,13 @@ from .pikpak.session import Credentials, Session
 from .pikpak.shares import SharedFolder, parse_share_link
 from .pikpak.tokenstore import MemoryTokenStore, open_store
 from .pikpak.types import ORIGINAL
+from .vfs.cluster import Cluster
 from .vfs.disk import DiskCache
 from .vfs.mount import Mount
+from .vfs.offline import Offline
+from .vfs.parts import Reading, Writing
+from .vfs.pending import PendingUploads
 from .vfs.share import ShareSaver, ShareSource
-from .vfs.shared import SharedState
 from .vfs.sharelist import ShareListSource
 from .vfs.sidefiles import RedisSideStore
 from .vfs.source import DriveSource
@@ -153,6 +156,34 @@ def temporaries(config: Config, settings: MountConfig, drive: Drive) -> Temporar
         return None
 
 
+def writing(
+    config: Config,
+    settings: MountConfig,
+    source: DriveSource,
+    spool: SpoolSettings,
+    cluster: Cluster | None,
+    *,
+    background: bool = True,
+) -> Writing:
+    """How a writable drive mount writes: its background uploads (``background=False``: none,
+    for a command beside a running server), the temporaries of its uploads, Finder's files."""
+    waits = background and settings.background_uploads
+    return Writing(
+        use_trash=settings.use_trash,
+        spool=spool,
+        pending=PendingUploads(
+            config.state_dir / "uploads" / settings.name, cluster=cluster, channel=settings.name
+        )
+        if waits
+        else None,
+        # Only the server writes down and removes its uploads' temporaries: a command beside
+        # it must not remove those of the server's uploads in flight.
+        temporaries=temporaries(config, settings, source.drive) if background else None,
+        finder_metadata=settings.finder_metadata,
+        side_files=RedisSideStore(cluster, settings.name) if cluster else None,
+    )
+
+
 def build_mounts(
     config: Config, sessions: dict[str, Session] | None = None, *, background: bool = True
 ) -> list[Mount]:
@@ -160,12 +191,8 @@ def build_mounts(
     session (``sessions`` may hold sessions made already, and gets those made here).
     ``background=False``: no mount takes up background uploads (a command beside a
     running server must not upload what the server's uploads folder holds)."""
-    keep_memory_flat()  # before any thread: glibc fixes its number of heaps at the second
+    keep_memory_flat()  # before any thread: the heaps glibc makes before it stay
     sessions = sessions if sessions is not None else {}
-    sources: dict[tuple[str, str], DriveSource] = {}
-    cdns: dict[str, CdnSession] = {}
-    offline_tasks: dict[str, OfflineTasks] = {}
-    streams: dict[str, Streams] = {}
     # One memory budget for every stream's read-ahead, the block cache and listing caches.
     memory = MemoryBudget(config.server.memory_budget)
     # One cache for every stream: players re-read the same header and index blocks.
@@ -179,74 +206,114 @@ def build_mounts(
         directory=str(config.server.temp_dir) if config.server.temp_dir else None,
         max_size=config.server.max_upload_size,
     )
-    shared = SharedState(config.redis) if config.redis else None
+    cluster = Cluster(config.redis) if config.redis else None
+    accounts = _Accounts(config, sessions, cache, memory)
     mounts = []
+    for settings in config.mounts:
+        if settings.is_share:
+            mounts.append(
+                share_mount(config, settings, accounts.own_drive, memory, cache=cache, disk=disk)
+            )
+        else:
+            mounts.append(
+                _drive_mount(
+                    config,
+                    settings,
+                    accounts,
+                    spool=spool,
+                    cluster=cluster,
+                    disk=disk,
+                    background=background,
+                )
+            )
+    if cluster is not None:
+        cluster.start()  # every mount listens for the others' changes from now on
+    return mounts
+
+
+class _Accounts:
+    """What the mounts of one account share, made at its first mount: its session, CDN
+    session, offline tasks and streams; and a drive source per kind of link."""
+
+    def __init__(
+        self,
+        config: Config,
+        sessions: dict[str, Session],
+        cache: BlockCache | None,
+        memory: MemoryBudget,
+    ) -> None:
+        self._config, self._sessions, self._cache, self._memory = config, sessions, cache, memory
+        self._sources: dict[tuple[str, str], DriveSource] = {}
+        self._cdns: dict[str, CdnSession] = {}
+        self.offline_tasks: dict[str, OfflineTasks] = {}
+        self.streams: dict[str, Streams] = {}
 
     def own_drive(
-        account: AccountConfig, link_kind: str = ORIGINAL
+        self, account: AccountConfig, link_kind: str = ORIGINAL
     ) -> tuple[DriveSource, CdnSession]:
-        if account.name not in cdns:
+        config, sessions = self._config, self._sessions
+        if account.name not in self._cdns:
             session = sessions.get(account.name) or account_session(
                 config, account, pool_size=config.server.threads
             )
             sessions[account.name] = session
-            cdns[account.name] = http.cdn_session(session.connection)
-            offline_tasks[account.name] = OfflineTasks(session)
-            streams[account.name] = Streams(
-                connections=account.cdn_connections, cache=cache, memory=memory
+            self._cdns[account.name] = http.cdn_session(session.connection)
+            self.offline_tasks[account.name] = OfflineTasks(session)
+            self.streams[account.name] = Streams(
+                connections=account.cdn_connections, cache=self._cache, memory=self._memory
             )
         kind = (account.name, link_kind)
-        if kind not in sources:
-            sources[kind] = DriveSource(Drive(sessions[account.name]), link_kind=link_kind)
-        return sources[kind], cdns[account.name]
+        if kind not in self._sources:
+            self._sources[kind] = DriveSource(Drive(sessions[account.name]), link_kind=link_kind)
+        return self._sources[kind], self._cdns[account.name]
 
-    for settings in config.mounts:
-        if settings.is_share:
-            mounts.append(share_mount(config, settings, own_drive, memory, cache=cache, disk=disk))
-            continue
-        account = config.account_for(settings)
-        source, cdn = own_drive(account, settings.link)
-        offline = offline_tasks[account.name]
-        route = link_route(settings, account, cdn)
-        if route is not None:
-            route.start()  # with cdn_node auto: the first probe, then one an hour
-        waits = background and settings.background_uploads
-        mounts.append(
-            Mount(
-                settings.name,
-                source,
-                cdn=cdn,
-                root_id=settings.root_folder_id,
-                listing_ttl=settings.listing_ttl,
-                # A transcoded view is not the stored file: a copy or a change of it would be
-                # of bytes the client never saw.
-                read_only=settings.read_only or settings.link == "transcoded",
-                use_trash=settings.use_trash,
-                spool=spool,
-                uploads_dir=config.state_dir / "uploads" / settings.name if waits else None,
-                finder_metadata=settings.finder_metadata,
-                route=route,
-                offline=offline,
-                offline_folder=settings.offline_folder,
-                offline_links_per_file=settings.offline_links_per_file,
-                offline_links_per_minute=settings.offline_links_per_minute,
-                shared=shared,
-                side_files=RedisSideStore(shared, settings.name) if shared else None,
-                streams=streams[account.name],
-                stream_plan=SegmentPlan(connections=settings.stream_connections),
-                finder_hints=settings.finder_hints,
-                # Only the server writes down and removes its uploads' temporaries: a command
-                # beside it must not remove those of the server's uploads in flight.
-                temporaries=temporaries(config, settings, source.drive) if background else None,
-                disk=disk,
-                disk_scope=f"{settings.name}|{account.username or account.name}"
-                f"|{settings.root_folder_id}",
-                same_bytes_by_hash=settings.link == ORIGINAL,
-            )
-        )
-    if shared is not None:
-        shared.start()  # every mount listens for the others' changes from now on
-    return mounts
+
+def _drive_mount(
+    config: Config,
+    settings: MountConfig,
+    accounts: _Accounts,
+    *,
+    spool: SpoolSettings,
+    cluster: Cluster | None,
+    disk: DiskCache | None,
+    background: bool,
+) -> Mount:
+    """A mount of an account's own drive."""
+    account = config.account_for(settings)
+    source, cdn = accounts.own_drive(account, settings.link)
+    route = link_route(settings, account, cdn)
+    if route is not None:
+        route.start()  # with cdn_node auto: the first probe, then one an hour
+    return Mount(
+        settings.name,
+        source,
+        reading=Reading(
+            cdn,
+            route=route,
+            streams=accounts.streams[account.name],
+            plan=SegmentPlan(connections=settings.stream_connections),
+            disk=disk,
+            disk_scope=f"{settings.name}|{account.username or account.name}"
+            f"|{settings.root_folder_id}",
+            same_bytes_by_hash=settings.link == ORIGINAL,
+        ),
+        # Read-only too, it finishes the uploads and removes the temporaries an
+        # earlier writable run left.
+        writing=writing(config, settings, source, spool, cluster, background=background),
+        offline=Offline(
+            accounts.offline_tasks[account.name],
+            settings.offline_folder,
+            links_per_file=settings.offline_links_per_file,
+            links_per_minute=settings.offline_links_per_minute,
+        ),
+        root_id=settings.root_folder_id,
+        listing_ttl=settings.listing_ttl,
+        finder_hints=settings.finder_hints,
+        cluster=cluster,
+        # A transcoded view is not the stored file: a copy or a change of it would be
+        # of bytes the client never saw.
+        read_only=settings.read_only or settings.link == "transcoded",
+    )
 
 
 def disk_cache(config: Config) -> DiskCache | None:
@@ -375,19 +442,20 @@ def share_mount(
     return Mount(
         mount.name,
         source,
-        cdn=cdn,
+        reading=Reading(
+            cdn,
+            route=route,
+            # A share's links are throttled as an own drive's are: its streams get segments
+            # too, within a budget of their own (the share is read without an account).
+            streams=Streams(cache=cache, memory=memory),
+            plan=SegmentPlan(connections=mount.stream_connections),
+            disk=disk,
+            disk_scope=f"{mount.name}|{mount.share or mount.share_list}|{root_id}",
+            same_bytes_by_hash=not mount.use_transcoding_address,
+        ),
         root_id=root_id,
         listing_ttl=mount.listing_ttl,
-        read_only=True,
-        route=route,
-        # A share's links are throttled as an own drive's are: its streams get segments too,
-        # within a budget of their own (the share is read without an account).
-        streams=Streams(cache=cache, memory=memory),
-        stream_plan=SegmentPlan(connections=mount.stream_connections),
         finder_hints=mount.finder_hints,
-        disk=disk,
-        disk_scope=f"{mount.name}|{mount.share or mount.share_list}|{root_id}",
-        same_bytes_by_hash=not mount.use_transcoding_address,
     )
 
 
@@ -401,15 +469,15 @@ def share_list_source(mount: MountConfig, session: Session) -> ShareListSource:
     )
 
 
-def shared_state(mounts: list[Mount]) -> SharedState | None:
+def cluster_of(mounts: list[Mount]) -> Cluster | None:
     """The Redis state the mounts share with other instances (None: one instance alone);
     ``.status()`` says whether it answers, for the status page."""
-    return next((m.shared for m in mounts if m.shared is not None), None)
+    return next((m.cluster for m in mounts if m.cluster is not None), None)
 
 
 def memory_budget(mounts: list[Mount]) -> MemoryBudget | None:
     """The memory budget the mounts' streams and caches hold within (one for all)."""
-    return next((m.streams.memory for m in mounts if m.streams and m.streams.memory), None)
+    return next((m.reading.memory for m in mounts if m.reading.memory is not None), None)
 
 
 def build_app(config: Config, mounts: list[Mount]) -> Callable:
@@ -433,7 +501,7 @@ def build_app_and_metrics(config: Config, mounts: list[Mount]) -> tuple[Callable
         mounts=mounts,
         policies=policies,
         account_of={settings.name: settings.account for settings in config.mounts},
-        shared=shared_state(mounts),
+        cluster=cluster_of(mounts),
         memory=memory_budget(mounts),
     )
     metrics = Metrics(status)
@@ -443,7 +511,7 @@ def build_app_and_metrics(config: Config, mounts: list[Mount]) -> tuple[Callable
         per_user=config.server.requests_per_user, per_address=config.server.requests_per_address
     )
     app = build_dav_app(
-        mounts, policies, config.auth_settings(), status, metrics, shared_state(mounts), caps
+        mounts, policies, config.auth_settings(), status, metrics, cluster_of(mounts), caps
     )
     return app, metrics
 

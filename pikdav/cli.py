@@ -64,7 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
         "upstream call, as -v does)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (
+        _add_emulator,
+        _add_serve,
+        _add_demo,
+        _add_check,
+        _add_shares,
+        _add_bans,
+        _add_hash_password,
+        _add_login,
+        _add_offline,
+    ):
+        add(sub)
+    return parser
 
+
+def _add_emulator(sub) -> None:
     emu = sub.add_parser("emulator", help="run a PikPak-compatible server for tests and demos")
     emu.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
@@ -89,9 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument(
         "--link-ttl", type=int, default=86400, metavar="S", help="download link lifetime in seconds"
     )
+
+
+def _add_serve(sub) -> None:
     serve = sub.add_parser("serve", help="run the WebDAV gateway")
     serve.add_argument("-c", "--config", required=True, help="YAML config file")
 
+
+def _add_demo(sub) -> None:
     demo = sub.add_parser("demo", help="run the gateway on the built-in emulator with sample files")
     demo.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
@@ -105,12 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--password", help="the demo user's password (default: random)")
 
+
+def _add_check(sub) -> None:
     check = sub.add_parser(
         "check",
         help="validate a config, log in, show tokens and quota, and each share mount's state",
     )
     check.add_argument("-c", "--config", required=True, help="YAML config file")
 
+
+def _add_shares(sub) -> None:
     shares = sub.add_parser("shares", help="share lists: check every share of a list file")
     shares_sub = shares.add_subparsers(dest="shares_command", required=True)
     shares_check = shares_sub.add_parser(
@@ -137,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shares_check.add_argument("--ca-cert", help="extra CA bundle (PEM) for PikPak's hosts")
 
+
+def _add_bans(sub) -> None:
     bans = sub.add_parser("bans", help="the ban on password guessing: lift bans without a restart")
     bans_sub = bans.add_subparsers(dest="bans_command", required=True)
     lift = bans_sub.add_parser(
@@ -148,9 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     lift.add_argument("addresses", nargs="*", metavar="ADDRESS", help="a banned client address")
     lift.add_argument("--all", action="store_true", help="lift every ban")
 
+
+def _add_hash_password(sub) -> None:
     hashp = sub.add_parser("hash-password", help="hash a DAV user's password for the config")
     hashp.add_argument("--stdin", action="store_true", help="read the password from stdin")
 
+
+def _add_login(sub) -> None:
     login = sub.add_parser("login", help="sign in to PikPak and store the tokens")
     login.add_argument("--username", help="PikPak e-mail, phone number or user name")
     secret = login.add_mutually_exclusive_group()
@@ -180,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to keep the tokens (file path or "
         "redis:// URL; default: ~/.local/state/pikdav/tokens/default.json)",
     )
+    # Hosts for the emulator, a mirror or a test: not shown in the help.
+    login.add_argument("--user-api", default=USER_API, help=argparse.SUPPRESS)
+    login.add_argument("--drive-api", default=DRIVE_API, help=argparse.SUPPRESS)
+    login.add_argument("--ca-cert", help=argparse.SUPPRESS)
+
+
+def _add_offline(sub) -> None:
     offline = sub.add_parser(
         "offline",
         help="offline downloads: PikPak fetches magnet, http and ed2k links into the drive",
@@ -210,82 +247,31 @@ def build_parser() -> argparse.ArgumentParser:
         elif name == "retry":
             task.add_argument("id", metavar="ID", help="task id (from `list`)")
 
-    login.add_argument("--user-api", default=USER_API, help=argparse.SUPPRESS)
-    login.add_argument("--drive-api", default=DRIVE_API, help=argparse.SUPPRESS)
-    login.add_argument("--ca-cert", help=argparse.SUPPRESS)
-    return parser
-
 
 def run_login(args: argparse.Namespace) -> int:
-    import getpass
-    from datetime import datetime
-
-    from .assembly import login_command, session_for
+    from .assembly import session_for
     from .config import DEFAULT_STATE_DIR, AccountConfig
     from .pikpak.errors import HumanCheckRequired, PikPakError
     from .pikpak.tokenstore import TokenStoreError
 
-    store_path = Path(DEFAULT_STATE_DIR).expanduser() / "tokens" / "default.json"
-    store_name = "default"
-    hint = "pikdav login"
-    proxy = None  # without a config: the environment's proxy, as every HTTP tool
     if args.password_stdin:
         args.password = sys.stdin.readline().rstrip("\r\n")
         if not args.password:
             print("pikdav login: --password-stdin read an empty line", file=sys.stderr)
             return 2
-    if args.config:
-        # Log in the way `serve -c` will use it: the account's store, platform and hosts.
-        config = _load(args.config)
-        if config is None:
-            return 2
-        if not config.accounts:
-            print(
-                f"pikdav login: {args.config} has no accounts (share mounts need no login)",
-                file=sys.stderr,
-            )
-            return 2
-        name = args.account or (next(iter(config.accounts)) if len(config.accounts) == 1 else None)
-        if name not in config.accounts:
-            print(
-                f"pikdav login: name one of the accounts with --account: "
-                f"{', '.join(config.accounts)}",
-                file=sys.stderr,
-            )
-            return 2
-        account = config.accounts[name]
-        hint = login_command(config, account)
-        args.username = args.username or account.username
-        args.password = args.password or account.password
-        args.refresh_token = args.refresh_token or (
-            account.refresh_token if not args.password else None
-        )
-        args.platform = account.platform if args.platform is None else args.platform
-        args.token_store = args.token_store or account.token_store
-        args.user_api, args.drive_api = account.user_api, account.drive_api
-        args.ca_cert = args.ca_cert or (str(account.ca_cert) if account.ca_cert else None)
-        proxy = account.proxy  # sign in the way `serve` will reach PikPak
-        store_path, store_name = config.token_path(account), account.name
-    args.platform = args.platform or "web"
-
-    if not args.username and not args.refresh_token:
-        if not sys.stdin.isatty():
-            print(
-                "pikdav login: give --username (and --password-stdin) or --refresh-token",
-                file=sys.stderr,
-            )
-            return 2
-        args.username = input("PikPak username (e-mail or phone): ").strip()
-    password = args.password
-    if args.username and not password and not args.refresh_token:
-        if not sys.stdin.isatty():
-            print(
-                "pikdav login: give --password-stdin (and the password on stdin), or run it "
-                "in a terminal",
-                file=sys.stderr,
-            )
-            return 2
-        password = getpass.getpass("PikPak password: ")
+    # Without a config: the default store, and the environment's proxy, as every HTTP tool.
+    where = (Path(DEFAULT_STATE_DIR).expanduser() / "tokens" / "default.json", "default")
+    hint, proxy = "pikdav login", None
+    try:
+        if args.config:
+            hint, proxy, where = _take_account(args)
+        args.platform = args.platform or "web"
+        password = _ask_credentials(args)
+    except _LoginRefused as exc:
+        if str(exc):
+            print(f"pikdav login: {exc}", file=sys.stderr)
+        return 2
+    store_path, store_name = where
     account = AccountConfig(
         store_name,
         username=args.username or "",
@@ -299,9 +285,8 @@ def run_login(args: argparse.Namespace) -> int:
         proxy=proxy,
     )
     session = session_for(account, store_path, login=hint, captcha_token=args.captcha_token)
-    store = session.store
     try:
-        previous = store.load()
+        previous = session.store.load()
         token = session.login()
     except HumanCheckRequired as exc:
         print(
@@ -314,6 +299,69 @@ def run_login(args: argparse.Namespace) -> int:
     except (PikPakError, TokenStoreError) as exc:
         print(f"pikdav login: {exc}", file=sys.stderr)
         return 1
+    _print_signed_in(args, token, session.store, previous)
+    return 0
+
+
+class _LoginRefused(Exception):
+    """``pikdav login`` cannot go on (exit status 2); the text, if any, says why."""
+
+
+def _take_account(args: argparse.Namespace):
+    """Fills ``args`` from the config's account, to log in the way ``serve -c`` will use it:
+    the account's store, platform and hosts. Returns (hint, proxy, (store path, store name))."""
+    from .assembly import login_command
+
+    config = _load(args.config)
+    if config is None:
+        raise _LoginRefused()  # _load said why
+    if not config.accounts:
+        raise _LoginRefused(f"{args.config} has no accounts (share mounts need no login)")
+    name = args.account or (next(iter(config.accounts)) if len(config.accounts) == 1 else None)
+    if name not in config.accounts:
+        raise _LoginRefused(
+            f"name one of the accounts with --account: {', '.join(config.accounts)}"
+        )
+    account = config.accounts[name]
+    args.username = args.username or account.username
+    args.password = args.password or account.password
+    args.refresh_token = args.refresh_token or (
+        account.refresh_token if not args.password else None
+    )
+    args.platform = account.platform if args.platform is None else args.platform
+    args.token_store = args.token_store or account.token_store
+    args.user_api, args.drive_api = account.user_api, account.drive_api
+    args.ca_cert = args.ca_cert or (str(account.ca_cert) if account.ca_cert else None)
+    # account.proxy: sign in the way `serve` will reach PikPak
+    return (
+        login_command(config, account),
+        account.proxy,
+        (config.token_path(account), account.name),
+    )
+
+
+def _ask_credentials(args: argparse.Namespace):
+    """Asks in a terminal for what the flags and the config left out; returns the password
+    (None with a refresh token)."""
+    import getpass
+
+    if not args.username and not args.refresh_token:
+        if not sys.stdin.isatty():
+            raise _LoginRefused("give --username (and --password-stdin) or --refresh-token")
+        args.username = input("PikPak username (e-mail or phone): ").strip()
+    password = args.password
+    if args.username and not password and not args.refresh_token:
+        if not sys.stdin.isatty():
+            raise _LoginRefused(
+                "give --password-stdin (and the password on stdin), or run it in a terminal"
+            )
+        password = getpass.getpass("PikPak password: ")
+    return password
+
+
+def _print_signed_in(args: argparse.Namespace, token, store, previous) -> None:
+    from datetime import datetime
+
     until = datetime.fromtimestamp(token.expires_at).astimezone()
     who = args.username or "(refresh token)"
     print(f"Signed in to PikPak as {who} (user id {token.user_id}, platform {args.platform}).")
@@ -323,7 +371,6 @@ def run_login(args: argparse.Namespace) -> int:
     print(f"Tokens are stored in {store.description}.")
     if previous is not None and previous.pause is not None:
         print("Sign-ins were paused for this account; that pause is over now.")
-    return 0
 
 
 def _load(path: str):

@@ -652,48 +652,9 @@ class _Reader(Checker):
                 raise self.fail(
                     join(path, only), "is not a setting of a share mount (read-only); remove it"
                 )
-        share = ""
-        if "share" in data:
-            share = self.string(*key("share"))
-            try:
-                parse_share_link(share)
-            except ValueError as e:
-                raise self.fail(join(path, "share"), str(e)) from None
-        else:
-            for one in ("pass_code", "root_folder_id", *_SHARE_KEYS):
-                if one in data:
-                    raise self.fail(
-                        join(path, one),
-                        "belongs to a mount of one share (share:), not to a share_list"
-                        + ("; give a pass code after the link" if one == "pass_code" else ""),
-                    )
-        account = ""
-        if "account" in data:
-            account = self.string(*key("account"))
-            if account not in accounts:
-                raise self.fail(
-                    join(path, "account"),
-                    f"no account is named {account!r} (accounts: {', '.join(accounts) or 'none'})",
-                )
-            for own in _CONNECTION_KEYS:
-                if own in data:
-                    raise self.fail(
-                        join(path, own),
-                        f"the connection settings come from account {account!r}; set them "
-                        "there, or drop account:",
-                    )
-        save_to = self.string(*key("save_to"), optional=True) or ""
-        if save_to and save_to not in accounts:
-            raise self.fail(
-                join(path, "save_to"),
-                f"must name an account whose drive keeps the saved files (accounts: "
-                f"{', '.join(accounts) or 'none'})",
-            )
-        if "save_folder" in data and not save_to:
-            raise self.fail(join(path, "save_folder"), "goes with save_to: <account>")
-        save_folder = self.string(*key("save_folder"), optional=True) or f"pikdav shares/{name}"
-        if any(part in (".", "..") for part in save_folder.split("/")):
-            raise self.fail(join(path, "save_folder"), "must be a folder path such as 'a/b'")
+        share = self._share_link(path, data, key)
+        account = self._share_account(path, data, key, accounts)
+        save_to, save_folder = self._save_target(path, name, data, key, accounts)
         given = data.get("pass_code")
         # `pass_code: 1234` unquoted is a number to YAML; a pass code is its digits.
         pass_code = (
@@ -727,6 +688,76 @@ class _Reader(Checker):
             drive_api=self.url(*key("drive_api")),
             ca_cert=self.path(*key("ca_cert"), must_be="file"),
         )
+
+    def _share_link(
+        self, path: str, data: Mapping[str, Any], key: Callable[[str], tuple[str, Any]]
+    ) -> str:
+        """The checked ``share`` link ("" for a share_list, which takes no key of one share)."""
+        if "share" in data:
+            share = self.string(*key("share"))
+            try:
+                parse_share_link(share)
+            except ValueError as e:
+                raise self.fail(join(path, "share"), str(e)) from None
+            return share
+        for one in ("pass_code", "root_folder_id", *_SHARE_KEYS):
+            if one in data:
+                raise self.fail(
+                    join(path, one),
+                    "belongs to a mount of one share (share:), not to a share_list"
+                    + ("; give a pass code after the link" if one == "pass_code" else ""),
+                )
+        return ""
+
+    def _share_account(
+        self,
+        path: str,
+        data: Mapping[str, Any],
+        key: Callable[[str], tuple[str, Any]],
+        accounts: Mapping[str, AccountConfig],
+    ) -> str:
+        """The account a share mount reaches PikPak as ("": none), whose connection settings
+        it then takes instead of its own."""
+        if "account" not in data:
+            return ""
+        account = self.string(*key("account"))
+        if account not in accounts:
+            raise self.fail(
+                join(path, "account"),
+                f"no account is named {account!r} (accounts: {', '.join(accounts) or 'none'})",
+            )
+        for own in _CONNECTION_KEYS:
+            if own in data:
+                raise self.fail(
+                    join(path, own),
+                    f"the connection settings come from account {account!r}; set them "
+                    "there, or drop account:",
+                )
+        return account
+
+    def _save_target(
+        self,
+        path: str,
+        name: str,
+        data: Mapping[str, Any],
+        key: Callable[[str], tuple[str, Any]],
+        accounts: Mapping[str, AccountConfig],
+    ) -> tuple[str, str]:
+        """``save_to`` (the account whose drive keeps saved files, "" for none) and the
+        ``save_folder`` there."""
+        save_to = self.string(*key("save_to"), optional=True) or ""
+        if save_to and save_to not in accounts:
+            raise self.fail(
+                join(path, "save_to"),
+                f"must name an account whose drive keeps the saved files (accounts: "
+                f"{', '.join(accounts) or 'none'})",
+            )
+        if "save_folder" in data and not save_to:
+            raise self.fail(join(path, "save_folder"), "goes with save_to: <account>")
+        save_folder = self.string(*key("save_folder"), optional=True) or f"pikdav shares/{name}"
+        if any(part in (".", "..") for part in save_folder.split("/")):
+            raise self.fail(join(path, "save_folder"), "must be a folder path such as 'a/b'")
+        return save_to, save_folder
 
     def user(self, path: str, name: str, value: Any, mounts: list[MountConfig]) -> UserConfig:
         data = self.mapping(path, value, ("password_hash", "mounts", "read_only", "admin"))

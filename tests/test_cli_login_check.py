@@ -4,7 +4,6 @@ name the config in use, what `check` verified and what it did not, and paused si
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -12,13 +11,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import requests
-import yaml
 
 from pikdav.dav.auth import hash_password
-from tests.support.pikpak_raw import control
+from tests.support.command import write_config
+from tests.support.pikpak_raw import control, sign_ins
+from tests.support.web import free_port
 
 PIKDAV = [sys.executable, "-m", "pikdav.cli"]
 USER, PASSWORD = "alice@example.com", "correct horse"
+SPACED = "my config.yaml"  # a config path with a space: the hints must quote it
 QUOTA = (
     '<?xml version="1.0"?><propfind xmlns="DAV:"><prop>'
     "<quota-available-bytes/><quota-used-bytes/></prop></propfind>"
@@ -36,28 +37,8 @@ def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str
     )
 
 
-def write_config(tmp_path: Path, base: str, password: str | None = PASSWORD) -> str:
-    account = {"username": USER, "user_api": base, "drive_api": base}
-    if password is not None:
-        account["password"] = password
-    config = {
-        "server": {"host": "127.0.0.1", "port": 0},
-        "state_dir": str(tmp_path / "state"),
-        "accounts": {"main": account},
-        "mounts": [{"name": "pikpak", "download": "proxy"}],
-        "users": {"alice": {"password_hash": hash_password("wonderland")}},
-    }
-    path = tmp_path / "my config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
-
-
-def sign_ins(emulator) -> int:
-    return emulator.world.stats.snapshot()["total"]["signin"]
-
-
 def test_login_reads_the_password_from_stdin(emulator, tmp_path):
-    config = write_config(tmp_path, emulator.base_url, password=None)
+    config = write_config(tmp_path, emulator.base_url, password=None, name=SPACED)
     proc = run("login", "-c", config, "--password-stdin", stdin=PASSWORD + "\n")
     assert proc.returncode == 0, proc.stderr
     assert "Signed in to PikPak as alice@example.com" in proc.stdout
@@ -92,7 +73,7 @@ def test_login_help_says_the_password_flag_is_visible():
 
 
 def test_hints_name_the_config_in_use(emulator, tmp_path):
-    config = write_config(tmp_path, emulator.base_url, password=None)
+    config = write_config(tmp_path, emulator.base_url, password=None, name=SPACED)
     quoted = f"pikdav login -c '{config}'"  # the path has a space: quoted as a shell needs
     check = run("check", "-c", config)
     assert check.returncode == 1
@@ -104,7 +85,7 @@ def test_hints_name_the_config_in_use(emulator, tmp_path):
 
 
 def test_check_with_a_stored_token_says_the_password_was_not_verified(emulator, tmp_path):
-    config = write_config(tmp_path, emulator.base_url, password="a wrong password")
+    config = write_config(tmp_path, emulator.base_url, password="a wrong password", name=SPACED)
     login = run("login", "-c", config, "--password-stdin", stdin=PASSWORD + "\n")
     assert login.returncode == 0, login.stderr
     check = run("check", "-c", config)
@@ -115,13 +96,13 @@ def test_check_with_a_stored_token_says_the_password_was_not_verified(emulator, 
     # With no stored token, check signs in, and then it can say the password works.
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    verified = run("check", "-c", write_config(fresh, emulator.base_url))
+    verified = run("check", "-c", write_config(fresh, emulator.base_url, name=SPACED))
     assert verified.returncode == 0
     assert "password: verified (pikdav signed in with it just now)" in verified.stdout
 
 
 def test_check_shows_the_pause_that_serve_recorded(emulator, tmp_path):
-    config = write_config(tmp_path, emulator.base_url, password="a wrong password")
+    config = write_config(tmp_path, emulator.base_url, password="a wrong password", name=SPACED)
     serve = subprocess.Popen(
         [*PIKDAV, "serve", "-c", config], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -159,10 +140,8 @@ def test_check_shows_the_pause_that_serve_recorded(emulator, tmp_path):
 
 
 def test_check_fails_fast_on_a_refused_connection(tmp_path, monkeypatch, capsys):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = write_config(tmp_path, f"http://127.0.0.1:{port}")
+    port = free_port()
+    config = write_config(tmp_path, f"http://127.0.0.1:{port}", name=SPACED)
     started = time.monotonic()
     check = run("check", "-c", config)
     took = time.monotonic() - started

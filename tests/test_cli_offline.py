@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import time
 
 import yaml
 
 from tests.support.command import PIKDAV, write_config
-from tests.support.pikpak_raw import control
+from tests.support.pikpak_raw import control, drive_tree
+from tests.support.waits import wait_until
 
 MAGNET = "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&dn=sintel.mkv"
 BROKEN = "https://example.org/fail/broken.iso"
@@ -20,11 +20,6 @@ def offline(config: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def tree(emulator) -> dict[str, dict]:
-    files = control(emulator.base_url, "tree?username=alice@example.com", method="GET")["files"]
-    return {f["path"]: f for f in files}
-
-
 def listed(config: str) -> dict[str, list[str]]:
     proc = offline(config, "list")
     assert proc.returncode == 0, proc.stderr
@@ -33,13 +28,12 @@ def listed(config: str) -> dict[str, list[str]]:
 
 
 def wait_for_phase(config: str, name: str, phase: str) -> list[str]:
-    deadline = time.monotonic() + 20
-    while True:
-        row = listed(config).get(name)
-        if (row and row[1] == phase) or time.monotonic() > deadline:
-            assert row and row[1] == phase, row
-            return row
-        time.sleep(0.2)
+    return wait_until(
+        lambda: (row := listed(config).get(name)) and row[1] == phase and row,
+        f"{name} {phase}",
+        20,
+        every=0.2,  # each look is a `pikdav offline list` process
+    )
 
 
 def test_add_list_retry_and_delete_offline_downloads(emulator, tmp_path):
@@ -58,7 +52,9 @@ def test_add_list_retry_and_delete_offline_downloads(emulator, tmp_path):
 
     done = wait_for_phase(config, "sintel.mkv", "complete")
     assert done[0] == ids[0] and done[2] == "100%"
-    assert tree(emulator)["Offline/sintel.mkv"]["kind"] == "drive#file"  # the mount's folder
+    assert (
+        drive_tree(emulator, trashed=None)["Offline/sintel.mkv"]["kind"] == "drive#file"
+    )  # the mount's folder
     assert wait_for_phase(config, "broken.iso", "error")[0] == ids[1]
 
     retried = offline(config, "retry", ids[1])
@@ -75,12 +71,12 @@ def test_add_list_retry_and_delete_offline_downloads(emulator, tmp_path):
     )
     assert other.returncode == 0, other.stderr
     wait_for_phase(config, "notes.txt", "complete")
-    assert "From CLI/ed2k/notes.txt" in tree(emulator)
+    assert "From CLI/ed2k/notes.txt" in drive_tree(emulator, trashed=None)
 
     gone = offline(config, "delete", ids[0])
     assert gone.returncode == 0 and "deleted 1 task" in gone.stdout
     assert "sintel.mkv" not in listed(config)
-    assert "Offline/sintel.mkv" in tree(emulator)  # the file stays
+    assert "Offline/sintel.mkv" in drive_tree(emulator, trashed=None)  # the file stays
 
 
 def test_a_refused_link_says_why_and_starts_nothing(emulator, tmp_path):

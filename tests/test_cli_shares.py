@@ -12,6 +12,7 @@ import yaml
 from pikdav.dav.auth import hash_password
 from tests.support.command import PIKDAV
 from tests.support.shares import add_file, make_share, set_share_status
+from tests.support.web import free_port
 
 HASH = hash_password("wonderland")
 
@@ -199,11 +200,7 @@ def test_serve_with_a_config_of_shares_alone(emulator, tmp_path):
 
 
 def test_shares_check_says_when_pikpak_cannot_be_reached(tmp_path):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: connections are refused
+    port = free_port()  # nothing listens: connections are refused
     listed = tmp_path / "shares.txt"
     listed.write_text("One = https://mypikpak.com/s/VNabc123def\n")
     base = f"http://127.0.0.1:{port}"

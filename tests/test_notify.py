@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-import time
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -14,6 +14,8 @@ import requests
 
 from tests.support.gateway import PIKPAK_USER
 from tests.support.pikpak_raw import control
+from tests.support.waits import wait_until
+from tests.support.web import propfind
 
 
 class Receiver:
@@ -42,12 +44,10 @@ class Receiver:
     def named(self, event: str) -> list[dict]:
         return [e for e in self.events if e["event"] == event]
 
-    def wait_for(self, event: str, timeout: float = 15) -> dict:
-        deadline = time.monotonic() + timeout
-        while not self.named(event) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert self.named(event), self.events
-        time.sleep(0.5)  # time for a second one to arrive, if there were one
+    def wait_for(self, event: str, count: int = 1) -> dict:
+        """The first ``event``, once ``count`` of them have arrived. That one was told only
+        once is shown by a later event: the webhook sends in order."""
+        wait_until(lambda: len(self.named(event)) >= count, f"{count} {event}", 15)
         return self.named(event)[0]
 
 
@@ -58,13 +58,8 @@ def receiver():
     r.server.shutdown()
 
 
-def propfind(gw, times: int = 1) -> list[int]:
-    return [
-        requests.request(
-            "PROPFIND", gw.url + "/pikpak/", auth=gw.auth, headers={"Depth": "1"}, timeout=30
-        ).status_code
-        for _ in range(times)
-    ]
+def propfind_statuses(gw, times: int = 1) -> list[int]:
+    return [propfind(gw, "/pikpak/", timeout=30).status_code for _ in range(times)]
 
 
 def session_of(gw):
@@ -80,7 +75,7 @@ def test_a_human_check_then_the_recovery_are_told_once_each(
         {"path": "^/v1/shield/captcha/init$", "captcha": {}, "account": PIKPAK_USER, "times": 1},
     )
     gw = make_gateway(notify={"webhook": receiver.url})
-    assert propfind(gw, 20) == [503] * 20
+    assert propfind_statuses(gw, 20) == [503] * 20
     event = receiver.wait_for("human_check")
     assert event["account"] == "main" and "human check" in event["message"]
     assert event["content_type"] == "application/json" and event["time"].endswith("Z")
@@ -88,7 +83,7 @@ def test_a_human_check_then_the_recovery_are_told_once_each(
     assert [e["event"] for e in receiver.events] == ["human_check"]
 
     session_of(gw).login()  # what the status page's form does, once the puzzle is solved
-    assert propfind(gw, 3) == [207] * 3
+    assert propfind_statuses(gw, 3) == [207] * 3
     resumed = receiver.wait_for("sign_in_resumed")
     assert resumed["account"] == "main"
     assert [e["event"] for e in receiver.events] == ["human_check", "sign_in_resumed"]
@@ -100,16 +95,23 @@ def test_a_dead_refresh_token_without_a_password_is_told_once(emulator, make_gat
         notify={"webhook": receiver.url},
         account_options={"username": None, "password": None, "refresh_token": "os.dead"},
     )
-    assert propfind(gw, 10) == [503] * 10
+    assert propfind_statuses(gw, 10) == [503] * 10
     event = receiver.wait_for("login_lost")
     assert "no password" in event["message"] and "os.dead" not in json.dumps(event)
-    assert [e["event"] for e in receiver.events] == ["login_lost"]
+    # A later event: a login with a password, as `pikdav login` makes it.
+    session = session_of(gw)
+    session.credentials = replace(
+        session.credentials, username=PIKPAK_USER, password="correct horse", refresh_token=None
+    )
+    session.login()
+    receiver.wait_for("sign_in_resumed")
+    assert [e["event"] for e in receiver.events] == ["login_lost", "sign_in_resumed"]
 
 
 def test_a_refused_password_pauses_and_a_new_login_resumes(emulator, make_gateway, receiver):
     emulator.world.accounts[PIKPAK_USER].password = "changed in the app"
     gw = make_gateway(notify={"webhook": receiver.url})
-    assert propfind(gw, 10) == [503] * 10
+    assert propfind_statuses(gw, 10) == [503] * 10
     event = receiver.wait_for("sign_in_paused")
     assert "username or password" in event["message"] and "changed" not in event["message"]
     emulator.world.accounts[PIKPAK_USER].password = "correct horse"
@@ -120,7 +122,7 @@ def test_a_refused_password_pauses_and_a_new_login_resumes(emulator, make_gatewa
 
 def test_a_background_upload_that_fails_for_good_is_told_once(emulator, make_gateway, receiver):
     gw = make_gateway(notify={"webhook": receiver.url}, background_uploads=True)
-    assert propfind(gw) == [207]  # signed in
+    assert propfind_statuses(gw) == [207]  # signed in
     control(
         emulator.base_url,
         "faults",
@@ -140,7 +142,14 @@ def test_a_background_upload_that_fails_for_good_is_told_once(emulator, make_gat
     event = receiver.wait_for("upload_failed")
     assert event["mount"] == "pikpak" and event["file"] == "report.pdf"
     assert event["attempts"] == 1 and "full" in event["message"]
-    assert [e["event"] for e in receiver.events] == ["upload_failed"]
+    # A later upload that fails too: its event comes after any repeat of the first.
+    resp = requests.put(gw.url + "/pikpak/later.pdf", data=b"%PDF" * 999, auth=gw.auth)
+    assert resp.status_code == 201
+    receiver.wait_for("upload_failed", count=2)
+    assert [(e["event"], e["file"]) for e in receiver.events] == [
+        ("upload_failed", "report.pdf"),
+        ("upload_failed", "later.pdf"),
+    ]
 
 
 def test_a_webhook_that_fails_is_tried_three_times_then_given_up(receiver, caplog):

@@ -12,8 +12,8 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from tests.support.cluster import free_port
 from tests.support.command import PIKDAV, start
+from tests.support.web import free_port
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,21 +18,12 @@ from pikdav.dav.auth import hash_password
 from tests.support.cluster import PIKPAK_USER, instances
 from tests.support.command import DAV_PASSWORD, DAV_USER
 from tests.support.davclients import put_files
-from tests.support.pikpak_raw import control
+from tests.support.pikpak_raw import control, total_stats
 from tests.support.redis_server import redis_process
+from tests.support.waits import wait_until
+from tests.support.web import propfind
 
 AUTH = (DAV_USER, DAV_PASSWORD)
-
-
-def counters(emulator) -> dict[str, int]:
-    return control(emulator.base_url, "stats", method="GET")["total"]
-
-
-def propfind(url: str, session: requests.Session | None = None) -> int:
-    http = session or requests
-    return http.request(
-        "PROPFIND", f"{url}pikpak/Docs/", auth=AUTH, headers={"Depth": "1"}, timeout=120
-    ).status_code
 
 
 def test_three_instances_fifty_threads_each_five_expiries_make_five_refreshes(
@@ -42,15 +32,19 @@ def test_three_instances_fifty_threads_each_five_expiries_make_five_refreshes(
     put_files(emulator, {"Docs/a.txt": b"a"})
     # listing_ttl 0: every PROPFIND asks PikPak, so every request needs a working token.
     with instances(tmp_path, emulator, redis_url, listing_ttl=0) as running:
-        assert [propfind(r.url) for r in running] == [207, 207, 207]
-        assert counters(emulator)["signin"] == 1  # the first instance's, adopted by the rest
-        start = counters(emulator)
+        assert [
+            propfind(r.url, "pikpak/Docs/", auth=AUTH, timeout=120).status_code for r in running
+        ] == [207, 207, 207]
+        assert total_stats(emulator)["signin"] == 1  # the first instance's, adopted by the rest
+        start = total_stats(emulator)
         local = threading.local()
 
         def one(url: str) -> int:
             if not hasattr(local, "session"):
                 local.session = requests.Session()
-            return propfind(url, local.session)
+            return propfind(
+                url, "pikpak/Docs/", auth=AUTH, session=local.session, timeout=120
+            ).status_code
 
         statuses: list[int] = []
         with ThreadPoolExecutor(150) as pool:
@@ -58,7 +52,7 @@ def test_three_instances_fifty_threads_each_five_expiries_make_five_refreshes(
                 control(emulator.base_url, "expire-tokens", {"username": PIKPAK_USER})
                 urls = [r.url for r in running for _ in range(50)]
                 statuses += list(pool.map(one, urls))
-        end = counters(emulator)
+        end = total_stats(emulator)
     assert len(statuses) == 750
     assert [s for s in statuses if s != 207] == []
     assert end["refresh"] - start["refresh"] == 5
@@ -78,8 +72,8 @@ def test_a_wrong_password_on_three_instances_costs_one_sign_in_attempt(
                 assert answer.status_code == 503
                 assert "cannot sign in to PikPak" in answer.text
     # As on one instance: the first attempt is refused, the pause it starts is shared.
-    assert counters(emulator)["signin"] == 1
-    assert counters(emulator)["signin_rejected"] == 1
+    assert total_stats(emulator)["signin"] == 1
+    assert total_stats(emulator)["signin_rejected"] == 1
 
 
 LOCK_BODY = (
@@ -95,17 +89,11 @@ def dav(url: str, method: str, path: str, **kw) -> requests.Response:
 
 
 def wait_for_log(running, text: str, count: int) -> None:
-    deadline = time.monotonic() + 10
-    while any(r.log().count(text) < count for r in running):
-        assert time.monotonic() < deadline, [r.log()[-2000:] for r in running]
-        time.sleep(0.05)
-
-
-def wait_until(condition, what: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {seconds:.0f} s"
-        time.sleep(0.1)
+    wait_until(
+        lambda: all(r.log().count(text) >= count for r in running),
+        lambda: f"{count} x {text!r} in every log: {[r.log()[-2000:] for r in running]}",
+        10,
+    )
 
 
 def lists(url: str, name: str) -> bool:
@@ -116,10 +104,10 @@ def lists(url: str, name: str) -> bool:
 
 def docs_listed_from_caches(emulator, urls) -> bool:
     """Every instance lists Docs/ without asking PikPak."""
-    before = counters(emulator)["list"]
+    before = total_stats(emulator)["list"]
     for url in urls:
         assert lists(url, "a.txt")
-    return counters(emulator)["list"] == before
+    return total_stats(emulator)["list"] == before
 
 
 def test_redis_stopped_and_started_again_costs_503s_meanwhile_and_nothing_after(emulator, tmp_path):
@@ -135,7 +123,7 @@ def test_redis_stopped_and_started_again_costs_503s_meanwhile_and_nothing_after(
         lock = dav(a, "LOCK", "Docs/a.txt", data=LOCK_BODY, headers={"Timeout": "3600"})
         assert lock.status_code == 200
         token = lock.headers["Lock-Token"]
-        refreshes = counters(emulator)["refresh"]
+        refreshes = total_stats(emulator)["refresh"]
         for cycle in range(1, cycles + 1):
             redis.stop()
             wait_for_log(running, DOWN, cycle)
@@ -155,14 +143,14 @@ def test_redis_stopped_and_started_again_costs_503s_meanwhile_and_nothing_after(
                 # A listing not cached needs a token refreshed: not without Redis's lock.
                 fresh = dav(url, "PROPFIND", f"Other{cycle - 1}/", headers={"Depth": "1"})
                 assert fresh.status_code == 503 and "Redis" in fresh.text, fresh.text
-            assert counters(emulator)["refresh"] == refreshes + cycle - 1
+            assert total_stats(emulator)["refresh"] == refreshes + cycle - 1
             redis.start()
             wait_for_log(running, BACK, cycle)
             for url in (a, b, c):
                 fresh = dav(url, "PROPFIND", f"Other{cycle - 1}/", headers={"Depth": "1"})
                 assert fresh.status_code == 207, fresh.text
             # One refresh for the three instances, made once Redis was back.
-            assert counters(emulator)["refresh"] == refreshes + cycle
+            assert total_stats(emulator)["refresh"] == refreshes + cycle
             # The lock taken before is still held, through every instance.
             assert dav(b, "PUT", "Docs/a.txt", data=b"b").status_code == 423
             assert dav(c, "PUT", f"Docs/new{cycle}.txt", data=b"x").status_code == 201

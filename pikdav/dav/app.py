@@ -16,8 +16,8 @@ from wsgidav.dav_error import DAVError
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
+from pikdav.vfs.cluster import Cluster
 from pikdav.vfs.mount import Mount
-from pikdav.vfs.shared import SharedState
 
 from .auth import (
     DAV_WRITE_METHODS,
@@ -26,6 +26,7 @@ from .auth import (
     LoginThrottle,
     PikdavDomainController,
 )
+from .cluster import cluster_dav_state, cluster_locks
 from .deadprops import CappedPropertyManager
 from .frontdoor import (
     ErrorAnswers,
@@ -40,7 +41,6 @@ from .metrics import Metrics
 from .paths import check_request
 from .policy import DownloadPolicy
 from .provider import GatewayProvider
-from .shared import shared_dav_state, shared_locks
 from .status import StatusPages, StatusSources
 
 BLOCK_SIZE = 1 << 20  # WsgiDAV's read size for GET bodies and PUT uploads
@@ -53,13 +53,13 @@ def build_dav_app(
     auth: AuthSettings,
     status: StatusSources | None = None,
     metrics: Metrics | None = None,
-    shared: SharedState | None = None,
+    cluster: Cluster | None = None,
     caps: RequestCaps | None = None,
 ) -> Callable:
     """The whole application for ``mounts`` (each with its download policy in ``policies``)
     and the DAV users of ``auth``; ``status``: what the admins' status page shows;
     ``metrics``: counted here, and served to admins at ``/metrics`` unless a mount has
-    that name; with ``shared``, locks, dead properties and bans are kept on the Redis that
+    that name; with ``cluster``, locks, dead properties and bans are kept on the Redis that
     several instances share (see :mod:`.shared`); ``caps``: requests one user or address
     may have running at once (see :mod:`.limits`)."""
     provider = GatewayProvider(mounts, policies, status.transfers if status else None)
@@ -73,8 +73,8 @@ def build_dav_app(
         "status": status,
         "metrics": metrics if "metrics" not in {m.name.casefold() for m in mounts} else None,
     }
-    if shared is not None:
-        on_redis = shared_dav_state(shared, auth.login_failures)
+    if cluster is not None:
+        on_redis = cluster_dav_state(cluster, auth.login_failures)
         logins = on_redis.pop("failed_logins")
         logins.lift_requests, logins.behind_proxy = auth.lift_requests, bool(auth.trusted_proxies)
         pikdav["failed_logins"] = logins
@@ -109,8 +109,8 @@ def build_dav_app(
             "logging": {"enable": False},
         }
     )
-    if shared is not None:
-        shared_locks(dav, provider)
+    if cluster is not None:
+        cluster_locks(dav, provider)
     # WsgiDAV puts its version into error pages; say only its name.
     wsgidav_util.public_wsgidav_info = "WsgiDAV"
     allow = (

@@ -44,6 +44,7 @@ from pikdav.pikpak.errors import (
     StreamGone,
     Unreachable,
 )
+from pikdav.vfs.cluster import ClusterDown
 from pikdav.vfs.errors import (
     BodyCut,
     FromCache,
@@ -57,7 +58,6 @@ from pikdav.vfs.errors import (
     TooLarge,
     UploadingElsewhere,
 )
-from pikdav.vfs.shared import SharedStateDown
 
 from .logtext import client_text
 
@@ -79,7 +79,7 @@ _MOUNT_STATUSES: tuple[tuple[type[MountError], int], ...] = (
 
 def dav_error(exc: PikPakError | MountError, what: str) -> DAVError:
     """``exc`` met while ``what`` (e.g. "listing /pikpak/Films") as a DAV status."""
-    if isinstance(exc, SharedStateDown):
+    if isinstance(exc, ClusterDown):
         return _unavailable(str(exc), 5)
     if isinstance(exc, FromCache):
         log.info("%s: %s", client_text(what), exc)

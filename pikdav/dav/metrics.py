@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from pikdav.pikpak.errors import PikPakError
+from pikdav.vfs.errors import MountError
 
 from .frontdoor import plain_answer
 from .status import StatusSources
@@ -132,15 +133,23 @@ class _State:
         self._lock = threading.Lock()
 
     def collect(self) -> Iterator[Metric]:
-        sources = self.sources
-        transfers = sources.transfers
+        yield from self._transfers()
+        yield from self._memory()
+        yield from self._accounts()
+        yield from self._mounts()
+        yield from self._disk()
+
+    def _transfers(self) -> Iterator[Metric]:
+        transfers = self.sources.transfers
         yield _counter(
             "pikdav_proxied_bytes", "Bytes proxied to clients", transfers.streamed_bytes()
         )
         yield _counter("pikdav_redirects", "GETs redirected to PikPak's link", transfers.redirects)
         yield _gauge("pikdav_active_streams", "Proxied streams now", len(transfers.active(STREAM)))
         yield _gauge("pikdav_active_puts", "PUTs in progress now", len(transfers.active(PUT)))
-        memory = sources.memory
+
+    def _memory(self) -> Iterator[Metric]:
+        memory = self.sources.memory
         if memory is not None:
             yield _gauge(
                 "pikdav_memory_budget_bytes",
@@ -170,6 +179,8 @@ class _State:
             yield held
             yield refusals
 
+    def _accounts(self) -> Iterator[Metric]:
+        """Per account: its token refreshes, sign-ins, pauses and waits, and whether it works."""
         per_account = {
             "refreshes": ("pikdav_refreshes", "Access-token refreshes"),
             "sign_ins": ("pikdav_sign_ins", "Sign-ins with the password"),
@@ -183,7 +194,7 @@ class _State:
         signed_in = GaugeMetricFamily(
             "pikdav_signed_in", "1 while the account's login works", labels=["account"]
         )
-        for name, account in sources.accounts.items():
+        for name, account in self.sources.accounts.items():
             try:
                 health = account.health()
             except (PikPakError, OSError):
@@ -194,6 +205,10 @@ class _State:
         yield from families.values()
         yield signed_in
 
+    def _mounts(self) -> Iterator[Metric]:
+        """Per mount: its caches' hits and misses, its background uploads, and its account's
+        offline tasks."""
+        sources = self.sources
         hits = CounterMetricFamily(
             "pikdav_cache_hits", "Cache lookups answered without PikPak", labels=["mount", "cache"]
         )
@@ -230,7 +245,6 @@ class _State:
                 for phase, count in self._phases(mount).items():
                     tasks.add_metric([account, phase], count)
         yield from (hits, misses, uploads, sent_bytes, tasks)
-        yield from self._disk()
 
     def _disk(self) -> Iterator[Metric]:
         mounts = self.sources.mounts
@@ -277,10 +291,10 @@ class _State:
                 return cached[1]
         phases: dict[str, int] = {}
         try:
-            for task in mount.offline.list():
+            for task in mount.offline_tasks():
                 phase = task.phase.removeprefix("PHASE_TYPE_").lower() or "unknown"
                 phases[phase] = phases.get(phase, 0) + 1
-        except PikPakError:
+        except (PikPakError, MountError):  # MountError: PikPak is away, not asked
             return cached[1] if cached is not None else {}
         with self._lock:
             self._offline[mount.name] = (time.monotonic() + OFFLINE_TTL, phases)

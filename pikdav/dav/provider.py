@@ -258,6 +258,7 @@ class FileResource(_Resource, DAVNonCollection):
         self.entry = entry
         self.planned: ByteRange | None = None  # the range a GET answers (see .delivery)
         self._body: SpoolFile | None = None
+        self._transfer: Transfer | None = None  # a PUT's, in the list of transfers
 
     def get_content_length(self) -> int:
         return self.entry.size
@@ -294,7 +295,7 @@ class FileResource(_Resource, DAVNonCollection):
 
     def _transfer_ended(self) -> None:
         transfers: Transfers | None = self.environ.get(TRANSFERS)
-        if transfers is not None and getattr(self, "_transfer", None) is not None:
+        if transfers is not None and self._transfer is not None:
             transfers.end(self._transfer)
         self._transfer = None
 
@@ -308,7 +309,7 @@ class FileResource(_Resource, DAVNonCollection):
             return
         received = time.monotonic()
         old = self.entry if self.entry.id else None  # no id: nothing of that name yet
-        if getattr(self, "_transfer", None) is not None:
+        if self._transfer is not None:
             self._transfer.phase = UPLOADING
         try:
             with answering(f"PUT {self.path} ({body.size} of {body.expected} B)"):
@@ -510,8 +511,8 @@ class GatewayProvider(DAVProvider):
         self.transfers = transfers or Transfers()
         self.started = time.time()
         # Several instances on one Redis: while it is down, nothing may change (see
-        # pikdav.vfs.shared); reads go on from the local caches.
-        self.shared = next((m.shared for m in self.mounts.values() if m.shared), None)
+        # pikdav.vfs.cluster); reads go on from the local caches.
+        self.cluster = next((m.cluster for m in self.mounts.values() if m.cluster), None)
 
     def is_readonly(self) -> bool:
         return all(m.read_only for m in self.mounts.values())
@@ -579,9 +580,9 @@ class GatewayProvider(DAVProvider):
         self, environ: dict, start_response: Callable, default_handler: Callable
     ):
         method = environ["REQUEST_METHOD"]
-        if self.shared is not None and method in WRITE_METHODS:
+        if self.cluster is not None and method in WRITE_METHODS:
             with answering(f"{method} {environ['PATH_INFO']}"):
-                self.shared.check()  # LOCK and UNLOCK too: the locks live in Redis
+                self.cluster.check()  # LOCK and UNLOCK too: the locks live in Redis
         if method in _ROOT_UNCHANGEABLE and environ["PATH_INFO"].strip("/") == "":
             raise DAVError(
                 HTTP_FORBIDDEN, "the server root cannot be deleted, moved, copied or written"

@@ -34,15 +34,16 @@ from wsgidav.mw.base_mw import BaseMiddleware
 
 from pikdav.pikpak.errors import HumanCheckRequired, PikPakError
 from pikdav.pikpak.memory import MemoryBudget
+from pikdav.pikpak.types import Quota
+from pikdav.vfs.cluster import Cluster, ClusterStatus
 from pikdav.vfs.errors import MountError
 from pikdav.vfs.mount import Mount
-from pikdav.vfs.shared import SharedState
 
 from .auth import REALM, AuthSettings, failed_logins
 from .frontdoor import html_answer, plain_answer
 from .logtext import client_text
 from .policy import DownloadPolicy, request_client
-from .transfers import Transfers
+from .transfers import Transfer, Transfers
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class StatusSources:
     policies: Mapping[str, DownloadPolicy]
     transfers: Transfers = field(default_factory=Transfers)
     account_of: Mapping[str, str] = field(default_factory=dict)  # mount name → account name
-    shared: SharedState | None = None  # the Redis several instances share, if any
+    cluster: Cluster | None = None  # the Redis several instances share, if any
     memory: MemoryBudget | None = None  # what streams and caches hold within
 
 
@@ -97,7 +98,7 @@ class StatusPages(BaseMiddleware):
         self.bans = failed_logins(config)
         self.metrics = settings.get("metrics")  # pikdav.dav.metrics.Metrics, or None
         # A callable giving the key CSRF tokens are signed with: the instances' shared one
-        # on Redis (see :class:`pikdav.dav.shared.SharedSecret`), or this process's own.
+        # on Redis (see :class:`pikdav.dav.cluster.cluster_dav_state`), or this process's own.
         own = secrets.token_bytes(32)
         self._csrf_key: Callable[[], bytes] = settings.get("csrf_key") or (lambda: own)
 
@@ -316,119 +317,129 @@ def _read_form(environ: dict[str, Any]) -> dict[str, str] | None:
 
 
 def _view(sources: StatusSources, bans: list[tuple[str, int]]) -> dict[str, Any]:
-    now = time.time()
     mounts, quotas, uploads, offline = [], [], [], []
     seen_accounts: set[str] = set()
     for mount in sources.mounts:
-        policy = sources.policies.get(mount.name)
         account = sources.account_of.get(mount.name, "")
-        mounts.append(
-            {
-                "name": mount.name,
-                "kind": mount.source.kind,
-                "account": account,
-                "download": policy.mode if policy else "",
-                "read_only": mount.read_only,
-                # A share has no offline downloads; an own drive's land in My Pack by default.
-                "offline_folder": "none"
-                if mount.offline is None
-                else mount.offline_folder or "My Pack",
-                "share_status": _share_status(mount),
-                "cdn_node": _cdn_node(mount),
-                "from_cache": mount.tree.outage.describe(),
-            }
-        )
-        first_of_account = account not in seen_accounts
-        seen_accounts.add(account)
-        if first_of_account:
+        mounts.append(_mount_row(mount, sources.policies.get(mount.name), account))
+        if account not in seen_accounts:  # the first mount of its account
+            seen_accounts.add(account)
             quota = mount.quota()
             if quota is not None:
-                quotas.append(
-                    {
-                        "account": account or mount.name,
-                        "used": _size(quota.usage),
-                        "total": "unlimited" if quota.unlimited else _size(quota.limit),
-                        "trash": _size(quota.usage_in_trash),
-                    }
-                )
+                quotas.append(_quota_row(account or mount.name, quota))
             if mount.offline is not None:
                 offline.append(_offline(mount))
-        if mount.pending is not None:
-            current, sent = mount.pending.sent()
-            for item, going in mount.pending.uploads():
-                state = "failed" if item.failed else "uploading" if going else "waiting"
-                if going and item.id == current and item.size:
-                    state += f", {_size(sent)} sent ({sent * 100 // item.size} %)"
-                uploads.append(
-                    {
-                        "mount": mount.name,
-                        "id": item.id,
-                        "name": item.name,
-                        "size": _size(item.size),
-                        "state": state,
-                        "attempts": item.attempts,
-                        "last_error": item.last_error,
-                        "failed": item.failed,
-                    }
-                )
+        uploads.extend(_upload_rows(mount))
     # Read last: the quota and the tasks above may have just signed in.
-    accounts = []
-    for name, session in sources.accounts.items():
-        try:
-            health = session.health()
-        except (PikPakError, OSError) as exc:
-            accounts.append({"name": name, "error": f"cannot read the token store: {exc}"})
-            continue
-        paused = health.paused
-        accounts.append(
-            {
-                "name": name,
-                "platform": health.platform,
-                "signed_in": health.signed_in,
-                "valid_until": _when(health.token_valid_until, now),
-                "token_refused": health.token_refused,
-                "last_refresh": _when(health.last_refresh, now),
-                "last_outcome": health.last_outcome,
-                "refreshes_24h": health.refreshes_24h,
-                "sign_ins_24h": health.sign_ins_24h,
-                "failed_24h": health.failed_24h,
-                "problem": paused.problem if paused else "",
-                "remedy": paused.remedy if paused else "",
-                "pause_until": _when(paused.until, now) if paused else "",
-                "human_check": bool(paused and paused.kind == "human_check"),
-            }
-        )
-    shared = sources.shared.status() if sources.shared is not None else None
+    now = time.time()
+    accounts = [_account_row(name, session, now) for name, session in sources.accounts.items()]
+    cluster = sources.cluster.status() if sources.cluster is not None else None
     return {
         "accounts": accounts,
         "quotas": quotas,
         "mounts": mounts,
-        "shared": {
-            "where": shared.where,
-            "up": shared.up,
-            "since": _clock(shared.since) if shared.since else "",
-            "problem": shared.problem,
-        }
-        if shared is not None
-        else None,
+        "cluster": _cluster_row(cluster) if cluster is not None else None,
         "offline_mounts": [m for m in sources.mounts if m.offline is not None],
-        "transfers": [
-            {
-                "kind": t.kind,
-                "client": t.client,
-                "path": t.path,
-                "bytes": _size(t.done),
-                "total": _size(t.total) if t.total is not None else "",
-                "phase": t.phase,
-                "rate": f"{_size(int(t.rate()))}/s",
-            }
-            for t in sources.transfers.active()
-        ],
+        "transfers": [_transfer_row(t) for t in sources.transfers.active()],
         "uploads": uploads,
         "offline": offline,
         "bans": [{"address": ip, "left": f"{left} s"} for ip, left in bans],
         "disk": _disk(sources.mounts),
         "memory": _memory(sources.memory),
+    }
+
+
+def _mount_row(mount: Mount, policy: DownloadPolicy | None, account: str) -> dict[str, Any]:
+    return {
+        "name": mount.name,
+        "kind": mount.source.kind,
+        "account": account,
+        "download": policy.mode if policy else "",
+        "read_only": mount.read_only,
+        # A share has no offline downloads; an own drive's land in My Pack by default.
+        "offline_folder": "none" if mount.offline is None else mount.offline_folder or "My Pack",
+        "share_status": _share_status(mount),
+        "cdn_node": _cdn_node(mount),
+        "from_cache": mount.tree.outage.describe(),
+    }
+
+
+def _quota_row(account: str, quota: Quota) -> dict[str, Any]:
+    return {
+        "account": account,
+        "used": _size(quota.usage),
+        "total": "unlimited" if quota.unlimited else _size(quota.limit),
+        "trash": _size(quota.usage_in_trash),
+    }
+
+
+def _upload_rows(mount: Mount) -> list[dict[str, Any]]:
+    """The mount's uploads that wait, go or failed, with what is sent of the one going."""
+    if mount.pending is None:
+        return []
+    rows = []
+    current, sent = mount.pending.sent()
+    for item, going in mount.pending.uploads():
+        state = "failed" if item.failed else "uploading" if going else "waiting"
+        if going and item.id == current and item.size:
+            state += f", {_size(sent)} sent ({sent * 100 // item.size} %)"
+        rows.append(
+            {
+                "mount": mount.name,
+                "id": item.id,
+                "name": item.name,
+                "size": _size(item.size),
+                "state": state,
+                "attempts": item.attempts,
+                "last_error": item.last_error,
+                "failed": item.failed,
+            }
+        )
+    return rows
+
+
+def _account_row(name: str, session: Account, now: float) -> dict[str, Any]:
+    try:
+        health = session.health()
+    except (PikPakError, OSError) as exc:
+        return {"name": name, "error": f"cannot read the token store: {exc}"}
+    paused = health.paused
+    return {
+        "name": name,
+        "platform": health.platform,
+        "signed_in": health.signed_in,
+        "valid_until": _when(health.token_valid_until, now),
+        "token_refused": health.token_refused,
+        "last_refresh": _when(health.last_refresh, now),
+        "last_outcome": health.last_outcome,
+        "refreshes_24h": health.refreshes_24h,
+        "sign_ins_24h": health.sign_ins_24h,
+        "failed_24h": health.failed_24h,
+        "problem": paused.problem if paused else "",
+        "remedy": paused.remedy if paused else "",
+        "pause_until": _when(paused.until, now) if paused else "",
+        "human_check": bool(paused and paused.kind == "human_check"),
+    }
+
+
+def _cluster_row(cluster: ClusterStatus) -> dict[str, Any]:
+    return {
+        "where": cluster.where,
+        "up": cluster.up,
+        "since": _clock(cluster.since) if cluster.since else "",
+        "problem": cluster.problem,
+    }
+
+
+def _transfer_row(t: Transfer) -> dict[str, Any]:
+    return {
+        "kind": t.kind,
+        "client": t.client,
+        "path": t.path,
+        "bytes": _size(t.done),
+        "total": _size(t.total) if t.total is not None else "",
+        "phase": t.phase,
+        "rate": f"{_size(int(t.rate()))}/s",
     }
 
 
@@ -468,9 +479,11 @@ def _memory(memory: MemoryBudget | None) -> dict[str, Any] | None:
 def _offline(mount: Mount) -> dict[str, Any]:
     assert mount.offline is not None
     try:
-        tasks = mount.offline.list()
+        tasks = mount.offline_tasks()
     except PikPakError as exc:
         return {"mount": mount.name, "error": exc.problem, "tasks": []}
+    except MountError as exc:  # PikPak is away: the mount says so without asking it
+        return {"mount": mount.name, "error": str(exc), "tasks": []}
     return {
         "mount": mount.name,
         "error": "",
@@ -501,7 +514,7 @@ def _share_status(mount: Mount) -> str:
 
 def _cdn_node(mount: Mount) -> str:
     """The download node the mount's links go to, when it rewrites them."""
-    route = mount.route
+    route = mount.reading.route
     if route is None:
         return ""
     choice = route.choice

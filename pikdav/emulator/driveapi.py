@@ -25,6 +25,7 @@ from .world import (
     Account,
     Node,
     Share,
+    Task,
     Upload,
     World,
     rfc3339,
@@ -397,15 +398,7 @@ class DriveApi:
         """The file at once: PikPak already has its content (or it is empty)."""
         size = blob.size
         node = self.world.add_node(acct, parent_id, name, FILE, blob=blob)
-        task = self.world.new_task(
-            acct,
-            "upload",
-            node.name,
-            PHASE_COMPLETE,
-            file_id=node.id,
-            file_name=node.name,
-            file_size=size,
-        )
+        task = self._upload_task(acct, node, PHASE_COMPLETE, size)
         self.world.stats.add("instant_uploads", acct.username)
         return Response.json(
             {
@@ -414,6 +407,13 @@ class DriveApi:
                 "file": node.wire(),
                 "task": task.wire(self.world),
             }
+        )
+
+    def _upload_task(self, acct: Account, node: Node, phase: str, size: int) -> Task:
+        """The task PikPak answers an upload with: done at once, or pending until the store
+        has every byte."""
+        return self.world.new_task(
+            acct, "upload", node.name, phase, file_id=node.id, file_name=node.name, file_size=size
         )
 
     def _resumable_upload(
@@ -430,15 +430,7 @@ class DriveApi:
         node = self.world.add_node(
             acct, parent_id, name, FILE, size=size, gcid=gcid, phase=PHASE_PENDING
         )
-        task = self.world.new_task(
-            acct,
-            "upload",
-            node.name,
-            PHASE_PENDING,
-            file_id=node.id,
-            file_name=node.name,
-            file_size=size,
-        )
+        task = self._upload_task(acct, node, PHASE_PENDING, size)
         ak, sk, token = self.world.temp_credentials()
         expires = time.time() + self.world.upload_ttl
         key = f"{acct.user_id}/{node.id}-{secrets.token_hex(4)}"
@@ -828,11 +820,7 @@ class DriveApi:
         share.tokens.add(token)
         acct = self.world.accounts[share.account]
         parent = req.query.get("parent_id", "")
-        nodes = (
-            [acct.nodes[i] for i in share.file_ids]
-            if not parent
-            else self._shared_children(share, acct, parent)
-        )
+        nodes = self._shared_nodes(share, acct, parent)
         body = self._status_body("OK") | {
             "pass_code_token": token,
             "files": [self._shared(share, n) for n in nodes],
@@ -851,6 +839,12 @@ class DriveApi:
     def _in_share(self, share: Share, acct: Account, node_id: str) -> bool:
         return any(self.world.is_ancestor(acct, root, node_id) for root in share.file_ids)
 
+    def _shared_nodes(self, share: Share, acct: Account, parent: str) -> list[Node]:
+        """What the share shows at its top (``parent`` empty) or in one of its folders."""
+        if not parent:
+            return [acct.nodes[i] for i in share.file_ids]
+        return self._shared_children(share, acct, parent)
+
     def _shared_children(self, share: Share, acct: Account, parent: str) -> list[Node]:
         if not self._in_share(share, acct, parent):
             raise errors.not_found()
@@ -867,11 +861,7 @@ class DriveApi:
             return Response.json(self._status_body(problem))
         acct = self.world.accounts[share.account]
         parent = req.query.get("parent_id", "")
-        nodes = (
-            [acct.nodes[i] for i in share.file_ids]
-            if not parent
-            else self._shared_children(share, acct, parent)
-        )
+        nodes = self._shared_nodes(share, acct, parent)
         scope = f"share-{share.id}-{parent}"
         offset = _read_page_token(req.query.get("page_token", ""), scope)
         limit = _limit(req.query.get("limit"))

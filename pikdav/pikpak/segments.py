@@ -142,7 +142,11 @@ class BlockTier(Protocol):
 
     def get_block(self, key: str, pos: int) -> tuple[int, bytes] | None: ...
 
-    def put_block(self, key: str, start: int, data: bytes | bytearray) -> None: ...
+    def put_block(
+        self, key: str, start: int, data: bytes | bytearray, *, seek: int | None = None
+    ) -> None: ...
+
+    def spill_block(self, key: str, start: int, data: bytes | bytearray) -> None: ...
 
 
 class BlockCache:
@@ -150,8 +154,9 @@ class BlockCache:
     file's id and content hash), least recently used out first, ``max_bytes`` in all and within
     ``memory`` (the gateway's budget: a stream's read-ahead that needs room takes it from here).
 
-    With a ``tier``, :meth:`find` looks there too when memory misses, and :meth:`keep` puts
-    pieces there as well (the tier chooses what it keeps)."""
+    With a ``tier``, :meth:`find` looks there too when memory misses, :meth:`keep` puts
+    pieces there as well (the tier chooses what it keeps), and pieces let go of here go there
+    (its ``spill_block``: it never waits)."""
 
     def __init__(
         self,
@@ -195,11 +200,14 @@ class BlockCache:
                 self.put(key, *found)
         return found
 
-    def keep(self, key: str, start: int, data: bytes | bytearray) -> None:
-        """As :meth:`put`, and in the tier."""
+    def keep(
+        self, key: str, start: int, data: bytes | bytearray, *, seek: int | None = None
+    ) -> None:
+        """As :meth:`put`, and in the tier (``seek``: where the reader of ``data`` began, a
+        player's seek, whose first bytes the tier keeps)."""
         self.put(key, start, data)
         if self.tier is not None:
-            self.tier.put_block(key, start, data)
+            self.tier.put_block(key, start, data, seek=seek)
 
     def put(self, key: str, start: int, data: bytes | bytearray) -> None:
         """Keep ``data`` (nobody may change it after: it is handed out as it is)."""
@@ -240,6 +248,8 @@ class BlockCache:
         self.size -= len(dropped)
         self._give_back(len(dropped))
         self._forget_start(old_key, old_start)
+        if self.tier is not None:
+            self.tier.spill_block(old_key, old_start, dropped)  # queued, written off this thread
 
     def _forget_start(self, key: str, start: int) -> None:
         starts = self._starts[key]
@@ -552,7 +562,7 @@ class SegmentedReader(LinkBytes):
             # the cache takes them as they are. Copying them made a second 32 MiB at each
             # hand-over of a fast stream, the top of the gateway's RSS.
             data = segment.data if segment.done else memoryview(segment.data)[: segment.got]
-            self._cache.keep(self._key, segment.start, data)
+            self._cache.keep(self._key, segment.start, data, seek=self._run_start)
 
     # ------------------------------------------------------------------ workers
     def _work(self) -> None:
@@ -830,12 +840,17 @@ class Streams:
             http, size, link, start=start, end=end, name=name, stop=stop, host_failed=host_failed
         )
         one.on_close = lambda done: self.measured(done.rate)
+
+        def keep(at: int, data: bytes | bytearray) -> None:
+            assert cache is not None
+            cache.keep(key, at, data, seek=at)  # where the stream began: a player's seek
+
         return OneConnectionFirst(
             one,
             segmented,
             fast=plan.fast,
             measured=self.measured,
-            keep=(lambda at, data: cache.keep(key, at, data)) if cache is not None else None,
+            keep=keep if cache is not None else None,
             memory=self.memory,
         )
 

@@ -158,127 +158,127 @@ class Uploader:
         stop: threading.Event | None,
         progress: Callable[[int], None],
     ) -> None:
+        leg = _StoreLeg(self.session.connection, self.settings, target, stop)
+        if size < self.settings.cutoff:
+            leg.put_whole(path, size)
+            progress(size)
+        else:
+            leg.put_in_parts(path, size, progress)
+
+
+class _StoreLeg:
+    """One file's way into the object store: a client for the ticket's host (moved once to
+    the other domain's host if that one does not answer) and every request to it, repeated
+    as the error table and the policy say."""
+
+    def __init__(
+        self,
+        connection: Any,
+        settings: UploadSettings,
+        target: UploadTarget,
+        stop: threading.Event | None,
+    ) -> None:
+        self._connection, self._target, self._stop = connection, target, stop
+        self._settings, self._policy = settings, settings.retry
+        self.bucket, self.key = target.bucket, target.key
+        self._client = self._client_for(target.endpoint)
+        # PikPak names upload hosts on a domain that may not resolve where we are (OpenList
+        # #2431, #2986): the same store answers on its other domain, tried once.
+        self._other = other_domain(self._client.meta.endpoint_url)
+        self._swap = threading.Lock()
+
+    def _client_for(self, endpoint: str) -> Any:
+        return object_store_client(
+            self._connection,
+            endpoint,
+            access_key_id=self._target.access_key_id,
+            access_key_secret=self._target.access_key_secret,
+            security_token=self._target.security_token,
+            pool_size=self._settings.concurrency + 2,
+        )
+
+    def _moved(self, used: Any, exc: BaseException) -> bool:
+        """Whether to ask again on the other domain's host (once per upload)."""
+        with self._swap:
+            if self._client is not used:
+                return True  # another part has moved the upload already
+            if self._other is None:
+                return False
+            log.warning(
+                "upload host %s did not answer (%s); trying %s",
+                host_of(used.meta.endpoint_url),
+                type(exc).__name__,
+                host_of(self._other),
+            )
+            self._client, self._other = self._client_for(urlsplit(self._other).netloc), None
+            return True
+
+    def store(self, what: str, request: Callable[[Any], T], *, stoppable: bool = True) -> T:
+        """One request to the store (``request`` is given the client to ask), repeated as
+        the error table and the policy say."""
         from botocore.exceptions import BotoCoreError, ClientError
         from botocore.exceptions import ConnectionError as Unreachable
 
-        def client_for(endpoint: str) -> Any:
-            return object_store_client(
-                self.session.connection,
-                endpoint,
-                access_key_id=target.access_key_id,
-                access_key_secret=target.access_key_secret,
-                security_token=target.security_token,
-                pool_size=self.settings.concurrency + 2,
-            )
+        stop = self._stop if stoppable else None
 
-        client = client_for(target.endpoint)
-        # PikPak names upload hosts on a domain that may not resolve where we are (OpenList
-        # #2431, #2986): the same store answers on its other domain, tried once.
-        other = other_domain(client.meta.endpoint_url)
-        swap = threading.Lock()
-        policy = self.settings.retry
+        def attempt() -> T:
+            if stop is not None and stop.is_set():
+                raise Stopped(f"{what} was given up: the file is no longer wanted")
+            used = self._client
+            try:
+                return request(used)
+            except (BotoCoreError, ClientError) as exc:
+                error, _ = object_store_error(exc, used.meta.endpoint_url)
+                if isinstance(exc, Unreachable) and self._moved(used, exc):
+                    raise Again(error, 0) from None  # at once, on the other domain
+                # Every request here may be repeated: a PUT of the same bytes to the
+                # same key or part, a new multipart id, a completion or abort.
+                again = self._policy.again_for(error, idempotent=True)
+                if again is None:
+                    raise error from None
+                log.info("%s failed (%s); retrying", client_text(what), error)
+                raise again from None
 
-        def moved(used: Any, exc: BaseException) -> bool:
-            """Whether to ask again on the other domain's host (once per upload)."""
-            nonlocal client, other
-            with swap:
-                if client is not used:
-                    return True  # another part has moved the upload already
-                if other is None:
-                    return False
-                log.warning(
-                    "upload host %s did not answer (%s); trying %s",
-                    host_of(used.meta.endpoint_url),
-                    type(exc).__name__,
-                    host_of(other),
+        return self._policy.run(attempt, sleep=stop.wait if stop is not None else None)
+
+    def put_whole(self, path: Path, size: int) -> None:
+        def put(client: Any) -> Any:
+            with open(path, "rb") as body:
+                return client.put_object(
+                    Bucket=self.bucket, Key=self.key, Body=body, ContentLength=size
                 )
-                client, other = client_for(urlsplit(other).netloc), None
-                return True
 
-        def store(what: str, request: Callable[[], T], *, stoppable: bool = True) -> T:
-            """One request to the store, repeated as the error table and the policy say."""
+        self.store("the upload", put)
 
-            def attempt() -> T:
-                if stoppable and stop is not None and stop.is_set():
-                    raise Stopped(f"{what} was given up: the file is no longer wanted")
-                used = client
-                try:
-                    return request()
-                except (BotoCoreError, ClientError) as exc:
-                    error, _ = object_store_error(exc, used.meta.endpoint_url)
-                    if isinstance(exc, Unreachable) and moved(used, exc):
-                        raise Again(error, 0) from None  # at once, on the other domain
-                    # Every request here may be repeated: a PUT of the same bytes to the
-                    # same key or part, a new multipart id, a completion or abort.
-                    again = policy.again_for(error, idempotent=True)
-                    if again is None:
-                        raise error from None
-                    log.info("%s failed (%s); retrying", client_text(what), error)
-                    raise again from None
-
-            return policy.run(attempt, sleep=stop.wait if stop is not None and stoppable else None)
-
-        bucket, key = target.bucket, target.key
-        if size < self.settings.cutoff:
-
-            def put() -> Any:
-                with open(path, "rb") as body:
-                    return client.put_object(Bucket=bucket, Key=key, Body=body, ContentLength=size)
-
-            store("the upload", put)
-            progress(size)
-            return
-        part = max(self.settings.part_size, math.ceil(size / MAX_PARTS / MIB) * MIB)
-        count = math.ceil(size / part)
-        started = store(
+    def put_in_parts(self, path: Path, size: int, progress: Callable[[int], None]) -> None:
+        bucket, key = self.bucket, self.key
+        started = self.store(
             "starting the multipart upload",
-            lambda: client.create_multipart_upload(Bucket=bucket, Key=key),
+            lambda client: client.create_multipart_upload(Bucket=bucket, Key=key),
         )
         upload_id = started["UploadId"]
+        part = max(self._settings.part_size, math.ceil(size / MAX_PARTS / MIB) * MIB)
         fd = os.open(path, os.O_RDONLY)
-        sent, sent_lock = [0], threading.Lock()  # bytes of the parts the store has taken
-
-        def send_part(number: int) -> dict[str, Any]:
-            offset = (number - 1) * part
-            length = min(part, size - offset)
-            # Each attempt reads its part from the spooled file as it is sent: a part held
-            # whole (8 MiB each, four at once, plus what glibc then keeps) was most of the
-            # gateway's peak RSS on a large PUT.
-            answer = store(
-                f"part {number} of {count}",
-                lambda: client.upload_part(
-                    Bucket=bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    Body=PartReader(fd, offset, length),
-                    ContentLength=length,
-                ),
-            )
-            with sent_lock:
-                sent[0] += length
-                progress(sent[0])
-            return {"PartNumber": number, "ETag": answer["ETag"]}
-
         try:
+            parts = _Parts(self, fd, size, part, upload_id, progress)
             with ThreadPoolExecutor(
-                self.settings.concurrency, thread_name_prefix="pikdav-part"
+                self._settings.concurrency, thread_name_prefix="pikdav-part"
             ) as pool:
-                parts = list(pool.map(send_part, range(1, count + 1)))
-            store(
+                sent = list(pool.map(parts.send, range(1, parts.count + 1)))
+            self.store(
                 "completing the multipart upload",
-                lambda: client.complete_multipart_upload(
+                lambda client: client.complete_multipart_upload(
                     Bucket=bucket,
                     Key=key,
                     UploadId=upload_id,
-                    MultipartUpload={"Parts": sorted(parts, key=lambda p: p["PartNumber"])},
+                    MultipartUpload={"Parts": sorted(sent, key=lambda p: p["PartNumber"])},
                 ),
             )
         except BaseException:
             try:
-                store(
+                self.store(
                     "aborting the multipart upload",
-                    lambda: client.abort_multipart_upload(
+                    lambda client: client.abort_multipart_upload(
                         Bucket=bucket, Key=key, UploadId=upload_id
                     ),
                     stoppable=False,
@@ -288,6 +288,47 @@ class Uploader:
             raise
         finally:
             os.close(fd)
+
+
+class _Parts:
+    """The parts of one multipart upload, sent from several threads; ``progress`` hears the
+    bytes of the parts the store has taken."""
+
+    def __init__(
+        self,
+        leg: _StoreLeg,
+        fd: int,
+        size: int,
+        part: int,
+        upload_id: str,
+        progress: Callable[[int], None],
+    ) -> None:
+        self._leg, self._fd, self._size, self._upload_id = leg, fd, size, upload_id
+        self._progress = progress
+        self.part, self.count = part, math.ceil(size / part)
+        self._sent, self._lock = 0, threading.Lock()
+
+    def send(self, number: int) -> dict[str, Any]:
+        offset = (number - 1) * self.part
+        length = min(self.part, self._size - offset)
+        # Each attempt reads its part from the spooled file as it is sent: a part held
+        # whole (8 MiB each, four at once, plus what glibc then keeps) was most of the
+        # gateway's peak RSS on a large PUT.
+        answer = self._leg.store(
+            f"part {number} of {self.count}",
+            lambda client: client.upload_part(
+                Bucket=self._leg.bucket,
+                Key=self._leg.key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=PartReader(self._fd, offset, length),
+                ContentLength=length,
+            ),
+        )
+        with self._lock:
+            self._sent += length
+            self._progress(self._sent)
+        return {"PartNumber": number, "ETag": answer["ETag"]}
 
 
 class PartReader:

@@ -8,8 +8,12 @@ when it is read, never served. Values are bytes we encode, never pickles.
 
 Blocks are keyed by PikPak's content hash (GCID) and the file's size, so a renamed, moved or
 copied file, and a share's file of the same content, find the same blocks; a file whose hash
-PikPak did not give has no blocks here. A file's bytes are cut in :data:`CHUNK`-sized cells; a
-cell holds one contiguous run of its bytes (a tail read that starts mid-cell is kept). Nothing
+PikPak did not give has no blocks here. What is kept: the bytes read in the head and the tail of
+a file (:data:`EDGE`), those read just after each place a client seeks to (:data:`SEEK`), and
+whatever the memory block cache lets go of (:meth:`DiskCache.spill_block`); the last are kept
+apart, in a quarter of the space (:data:`SPILLED_PART`), so that a film played through does not
+push the library's heads and tails out. A file's bytes are cut in :data:`CHUNK`-sized cells;
+a cell holds one contiguous run of its bytes (a read that starts mid-cell is kept). Nothing
 that could sign a request is kept: no tokens, no links.
 
 :class:`Outage` says whether PikPak is away for a mount, since when and why: while it is,
@@ -51,7 +55,12 @@ DISK_SIZE = 2 * GIB  # cache.disk_size
 SERVE_STALE_FOR = 7 * 86400.0  # cache.serve_stale_for: seconds
 CHUNK = 1 * MIB  # a block cell
 EDGE = 8 * MIB  # the head and the tail of a file that players read on every scan
+SEEK = 8 * MIB  # after a seek: what a player reads first from where it lands (its buffer)
 PENDING = 64 * MIB  # bytes waiting to be written at most; more are not kept
+# ... of them, bytes the memory block cache let go of: they are outside the memory budget
+# until written (the budget counts them as free), so few.
+SPILL_PENDING = 16 * MIB
+SPILLED_PART = 4  # 1/4 of the cache's size is for what the memory block cache let go of
 PROBE_EVERY = 10.0  # seconds between tries of PikPak while it is away
 
 _MAGIC = b"PDC1"
@@ -108,16 +117,12 @@ class DiskCache:
         self.size_limit = size
         self.serve_stale_for = serve_stale_for
         directory.mkdir(parents=True, exist_ok=True)
-        store = diskcache.Cache(
-            str(directory),
-            size_limit=size,
-            eviction_policy="least-recently-used",
-            tag_index=True,
-            cull_limit=16,  # cells evicted at most per write (the least recently used)
-            statistics=False,
-        )
-        store.close()  # this thread's connection: the store is used on threads of its own
-        self._store: Any = _OnFewThreads(store)
+        spilled = size // SPILLED_PART
+        self._store: Any = _OnFewThreads(_open(directory, size - spilled, tag_index=True))
+        # What the memory block cache let go of, apart (its own least recently used out; few
+        # at a time, as its writes are many and it may be small).
+        spilled_store = _open(directory / "spilled", spilled, cull_limit=2)
+        self._spilled_store: Any = _OnFewThreads(spilled_store, 1)
         # Read by the status page and the metrics.
         self.block_hits = 0
         self.block_misses = 0
@@ -127,20 +132,23 @@ class DiskCache:
         self.dropped = 0  # damaged records found and dropped
         self._lock = threading.Lock()
         self._spans: OrderedDict[str, tuple[int, int]] = OrderedDict()  # cells known on disk
-        self._queue: queue.Queue[tuple[str, int, Any, int, int] | None] = queue.Queue()
-        self._pending = 0
+        self._queue: queue.Queue[tuple[str, int, Any, int, int, bool] | None] = queue.Queue()
+        self._pending = 0  # bytes queued to be written
+        self._spilled = 0  # ... of them, let go of by the memory block cache
         self._writer = threading.Thread(target=self._write_blocks, name="disk cache", daemon=True)
         self._writer.start()
         self._store.own(self._writer)
+        self._spilled_store.own(self._writer)
 
     # ------------------------------------------------------------------ size
     def volume(self) -> int:
         """Bytes the cache takes on disk (records and its database)."""
-        return int(self._store.volume())
+        return int(self._store.volume()) + int(self._spilled_store.volume())
 
     def clear(self) -> None:
         self.flush()
         self._store.clear()
+        self._spilled_store.clear()
         with self._lock:
             self._spans.clear()
 
@@ -148,10 +156,12 @@ class DiskCache:
         self._queue.put(None)
         self._writer.join(timeout=10)
         self._store.stop()
+        self._spilled_store.stop()
 
     # ------------------------------------------------------------------ records
-    def _read(self, key: str) -> bytes | None:
-        record = self._store.get(key)
+    def _read(self, key: str, store: Any = None) -> bytes | None:
+        store = self._store if store is None else store
+        record = store.get(key)
         if record is None:
             return None
         try:
@@ -159,7 +169,7 @@ class DiskCache:
         except Damaged as exc:
             self.dropped += 1
             log.warning("disk cache: a damaged record (%s) was dropped", exc)
-            self._store.delete(key)
+            store.delete(key)
             return None
 
     # ------------------------------------------------------------------ listings
@@ -199,39 +209,86 @@ class DiskCache:
         if content is None:
             return None
         cell = f"B|{content[0]}|{content[1]}|{pos // CHUNK}"
-        payload = self._read(cell)
-        if payload is not None:
-            (lo,) = _LO.unpack_from(payload)
-            data = payload[_LO.size :]
-            if lo <= pos < lo + len(data):
-                self.block_hits += 1
-                self._known(cell, lo, lo + len(data))
-                return lo, data
+        for spilled in (False, True):
+            payload = self._read(cell, self._spilled_store if spilled else None)
+            if payload is not None:
+                (lo,) = _LO.unpack_from(payload)
+                data = payload[_LO.size :]
+                if lo <= pos < lo + len(data):
+                    self.block_hits += 1
+                    self._known(_name(cell, spilled), lo, lo + len(data))
+                    return lo, data
         self.block_misses += 1
         return None
 
-    def put_block(self, key: str, start: int, data: bytes | bytearray) -> None:
+    def put_block(
+        self, key: str, start: int, data: bytes | bytearray, *, seek: int | None = None
+    ) -> None:
         """Keep the bytes of ``data`` (the content ``key`` from ``start``) that lie in the
-        head or the tail of the file; written by a thread of the cache, in the order given.
-        ``data`` must not change after (as for the memory block cache)."""
+        head or the tail of the file, or within :data:`SEEK` bytes after ``seek`` (where the
+        client's read began: a player's seek); written by a thread of the cache, in the order
+        given. ``data`` must not change after (as for the memory block cache)."""
         content = _content(key)
         if content is None or not data:
             return
+        size = content[1]
+        spans = [(0, min(EDGE, size)), (max(0, size - EDGE), size)]
+        if seek is not None:
+            spans.append((seek, min(seek + SEEK, size)))
+        spans.sort()
+        lo, hi = spans[0]
+        for next_lo, next_hi in [*spans[1:], (size + 1, size + 1)]:
+            if next_lo > hi:  # each byte queued once, where the spans overlap too
+                if not self._put(content, start, data, lo, hi):
+                    return  # the disk is behind: these bytes are not kept
+                lo = next_lo
+            hi = max(hi, next_hi)
+
+    def spill_block(self, key: str, start: int, data: bytes | bytearray) -> None:
+        """Keep all of ``data``: a piece the memory block cache lets go of (when the disk is
+        not too far behind; never waited for)."""
+        content = _content(key)
+        if content is not None and data:
+            self._put(content, start, data, start, start + len(data), spill=True)
+
+    def _put(
+        self,
+        content: tuple[str, int],
+        start: int,
+        data: bytes | bytearray,
+        lo: int,
+        hi: int,
+        *,
+        spill: bool = False,
+    ) -> bool:
+        """Queue the cells of ``data`` between ``lo`` and ``hi`` that are not on disk yet;
+        False when that would make more bytes wait than :data:`PENDING` (or
+        :data:`SPILL_PENDING` for a ``spill``)."""
         gcid, size = content
-        end = start + len(data)
-        for lo, hi in ((0, min(EDGE, size)), (max(0, size - EDGE), size)):
-            lo, hi = max(lo, start), min(hi, end)
-            while lo < hi:
-                cell_end = min(hi, (lo // CHUNK + 1) * CHUNK)
-                cell = f"B|{gcid}|{size}|{lo // CHUNK}"
-                if not self._covered(cell, lo, cell_end):
-                    with self._lock:
-                        if self._pending + cell_end - lo > PENDING:
-                            return  # the disk is behind: these bytes are not kept
-                        self._pending += cell_end - lo
-                        self._spans.pop(cell, None)
-                    self._queue.put((cell, lo, data, lo - start, cell_end - start))
-                lo = cell_end
+        lo, hi = max(lo, start), min(hi, start + len(data))
+        while lo < hi:
+            cell_end = min(hi, (lo // CHUNK + 1) * CHUNK)
+            cell = f"B|{gcid}|{size}|{lo // CHUNK}"
+            held = self._covered(cell, lo, cell_end)
+            if not held and spill:
+                held = self._covered(_name(cell, True), lo, cell_end)
+            if not held:
+                count = cell_end - lo
+                with self._lock:
+                    if self._pending + count > PENDING or (
+                        spill and self._spilled + count > SPILL_PENDING
+                    ):
+                        return False
+                    self._pending += count
+                    self._spilled += count if spill else 0
+                    self._spans.pop(_name(cell, spill), None)
+                if spill:  # a copy: the piece let go of is not kept alive by a part of it
+                    piece = bytes(memoryview(data)[lo - start : cell_end - start])
+                    self._queue.put((cell, lo, piece, 0, count, spill))
+                else:
+                    self._queue.put((cell, lo, data, lo - start, cell_end - start, spill))
+            lo = cell_end
+        return True
 
     def flush(self) -> None:
         """Wait until the blocks given so far are written."""
@@ -254,26 +311,29 @@ class DiskCache:
             job = self._queue.get()
             try:
                 if job is None:
-                    self._store.close()  # this thread's connection
+                    self._store.close()  # this thread's connections
+                    self._spilled_store.close()
                     return
-                cell, lo, data, a, b = job
+                cell, lo, data, a, b, spill = job
                 with self._lock:
                     self._pending -= b - a
+                    self._spilled -= b - a if spill else 0
                 try:
-                    self._write_cell(cell, lo, bytes(data[a:b]))
+                    self._write_cell(cell, lo, bytes(data[a:b]), spill)
                 except Exception:  # a full or failing disk: the bytes are only not kept
                     log.warning("disk cache: cannot write a block", exc_info=True)
             finally:
                 self._queue.task_done()
 
-    def _write_cell(self, cell: str, lo: int, piece: bytes) -> None:
-        old = self._read(cell)
+    def _write_cell(self, cell: str, lo: int, piece: bytes, spilled: bool = False) -> None:
+        store = self._spilled_store if spilled else self._store
+        old = self._read(cell, store)
         if old is not None:
             (old_lo,) = _LO.unpack_from(old)
             old_data = old[_LO.size :]
             old_hi, hi = old_lo + len(old_data), lo + len(piece)
             if old_lo <= lo and hi <= old_hi:
-                self._known(cell, old_lo, old_hi)
+                self._known(_name(cell, spilled), old_lo, old_hi)
                 return  # held already
             if old_lo <= lo <= old_hi:  # one run: the old bytes, then the new ones
                 piece = old_data[: lo - old_lo] + piece
@@ -282,8 +342,30 @@ class DiskCache:
                 piece = piece + old_data[hi - old_lo :]
             elif len(old_data) >= len(piece):
                 return  # two runs apart: the longer one stays
-        self._store.set(cell, _pack(_LO.pack(lo) + piece))
-        self._known(cell, lo, lo + len(piece))
+        store.set(cell, _pack(_LO.pack(lo) + piece))
+        self._known(_name(cell, spilled), lo, lo + len(piece))
+
+
+def _name(cell: str, spilled: bool) -> str:
+    """What :attr:`DiskCache._spans` calls a cell of either store."""
+    return "S" + cell if spilled else cell
+
+
+def _open(
+    directory: Path, size: int, *, tag_index: bool = False, cull_limit: int = 16
+) -> diskcache.Cache:
+    store = diskcache.Cache(
+        str(directory),
+        size_limit=size,
+        eviction_policy="least-recently-used",
+        tag_index=tag_index,
+        # Cells evicted per write once the size is reached: diskcache drops this many, the
+        # least recently used, whatever their size.
+        cull_limit=cull_limit,
+        statistics=False,
+    )
+    store.close()  # this thread's connection: the store is used on threads of its own
+    return store
 
 
 class _OnFewThreads:

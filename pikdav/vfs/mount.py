@@ -1,6 +1,7 @@
 """A mount: one source of PikPak items (an own drive, a share) seen as paths, with everything
 the mount keeps for it — its cached tree, its writer, its waiting uploads, Finder's side files
-and its quota — behind the verbs the DAV layer needs.
+and its quota — behind the verbs the DAV layer needs. It is put together from parts (see
+:mod:`pikdav.vfs.parts`): how it reads, how it writes (none: read-only), its drop folder.
 
 The DAV layer asks; the mount decides: whether an upload waits in the background or goes up
 at once, what a DELETE of a file still uploading means, that a file still uploading cannot be
@@ -11,177 +12,110 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
-from pathlib import Path
 from typing import BinaryIO
 
-from pikdav.pikpak.cdn import CdnSession, LinkReader, Stopping
+from pikdav.pikpak.cdn import Stopping
 from pikdav.pikpak.errors import LoginPaused, PikPakError
-from pikdav.pikpak.links import LinkRoute
-from pikdav.pikpak.offline import OfflineTasks
-from pikdav.pikpak.retry import LEFTOVER_SWEEP
-from pikdav.pikpak.segments import SegmentPlan, Streams
 from pikdav.pikpak.types import Link, Quota, Task
 
 from .cache import TtlCache
-from .disk import DiskCache, content_key, is_away
-from .errors import BodyCut, FromCache, MountError, NotAllowed, ReadOnly, StillUploading
-from .names import HIDDEN_PREFIX, is_finder_metadata, is_probe, unfit_character
-from .offline import (
-    LINKS_PER_FILE,
-    LINKS_PER_MINUTE,
-    MAX_DROP,
-    DropFolder,
-    is_drop,
-    is_own,
-)
-from .pending import PendingUploads
+from .cluster import Cluster
+from .disk import is_away
+from .errors import BodyCut, FromCache, NotAllowed, ReadOnly, StillUploading
+from .names import HIDDEN_PREFIX, is_probe, unfit_character
+from .offline import MAX_DROP, DropFolder, Offline, is_own
+from .parts import Reading, Writing
 from .share import ShareStatus
-from .shared import SharedState
-from .sidefiles import KEEP_LOCAL, SideFiles, SideStore
-from .source import Source, WritableSource
-from .spool import SpoolFile, SpoolSettings
-from .temporaries import Temporaries
+from .sidefiles import SideFiles, SideStore
+from .source import Source
+from .spool import SpoolFile
 from .tree import LISTING_TTL, DriveTree, Entry
 from .writer import TreeWriter
 
 log = logging.getLogger(__name__)
 
+QUOTA_TTL = 60.0  # seconds a mount's quota is kept before PikPak is asked again
+
 
 class Mount:
+    """One source seen as paths, put together from the parts it has: it asks them, never
+    what kind its source is."""
+
     def __init__(
         self,
         name: str,
         source: Source,
         *,
-        cdn: CdnSession,
+        reading: Reading,
+        writing: Writing | None = None,
+        offline: Offline | None = None,
         root_id: str = "",
         listing_ttl: float = LISTING_TTL,
-        read_only: bool = False,
-        use_trash: bool = True,
-        spool: SpoolSettings | None = None,
-        uploads_dir: Path | None = None,
-        finder_metadata: str = KEEP_LOCAL,
-        quota_ttl: float = 60.0,
-        route: LinkRoute | None = None,
-        offline: OfflineTasks | None = None,
-        offline_folder: str | None = None,
-        offline_links_per_file: int = LINKS_PER_FILE,
-        offline_links_per_minute: int = LINKS_PER_MINUTE,
-        shared: SharedState | None = None,
-        side_files: SideFiles | None = None,
-        streams: Streams | None = None,
-        stream_plan: SegmentPlan | None = None,
         finder_hints: bool = True,
-        temporaries: Temporaries | None = None,
-        disk: DiskCache | None = None,
-        disk_scope: str = "",
-        same_bytes_by_hash: bool = False,
+        cluster: Cluster | None = None,
+        read_only: bool = False,
     ) -> None:
-        """``uploads_dir``: answer PUTs once the body is on local disk and upload in the
-        background from there (the ``background_uploads`` option); ``cdn``: the HTTP session
-        stored files are read through (:func:`pikdav.pikpak.http.cdn_session`); ``offline``:
-        the account's offline downloads, landing in ``offline_folder`` (a path below the
-        mount's root; None: PikPak's "My Pack"), a dropped file of links starting at most
-        ``offline_links_per_file`` tasks and a user at most ``offline_links_per_minute`` a
-        minute; ``shared``: the Redis that several instances
-        share (changes are refused while it is down, and invalidations reach every
-        instance); ``side_files``: where Finder's metadata files are kept (default: in
-        memory); ``streams`` and ``stream_plan``: read files by parallel segments so cut,
-        within the account's connections (None, or a plan of one connection: through one
-        connection); ``finder_hints``: Finder's hint files (no Spotlight, no QuickLook
+        """The mount ``name`` shows ``source`` from its folder ``root_id`` (its listings
+        kept ``listing_ttl`` seconds), read as ``reading`` says and, when ``writing`` is
+        given and the source can change, changed as it says (else the mount is read-only);
+        ``offline``: the account's offline downloads it may start and show, and its drop
+        folder; ``finder_hints``: Finder's hint files (no Spotlight, no QuickLook
         thumbnails) are answered at the mount's root (see :mod:`pikdav.dav.clients`);
-        ``temporaries``: where uploads write down their hidden temporaries on PikPak, so that
-        a stop or the next start removes those left (None: nowhere, for a command beside a
-        running server); ``disk``: the disk cache of listings and blocks (its listings kept
-        under ``disk_scope``); ``same_bytes_by_hash``: a file's bytes are those its content
-        hash names (not a transcoded view), so its blocks are kept by hash."""
+        ``cluster``: the Redis that several instances share (changes are refused while it
+        is down, and invalidations reach every instance); ``read_only``: clients change
+        nothing, while ``writing`` still finishes what an earlier writable run acknowledged
+        (its background uploads) and removes its uploads' temporaries."""
         self.name = name
-        self.finder_hints = finder_hints
-        self.same_bytes_by_hash = same_bytes_by_hash
         self.source = source
+        self.finder_hints = finder_hints
+        self.cluster = cluster
+        self.reading = reading
+        writable = source.writable()
         # Someone else's content (a share): nothing of ours is written onto it, not even a
         # dead property or a lock.
-        self.foreign = not isinstance(source, WritableSource)
-        self.read_only = read_only or self.foreign
-        self.keep_finder_metadata = finder_metadata == KEEP_LOCAL
-        self.side_files: SideFiles = side_files if side_files is not None else SideStore()
-        self.shared = shared
-        self.quota_ttl = quota_ttl
-        self._cdn = cdn
-        self.offline = offline
-        self.offline_folder = offline_folder.strip("/") if offline_folder else None
-        # Links put into the offline folder become tasks (see vfs.offline).
-        self.drop = (
-            DropFolder(
-                offline,
-                links_per_file=offline_links_per_file,
-                links_per_minute=offline_links_per_minute,
-            )
-            if offline and self.offline_folder
-            else None
+        self.foreign = writable is None
+        self.writing = writing if writable is not None else None
+        self.read_only = read_only or self.writing is None
+        self.pending = self.writing.pending if self.writing is not None else None
+        # Where Finder's metadata files are kept (a read-only mount keeps none).
+        self.side_files: SideFiles = (
+            self.writing.side_files if self.writing is not None else SideStore()
         )
-        self._drop_id = ""  # the offline folder's id, once it exists
-        self._drop_made = threading.Lock()  # held while the offline folder is made
-        self._drop_problem = ""  # why it could not be made, as last logged
-        self.streams = streams
-        self.stream_plan = stream_plan
         self._quota: TtlCache[Quota] = TtlCache(1)
-        spool = spool or SpoolSettings()
-        self.pending = (
-            PendingUploads(uploads_dir, shared=shared, channel=name)
-            if uploads_dir is not None
-            else None
-        )
-        if uploads_dir is not None:
-            # Bodies are spooled where they wait, so taking one over is a rename.
-            spool = SpoolSettings(directory=str(uploads_dir), max_size=spool.max_size)
-        self.spool = spool
-        self.route = route
         self.tree = DriveTree(
             source,
             root_id,
             listing_ttl,
             waiting=self.pending,
-            route=route,
-            shared=shared,
+            route=reading.route,
+            cluster=cluster,
             channel=name,
-            disk=disk,
-            scope=disk_scope,
-            memory=streams.memory if streams is not None else None,
+            disk=reading.disk,
+            scope=reading.disk_scope,
+            memory=reading.memory,
+        )
+        self.offline = offline.tasks if offline is not None else None
+        # Links put into the offline folder become tasks (see vfs.offline).
+        self.drop = (
+            DropFolder(
+                offline, self.tree, make=None if self.read_only else self._folder_for, mount=name
+            )
+            if offline is not None and offline.folder_path is not None
+            else None
         )
         self.writer: TreeWriter | None = None
-        self.temporaries = temporaries
-        if isinstance(source, WritableSource):
-            self.writer = TreeWriter(
-                source, self.tree, use_trash=use_trash, temporaries=temporaries
-            )
-            if temporaries is not None and temporaries.left:
-                # The temporaries an earlier run left go first; then the background uploads
-                # left from before a restart resume, each under a new one.
-                threading.Thread(
-                    target=self._sweep_then_resume, name="pikdav-leftovers", daemon=True
-                ).start()
-            elif self.pending is not None:
-                self.pending.start(self.writer)  # uploads left from before a restart
+        if self.writing is not None and writable is not None:
+            self.writer = self.writing.start(writable, self.tree)
 
-    def _sweep_then_resume(self) -> None:
-        assert self.temporaries is not None and self.writer is not None
-        try:
-            swept = self.temporaries.sweep()
-        finally:
-            if self.pending is not None:
-                self.pending.start(self.writer)
-        for attempt in range(1, LEFTOVER_SWEEP.attempts):  # PikPak could not be asked
-            if swept:
-                return
-            LEFTOVER_SWEEP.pause(attempt)
-            swept = self.temporaries.sweep()
+    @property
+    def offline_folder(self) -> str | None:
+        """Where links dropped become tasks (a path below the root; None: no such folder)."""
+        return self.drop.path if self.drop is not None else None
 
     def give_up_uploads(self) -> None:
         """At a stop: the uploads still going up are given up, their temporaries deleted."""
-        if self.temporaries is not None:
-            self.temporaries.give_up()
+        if self.writing is not None:
+            self.writing.give_up()
 
     # ------------------------------------------------------------------ reading
     @property
@@ -195,11 +129,11 @@ class Mount:
         """With other instances on one Redis: return once this instance has applied every
         change they made to this mount before now (a request calls it before it reads, so
         a client reads its own writes whichever instance it reaches)."""
-        if self.shared is not None:
+        if self.cluster is not None:
             channels = [self.tree.channel]
             if self.pending is not None:
                 channels.append(self.pending.channel)
-            self.shared.catch_up(channels)
+            self.cluster.catch_up(channels)
 
     def resolve(self, names: list[str], *, looking: bool = False) -> Entry | None:
         """The entry at ``names`` below the mount's root, or None. When a client is only
@@ -207,8 +141,8 @@ class Mount:
         (``._x``, ``desktop.ini``…) is looked up in cached listings alone, so a probe never
         costs an upstream call (a real file of that name is found once its folder is listed)."""
         probe = looking and bool(names) and is_probe(names[-1])
-        if not probe and self.drop is not None and not self._drop_id:
-            self._make_offline_folder()
+        if not probe and self.drop is not None:
+            self.drop.make()
         if not names and self.source.refuses_whole:
             # A share that cannot be read answers at its root too (its refusal, e.g. an
             # expired share), not only when a client lists it.
@@ -216,66 +150,19 @@ class Mount:
         entry = self.tree.resolve("/".join(names), cached_only=probe)
         if entry is None and self.drop is not None and names and not probe:
             parent = self.tree.resolve("/".join(names[:-1]))
-            if parent is not None and self.is_drop_folder(parent):
+            if parent is not None and self.drop.is_it(parent):
                 entry = next((e for e in self.children(parent) if e.name == names[-1]), None)
         return entry
 
     def children(self, folder: Entry) -> tuple[Entry, ...]:
         found = self.tree.children(folder)
-        if self.drop is not None and self.is_drop_folder(folder):
-            own, finished = self.drop.entries(folder.id)
-            if finished:  # a task's file is new here: PikPak put it there, not a client
-                self.tree.folder_changed(folder.id)
-                found = self.tree.children(folder)
-            found += own
-        return found
+        return self.drop.children(folder, found) if self.drop is not None else found
 
     def child(self, folder: Entry, name: str) -> Entry | None:
         found = self.tree.child(folder, name)
-        if found is None and self.drop is not None and self.is_drop_folder(folder):
+        if found is None and self.drop is not None and self.drop.is_it(folder):
             found = next((e for e in self.children(folder) if e.name == name), None)
         return found
-
-    def _make_offline_folder(self) -> None:
-        """The offline folder exists from the mount's first use: made when missing, so that
-        a client sees where to drop its links (a PUT into a missing folder would get 409)."""
-        if self.read_only or not self._drop_made.acquire(timeout=60):
-            return
-        try:
-            if self._drop_id:
-                return
-            assert self.offline_folder is not None
-            found = self.tree.resolve(self.offline_folder)
-            if found is None:
-                found = self._folder_for(self.offline_folder)
-                log.info("mount %s: made the offline folder %s", self.name, self.offline_folder)
-            if found.is_folder:
-                self._drop_id = found.id
-        except (MountError, PikPakError) as exc:
-            problem = str(exc.problem if isinstance(exc, PikPakError) else exc)
-            if problem != self._drop_problem:  # once per problem, not once per request
-                self._drop_problem = problem
-                log.warning(
-                    "mount %s: cannot make the offline folder %s: %s (tried again at the next "
-                    "request)",
-                    self.name,
-                    self.offline_folder,
-                    problem,
-                )
-        finally:
-            self._drop_made.release()
-
-    def is_drop_folder(self, folder: Entry) -> bool:
-        """Whether ``folder`` is the mount's offline folder, where links become tasks."""
-        if self.drop is None or not folder.is_folder or is_own(folder):
-            return False
-        if not self._drop_id:
-            assert self.offline_folder is not None
-            found = self.tree.resolve(self.offline_folder)
-            if found is None or not found.is_folder:
-                return False
-            self._drop_id = found.id
-        return folder.id == self._drop_id
 
     def link(self, entry: Entry, *, fresh: bool = False) -> Link:
         if entry.uploading and self.pending is not None:
@@ -306,21 +193,10 @@ class Mount:
             outage.retry_after(),
         )
 
-    def content_key(self, entry: Entry) -> str:
-        """What the block caches call the entry's bytes: its content hash when that names
-        them (a renamed file or a copy finds the same blocks), else its id and etag (a
-        replaced file is another)."""
-        if self.same_bytes_by_hash and entry.hash and not entry.uploading:
-            return content_key(entry.hash, entry.size)
-        return f"{entry.id}:{entry.etag}"
-
     def cached(self, entry: Entry, start: int = 0) -> bool:
         """Whether the byte at ``start`` of the entry is in a block cache (memory or disk):
         a read from there needs no link."""
-        streams, plan = self.streams, self.stream_plan
-        if streams is None or streams.cache is None or plan is None or plan.connections < 2:
-            return False
-        return streams.cache.find(self.content_key(entry), start) is not None
+        return self.reading.cached(entry, start)
 
     def open(
         self, entry: Entry, start: int = 0, end: int | None = None, stop: Stopping | None = None
@@ -333,26 +209,18 @@ class Mount:
         local = self.pending.local_file(entry) if self.pending is not None else None
         if local is not None:
             return open(local, "rb")
-        host_failed = self.route.failed if self.route is not None else None
 
         def link(fresh: bool) -> Link:
             return self.link(entry, fresh=fresh)
 
-        where = {"start": start, "end": end, "name": entry.name, "stop": stop}
-        plan, streams = self.stream_plan, self.streams
-        if streams is None or plan is None or plan.connections < 2:
-            return LinkReader(self._cdn, entry.size, link, host_failed=host_failed, **where)
-        key = self.content_key(entry)  # the content: a replaced file is another
-        return streams.open(
-            self._cdn, entry.size, link, key=key, plan=plan, host_failed=host_failed, **where
-        )
+        return self.reading.open(entry, link, start, end, stop)
 
     def quota(self) -> Quota | None:
         """The source's quota (None for a source without one, or when PikPak cannot say)."""
         if self.tree.outage.active and not self.tree.outage.try_now():
             return self._quota.get("about")  # PikPak is away: not asked again yet
         try:
-            return self._quota.fetch("about", lambda: (self.source.quota(), self.quota_ttl))
+            return self._quota.fetch("about", lambda: (self.source.quota(), QUOTA_TTL))
         except PikPakError as exc:
             # A pause on sign-ins is logged once when it starts, not with every PROPFIND.
             quiet = isinstance(exc, LoginPaused)
@@ -360,6 +228,15 @@ class Mount:
                 "mount %s: cannot read the quota: %s", self.name, exc
             )
             return None
+
+    def offline_tasks(self) -> list[Task]:
+        """The account's offline tasks. While PikPak is away and the mount serves from its
+        cache, PikPak is not asked (a status page would wait through the retries): the
+        outage is the answer, as :class:`FromCache`."""
+        assert self.offline is not None
+        if self.tree.outage.active and not self.tree.outage.try_now():
+            raise self._from_cache("offline tasks are listed once PikPak answers")
+        return self.offline.list()
 
     def quota_at(self, entry: Entry) -> Quota | None:
         """RFC 4331 quota: only a mount's root has one (elsewhere the property does not
@@ -375,7 +252,7 @@ class Mount:
     def keeps_locally(self, name: str) -> bool:
         """Whether a file of this name stays on the gateway (Finder's metadata) instead of
         going to PikPak."""
-        return self.keep_finder_metadata and is_finder_metadata(name)
+        return self.writing is not None and self.writing.keeps_locally(name)
 
     # ------------------------------------------------------------------ writing
     def _writer(self, name: str | None = None) -> TreeWriter:
@@ -383,9 +260,9 @@ class Mount:
             raise ReadOnly("this folder is read-only")
         if self.tree.outage.active and not self.tree.outage.try_now():
             raise self._from_cache("changes are refused until PikPak answers")
-        if self.shared is not None:
+        if self.cluster is not None:
             # A change the other instances might not hear of is no change to make.
-            self.shared.check()
+            self.cluster.check()
         if name is not None and name.startswith(HIDDEN_PREFIX):
             raise NotAllowed(f"names starting with {HIDDEN_PREFIX} are the gateway's own")
         return self.writer
@@ -399,7 +276,8 @@ class Mount:
         """A place for an upload's body to arrive (``size`` announced, ``exact`` when any
         other size means the upload was cut)."""
         self._writer()
-        return SpoolFile(self.spool, size, exact=exact)
+        assert self.writing is not None
+        return SpoolFile(self.writing.spool, size, exact=exact)
 
     def store(
         self, folder: Entry, name: str, body: SpoolFile, old: Entry | None, user: str = ""
@@ -409,22 +287,20 @@ class Mount:
         (the caller may answer as soon as this returns: the body survives a crash).
         ``user``: who put it (a drop of links counts against that user's minute)."""
         writer = self._writer(name)
-        dropped = self.drop is not None and is_drop(name) and self.is_drop_folder(folder)
-        if not dropped:
+        drop = self.drop if self.drop is not None and self.drop.takes(folder, name) else None
+        if drop is None:
             self._not_own(old)  # a link dropped again replaces its receipt
         body.close()
         if not body.complete:
             body.discard()
             raise BodyCut("the upload ended before its announced length")
-        if dropped and self.drop is not None:
+        if drop is not None:
             try:
-                with open(body.path, "rb") as dropped:
-                    data = dropped.read(MAX_DROP + 1)
+                with open(body.path, "rb") as links:
+                    data = links.read(MAX_DROP + 1)
             finally:
                 body.discard()  # a drop is never stored: its links become tasks
-            entry = self.drop.drop(folder.id, name, data, user)
-            self.tree.folder_changed(folder.id)
-            return entry
+            return drop.drop(folder, name, data, user)
         if self.pending is not None:
             return self.pending.add(folder, name, body.path, body.size, body.gcid())
         try:

@@ -20,20 +20,24 @@ started): a list of thousands of links is refused, not thousands of tasks starte
 
 from __future__ import annotations
 
+import logging
 import math
 import plistlib
 import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pikdav.pikpak.errors import PikPakError
 from pikdav.pikpak.offline import OfflineTasks
 from pikdav.pikpak.types import Task
 
-from .errors import LinkRefused, LinksTooFast, NotLinks, TooManyLinks
-from .tree import Entry
+from .errors import LinkRefused, LinksTooFast, MountError, NotLinks, TooManyLinks
+from .tree import DriveTree, Entry
+
+log = logging.getLogger(__name__)
 
 DROP_KINDS = (".magnet", ".url", ".webloc", ".txt")
 TASK_SUFFIX = ".task"
@@ -99,8 +103,28 @@ class _Receipt:
     started: int = 0  # offline tasks the drop started
 
 
-class DropFolder:
-    """The tasks and receipts of one mount's drop folder."""
+@dataclass(frozen=True)
+class Offline:
+    """What a mount may do with the account's offline downloads: start and show ``tasks``,
+    landing in ``folder`` (a path below the mount's root; None: PikPak's "My Pack"), where
+    links dropped become tasks, at most ``links_per_file`` a dropped file and
+    ``links_per_minute`` a user."""
+
+    tasks: OfflineTasks
+    folder: str | None = None
+    links_per_file: int = LINKS_PER_FILE
+    links_per_minute: int = LINKS_PER_MINUTE
+
+    @property
+    def folder_path(self) -> str | None:
+        """``folder`` without leading and trailing slashes (None when there is none)."""
+        path = (self.folder or "").strip("/")
+        return path or None
+
+
+class LinkDrops:
+    """The tasks and receipts of one mount's drop folder: the links dropped, the tasks they
+    started within the caps, and the folder's own entries."""
 
     def __init__(
         self,
@@ -229,6 +253,105 @@ class DropFolder:
                 if receipt.entry.id == entry.id:
                     return receipt.data
         return b""
+
+
+class DropFolder:
+    """A mount's offline folder, where links become tasks: it finds the folder (and makes
+    it, when the mount may change, at its first use), tells whether a folder is it, and adds
+    its own entries (receipts, unfinished tasks) to what the folder lists."""
+
+    def __init__(
+        self,
+        offline: Offline,
+        tree: DriveTree,
+        *,
+        make: Callable[[str], Entry] | None = None,
+        mount: str = "",
+    ) -> None:
+        """``make``: makes the folder at a path with its parents (None: the mount is
+        read-only, the folder is never made); ``mount``: its name, for the log."""
+        assert offline.folder_path is not None
+        self.path = offline.folder_path
+        self.drops = LinkDrops(
+            offline.tasks,
+            links_per_file=offline.links_per_file,
+            links_per_minute=offline.links_per_minute,
+        )
+        self._tree = tree
+        self._make = make
+        self._mount = mount
+        self._id = ""  # the folder's id, once it exists
+        self._making = threading.Lock()  # held while the folder is made
+        self._problem = ""  # why it could not be made, as last logged
+
+    def make(self) -> None:
+        """The folder exists from the mount's first use: made when missing, so that a client
+        sees where to drop its links (a PUT into a missing folder would get 409)."""
+        if self._id or self._make is None or not self._making.acquire(timeout=60):
+            return
+        try:
+            if self._id:
+                return
+            found = self._tree.resolve(self.path)
+            if found is None:
+                found = self._make(self.path)
+                log.info("mount %s: made the offline folder %s", self._mount, self.path)
+            if found.is_folder:
+                self._id = found.id
+        except (MountError, PikPakError) as exc:
+            problem = str(exc.problem if isinstance(exc, PikPakError) else exc)
+            if problem != self._problem:  # once per problem, not once per request
+                self._problem = problem
+                log.warning(
+                    "mount %s: cannot make the offline folder %s: %s (tried again at the next "
+                    "request)",
+                    self._mount,
+                    self.path,
+                    problem,
+                )
+        finally:
+            self._making.release()
+
+    def is_it(self, folder: Entry) -> bool:
+        """Whether ``folder`` is the offline folder."""
+        if not folder.is_folder or is_own(folder):
+            return False
+        if not self._id:
+            found = self._tree.resolve(self.path)
+            if found is None or not found.is_folder:
+                return False
+            self._id = found.id
+        return folder.id == self._id
+
+    def children(self, folder: Entry, stored: tuple[Entry, ...]) -> tuple[Entry, ...]:
+        """What ``folder`` lists, given what is ``stored`` in it: in the offline folder the
+        stored files and its own entries (a file a task finished is listed at once)."""
+        if not self.is_it(folder):
+            return stored
+        own, finished = self.drops.entries(folder.id)
+        if finished:  # a task's file is new here: PikPak put it there, not a client
+            self._tree.folder_changed(folder.id)
+            stored = self._tree.children(folder)
+        return stored + own
+
+    def takes(self, folder: Entry, name: str) -> bool:
+        """Whether a file ``name`` put into ``folder`` is a drop of links (not stored)."""
+        return is_drop(name) and self.is_it(folder)
+
+    def drop(self, folder: Entry, name: str, data: bytes, user: str = "") -> Entry:
+        """The links of the file ``user`` put become tasks (see :meth:`LinkDrops.drop`);
+        its receipt, listed at once."""
+        entry = self.drops.drop(folder.id, name, data, user)
+        self._tree.folder_changed(folder.id)
+        return entry
+
+    def started(self, entry: Entry) -> int | None:
+        """How many offline tasks the drop of ``entry`` started (None: not a receipt)."""
+        return self.drops.started(entry)
+
+    def content(self, entry: Entry) -> bytes:
+        """The bytes of one of the folder's own entries."""
+        return self.drops.content(entry)
 
 
 def is_own(entry: Entry) -> bool:

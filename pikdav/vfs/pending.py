@@ -37,8 +37,8 @@ from pikdav.logtext import client_text
 from pikdav.pikpak.errors import LoginPaused, PikPakError, Stopped
 from pikdav.pikpak.retry import BACKGROUND_UPLOADS, RetryPolicy
 
+from .cluster import Cluster, ClusterDown
 from .errors import UploadingElsewhere
-from .shared import SharedState, SharedStateDown
 from .spool import SPOOL_PREFIX
 from .tree import Entry
 from .writer import TreeWriter
@@ -92,10 +92,10 @@ class PendingUploads:
         directory: Path,
         retry: RetryPolicy | None = None,
         *,
-        shared: SharedState | None = None,
+        cluster: Cluster | None = None,
         channel: str = "",
     ) -> None:
-        """``shared``: announce uploads to the other instances on Redis, and hear theirs
+        """``cluster``: announce uploads to the other instances on Redis, and hear theirs
         (on the channel ``uploads:<channel>``, the mount's name)."""
         if retry is not None:
             self.retry = retry
@@ -105,9 +105,9 @@ class PendingUploads:
         self._lock = threading.Lock()
         self._waiting: dict[str, Waiting] = {}
         self._elsewhere: dict[str, Waiting] = {}  # other instances' uploads, by id
-        self.shared = shared
+        self.cluster = cluster
         self._owner = f"{socket.gethostname()}:{self.directory.resolve()}"
-        self._announced = shared.key("uploading", channel) if shared else ""
+        self._announced = cluster.key("uploading", channel) if cluster else ""
         self.channel = f"uploads:{channel}"
         self._queue: queue.Queue[str] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -132,9 +132,9 @@ class PendingUploads:
                 client_text(item.name),
                 item.size,
             )
-        if shared is not None:
-            shared.on_notice(self.channel, self._heard)
-            shared.on_return(self._resync)
+        if cluster is not None:
+            cluster.on_notice(self.channel, self._heard)
+            cluster.on_return(self._resync)
             self._resync()
 
     def _sweep(self) -> None:
@@ -160,23 +160,23 @@ class PendingUploads:
 
     # ------------------------------------------------------------------ other instances
     def _announce(self, item: Waiting) -> None:
-        if self.shared is None:
+        if self.cluster is None:
             return
         text = json.dumps({"owner": self._owner, **dataclasses.asdict(item)})
         try:
-            self.shared.call(lambda r: r.hset(self._announced, item.id, text))
-        except SharedStateDown:
+            self.cluster.call(lambda r: r.hset(self._announced, item.id, text))
+        except ClusterDown:
             return  # announced again when Redis is back (_resync)
-        self.shared.notify(self.channel, {"added": json.loads(text)})
+        self.cluster.notify(self.channel, {"added": json.loads(text)})
 
     def _withdraw(self, upload_id: str) -> None:
-        if self.shared is None:
+        if self.cluster is None:
             return
         try:
-            self.shared.call(lambda r: r.hdel(self._announced, upload_id))
-        except SharedStateDown:
+            self.cluster.call(lambda r: r.hdel(self._announced, upload_id))
+        except ClusterDown:
             return  # withdrawn when Redis is back (_resync)
-        self.shared.notify(self.channel, {"gone": upload_id})
+        self.cluster.notify(self.channel, {"gone": upload_id})
 
     def _heard(self, message: dict) -> None:
         added, gone = message.get("added"), message.get("gone")
@@ -201,7 +201,7 @@ class PendingUploads:
     def _resync(self) -> None:
         """Redis holds exactly our waiting uploads, and we know everyone else's (at the
         start, and when Redis is back: notices may have been missed meanwhile)."""
-        assert self.shared is not None
+        assert self.cluster is not None
 
         def sync(r) -> dict:
             announced = {k.decode(): json.loads(v) for k, v in r.hgetall(self._announced).items()}
@@ -216,8 +216,8 @@ class PendingUploads:
             return announced
 
         try:
-            announced = self.shared.call(sync)
-        except SharedStateDown:
+            announced = self.cluster.call(sync)
+        except ClusterDown:
             return
         elsewhere = {w.id: w for d in announced.values() if (w := self._read(d)) is not None}
         with self._lock:

@@ -113,6 +113,9 @@ class ShareSource:
     def signed_in_session(self) -> None:
         return None
 
+    def writable(self) -> None:
+        return None  # someone else's content: nothing of ours is written onto it
+
     # ------------------------------------------------------------------ state
     def status(self) -> ShareStatus:
         with self._lock:

@@ -287,6 +287,9 @@ class ShareListSource:
     def signed_in_session(self) -> None:
         return None
 
+    def writable(self) -> None:
+        return None  # someone else's content: nothing of ours is written onto it
+
     # ------------------------------------------------------------------ ids
     def _folders_below(self, path: tuple[str, ...], entries: list[ListedShare]) -> list[File]:
         depth = len(path)

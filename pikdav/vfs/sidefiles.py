@@ -21,7 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
-from .shared import SharedState, SharedStateDown
+from .cluster import Cluster, ClusterDown
 
 KEEP_LOCAL, STORE = "keep_local", "store"
 FINDER_METADATA = (KEEP_LOCAL, STORE)  # the mount option finder_metadata
@@ -100,24 +100,24 @@ class RedisSideStore:
     """Finder's side files on the shared Redis, for every instance: at most ``max_bytes`` in
     all (least recently used first out), ``max_file`` each, each kept ``keep`` seconds after
     its last use. While Redis is down a side file reads as absent (Finder writes it again)
-    and a write is refused with :class:`SharedStateDown`."""
+    and a write is refused with :class:`ClusterDown`."""
 
     def __init__(
         self,
-        shared: SharedState,
+        cluster: Cluster,
         mount: str,
         *,
         max_bytes: int = 64 << 20,
         max_file: int = 4 << 20,
         keep: float = 7 * 86400,
     ) -> None:
-        self.shared = shared
+        self.cluster = cluster
         self.max_bytes = max_bytes
         self.max_file = max_file
         self.keep = keep
-        self._index = shared.key("side", mount, "used")  # path -> time of last use
-        self._sizes = shared.key("side", mount, "sizes")  # path -> bytes
-        self._prefix = shared.key("side", mount, "file", "")
+        self._index = cluster.key("side", mount, "used")  # path -> time of last use
+        self._sizes = cluster.key("side", mount, "sizes")  # path -> bytes
+        self._prefix = cluster.key("side", mount, "file", "")
 
     def _key(self, path: str) -> str:
         return self._prefix + path
@@ -134,8 +134,8 @@ class RedisSideStore:
             return SideFileData(content, float(modified))
 
         try:
-            return self.shared.call(read)
-        except SharedStateDown:
+            return self.cluster.call(read)
+        except ClusterDown:
             return None
 
     def put(self, path: str, content: bytes) -> None:
@@ -150,7 +150,7 @@ class RedisSideStore:
                 p.execute()
             self._bound(r, now)
 
-        self.shared.call(write)
+        self.cluster.call(write)
 
     def _bound(self, r, now: float) -> None:
         # Files that expired by themselves leave their index rows: drop those first.
@@ -184,7 +184,7 @@ class RedisSideStore:
             for key in self._under(r, path):
                 self._drop(r, key)
 
-        self.shared.call(drop)
+        self.cluster.call(drop)
 
     def move(self, src: str, dest: str, *, keep_source: bool = False) -> None:
         now = time.time()
@@ -205,4 +205,4 @@ class RedisSideStore:
                     p.execute()
             self._bound(r, now)
 
-        self.shared.call(relocate)
+        self.cluster.call(relocate)

@@ -53,6 +53,11 @@ class Source(Protocol):
         without a login), for the status page's account lines."""
         ...
 
+    def writable(self) -> WritableSource | None:
+        """This source when it can change (an own drive); None when it is someone else's
+        content, read-only (a share)."""
+        ...
+
 
 @runtime_checkable
 class WritableSource(Source, Protocol):
@@ -134,6 +139,9 @@ class DriveSource:
 
     def signed_in_session(self) -> Session | None:
         return self.drive.session
+
+    def writable(self) -> DriveSource:
+        return self
 
     # ------------------------------------------------------------------ writing
     def mkdir(self, parent_id: str, name: str) -> File:

@@ -21,9 +21,9 @@ from pikdav.pikpak.memory import MemoryBudget, hand_back_freed_memory
 from pikdav.pikpak.types import File, Link
 
 from .cache import LinkCache, TtlCache
+from .cluster import Cluster
 from .disk import DiskCache, Outage, Stored, is_away
 from .names import HIDDEN_PREFIX, MAX_NAME, content_type, same_name_key, shown_name
-from .shared import SharedState
 from .source import Source
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ class DriveTree:
     """A mount's items as paths: cached listings of its source, with waiting uploads shown
     in their folders (a waiting upload is newer than a stored item of its name).
 
-    With ``shared`` (several instances on one Redis), every invalidation is also sent to the
+    With ``cluster`` (several instances on one Redis), every invalidation is also sent to the
     other instances on the channel ``changes:<channel>``, and theirs are applied here: each
     instance drops exactly the folders and links a write touched, wherever it was made."""
 
@@ -168,7 +168,7 @@ class DriveTree:
         waiting: Waiting | None = None,
         max_folders: int = 4096,
         route: LinkRoute | None = None,
-        shared: SharedState | None = None,
+        cluster: Cluster | None = None,
         channel: str = "",
         disk: DiskCache | None = None,
         scope: str = "",
@@ -189,7 +189,7 @@ class DriveTree:
             weigh=lambda listing: ENTRY_BYTES * (1 + len(listing.entries)),
         )
         self.links = LinkCache(memory=memory)
-        self.shared = shared
+        self.cluster = cluster
         self.channel = f"changes:{channel}"
         self.disk = disk
         self.scope = scope or channel
@@ -203,9 +203,9 @@ class DriveTree:
         self._revalidating: set[str] = set()
         self._revalidators = threading.BoundedSemaphore(4)
         self._lock = threading.Lock()
-        if shared is not None:
-            shared.on_notice(self.channel, self._apply_notice)
-            shared.on_return(self.forget_everything)
+        if cluster is not None:
+            cluster.on_notice(self.channel, self._apply_notice)
+            cluster.on_return(self.forget_everything)
 
     @property
     def root(self) -> Entry:
@@ -390,8 +390,8 @@ class DriveTree:
 
     def _invalidate(self, folders: list[str], links: list[str]) -> None:
         self._drop(folders, links)
-        if self.shared is not None:
-            self.shared.notify(self.channel, {"folders": folders, "links": links})
+        if self.cluster is not None:
+            self.cluster.notify(self.channel, {"folders": folders, "links": links})
 
     def _drop(self, folders: Iterable[str], links: Iterable[str]) -> None:
         for folder_id in folders:

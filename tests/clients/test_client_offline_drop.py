@@ -8,13 +8,13 @@ from __future__ import annotations
 import logging
 import plistlib
 import re
-import time
 
 import requests
 
 from tests.support.davclients import Rclone, cadaver
 from tests.support.gateway import _HASH, DAV_PASSWORD, DAV_USER, PIKPAK_USER
-from tests.support.pikpak_raw import control
+from tests.support.pikpak_raw import control, drive_tree
+from tests.support.waits import wait_until
 
 MAGNET = "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&dn=sintel.mkv"
 TASK = re.compile(r"^sintel\.mkv \[\d{1,3}% (pending|running)\]\.task$")
@@ -23,11 +23,6 @@ TASK = re.compile(r"^sintel\.mkv \[\d{1,3}% (pending|running)\]\.task$")
 def drop_gateway(emulator, make_gateway, seconds: float = 1.5):
     control(emulator.base_url, "config", {"offline_seconds": seconds})
     return make_gateway(download="proxy", offline_folder="Offline")  # made at first use
-
-
-def stored(emulator) -> set[str]:
-    files = control(emulator.base_url, f"tree?username={PIKPAK_USER}", method="GET")["files"]
-    return {f["path"] for f in files if not f["trashed"]}
 
 
 def finish_tasks(emulator) -> None:
@@ -54,17 +49,22 @@ def test_rclone_copyto_a_magnet_file_starts_a_task_shown_until_the_file_is_there
     running = [n for n in names if n.endswith(".task")]
     assert len(running) == 1 and TASK.match(running[0]), names
     assert "link.magnet" in names  # the receipt, for a minute, from the gateway's memory
-    assert "pikpak/Offline/link.magnet" not in stored(emulator)  # never uploaded
+    assert "pikpak/Offline/link.magnet" not in set(drive_tree(emulator))  # never uploaded
     assert rclone("cat", f":webdav:Offline/{running[0]}").stdout == b""  # empty, read-only
     assert rclone("deletefile", f":webdav:Offline/{running[0]}", check=False).returncode != 0
 
     finish_tasks(emulator)
-    deadline = time.monotonic() + 20
-    while "sintel.mkv" not in names and time.monotonic() < deadline:
-        time.sleep(0.5)
-        names = rclone("lsf", ":webdav:Offline/").stdout.decode().splitlines()
+    names = wait_until(
+        lambda: (
+            "sintel.mkv" in (now := rclone("lsf", ":webdav:Offline/").stdout.decode().splitlines())
+            and now
+        ),
+        "the finished file listed",
+        20,
+        every=0.5,
+    )
     assert "sintel.mkv" in names and not [n for n in names if n.endswith(".task")], names
-    assert "Offline/sintel.mkv" in stored(emulator)
+    assert "Offline/sintel.mkv" in set(drive_tree(emulator))
 
 
 def test_cadaver_puts_a_list_of_links_and_a_windows_shortcut(emulator, make_gateway, home):
@@ -84,7 +84,7 @@ def test_cadaver_puts_a_list_of_links_and_a_windows_shortcut(emulator, make_gate
     ]
     for name in ("big buck bunny.mp4", "notes.txt", "elephants-dream.webm"):
         assert re.search(rf"{re.escape(name)} \[\d+% (pending|running)\]\.task", out), out
-    assert not stored(emulator) & {"Offline/links.txt", "Offline/film.url"}
+    assert not set(drive_tree(emulator)) & {"Offline/links.txt", "Offline/film.url"}
 
 
 def test_a_webloc_from_a_mac_starts_a_task(emulator, make_gateway):
@@ -114,10 +114,10 @@ def test_a_refused_link_is_a_409_with_the_reason_and_nothing_is_stored(emulator,
     )
     assert listing.status_code == 207
     assert "link.magnet" not in listing.text and "links.txt" not in listing.text
-    assert stored(emulator) == {"Offline"}
+    assert set(drive_tree(emulator)) == {"Offline"}
     # Outside the offline folder a .txt is a file like any other.
     assert requests.put(gw.url + "/pikpak/notes.txt", data=b"hi", auth=gw.auth).status_code == 201
-    assert "notes.txt" in stored(emulator)
+    assert "notes.txt" in set(drive_tree(emulator))
 
 
 def test_a_missing_offline_folder_is_made_at_first_use_and_takes_drops(
@@ -163,7 +163,7 @@ def test_a_file_of_thousands_of_links_is_refused_and_starts_nothing(emulator, ma
     assert "holds 1600 links; one file may start at most 100 offline downloads" in resp.text
     assert "Traceback" not in resp.text and "<html" not in resp.text.lower()
     assert tasks(emulator) == []
-    assert stored(emulator) == {"Offline"}
+    assert set(drive_tree(emulator)) == {"Offline"}
 
 
 def test_links_per_file_and_per_minute_per_user_are_capped(emulator, make_gateway):

@@ -37,7 +37,7 @@ def test_rclone_copies_byte_identical_through_proxy_domain_and_fastest_node(tmp_
             cdn_node="auto",
         )
         try:
-            assert gw.mounts[0].route.choice.host == f"{FASTEST}.mypikpak.net"
+            assert gw.mounts[0].reading.route.choice.host == f"{FASTEST}.mypikpak.net"
             # rclone follows redirects to PikPak's names through the same proxy (Go never
             # sends loopback addresses, the gateway's, to a proxy) and trusts the test CA.
             rclone = Rclone(gw.url, tmp_path / "home", extra_flags=["--ca-cert", str(ca.ca_cert)])

@@ -12,21 +12,16 @@ import pytest
 from pikdav.pikpak.retry import RetryPolicy
 from pikdav.vfs.pending import PendingUploads
 from tests.support.gateway import dav, start_gateway
-from tests.support.pikpak_raw import control
+from tests.support.pikpak_raw import control, drive_tree
+from tests.support.waits import wait_until
 
 USER = "alice@example.com"
 
 
-def tree(emulator) -> dict[str, dict]:
-    rows = control(emulator.base_url, f"tree?username={USER}", method="GET")["files"]
-    return {r["path"]: r for r in rows if not r["trashed"]}
-
-
-def wait_until(condition, seconds: float = 30) -> None:
-    deadline = time.time() + seconds
-    while not condition():
-        assert time.time() < deadline, "timed out waiting"
-        time.sleep(0.05)
+def settled(gw) -> bool:
+    """Nothing waits and nothing goes up: an upload that could still put a file back is over."""
+    pending = gw.mounts[0].pending
+    return pending.idle() and not pending.sent()[0]
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +32,7 @@ def quick_retries(monkeypatch):
 
 
 def complete(emulator, path: str) -> bool:
-    row = tree(emulator).get(path)
+    row = drive_tree(emulator).get(path)
     return row is not None and row["phase"] == "PHASE_TYPE_COMPLETE"
 
 
@@ -76,7 +71,7 @@ def test_a_restart_resumes_waiting_uploads(emulator, tmp_path):
         wait_until(lambda: any(w.failed for w in first.mounts[0].pending._waiting.values()))
     finally:
         first.stop()
-    assert "keep.bin" not in tree(emulator)
+    assert "keep.bin" not in drive_tree(emulator)
     control(emulator.base_url, "faults", method="DELETE")  # the store works again
     second = start_gateway(emulator, tmp_path / "state", download="proxy", background_uploads=True)
     try:
@@ -117,16 +112,16 @@ def test_a_delete_while_the_file_goes_up_leaves_nothing_behind(emulator, tmp_pat
             name = f"cycle{cycle}.bin"
             assert dav(gw, "PUT", f"/pikpak/{name}", data=os.urandom(5000)).status_code == 201
             if cycle % 4 == 3:  # surely while the bytes go up
-                wait_until(lambda: any(p.startswith(".pikdav-put-") for p in tree(emulator)))
+                wait_until(lambda: any(p.startswith(".pikdav-put-") for p in drive_tree(emulator)))
             else:
                 time.sleep(cycle * 0.015)
-            in_flight += any(path.startswith(".pikdav-put-") for path in tree(emulator))
+            in_flight += any(path.startswith(".pikdav-put-") for path in drive_tree(emulator))
             assert dav(gw, "DELETE", f"/pikpak/{name}").status_code == 204
             assert dav(gw, "GET", f"/pikpak/{name}").status_code == 404
-            assert tree(emulator) == {}, f"cycle {cycle}"
+            assert drive_tree(emulator) == {}, f"cycle {cycle}"
         control(emulator.base_url, "faults", method="DELETE")
-        time.sleep(0.5)
-        assert tree(emulator) == {}
+        wait_until(lambda: settled(gw), "the uploader has nothing going on")
+        assert drive_tree(emulator) == {}
         assert list((tmp_path / "state" / "uploads" / "pikpak").iterdir()) == []
         # The DELETE came while PikPak already held the pending file in several cycles.
         assert in_flight >= 5
@@ -147,7 +142,7 @@ def test_delete_cancels_and_move_waits(emulator, tmp_path):
         assert dav(gw, "GET", "/pikpak/a.bin").status_code == 404
         assert list((tmp_path / "state" / "uploads" / "pikpak").iterdir()) == []
         control(emulator.base_url, "faults", method="DELETE")
-        time.sleep(0.3)
-        assert tree(emulator) == {}
+        wait_until(lambda: settled(gw), "the uploader has nothing going on")
+        assert drive_tree(emulator) == {}
     finally:
         gw.stop()

@@ -13,6 +13,7 @@ import requests
 from tests.support.clientseq import EXPLORER, FINDER, FINDER_OLD, INFUSE, QUOTA_PROPFIND, RCLONE
 from tests.support.davclients import put_files
 from tests.support.gateway import PIKPAK_USER
+from tests.support.gateway import dav as gateway_dav
 from tests.support.replay import Answer
 
 HINTS = (".metadata_never_index", ".ql_disablethumbnails", ".ql_disablecache")
@@ -20,8 +21,9 @@ DAVFS2 = "davfs2/1.7.0 neon/0.33.0"
 
 
 def dav(gw, method: str, path: str, agent: str = "", **kw) -> requests.Response:
+    """The support ``dav`` with ``path`` quoted here, as the client ``agent``."""
     headers = {"User-Agent": agent, **kw.pop("headers", {})} if agent else kw.pop("headers", {})
-    return requests.request(method, gw.url + quote(path), auth=gw.auth, headers=headers, **kw)
+    return gateway_dav(gw, method, quote(path), headers=headers, **kw)
 
 
 def props(resp: requests.Response) -> dict:

@@ -32,12 +32,12 @@ from pikdav.dav.auth import (
 )
 from pikdav.dav.policy import parse_networks
 from tests.support.netsource import session_from
+from tests.support.web import propfind
 from tests.support.wsgi_server import serving
 
 ALICE = ("alice", "alice's long passphrase")
 BOB = ("bob", "bob's passphrase")  # may see /files only
 READER = ("reader", "read but never write")
-PROPFIND_1 = {"Depth": "1"}
 
 
 class Clock:
@@ -114,13 +114,6 @@ def failed(clock) -> FailedLogins:
 @pytest.fixture
 def dav(tmp_path, hashes, failed) -> Iterator[str]:
     yield from serve(tmp_path, settings_for(hashes, failed_logins=failed))
-
-
-def propfind(url: str, auth=None, session=None, headers=None) -> requests.Response:
-    http = session or requests
-    return http.request(
-        "PROPFIND", url, auth=auth, headers={**PROPFIND_1, **(headers or {})}, timeout=10
-    )
 
 
 # --- passwords -------------------------------------------------------------------------------
@@ -251,10 +244,12 @@ def test_behind_a_trusted_proxy_the_forwarded_client_is_banned_not_the_proxy(
     for base in serve(tmp_path, settings):
         guesser = {"X-Forwarded-For": "198.51.100.66"}
         for _ in range(5):
-            assert propfind(f"{base}/files/", ("alice", "x"), headers=guesser).status_code == 401
-        assert propfind(f"{base}/files/", ALICE, headers=guesser).status_code == 429
+            assert (
+                propfind(f"{base}/files/", auth=("alice", "x"), headers=guesser).status_code == 401
+            )
+        assert propfind(f"{base}/files/", auth=ALICE, headers=guesser).status_code == 429
         neighbour = {"X-Forwarded-For": "198.51.100.67"}
-        assert propfind(f"{base}/files/", ALICE, headers=neighbour).status_code == 207
+        assert propfind(f"{base}/files/", auth=ALICE, headers=neighbour).status_code == 207
     assert "banning 198.51.100.66 for 600 s" in caplog.text
     assert "trusted_proxies" not in caplog.text  # a real client's address: no hint
 

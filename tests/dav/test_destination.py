@@ -10,15 +10,10 @@ import base64
 import pytest
 import requests
 
-from tests.support.pikpak_raw import control
+from tests.support.pikpak_raw import control, drive_tree
 
 USER = "alice@example.com"
 VICTIM = {"Victim3/keep1.txt": b"first file", "Victim3/keep2.txt": b"second file"}
-
-
-def drive(emulator, trashed: bool = False) -> dict[str, dict]:
-    rows = control(emulator.base_url, f"tree?username={USER}", method="GET")["files"]
-    return {r["path"]: r for r in rows if r["trashed"] == trashed}
 
 
 def put_victim(emulator) -> None:
@@ -31,10 +26,10 @@ def put_victim(emulator) -> None:
 
 
 def assert_victim_intact(emulator, gw, mount: str) -> None:
-    live = drive(emulator)
+    live = drive_tree(emulator)
     assert {"Victim3", *VICTIM} <= set(live), live
     assert live["Victim3"]["kind"] == "drive#folder"
-    assert drive(emulator, trashed=True) == {}
+    assert drive_tree(emulator, trashed=True) == {}
     for path, data in VICTIM.items():
         got = requests.get(f"{gw.url}/{mount}/{path}", auth=gw.auth, timeout=30)
         assert got.status_code == 200 and got.content == data
@@ -123,7 +118,7 @@ def test_a_plain_copy_and_move_still_work(emulator, mount):
     assert copy.status_code == 201
     move = send(gw, "MOVE", f"/{name}/Victim3/copy.txt", f"/{name}/moved%20here.txt")
     assert move.status_code == 201
-    live = drive(emulator)
+    live = drive_tree(emulator)
     assert "moved here.txt" in live and "Victim3/copy.txt" not in live
     assert_victim_intact(emulator, gw, name)
 

@@ -9,13 +9,15 @@ import logging
 import time
 import xml.etree.ElementTree as ET
 from email.utils import parsedate_to_datetime
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from tests.support.netsource import session_from
 from tests.support.pikpak_raw import account_stats, control
+from tests.support.waits import wait_until
+from tests.support.web import propfind
 
 USER = "alice@example.com"
 DAV = "{DAV:}"
@@ -27,18 +29,6 @@ def add_real(emulator, path: str, data: bytes = DATA) -> dict:
         emulator.base_url,
         "files",
         {"username": USER, "path": path, "content": base64.b64encode(data).decode()},
-    )
-
-
-def propfind(
-    gw, path: str, depth: str = "1", body: bytes | None = None, auth=True
-) -> requests.Response:
-    return requests.request(
-        "PROPFIND",
-        gw.url + quote(path),
-        data=body,
-        headers={"Depth": depth},
-        auth=gw.auth if auth else None,
     )
 
 
@@ -228,10 +218,7 @@ def test_a_client_that_goes_away_releases_the_upstream_connection(
         time.sleep(0.5)  # segments read ahead a bounded distance, then wait for the client
         assert account_stats(emulator)["download_bytes"] < 64 << 20
     resp.close()
-    deadline = time.time() + 20
-    while account_stats(emulator)["downloads_active"] and time.time() < deadline:
-        time.sleep(0.1)
-    assert account_stats(emulator)["downloads_active"] == 0
+    wait_until(lambda: account_stats(emulator)["downloads_active"] == 0, "connections closed", 20)
     assert account_stats(emulator)["download_bytes"] < 512 << 20
 
 
@@ -277,7 +264,7 @@ def test_bad_input_gets_clean_answers(emulator, make_gateway, caplog):
     caplog.set_level(logging.DEBUG)
     add_real(emulator, "Films/a.mp4")
     gw = make_gateway(download="redirect")
-    unauth = propfind(gw, "/pikpak", auth=False)
+    unauth = propfind(gw, "/pikpak", auth=None)
     assert unauth.status_code == 401 and unauth.headers["WWW-Authenticate"].startswith("Basic")
     for path in (
         "/pikpak/../",

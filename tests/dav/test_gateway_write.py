@@ -6,21 +6,16 @@ from __future__ import annotations
 import base64
 import os
 import socket
-import time
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.support.gateway import dav
-from tests.support.pikpak_raw import account_stats, control
+from tests.support.pikpak_raw import account_stats, control, drive_tree
+from tests.support.waits import wait_until
 
 USER = "alice@example.com"
 MIB = 1 << 20
-
-
-def tree(emulator, trashed: bool = False) -> dict[str, dict]:
-    rows = control(emulator.base_url, f"tree?username={USER}", method="GET")["files"]
-    return {r["path"]: r for r in rows if r["trashed"] == trashed}
 
 
 def propfind_names(gw, path: str) -> set[str]:
@@ -45,9 +40,9 @@ def test_put_creates_then_replaces_and_listings_follow_at_once(emulator, gw):
     assert dav(gw, "PUT", "/pikpak/notes.txt", data=b"second, longer").status_code == 204
     got = dav(gw, "GET", "/pikpak/notes.txt")
     assert got.content == b"second, longer" and got.headers["ETag"] != etag
-    live = tree(emulator)
+    live = drive_tree(emulator)
     assert set(live) == {"notes.txt"} and live["notes.txt"]["size"] == 14
-    assert [p for p in tree(emulator, trashed=True)] == ["notes.txt"]  # old version in trash
+    assert [p for p in drive_tree(emulator, trashed=True)] == ["notes.txt"]  # old version in trash
 
 
 def test_put_into_a_missing_folder_is_409(gw):
@@ -105,8 +100,8 @@ def test_explorer_lock_put_proppatch_unlock_leaves_one_file(emulator, gw):
         == 204
     )
     assert dav(gw, "GET", "/pikpak/report.docx").content == body
-    assert set(tree(emulator)) == {"report.docx"}
-    assert tree(emulator, trashed=True) == {}  # the empty first version is not in the trash
+    assert set(drive_tree(emulator)) == {"report.docx"}
+    assert drive_tree(emulator, trashed=True) == {}  # the empty first version is not in the trash
 
 
 def test_lock_on_an_unmapped_url_then_put(emulator, gw):
@@ -127,7 +122,7 @@ def test_lock_on_an_unmapped_url_then_put(emulator, gw):
         dav(gw, "PUT", "/pikpak/new.txt", data=b"content", headers={"If": f"({token})"}).status_code
         == 204
     )
-    assert set(tree(emulator)) == {"new.txt"} and tree(emulator, trashed=True) == {}
+    assert set(drive_tree(emulator)) == {"new.txt"} and drive_tree(emulator, trashed=True) == {}
 
 
 def test_finder_chunked_put_without_length(emulator, gw):
@@ -149,7 +144,7 @@ def test_finder_chunked_put_without_length(emulator, gw):
     )
     assert resp.status_code == 201
     assert dav(gw, "GET", "/pikpak/movie.mov").content == data
-    assert tree(emulator)["movie.mov"]["size"] == len(data)
+    assert drive_tree(emulator)["movie.mov"]["size"] == len(data)
 
 
 def test_finder_metadata_stays_out_of_pikpak(emulator, gw):
@@ -158,7 +153,7 @@ def test_finder_metadata_stays_out_of_pikpak(emulator, gw):
         assert dav(gw, "PUT", f"/pikpak/{name}", data=content).status_code == 201
         assert dav(gw, "GET", f"/pikpak/{name}").content == content
         assert dav(gw, "PROPFIND", f"/pikpak/{name}", headers={"Depth": "0"}).status_code == 207
-    assert set(tree(emulator)) == {"a.txt"}
+    assert set(drive_tree(emulator)) == {"a.txt"}
     assert propfind_names(gw, "/pikpak/") == {"a.txt"}
     assert (
         dav(
@@ -174,7 +169,7 @@ def test_finder_metadata_stays_out_of_pikpak(emulator, gw):
 def test_finder_metadata_can_be_stored(emulator, make_gateway):
     gw = make_gateway(download="proxy", finder_metadata="store")
     assert dav(gw, "PUT", "/pikpak/._a.txt", data=b"xattrs").status_code == 201
-    assert set(tree(emulator)) == {"._a.txt"}
+    assert set(drive_tree(emulator)) == {"._a.txt"}
 
 
 def test_mkcol_move_rename_across_folders_keeps_the_item(emulator, gw):
@@ -184,12 +179,12 @@ def test_mkcol_move_rename_across_folders_keeps_the_item(emulator, gw):
     assert dav(gw, "MKCOL", "/pikpak/dst").status_code == 201
     assert dav(gw, "PUT", "/pikpak/src/a.txt", data=b"payload").status_code == 201
     assert dav(gw, "PUT", "/pikpak/dst/a.txt", data=b"other").status_code == 201
-    item = tree(emulator)["src/a.txt"]["id"]
+    item = drive_tree(emulator)["src/a.txt"]["id"]
     moved = dav(
         gw, "MOVE", "/pikpak/src/a.txt", headers={"Destination": gw.url + "/pikpak/dst/b.txt"}
     )
     assert moved.status_code == 201
-    live = tree(emulator)
+    live = drive_tree(emulator)
     assert live["dst/b.txt"]["id"] == item  # moved and renamed, not copied
     assert "dst/a.txt" in live and "src/a.txt" not in live
     assert not any("(1)" in p or ".pikdav-" in p for p in live)
@@ -249,7 +244,7 @@ def test_copy_file_and_folder_server_side(emulator, gw):
         == 201
     )
     assert account_stats(emulator)["objstore_bytes"] == moved  # no byte moved for any copy
-    live = tree(emulator)
+    live = drive_tree(emulator)
     assert {p for p in live if p.startswith("backup")} == {
         "backup",
         "backup/disc 1",
@@ -268,8 +263,8 @@ def test_delete_goes_to_the_trash_unless_configured(emulator, make_gateway, use_
     dav(gw, "PUT", "/pikpak/old/f.txt", data=b"f")
     assert dav(gw, "DELETE", "/pikpak/old").status_code == 204
     assert dav(gw, "PROPFIND", "/pikpak/old", headers={"Depth": "0"}).status_code == 404
-    assert tree(emulator) == {}
-    assert bool(tree(emulator, trashed=True)) is use_trash
+    assert drive_tree(emulator) == {}
+    assert bool(drive_tree(emulator, trashed=True)) is use_trash
 
 
 def test_moving_between_mounts_is_refused_cleanly(emulator, gw):
@@ -277,13 +272,13 @@ def test_moving_between_mounts_is_refused_cleanly(emulator, gw):
     resp = dav(gw, "MOVE", "/pikpak/a.txt", headers={"Destination": gw.url + "/other/a.txt"})
     assert resp.status_code in (502, 409)
     assert "Traceback" not in resp.text
-    assert set(tree(emulator)) == {"a.txt"}
+    assert set(drive_tree(emulator)) == {"a.txt"}
 
 
 def test_size_limit_is_413_and_quota_is_507(emulator, make_gateway):
     gw = make_gateway(download="proxy", server={"max_upload_size": 1000})
     assert dav(gw, "PUT", "/pikpak/big.bin", data=b"x" * 1001).status_code == 413
-    assert tree(emulator) == {}
+    assert drive_tree(emulator) == {}
     emulator.world.accounts[USER].quota = 10_000
     gw2 = make_gateway(download="proxy")
     assert dav(gw2, "PUT", "/pikpak/keep.bin", data=b"k" * 5000).status_code == 201
@@ -320,12 +315,12 @@ def test_a_failed_overwrite_keeps_the_old_content(emulator, gw, fault):
     assert dav(gw, "GET", "/pikpak/doc.txt").content == b"precious"
     resp = dav(gw, "PUT", "/pikpak/new.txt", data=os.urandom(MIB))
     assert resp.status_code == 502
-    live = tree(emulator)
+    live = drive_tree(emulator)
     assert set(live) == {"doc.txt"}  # no partial, pending or temporary file is visible
     assert all(r["phase"] == "PHASE_TYPE_COMPLETE" for r in live.values())
 
 
-def test_a_client_that_drops_mid_upload_leaves_nothing(emulator, gw):
+def test_a_client_that_drops_mid_upload_leaves_nothing(emulator, gw, caplog):
     assert dav(gw, "PUT", "/pikpak/doc.txt", data=b"precious").status_code == 201
     parts = urlsplit(gw.url)
     token = base64.b64encode(b"alice:wonderland").decode()
@@ -335,9 +330,10 @@ def test_a_client_that_drops_mid_upload_leaves_nothing(emulator, gw):
             b"Authorization: Basic " + token.encode() + b"\r\n"
             b"Content-Length: 10000000\r\n\r\n" + b"y" * 100_000
         )
-    time.sleep(1.0)
+    # The gateway says it noticed the cut body; only then is anything looked at.
+    wait_until(lambda: "; nothing stored" in caplog.text, "the cut body noticed")
     assert dav(gw, "GET", "/pikpak/doc.txt").content == b"precious"
-    assert set(tree(emulator)) == {"doc.txt"}
+    assert set(drive_tree(emulator)) == {"doc.txt"}
     assert account_stats(emulator).get("upload_tickets", 0) == 1
 
 
@@ -349,7 +345,7 @@ def test_read_only_user_cannot_write(emulator, make_gateway):
         users={"alice": {"password_hash": hash_password("wonderland"), "read_only": True}},
     )
     assert dav(gw, "PUT", "/pikpak/x.txt", data=b"x").status_code == 403
-    assert tree(emulator) == {}
+    assert drive_tree(emulator) == {}
 
 
 # --- regressions found in review ---------------------------------------------------------
@@ -360,7 +356,7 @@ def test_moving_onto_itself_under_another_spelling_is_refused(emulator, gw):
     resp = dav(gw, "MOVE", "/pikpak/a.txt", headers={"Destination": gw.url + "/PIKPAK/a.txt"})
     assert resp.status_code == 403
     assert dav(gw, "GET", "/pikpak/a.txt").content == b"keep me"
-    assert tree(emulator, trashed=True) == {}
+    assert drive_tree(emulator, trashed=True) == {}
 
 
 @pytest.mark.parametrize("use_trash", [True, False])
@@ -374,7 +370,7 @@ def test_a_replace_whose_rename_fails_restores_the_old_file(emulator, make_gatew
     )
     assert dav(gw, "PUT", "/pikpak/doc.txt", data=b"new").status_code == 502
     assert dav(gw, "GET", "/pikpak/doc.txt").content == b"precious"
-    assert set(tree(emulator)) == {"doc.txt"}  # and no hidden .pikdav- leftover
+    assert set(drive_tree(emulator)) == {"doc.txt"}  # and no hidden .pikdav- leftover
 
 
 def test_a_move_whose_rename_fails_leaves_honest_listings(emulator, gw):

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from pikdav.dav import limits
+from pikdav.dav.cluster import ClusterPropertyManager
 from pikdav.dav.deadprops import CappedPropertyManager
-from pikdav.dav.shared import SharedPropertyManager
-from pikdav.vfs.shared import SharedState
+from pikdav.vfs.cluster import Cluster
 from tests.support.gateway import DAV_PASSWORD, DAV_USER, dav
 from tests.support.pikpak_raw import control
 
@@ -55,8 +55,8 @@ def head_of(method: str, path: str, gw, extra: str) -> str:
 def gw(request, make_gateway, emulator):
     """A gateway whose dead properties are in memory, or on the Redis of several instances
     (the same caps hold for both)."""
-    shared = {"redis": request.getfixturevalue("redis_url")} if request.param == "on redis" else {}
-    gw = make_gateway(download="proxy", **shared)
+    cluster = {"redis": request.getfixturevalue("redis_url")} if request.param == "on redis" else {}
+    gw = make_gateway(download="proxy", **cluster)
     control(
         emulator.base_url,
         "files",
@@ -135,8 +135,8 @@ def test_dead_properties_are_capped_per_value_and_per_item(gw):
 def store(request):
     if request.param == "in memory":
         return CappedPropertyManager()
-    shared = SharedState(request.getfixturevalue("redis_url"))
-    return SharedPropertyManager(shared)
+    cluster = Cluster(request.getfixturevalue("redis_url"))
+    return ClusterPropertyManager(cluster)
 
 
 def test_the_store_keeps_its_count_through_moves_copies_and_deletes(monkeypatch, store):

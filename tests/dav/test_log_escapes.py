@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from urllib.parse import quote
 
 import pytest
@@ -16,16 +15,10 @@ import requests
 from pikdav.logtext import client_text
 from tests.support.gateway import start_gateway
 from tests.support.pikpak_raw import control
+from tests.support.waits import wait_until
 
 NAME = "invoice\u202efdp.exe\u2028forged line.txt"  # shown as "invoice" + "exe.pdf" reversed
 RAW = ("\u202e", "\u2028")
-
-
-def wait_until(condition, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
 
 
 def raw_lines(caplog) -> list[str]:

@@ -29,7 +29,10 @@ def test_many_streams_within_a_small_budget_are_whole_and_never_hold_more(emulat
         f"f{n}.bin": hashlib.sha256(synthetic(emulator, f"f{n}.bin", 3 * MIB, n)).hexdigest()
         for n in range(4)
     }
-    gw = make_gateway(download="proxy", users=USERS, server={"memory_budget": "2M"})
+    # No disk cache: every cycle's streams read from the CDN again, not from blocks on disk.
+    gw = make_gateway(
+        download="proxy", users=USERS, server={"memory_budget": "2M"}, cache={"disk_size": 0}
+    )
     held: list[tuple[float, float]] = []  # (all, the streams'), as /metrics says
     done = threading.Event()
 

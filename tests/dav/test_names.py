@@ -13,7 +13,7 @@ import requests
 
 from tests.support.davclients import Rclone, cadaver, netrc_home
 from tests.support.gateway import dav
-from tests.support.pikpak_raw import control
+from tests.support.pikpak_raw import control, drive_tree
 
 USER = "alice@example.com"
 # As PikPak holds them → as the gateway shows them.
@@ -29,11 +29,6 @@ HELD = {
 }
 PROPNAME = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:propname/></D:propfind>'
 ALLPROP = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
-
-
-def drive(emulator, trashed: bool = False) -> dict[str, dict]:
-    rows = control(emulator.base_url, f"tree?username={USER}", method="GET")["files"]
-    return {r["path"]: r for r in rows if r["trashed"] == trashed}
 
 
 def add(emulator, path: str, data: bytes) -> None:
@@ -111,14 +106,14 @@ def test_an_item_is_reachable_by_its_shown_name(emulator, gw):
         headers={"Destination": f"{gw.url}/pikpak/{quote('bell, renamed.txt')}"},
     )
     assert moved.status_code == 201
-    assert drive(emulator)["bell, renamed.txt"]["kind"] == "drive#file"
+    assert drive_tree(emulator)["bell, renamed.txt"]["kind"] == "drive#file"
     assert dav(gw, "DELETE", f"/pikpak/Inbox/{lines}").status_code == 204
-    assert "Inbox/two\nlines.txt" in drive(emulator, trashed=True)
-    assert "Inbox/two\nlines.txt" not in drive(emulator)
+    assert "Inbox/two\nlines.txt" in drive_tree(emulator, trashed=True)
+    assert "Inbox/two\nlines.txt" not in drive_tree(emulator)
 
 
 def test_control_characters_in_new_names_are_refused(emulator, gw):
-    before = drive(emulator)
+    before = drive_tree(emulator)
     for char in ("%01", "%00", "%0a", "%0d", "%1b", "%7f", "%c2%85"):
         answers = [
             dav(gw, "PUT", f"/pikpak/new{char}file.txt", data=b"x"),
@@ -139,17 +134,17 @@ def test_control_characters_in_new_names_are_refused(emulator, gw):
         for answer in answers:
             assert answer.status_code == 400, (char, answer.text)
             assert "control characters" in answer.text
-    assert drive(emulator) == before
+    assert drive_tree(emulator) == before
 
 
 def test_a_name_longer_than_pikpaks_limit_is_refused(emulator, gw):
-    before = drive(emulator)
+    before = drive_tree(emulator)
     for name in ("n" * 256, "x" * 10_000 + ".txt"):
         put = dav(gw, "PUT", f"/pikpak/{name}", data=b"x")
         assert put.status_code == 400 and "255 characters" in put.text, put.text
         mkcol = dav(gw, "MKCOL", f"/pikpak/{name}")
         assert mkcol.status_code == 400 and "255 characters" in mkcol.text
-    assert drive(emulator) == before
+    assert drive_tree(emulator) == before
     # 255 is fine, also for a second item of that name (the " (2)" stays within 255).
     longest = "L" * 251 + ".txt"
     assert dav(gw, "PUT", f"/pikpak/{longest}", data=b"first").status_code == 201

@@ -9,15 +9,10 @@ import base64
 
 import requests
 
-from tests.support.pikpak_raw import control
+from tests.support.pikpak_raw import control, drive_calls
 
 USER = "alice@example.com"
 CLIENT_TIMEOUT = 20  # seconds: what players and file apps wait for an answer, or less
-
-
-def drive_calls(emulator) -> int:
-    stats = control(emulator.base_url, "stats", method="GET")["calls_by_ip"]
-    return sum(areas.get("drive", 0) for areas in stats.values())
 
 
 def test_a_long_retry_after_is_passed_on_to_the_client_at_once(gateway, emulator):

@@ -9,8 +9,8 @@ import re
 
 import requests
 
-from tests.support.gateway import _HASH, DAV_PASSWORD, PIKPAK_USER
-from tests.support.pikpak_raw import control
+from tests.support.gateway import _HASH, DAV_PASSWORD
+from tests.support.pikpak_raw import drive_tree
 
 ADMIN = ("alice", DAV_PASSWORD)
 USERS = {"alice": {"password_hash": _HASH, "admin": True}}
@@ -33,21 +33,16 @@ def post(gw, action: str, **form: str) -> str:
     return html.unescape(notice.group(1)).strip()
 
 
-def drive(emulator) -> set[str]:
-    files = control(emulator.base_url, f"tree?username={PIKPAK_USER}", method="GET")["files"]
-    return {f["path"] for f in files if not f["trashed"]}
-
-
 def test_a_folder_path_climbing_out_is_refused_and_makes_no_folder(emulator, make_gateway):
     gw = make_gateway(users=USERS, offline_folder="Offline")
     for folder in ("Nope/../../x", "Nope/./x", "Nope//x", "Nope/.pikdav-x"):
         notice = post(gw, "offline/add", url=MAGNET, folder=folder)
         assert notice == f"{folder!r} is no folder path below the mount's root", notice
-    assert drive(emulator) == set()
+    assert set(drive_tree(emulator)) == set()
     assert emulator.world.tasks == {}
     # A proper path is made when missing, as before.
     assert "offline download started" in post(gw, "offline/add", url=MAGNET, folder="Films/New")
-    assert {"Films", "Films/New"} <= drive(emulator)
+    assert {"Films", "Films/New"} <= set(drive_tree(emulator))
 
 
 def test_deleting_a_task_that_does_not_exist_says_so(emulator, make_gateway):

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -30,6 +29,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.gateway import _HASH, DAV_PASSWORD, PIKPAK_USER
 from tests.support.pikpak_raw import control
+from tests.support.waits import wait_until
 
 ADMIN, VIEWER = ("alice", DAV_PASSWORD), ("bob", DAV_PASSWORD)
 USERS = {"alice": {"password_hash": _HASH, "admin": True}, "bob": {"password_hash": _HASH}}
@@ -179,13 +179,12 @@ def test_the_admin_sees_a_broken_login_recovers_it_adds_a_task_and_lifts_a_ban(
     browser.find_element(By.CSS_SELECTOR, "#offline-add textarea[name=url]").send_keys(MAGNET)
     submit(browser, "#offline-add")
     assert "offline download started: big-buck-bunny.mkv" in text_of(browser, "#notice")
-    deadline = time.monotonic() + 20
-    while True:
+
+    def task_row() -> str:
         browser.get(page)
-        row = text_of(browser, ".offline-tasks tr.task")
-        if "complete" in row or time.monotonic() > deadline:
-            break
-        time.sleep(0.3)
+        return text_of(browser, ".offline-tasks tr.task")
+
+    row = wait_until(lambda: "complete" in (shown := task_row()) and shown, "complete", 20, 0.3)
     assert "big-buck-bunny.mkv" in row and "complete" in row and "100 %" in row, row
     listing = requests.request(
         "PROPFIND", gw.url + "/pikpak/Offline/", auth=ADMIN, headers={"Depth": "1"}, timeout=30
@@ -228,21 +227,12 @@ def test_a_post_without_the_page_s_csrf_token_changes_nothing(emulator, make_gat
     assert requests.get(gw.url + "/_pikdav/bans/lift", auth=ADMIN, timeout=10).status_code == 405
 
 
-def transfers_table(gw) -> str:
+def status_table(gw, table: str) -> str:
+    """The status page's part ``table`` (its id: transfers, uploads…), as the admin sees it."""
     page = requests.get(gw.url + "/_pikdav/", auth=ADMIN, timeout=30)
     assert page.status_code == 200
-    start = page.text.index('id="transfers"')
+    start = page.text.index(f'id="{table}"')
     return page.text[start : page.text.index("<h2>", start)]
-
-
-def wait_for(check, what: str, timeout: float = 20):
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found or time.monotonic() > deadline:
-            assert found, what
-            return found
-        time.sleep(0.1)
 
 
 def test_a_proxied_stream_and_a_put_in_progress_are_shown_while_they_run(emulator, make_gateway):
@@ -257,13 +247,15 @@ def test_a_proxied_stream_and_a_put_in_progress_are_shown_while_they_run(emulato
     ) as stream:
         assert stream.status_code == 200
         stream.raw.read(1 << 20)
-        table = wait_for(
-            lambda: "long film.mkv" in transfers_table(gw) and transfers_table(gw),
+        table = wait_until(
+            lambda: "long film.mkv" in (shown := status_table(gw, "transfers")) and shown,
             "the stream is shown",
         )
         assert "<td>stream</td><td>127.0.0.1</td><td>/pikpak/Movies/long film.mkv</td>" in table
         assert "of 2.0 GiB" in table
-    wait_for(lambda: "None now." in transfers_table(gw), "the stream is gone when it ends")
+    wait_until(
+        lambda: "None now." in status_table(gw, "transfers"), "the stream is gone when it ends"
+    )
 
     host, port = urlsplit(gw.url).hostname, urlsplit(gw.url).port
     conn = http.client.HTTPConnection(host, port, timeout=30)
@@ -273,22 +265,16 @@ def test_a_proxied_stream_and_a_put_in_progress_are_shown_while_they_run(emulato
     conn.putheader("Content-Length", str(8 << 20))
     conn.endheaders()
     conn.send(b"x" * (3 << 20))
-    table = wait_for(
-        lambda: "upload.bin" in transfers_table(gw) and transfers_table(gw), "the PUT is shown"
+    table = wait_until(
+        lambda: "upload.bin" in (shown := status_table(gw, "transfers")) and shown,
+        "the PUT is shown",
     )
     assert "<td>put</td><td>127.0.0.1</td><td>/pikpak/upload.bin</td>" in table
     assert "of 8.0 MiB" in table and "<td>receiving</td>" in table
     conn.send(b"x" * (5 << 20))
     assert conn.getresponse().status == 201
     conn.close()
-    assert "None now." in transfers_table(gw)
-
-
-def uploads_table(gw) -> str:
-    page = requests.get(gw.url + "/_pikdav/", auth=ADMIN, timeout=30)
-    assert page.status_code == 200
-    start = page.text.index('id="uploads"')
-    return page.text[start : page.text.index("<h2>", start)]
+    assert "None now." in status_table(gw, "transfers")
 
 
 def test_a_background_upload_going_up_shows_what_the_store_has_taken(emulator, make_gateway):
@@ -301,11 +287,11 @@ def test_a_background_upload_going_up_shows_what_the_store_has_taken(emulator, m
     assert put.status_code == 201
 
     def sent_percent() -> int | None:
-        found = re.search(r"uploading, [0-9.]+ MiB sent \((\d+) %\)", uploads_table(gw))
+        found = re.search(r"uploading, [0-9.]+ MiB sent \((\d+) %\)", status_table(gw, "uploads"))
         return int(found.group(1)) if found else None
 
     # Shown part by part while it goes up: something taken, not everything yet.
-    wait_for(lambda: (sent_percent() or 0) > 0, "bytes sent are shown")
+    wait_until(lambda: (sent_percent() or 0) > 0, "bytes sent are shown")
     part_way = sent_percent()
     assert part_way is not None and 0 < part_way < 100, part_way
     samples = {
@@ -317,7 +303,9 @@ def test_a_background_upload_going_up_shows_what_the_store_has_taken(emulator, m
     }
     sent = samples[("pikdav_background_upload_sent_bytes", (("mount", "pikpak"),))]
     assert 0 < sent < len(data)
-    wait_for(lambda: "Nothing waits." in uploads_table(gw), "the upload ends", timeout=120)
+    wait_until(
+        lambda: "Nothing waits." in status_table(gw, "uploads"), "the upload ends", seconds=120
+    )
     tree = control(emulator.base_url, f"tree?username={PIKPAK_USER}", method="GET")["files"]
     [row] = [r for r in tree if r["path"] == "big.bin"]
     assert row["size"] == len(data) and row["phase"] == "PHASE_TYPE_COMPLETE"

@@ -11,14 +11,10 @@ import base64
 import pytest
 import requests
 
-from tests.support.pikpak_raw import control
+from tests.support.gateway import dav
+from tests.support.pikpak_raw import control, drive_calls, drive_tree
 
 USER = "alice@example.com"
-
-
-def drive(emulator) -> dict[str, dict]:
-    rows = control(emulator.base_url, f"tree?username={USER}", method="GET")["files"]
-    return {r["path"]: r for r in rows if not r["trashed"]}
 
 
 def add(emulator, path: str, data: bytes) -> None:
@@ -27,16 +23,6 @@ def add(emulator, path: str, data: bytes) -> None:
         "files",
         {"username": USER, "path": path, "content": base64.b64encode(data).decode()},
     )
-
-
-def dav(gw, method: str, path: str, **kw) -> requests.Response:
-    return requests.request(method, gw.url + path, auth=gw.auth, timeout=60, **kw)
-
-
-def drive_calls(emulator) -> int:
-    """Calls the gateway made to PikPak's drive API so far."""
-    stats = control(emulator.base_url, "stats", method="GET")["calls_by_ip"]
-    return sum(areas.get("drive", 0) for areas in stats.values())
 
 
 def assert_plain_refusal(answer: requests.Response, statuses: tuple[int, ...], words: str):
@@ -57,12 +43,12 @@ def assert_plain_refusal(answer: requests.Response, statuses: tuple[int, ...], w
 )
 def test_a_write_to_the_server_root_is_refused_with_a_reason(gateway, emulator, method, headers):
     add(emulator, "Docs/a.txt", b"a")
-    before = drive(emulator)
+    before = drive_tree(emulator)
 
     answer = dav(gateway, method, "/", headers=headers, data=b"body" if method == "PUT" else None)
 
     assert_plain_refusal(answer, (403, 405), "server root")
-    assert drive(emulator) == before
+    assert drive_tree(emulator) == before
     assert dav(gateway, "GET", "/pikpak/Docs/a.txt").content == b"a"
 
 
@@ -73,14 +59,14 @@ def test_a_copy_into_its_own_child_is_refused_whatever_the_case_of_the_mount_nam
     assert dav(gateway, "MKCOL", "/pikpak/R").status_code == 201
     assert dav(gateway, "MKCOL", "/pikpak/R/sub").status_code == 201
     assert dav(gateway, "PUT", "/pikpak/R/a.txt", data=b"a").status_code == 201
-    before = drive(emulator)
+    before = drive_tree(emulator)
 
     for method in ("COPY", "MOVE"):
         answer = dav(
             gateway, method, "/pikpak/R", headers={"Destination": f"/{spelling}/R/sub/copyR"}
         )
         assert_plain_refusal(answer, (403,), "")
-        assert drive(emulator) == before
+        assert drive_tree(emulator) == before
 
 
 # A name PikPak refuses (an empty one: file_name_empty) or would store under another name
@@ -102,7 +88,7 @@ def test_a_name_pikpak_refuses_is_refused_before_any_call_to_pikpak(
 ):
     add(emulator, "Docs/a.txt", b"a")
     assert dav(gateway, "PROPFIND", "/pikpak/Docs/", headers={"Depth": "1"}).status_code == 207
-    before, calls = drive(emulator), drive_calls(emulator)
+    before, calls = drive_tree(emulator), drive_calls(emulator)
 
     if method in ("PUT", "MKCOL"):
         answer = dav(
@@ -115,7 +101,7 @@ def test_a_name_pikpak_refuses_is_refused_before_any_call_to_pikpak(
 
     assert_plain_refusal(answer, (400,), REFUSED_NAMES[name])
     assert drive_calls(emulator) == calls
-    assert drive(emulator) == before
+    assert drive_tree(emulator) == before
 
 
 def test_names_pikpak_takes_as_they_are_still_work(gateway, emulator):
@@ -123,7 +109,7 @@ def test_names_pikpak_takes_as_they_are_still_work(gateway, emulator):
         path = "/pikpak/" + requests.utils.quote(name)
         assert dav(gateway, "PUT", path, data=name.encode()).status_code == 201, name
         assert dav(gateway, "GET", path).content == name.encode()
-        assert name in drive(emulator)
+        assert name in drive_tree(emulator)
 
 
 def test_the_emulator_refuses_the_same_names_as_pikpak(emulator, alice):
@@ -136,7 +122,7 @@ def test_the_emulator_refuses_the_same_names_as_pikpak(emulator, alice):
 @pytest.mark.parametrize("slash", ["%2F", "%2f"])
 def test_an_encoded_slash_in_a_path_is_refused(gateway, emulator, slash):
     add(emulator, "Docs/a.txt", b"a")
-    before = drive(emulator)
+    before = drive_tree(emulator)
 
     put = dav(gateway, "PUT", f"/pikpak/Docs{slash}slash.txt", data=b"x")
     mkcol = dav(gateway, "MKCOL", f"/pikpak/Docs{slash}sub")
@@ -144,13 +130,13 @@ def test_an_encoded_slash_in_a_path_is_refused(gateway, emulator, slash):
 
     for answer in (put, mkcol, get):
         assert_plain_refusal(answer, (400,), "slash")
-    assert drive(emulator) == before
+    assert drive_tree(emulator) == before
 
 
 def test_a_literal_percent_sign_in_a_name_still_works(gateway, emulator):
     assert dav(gateway, "PUT", "/pikpak/100%25%2Fdone.txt", data=b"%").status_code == 400
     assert dav(gateway, "PUT", "/pikpak/100%25.txt", data=b"%").status_code == 201
-    assert "100%.txt" in drive(emulator)
+    assert "100%.txt" in drive_tree(emulator)
 
 
 @pytest.mark.parametrize(
@@ -168,7 +154,7 @@ def test_a_literal_percent_sign_in_a_name_still_works(gateway, emulator):
 )
 def test_a_malformed_if_header_is_400_and_the_write_is_not_applied(gateway, emulator, header):
     add(emulator, "Docs/a.txt", b"old")
-    before = drive(emulator)
+    before = drive_tree(emulator)
 
     put = dav(gateway, "PUT", "/pikpak/Docs/a.txt", data=b"new", headers={"If": header})
     delete = dav(gateway, "DELETE", "/pikpak/Docs/a.txt", headers={"If": header})
@@ -176,7 +162,7 @@ def test_a_malformed_if_header_is_400_and_the_write_is_not_applied(gateway, emul
 
     for answer in (put, delete, mkcol):
         assert_plain_refusal(answer, (400,), "If header")
-    assert drive(emulator) == before
+    assert drive_tree(emulator) == before
     assert dav(gateway, "GET", "/pikpak/Docs/a.txt").content == b"old"
 
 

@@ -9,6 +9,7 @@ import time
 import requests
 
 from tests.support.pikpak_raw import control, total_stats
+from tests.support.waits import wait_until
 
 USER = "alice@example.com"
 
@@ -21,10 +22,12 @@ def link(alice, emulator, path: str, size: int) -> str:
 
 def all_given_back(emulator) -> None:
     """Wait until the CDN has seen every closed download end (it notices on its next write)."""
-    deadline = time.monotonic() + 10
-    while total_stats(emulator)["downloads_active"]:
-        assert time.monotonic() < deadline, "a closed download kept its connection"
-        time.sleep(0.02)
+    wait_until(
+        lambda: not total_stats(emulator)["downloads_active"],
+        "a closed download kept its connection",
+        10,
+        every=0.02,
+    )
 
 
 def opened(url: str) -> requests.Response:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 
 import requests
 
 from tests.support.netsource import session_from
 from tests.support.pikpak_raw import control
+from tests.support.waits import wait_until
 
 USER = "alice@example.com"
 
@@ -187,8 +187,8 @@ def test_links_expire(emulator, alice):
     made = add(emulator.base_url, "old.bin", size=10)
     control(emulator.base_url, "config", {"link_ttl": 1})
     url = _link(alice, made["id"])["links"]["application/octet-stream"]["url"]
-    time.sleep(2.1)
-    assert requests.get(url).status_code == 403
+    assert requests.get(url).status_code == 200
+    wait_until(lambda: requests.get(url).status_code == 403, "the link expires", 10)
 
 
 def test_offline_task_becomes_a_file_in_my_pack(emulator, alice):
@@ -205,8 +205,15 @@ def test_offline_task_becomes_a_file_in_my_pack(emulator, alice):
     assert resp.status_code == 200
     task = resp.json()["task"]
     assert task["phase"] == "PHASE_TYPE_PENDING" and task["file_size"].isdigit()
-    time.sleep(0.7)
-    listed = alice.get("/drive/v1/tasks", type="offline").json()["tasks"]
+    listed = wait_until(
+        lambda: [
+            t
+            for t in alice.get("/drive/v1/tasks", type="offline").json()["tasks"]
+            if t["phase"] not in ("PHASE_TYPE_PENDING", "PHASE_TYPE_RUNNING")
+        ],
+        "the task ends",
+        10,
+    )
     assert listed[0]["phase"] == "PHASE_TYPE_COMPLETE" and listed[0]["progress"] == 100
     pack = by_name(alice.list_all("")[0])["My Pack"]
     assert pack["folder_type"] == "DOWNLOAD"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 from tests.support.pikpak_raw import control
+from tests.support.waits import wait_until
 
 
 def test_failed_offline_task_can_be_retried(emulator, alice):
@@ -17,13 +16,21 @@ def test_failed_offline_task_can_be_retried(emulator, alice):
             "url": {"url": "https://example.org/fail/x.iso"},
         },
     ).json()["task"]
-    time.sleep(0.3)
-    errored = alice.get(
-        "/drive/v1/tasks",
-        type="offline",
-        filters='{"phase":{"in":"PHASE_TYPE_RUNNING,PHASE_TYPE_ERROR"}}',
-    )
-    assert [t["phase"] for t in errored.json()["tasks"]] == ["PHASE_TYPE_ERROR"]
+
+    def phases() -> list[str]:
+        errored = alice.get(
+            "/drive/v1/tasks",
+            type="offline",
+            filters='{"phase":{"in":"PHASE_TYPE_RUNNING,PHASE_TYPE_ERROR"}}',
+        )
+        return [t["phase"] for t in errored.json()["tasks"]]
+
+    ended = wait_until(lambda: [p for p in phases() if p != "PHASE_TYPE_RUNNING"], "its end", 10)
+    assert ended == ["PHASE_TYPE_ERROR"]
     alice.post("/drive/v1/task", {"type": "offline", "create_type": "RETRY", "id": task["id"]})
-    time.sleep(0.3)
-    assert alice.get(f"/drive/v1/tasks/{task['id']}").json()["phase"] == "PHASE_TYPE_COMPLETE"
+
+    def phase() -> str:
+        return alice.get(f"/drive/v1/tasks/{task['id']}").json()["phase"]
+
+    again = wait_until(lambda: (p := phase()) in ("PHASE_TYPE_COMPLETE", "PHASE_TYPE_ERROR") and p)
+    assert again == "PHASE_TYPE_COMPLETE"

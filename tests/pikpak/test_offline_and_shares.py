@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 
@@ -14,6 +12,7 @@ from pikdav.pikpak.session import Credentials, Session
 from pikdav.pikpak.shares import SharedFolder
 from pikdav.pikpak.tokenstore import MemoryTokenStore
 from tests.support.pikpak_raw import control
+from tests.support.waits import wait_until
 
 USER, PASSWORD = "alice@example.com", "correct horse"
 
@@ -43,10 +42,9 @@ def test_offline_task_lifecycle(emulator):
     assert task.name == "Tears.of.Steel.mkv" and not task.done
     assert [t.id for t in tasks.list("PHASE_TYPE_RUNNING,PHASE_TYPE_PENDING")] == [task.id]
     age_tasks(emulator, 60)  # the 30 s task is now due
-    deadline = time.time() + 10
-    while not (current := next(t for t in tasks.list() if t.id == task.id)).done:
-        assert time.time() < deadline
-        time.sleep(0.1)
+    current = wait_until(
+        lambda: (t := next(t for t in tasks.list() if t.id == task.id)).done and t, "done", 10
+    )
     assert current.progress == 100 and current.file_size > 0
     assert [f.name for f in drive.list_folder(folder.id)] == ["Tears.of.Steel.mkv"]
     tasks.delete([task.id], delete_files=True)

@@ -17,7 +17,8 @@ from pikdav.pikpak.retry import RetryPolicy
 from pikdav.pikpak.segments import MIB, BlockCache, SegmentPlan, Streams
 from pikdav.pikpak.session import Credentials, Session
 from pikdav.pikpak.tokenstore import MemoryTokenStore
-from tests.support.pikpak_raw import control, pikpak_cdn
+from tests.support.pikpak_raw import control, pikpak_cdn, total_stats
+from tests.support.waits import wait_until
 
 USER, PASSWORD = "alice@example.com", "correct horse"
 
@@ -59,10 +60,6 @@ class Files:
         return self.streams.reader(
             self.cdn, size, link, key=file_id, plan=self.plan, name=file_id, **options
         )
-
-
-def stats(emulator) -> dict:
-    return control(emulator.base_url, "stats", method="GET")["total"]
 
 
 def pikpak_like(emulator, rate: int = 4 << 20) -> None:
@@ -115,7 +112,7 @@ def test_connections_stay_within_the_link_and_account_limits(emulator):
     for thread in threads:
         thread.join()
     assert all(results[fid] == d for fid, d in made)
-    counted = stats(emulator)
+    counted = total_stats(emulator)
     assert counted["download_refused_busy"] == 0
     assert counted["download_peak_link_conns"] <= 8
     assert counted["download_peak_account_conns"] <= 16
@@ -130,7 +127,7 @@ def test_a_503_lowers_the_budget_instead_of_failing_the_stream(emulator):
     file_id, data = files.add("big.bin", 8 * MIB)
     with files.reader(file_id, len(data)) as reader:
         assert read_all(reader) == data
-    assert stats(emulator)["download_refused_busy"] >= 1
+    assert total_stats(emulator)["download_refused_busy"] >= 1
     assert streams.budget.refusals >= 1 and streams.budget.limit < 16
 
 
@@ -142,7 +139,7 @@ def test_a_slow_reader_does_not_make_the_gateway_read_the_whole_file(emulator):
         assert read_exactly(reader, 64 << 10) == data[: 64 << 10]
         time.sleep(1.0)  # a player buffering: the CDN is fast, the reader is not
         assert reader.fetched <= plan.ahead + plan.size + (64 << 10)
-    assert stats(emulator)["download_bytes"] < 8 * MIB
+    assert total_stats(emulator)["download_bytes"] < 8 * MIB
 
 
 def test_a_seek_reads_from_the_new_offset_and_drops_what_is_not_needed(emulator):
@@ -156,10 +153,7 @@ def test_a_seek_reads_from_the_new_offset_and_drops_what_is_not_needed(emulator)
             reader.seek(offset)
             assert read_exactly(reader, 32 << 10) == data[offset : offset + (32 << 10)], cycle
     # Every segment cancelled by a seek gave its connection back.
-    deadline = time.monotonic() + 10
-    while stats(emulator)["downloads_active"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: not total_stats(emulator)["downloads_active"], "connections given back", 10)
     assert files.streams.budget.in_use == 0
 
 
@@ -178,9 +172,9 @@ def test_header_and_index_blocks_are_read_from_the_cdn_once(emulator):
                 assert read_exactly(reader, end - start) == data[start:end]
 
     probe()
-    first = stats(emulator)["download_bytes"]
+    first = total_stats(emulator)["download_bytes"]
     probe()
-    assert stats(emulator)["download_bytes"] == first  # the second probe: nothing upstream
+    assert total_stats(emulator)["download_bytes"] == first  # the second probe: nothing upstream
 
 
 def test_a_server_that_keeps_dropping_is_given_up_on(emulator):
@@ -204,7 +198,7 @@ def test_a_dropped_segment_and_an_expired_link_lose_no_byte(emulator):
         head = read_exactly(reader, 1 << 20)
         control(emulator.base_url, "expire-links", {"username": USER})
         assert head + read_all(reader) == data
-    assert stats(emulator)["download_forbidden"] >= 1
+    assert total_stats(emulator)["download_forbidden"] >= 1
 
 
 def test_a_fast_stream_holds_the_cache_and_its_segments_not_copies_of_them(emulator):

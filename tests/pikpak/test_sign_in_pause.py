@@ -24,14 +24,10 @@ from pikdav.pikpak.errors import LoginPaused
 from pikdav.pikpak.retry import SIGN_IN_PAUSE
 from pikdav.pikpak.session import Credentials, Session
 from pikdav.pikpak.tokenstore import FileTokenStore, StoredAuth, open_store
-from tests.support.pikpak_raw import RawSession, control
+from tests.support.pikpak_raw import RawSession, control, sign_ins
 
 ROOT = Path(__file__).resolve().parents[2]
 USER, PASSWORD = "alice@example.com", "correct horse"
-
-
-def sign_ins(emulator) -> int:
-    return emulator.world.stats.snapshot()["total"]["signin"]
 
 
 def session(emulator, store, password: str | None = "wrong", **kw) -> Session:

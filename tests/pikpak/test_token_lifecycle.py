@@ -19,14 +19,11 @@ from pikdav.pikpak.drive import Drive
 from pikdav.pikpak.errors import AuthError
 from pikdav.pikpak.session import Credentials, Session
 from pikdav.pikpak.tokenstore import FileTokenStore, open_store
-from tests.support.pikpak_raw import RawSession
+from tests.support.pikpak_raw import RawSession, account_stats
+from tests.support.waits import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 USER, PASSWORD = "alice@example.com", "correct horse"
-
-
-def counters(emulator) -> dict:
-    return emulator.world.stats.snapshot()["accounts"].get(USER, {})
 
 
 def session(emulator, store_path: Path, password: str | None = PASSWORD, **kw) -> Session:
@@ -59,7 +56,7 @@ def test_200_threads_and_an_expiry_make_exactly_one_refresh(emulator, tmp_path):
     for t in threads:
         t.join()
     assert failures == []
-    stats = counters(emulator)
+    stats = account_stats(emulator)
     assert stats["refresh"] == 1 and stats["refresh_rejected"] == 0
     assert stats["signin"] == 1
 
@@ -70,7 +67,7 @@ def test_proactive_refresh_at_half_life(emulator, tmp_path):
     drive.about()
     time.sleep(2.2)  # more than half of the 4 s life is gone
     drive.about()
-    stats = counters(emulator)
+    stats = account_stats(emulator)
     assert stats["refresh"] == 1 and stats["unauthenticated"] == 0
 
 
@@ -117,10 +114,11 @@ def _run_processes(
         for rnd in range(1, rounds + 1):
             emulator.world.expire_tokens(USER)
             (signals / f"round-{rnd}").touch()
-            deadline = time.time() + 120
-            while len(list(signals.glob(f"done-{rnd}-*"))) < processes:
-                assert time.time() < deadline, f"round {rnd} did not finish"
-                time.sleep(0.05)
+            wait_until(
+                lambda rnd=rnd: len(list(signals.glob(f"done-{rnd}-*"))) >= processes,
+                f"round {rnd} finished",
+                120,
+            )
             failures += [int(p.read_text().split()[0]) for p in signals.glob(f"done-{rnd}-*")]
     finally:
         for p in procs:
@@ -130,7 +128,7 @@ def _run_processes(
 
 def test_three_processes_share_one_token_file_across_five_expiries(emulator, tmp_path):
     failures = _run_processes(emulator, tmp_path, "safe")
-    stats = counters(emulator)
+    stats = account_stats(emulator)
     assert sum(failures) == 0
     assert stats["refresh"] == 5
     assert stats["refresh_rejected"] == 0
@@ -142,7 +140,7 @@ def test_three_hosts_share_one_redis_store_across_five_expiries(emulator, tmp_pa
 
     with redis_server(tmp_path) as url:
         failures = _run_processes(emulator, tmp_path, "safe", store=url)
-    stats = counters(emulator)
+    stats = account_stats(emulator)
     assert sum(failures) == 0
     assert stats["refresh"] == 5 and stats["refresh_rejected"] == 0
 
@@ -150,7 +148,7 @@ def test_three_hosts_share_one_redis_store_across_five_expiries(emulator, tmp_pa
 def test_a_naive_refresher_fails_the_same_test(emulator, tmp_path):
     """What AList did: each process refreshes with the token it holds in memory."""
     failures = _run_processes(emulator, tmp_path, "naive")
-    stats = counters(emulator)
+    stats = account_stats(emulator)
     assert stats["refresh_rejected"] > 0
     assert sum(failures) > 0
 
@@ -167,7 +165,7 @@ def test_a_rejected_refresh_token_leads_to_a_new_sign_in(emulator, tmp_path):
     Drive(session(emulator, store)).about()
     _rotate_behind_our_back(emulator, store)
     Drive(session(emulator, store)).about()
-    stats = counters(emulator)
+    stats = account_stats(emulator)
     assert stats["refresh_rejected"] == 1 and stats["signin"] == 2
 
 
@@ -190,7 +188,7 @@ def test_log_in_with_a_refresh_token_alone(emulator, tmp_path):
         drive_api=emulator.base_url,
     )
     assert Drive(only_token).about().limit > 0
-    assert counters(emulator)["refresh"] == 1 and counters(emulator)["signin"] == 1
+    assert account_stats(emulator)["refresh"] == 1 and account_stats(emulator)["signin"] == 1
 
 
 def test_token_file_is_private_and_never_half_written(emulator, tmp_path):
@@ -236,6 +234,6 @@ def test_a_crash_at_any_step_of_a_refresh_is_survived(emulator, tmp_path, step, 
             restarted.about()
         return
     assert restarted.about().limit > 0
-    stats = counters(emulator)
+    stats = account_stats(emulator)
     assert stats["refresh_rejected"] == (1 if rotated_but_lost else 0)
     assert stats["signin"] == (2 if rotated_but_lost else 1)

@@ -22,6 +22,7 @@ from pikdav.pikpak.session import Credentials, RetryPolicy, Session
 from pikdav.pikpak.tokenstore import MemoryTokenStore
 from tests.support.pikpak_raw import control
 from tests.support.tlsca import make_test_ca
+from tests.support.web import free_port
 
 ONCE = RetryPolicy(attempts=1)
 USER = "alice@example.com"
@@ -42,12 +43,6 @@ def reach(base: str, **kw) -> str:
     # Where, never which URL: no path, no query, no requests/urllib3 repr.
     assert "/v1/" not in text and "?" not in text and "HTTPConnection" not in text
     return text
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_a_refused_connection():

@@ -13,7 +13,7 @@ from pikdav.pikpak.retry import OBJECT_STORE
 from pikdav.pikpak.session import Credentials, Session
 from pikdav.pikpak.tokenstore import MemoryTokenStore
 from pikdav.pikpak.upload import Uploader, UploadSettings
-from tests.support.pikpak_raw import control
+from tests.support.pikpak_raw import account_stats, control
 
 USER = "alice@example.com"
 MIB = 1 << 20
@@ -28,10 +28,6 @@ def drive(emulator) -> Drive:
         drive_api=emulator.base_url,
     )
     return Drive(session)
-
-
-def stats(emulator) -> dict:
-    return emulator.world.stats.snapshot()["accounts"][USER]
 
 
 def files_named(emulator, name: str) -> list[dict]:
@@ -57,9 +53,9 @@ def test_known_content_moves_no_bytes(emulator, drive, tmp_path):
     path.write_bytes(os.urandom(3 * MIB))
     up = Uploader(drive)
     up.upload_file("", "a.bin", path)
-    before = stats(emulator)
+    before = account_stats(emulator)
     again = up.upload_file("", "b.bin", path)
-    after = stats(emulator)
+    after = account_stats(emulator)
     assert again.complete and after["objstore_bytes"] == before["objstore_bytes"]
     assert after["instant_uploads"] == before["instant_uploads"] + 1
 
@@ -166,7 +162,7 @@ def test_a_file_the_store_refuses_as_too_large_is_a_full_drive(
             Uploader(drive, settings).upload_file("", "big.bin", path)
         assert caught.value.final
     assert files_named(emulator, "big.bin") == []
-    assert stats(emulator)["objstore_bytes"] == 0
+    assert account_stats(emulator)["objstore_bytes"] == 0
 
 
 def test_parts_are_read_from_the_file_as_they_are_sent_not_held_whole(emulator, drive, tmp_path):

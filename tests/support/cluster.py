@@ -4,9 +4,7 @@ of them, as a household or a team runs them (see the README's "Several instances
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -17,14 +15,10 @@ import yaml
 
 from tests.support.command import _HASH as DAV_HASH
 from tests.support.command import DAV_PASSWORD, DAV_USER, Running, start
+from tests.support.waits import wait_for_port
+from tests.support.web import free_port
 
 PIKPAK_USER, PIKPAK_PASSWORD = "alice@example.com", "correct horse"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def instance_config(
@@ -119,15 +113,7 @@ def haproxy(workdir: Path, backends: list[str], *, forwardfor: bool = False) -> 
     log = (workdir / "haproxy.log").open("w")
     proc = subprocess.Popen([binary, "-db", "-f", str(config)], stdout=log, stderr=log)
     try:
-        deadline = time.time() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert proc.poll() is None, (workdir / "haproxy.log").read_text()
-                assert time.time() < deadline, "haproxy did not start"
-                time.sleep(0.05)
+        wait_for_port(port, "haproxy", proc, died=(workdir / "haproxy.log").read_text)
         yield f"http://127.0.0.1:{port}/"
     finally:
         proc.terminate()

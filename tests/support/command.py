@@ -24,7 +24,19 @@ DAV_USER, DAV_PASSWORD = "alice", "wonderland"
 _HASH = hash_password(DAV_PASSWORD)
 
 
-def write_config(tmp_path: Path, emulator, password: str | None = "correct horse", **server) -> str:
+def write_config(
+    tmp_path: Path,
+    emulator,
+    password: str | None = "correct horse",
+    *,
+    name: str = "config.yaml",
+    mount: dict | None = None,
+    **server,
+) -> str:
+    """A config file in ``tmp_path`` (its path): alice's account on ``emulator`` (or at a base
+    URL), one mount ``pikpak`` (proxied, and the keys of ``mount``), the DAV user alice, and
+    the ``server`` keys given; ``password=None`` leaves the account's password out."""
+    base = emulator if isinstance(emulator, str) else emulator.base_url
     config = {
         "server": {"host": "127.0.0.1", "port": 0, **server},
         "state_dir": str(tmp_path / "state"),
@@ -32,16 +44,16 @@ def write_config(tmp_path: Path, emulator, password: str | None = "correct horse
             "main": {
                 "username": "alice@example.com",
                 "password": password,
-                "user_api": emulator.base_url,
-                "drive_api": emulator.base_url,
+                "user_api": base,
+                "drive_api": base,
             }
         },
-        "mounts": [{"name": "pikpak", "download": "proxy"}],
+        "mounts": [{"name": "pikpak", "download": "proxy", **(mount or {})}],
         "users": {DAV_USER: {"password_hash": _HASH}},
     }
     if password is None:
         del config["accounts"]["main"]["password"]
-    path = tmp_path / "config.yaml"
+    path = tmp_path / name
     path.write_text(yaml.safe_dump(config))
     return str(path)
 

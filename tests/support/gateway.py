@@ -9,7 +9,7 @@ from typing import Any
 
 import requests
 
-from pikdav.assembly import build_app, build_mounts, make_server, shared_state
+from pikdav.assembly import build_app, build_mounts, cluster_of, make_server
 from pikdav.config import Config, parse_config
 from pikdav.dav.auth import hash_password
 from pikdav.emulator import Emulator
@@ -35,9 +35,9 @@ class Gateway:
     def stop(self) -> None:
         self.server.stop()
         self.thread.join(timeout=10)
-        shared = shared_state(self.mounts)
-        if shared is not None:
-            shared.close()
+        cluster = cluster_of(self.mounts)
+        if cluster is not None:
+            cluster.close()
 
 
 def start_gateway(emulator: Emulator, state_dir: Path, **mount: Any) -> Gateway:

@@ -156,3 +156,24 @@ def account_stats(emulator: Any, user: str = "alice@example.com") -> dict:
 def total_stats(emulator: Any) -> dict:
     """The emulator's counters over every account, read through its control API."""
     return control(emulator.base_url, "stats", method="GET")["total"]
+
+
+def sign_ins(emulator: Any) -> int:
+    """Sign-ins the emulator has answered, every account's."""
+    return emulator.world.stats.snapshot()["total"].get("signin", 0)
+
+
+def drive_calls(emulator: Any) -> int:
+    """Calls PikPak's drive host got so far (listings, links, changes, shares), from every
+    address."""
+    by_ip = emulator.world.stats.snapshot()["calls_by_ip"]
+    return sum(areas.get("drive", 0) for areas in by_ip.values())
+
+
+def drive_tree(
+    emulator: Any, user: str = "alice@example.com", *, trashed: bool | None = False
+) -> dict[str, dict]:
+    """An account's items by path, from the emulator's control API: those out of the trash,
+    those in it (``trashed=True``), or every one (``None``; of two with one path, the last)."""
+    rows = control(emulator.base_url, f"tree?username={user}", method="GET")["files"]
+    return {r["path"]: r for r in rows if trashed is None or r["trashed"] == trashed}

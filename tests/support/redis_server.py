@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from .waits import wait_for_port
+from .web import free_port
 
 
 class RedisProcess:
@@ -21,9 +22,7 @@ class RedisProcess:
     def __init__(self, workdir: Path, *, persistent: bool = False) -> None:
         binary = shutil.which("redis-server")
         assert binary, "redis-server is missing: install Debian's redis-server (.ci/run does)"
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         durable = ["--appendonly", "yes", "--appendfsync", "everysec"]
         self.command = [
@@ -36,14 +35,7 @@ class RedisProcess:
         self.proc = subprocess.Popen(
             self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.time() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                assert time.time() < deadline, "redis-server did not start"
-                time.sleep(0.05)
+        wait_for_port(self.port, "redis-server", self.proc)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

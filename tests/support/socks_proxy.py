@@ -7,12 +7,13 @@ tells a call that came through the proxy (from that address) from one that came 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+from .waits import wait_for_port
+from .web import free_port
 
 
 @dataclass(frozen=True)
@@ -33,23 +34,13 @@ def socks_proxy(
 ) -> Iterator[SocksProxy]:
     binary = shutil.which("microsocks")
     assert binary, "microsocks is missing: install Debian's microsocks (.ci/run does)"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     cmd = [binary, "-i", "127.0.0.1", "-p", str(port), "-b", bind]
     if user:
         cmd += ["-u", user, "-P", password or ""]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, f"microsocks exited with {proc.returncode}"
-                assert time.monotonic() < deadline, "microsocks did not start listening"
-                time.sleep(0.05)
+        wait_for_port(port, "microsocks", proc)
         yield SocksProxy("127.0.0.1", port, user, password)
     finally:
         proc.terminate()

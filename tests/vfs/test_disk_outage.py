@@ -12,6 +12,7 @@ from pikdav.pikpak.session import Credentials, RetryPolicy, Session
 from pikdav.pikpak.tokenstore import MemoryTokenStore
 from pikdav.vfs.disk import DiskCache
 from pikdav.vfs.mount import Mount
+from pikdav.vfs.parts import Reading, Writing
 from pikdav.vfs.source import DriveSource
 from tests.support.davclients import put_files
 from tests.support.pikpak_raw import control
@@ -28,9 +29,8 @@ def mount(emulator, disk: DiskCache) -> Mount:
         retry=RetryPolicy(attempts=2, backoff=0.1, retry_after_max=1.0, slow_down=0.1),
     )
     source = DriveSource(Drive(session))
-    return Mount(
-        "pikpak", source, cdn=http.cdn_session(session.connection), listing_ttl=0, disk=disk
-    )
+    reading = Reading(http.cdn_session(session.connection), disk=disk)
+    return Mount("pikpak", source, reading=reading, writing=Writing(), listing_ttl=0)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
-"""The disk cache's store: bounded in size, least recently used out first, and after a
-``kill -9`` in the middle of writes it serves every byte right or not at all."""
+"""The disk cache's store: bounded in size, least recently used out first, the bytes read after
+a seek kept up to a bound and all that the memory cache lets go of, and after a ``kill -9`` in
+the middle of writes it serves every byte right or not at all."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import signal
 import subprocess
 import sys
 
-from pikdav.vfs.disk import CHUNK, DiskCache, content_key
+from pikdav.vfs.disk import CHUNK, SEEK, DiskCache, content_key
 from tests.support import disk_writer
 from tests.support.disk_writer import SIZE, expected, gcid
 
@@ -37,12 +38,64 @@ def test_the_cache_stays_within_its_size_over_a_thousand_inserts_and_keeps_what_
     disk.close()
 
 
+def test_after_a_seek_the_first_bytes_are_kept_and_what_memory_lets_go_of_is_kept_whole(tmp_path):
+    disk = DiskCache(tmp_path / "cache", LIMIT * 4)
+    size, seek = 64 << 20, (24 << 20) + 12345  # far from the head and the tail
+    key = content_key(gcid(5), size)
+    read = expected(5, seek, seek + SEEK + 4 * CHUNK)  # what a player read after its seek
+    disk.put_block(key, seek, read, seek=seek)
+    disk.flush()
+    for pos in (seek, seek + CHUNK, seek + SEEK - 1):
+        found = disk.get_block(key, pos)
+        assert found is not None, pos
+        start, data = found
+        assert start <= pos < start + len(data)
+        assert data == expected(5, start, start + len(data))
+    assert disk.get_block(key, seek + SEEK + 2 * CHUNK) is None  # bounded: not all it read
+    # The memory cache lets go of the rest: now it is kept too.
+    disk.spill_block(key, seek + SEEK, read[SEEK:])
+    disk.flush()
+    found = disk.get_block(key, seek + SEEK + 2 * CHUNK)
+    assert found is not None
+    assert found[1] == expected(5, found[0], found[0] + len(found[1]))
+    # Neither for a file whose content hash is unknown.
+    disk.spill_block("file-id:file-id-67108864", 0, read)
+    disk.put_block("file-id:file-id-67108864", seek, read, seek=seek)
+    disk.flush()
+    assert disk.get_block("file-id:file-id-67108864", seek) is None
+    disk.close()
+
+
+def test_a_film_played_through_does_not_push_the_library_s_heads_out(tmp_path):
+    limit = 4 * LIMIT
+    disk = DiskCache(tmp_path / "cache", limit)
+    heads = [content_key(gcid(number), 1 << 30) for number in range(8)]
+    for number, key in enumerate(heads):
+        disk.put_block(key, 0, expected(number, 0, BLOCK))  # a scan: each video's head
+    film = content_key(gcid(100), 1 << 30)
+    pos = 100 * CHUNK
+    for piece in range(limit // CHUNK + 8):  # more than the cache: what memory let go of
+        disk.spill_block(film, pos, expected(100, pos, pos + CHUNK))
+        pos += CHUNK
+        if piece % 8 == 7:
+            disk.flush()
+            assert disk.volume() <= limit + CHUNK, piece
+    disk.flush()
+    for number, key in enumerate(heads):
+        assert disk.get_block(key, 0) == (0, expected(number, 0, BLOCK)), number
+    last = disk.get_block(film, pos - 1)  # the last of the film is kept (the first went)
+    assert last is not None and last[1] == expected(100, last[0], last[0] + len(last[1]))
+    assert disk.get_block(film, 100 * CHUNK) is None
+    disk.close()
+
+
 def test_a_block_of_unknown_content_hash_is_never_kept(tmp_path):
     disk = DiskCache(tmp_path / "cache", LIMIT)
+    empty = disk.volume()  # its databases
     disk.put_block("file-id:file-id-1048576", 0, b"x" * BLOCK)  # what a file without GCID is
     disk.flush()
     assert disk.get_block("file-id:file-id-1048576", 0) is None
-    assert disk.volume() < BLOCK
+    assert disk.volume() == empty
     disk.close()
 
 

@@ -10,7 +10,9 @@ import time
 
 import pytest
 
+from pikdav.pikpak.gcid import gcid_of_bytes
 from pikdav.pikpak.retry import RetryPolicy
+from pikdav.vfs.parts import Writing
 from pikdav.vfs.pending import PendingUploads
 from tests.support.pikpak_raw import control
 from tests.vfs.conftest import USER
@@ -40,7 +42,7 @@ def test_a_waiting_upload_is_listed_and_read_from_disk_until_pikpak_has_it(
         "faults",
         {"path": "pikpak-emulator", "method": "PUT", "status": 500, "times": 2},
     )
-    mount = make_mount(uploads_dir=tmp_path / "uploads")
+    mount = make_mount(writing=Writing(pending=PendingUploads(tmp_path / "uploads")))
     entry = put(mount, "film.mkv", DATA)
     assert entry.uploading and entry.size == len(DATA)
     listed = {e.name: e for e in mount.children(mount.root)}
@@ -72,3 +74,28 @@ def test_a_restart_drops_what_was_never_answered_and_keeps_what_was(tmp_path):
     waiting = PendingUploads(uploads)
     assert sorted(p.name for p in uploads.iterdir()) == ["a1.data", "a1.json"]
     assert [e.name for e in waiting.in_folder("").values()] == ["kept.bin"]
+
+
+def test_a_mount_made_read_only_still_finishes_what_an_earlier_run_acknowledged(
+    emulator, make_mount, tmp_path
+):
+    # An upload acknowledged (201) by an earlier, writable run waits on disk; the mount is
+    # read-only now: clients may change nothing, but the acknowledged file still goes up.
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    journal = {"id": "a1", "folder_id": "", "name": "kept.bin", "size": len(DATA)}
+    (uploads / "a1.data").write_bytes(DATA)
+    journal |= {"gcid": gcid_of_bytes(DATA), "created": 1.0}
+    (uploads / "a1.json").write_text(json.dumps(journal))
+    mount = make_mount(writing=Writing(pending=PendingUploads(uploads)), read_only=True)
+    assert mount.read_only
+    deadline = time.time() + 30
+    while not mount.pending.idle():
+        assert time.time() < deadline, "the acknowledged upload never went up"
+        time.sleep(0.05)
+    rows = control(emulator.base_url, f"tree?username={USER}", method="GET")["files"]
+    assert [(r["path"], r["size"]) for r in rows] == [("kept.bin", len(DATA))]
+    stored = mount.resolve(["kept.bin"])
+    assert stored is not None and not stored.uploading
+    with mount.open(stored) as remote:
+        assert remote.read() == DATA

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pikdav.vfs.parts import Writing
 from pikdav.vfs.sidefiles import STORE, SideStore
 
 
@@ -33,7 +34,7 @@ def test_side_files_follow_a_moved_folder_and_go_with_a_deleted_one():
 
 
 def test_only_finder_metadata_stays_local_and_only_when_the_mount_says_so(make_mount):
-    local, stored = make_mount(), make_mount(finder_metadata=STORE)
+    local, stored = make_mount(), make_mount(writing=Writing(finder_metadata=STORE))
     for name in ("._film.mkv", ".DS_Store"):
         assert local.keeps_locally(name) and not stored.keeps_locally(name)
     assert not local.keeps_locally("film.mkv") and not local.keeps_locally("desktop.ini")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pikdav.vfs.errors import NameTaken
+from pikdav.vfs.parts import Writing
 from tests.support.pikpak_raw import control
 from tests.vfs.conftest import USER
 
@@ -41,7 +42,7 @@ def test_a_replaced_file_shows_the_new_bytes_and_the_old_version_is_in_the_trash
 
 
 def test_without_the_trash_a_replaced_version_is_gone_for_good(emulator, make_mount):
-    mount = make_mount(use_trash=False)
+    mount = make_mount(writing=Writing(use_trash=False))
     put(mount, mount.root, "a.txt", b"old")
     put(mount, mount.root, "a.txt", b"new!")
     rows = [r for r in stored(emulator) if r["path"] == "a.txt"]

@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 from pikdav.assembly import build_app, build_mounts, make_server
 from pikdav.config import load_config
-from pikdav.dav.auth import hash_password
-from pikdav.emulator import Emulator
-from tests.support.pikpak_raw import control
+from tests.support.command import write_config
+from tests.support.pikpak_raw import control, sign_ins
+from tests.support.web import propfind
 
 ROOT = Path(__file__).resolve().parents[2]
 USER, CONFIGURED = "alice@example.com", "correct horse"
@@ -30,31 +29,8 @@ NEW_PASSWORD = "changed in the PikPak app"
 DAV = ("alice", "wonderland")
 
 
-def write_config(tmp_path: Path, emulator: Emulator, **mount) -> Path:
-    path = tmp_path / "pikdav.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "server": {"host": "127.0.0.1", "port": 0, "threads": 64},
-                "state_dir": str(tmp_path / "state"),
-                "accounts": {
-                    "main": {
-                        "username": USER,
-                        "password": CONFIGURED,
-                        "user_api": emulator.base_url,
-                        "drive_api": emulator.base_url,
-                    }
-                },
-                "mounts": [{"name": "pikpak", "download": "proxy", **mount}],
-                "users": {"alice": {"password_hash": hash_password("wonderland")}},
-            }
-        )
-    )
-    return path
-
-
 @contextmanager
-def serving(path: Path) -> Iterator[str]:
+def serving(path: str) -> Iterator[str]:
     config = load_config(path)
     server = make_server(config, build_app(config, build_mounts(config)))
     server.prepare()
@@ -68,17 +44,7 @@ def serving(path: Path) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def propfind(url: str) -> requests.Response:
-    return requests.request(
-        "PROPFIND", url + "/pikpak/", headers={"Depth": "1"}, auth=DAV, timeout=30
-    )
-
-
-def sign_ins(emulator) -> int:
-    return emulator.world.stats.snapshot()["total"]["signin"]
-
-
-def assert_paused_answer(resp: requests.Response, config: Path) -> None:
+def assert_paused_answer(resp: requests.Response, config: str) -> None:
     assert resp.status_code == 503, resp.text
     assert 1 <= int(resp.headers["Retry-After"]) <= 60
     assert "PikPak refused the configured username or password" in resp.text
@@ -89,7 +55,7 @@ def assert_paused_answer(resp: requests.Response, config: Path) -> None:
 def test_fifty_requests_with_a_wrong_password_cost_one_sign_in_and_a_login_recovers(
     emulator, tmp_path
 ):
-    config = write_config(tmp_path, emulator)
+    config = write_config(tmp_path, emulator, threads=64)
     emulator.world.accounts[USER].password = NEW_PASSWORD  # the stored password is wrong now
     with serving(config) as url:
         start = threading.Barrier(50)
@@ -97,7 +63,7 @@ def test_fifty_requests_with_a_wrong_password_cost_one_sign_in_and_a_login_recov
 
         def client() -> None:
             start.wait()
-            answers.append(propfind(url))
+            answers.append(propfind(url, "/pikpak/", auth=DAV))
 
         threads = [threading.Thread(target=client) for _ in range(50)]
         for t in threads:
@@ -108,7 +74,7 @@ def test_fifty_requests_with_a_wrong_password_cost_one_sign_in_and_a_login_recov
         for resp in answers:
             assert_paused_answer(resp, config)
         for _ in range(50):
-            assert_paused_answer(propfind(url), config)
+            assert_paused_answer(propfind(url, "/pikpak/", auth=DAV), config)
         assert sign_ins(emulator) <= 2
         gateway_sign_ins = sign_ins(emulator)
 
@@ -124,15 +90,15 @@ def test_fifty_requests_with_a_wrong_password_cost_one_sign_in_and_a_login_recov
         assert login.returncode == 0, login.stderr
         assert "pause is over" in login.stdout
         for _ in range(5):
-            assert propfind(url).status_code == 207
+            assert propfind(url, "/pikpak/", auth=DAV).status_code == 207
         assert sign_ins(emulator) == gateway_sign_ins + 1  # the login's, nothing more
 
 
 def test_a_human_check_at_sign_in_is_a_503_that_says_what_to_do(emulator, tmp_path, caplog):
-    config = write_config(tmp_path, emulator)
+    config = write_config(tmp_path, emulator, threads=64)
     control(emulator.base_url, "faults", {"path": "^/v1/shield/captcha/init$", "captcha": {}})
     with serving(config) as url:
-        answers = [propfind(url) for _ in range(20)]
+        answers = [propfind(url, "/pikpak/", auth=DAV) for _ in range(20)]
     for resp in answers:
         assert resp.status_code == 503 and int(resp.headers["Retry-After"]) >= 1
         assert "human check" in resp.text and "did not answer properly" not in resp.text
@@ -146,7 +112,7 @@ def test_a_human_check_at_sign_in_is_a_503_that_says_what_to_do(emulator, tmp_pa
 
 @pytest.mark.parametrize("download", ["proxy", "redirect"])
 def test_a_file_without_a_link_yet_gets_a_quick_503(emulator, tmp_path, download):
-    config = write_config(tmp_path, emulator, download=download)
+    config = write_config(tmp_path, emulator, mount={"download": download}, threads=64)
     control(emulator.base_url, "config", {"link_delay": 120})
     with serving(config) as url:
         put = requests.put(url + "/pikpak/fresh.bin", data=b"new" * 1000, auth=DAV, timeout=30)

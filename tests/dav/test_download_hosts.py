@@ -1,23 +1,19 @@
 """The way to PikPak's hosts by name: ``api_domain``, ``download_domain``, ``cdn_node`` and the
 fallbacks when a host fails. The emulator serves TLS for every ``*.mypikpak.com|net`` name; a
 real CONNECT proxy (the account's proxy) tunnels those names to it and counts tunnels by host,
-so each test sees which host names pikdav really called (see tests/support/named_hosts.py)."""
+so each test sees which host names pikdav really called (see tests/support/named_hosts.py).
+The client's own part (rewriting links, probing nodes) is in tests/pikpak/test_link_routes.py."""
 
 from __future__ import annotations
 
 import logging
 import os
 import re
-import threading
-import time
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from pikdav.pikpak.http import Connection, cdn_session
-from pikdav.pikpak.links import LinkRoute, known_nodes, with_domain, with_node
-from pikdav.pikpak.types import Link
 from tests.support.command import check
 from tests.support.gateway import PIKPAK_PASSWORD, PIKPAK_USER
 from tests.support.named_hosts import add_files, control, named_emulator, named_gateway, tunnel_to
@@ -99,20 +95,6 @@ def test_api_domain_sets_the_user_and_drive_hosts(emulator, gateway_for, domain)
 
 
 # --------------------------------------------------------------------------- download_domain
-def test_a_link_domain_is_rewritten_keeping_subdomain_path_and_query():
-    url = "https://dl-z01a-0026.mypikpak.com/download/?fid=abc&expire=1&sig=x%2Fy"
-    assert with_domain(url, "pikpak.me") == (
-        "https://dl-z01a-0026.pikpak.me/download/?fid=abc&expire=1&sig=x%2Fy"
-    )
-    assert with_node(url, "dl-a10b-0622") == (
-        "https://dl-a10b-0622.mypikpak.com/download/?fid=abc&expire=1&sig=x%2Fy"
-    )
-    assert with_node(url, "node.example.org").startswith("https://node.example.org/download/?")
-    assert with_domain("http://127.0.0.1:8080/download/?fid=a", "pikpak.me").startswith(
-        "http://127.0.0.1:8080/"
-    )
-
-
 @pytest.mark.parametrize("download", ["proxy", "redirect"])
 def test_download_domain_moves_links_to_the_other_domain(emulator, gateway_for, download):
     with proxy_for(emulator) as proxy:
@@ -126,11 +108,6 @@ def test_download_domain_moves_links_to_the_other_domain(emulator, gateway_for, 
 
 
 # --------------------------------------------------------------------------- cdn_node auto
-def test_the_known_nodes_are_the_35_of_the_data_file_plus_the_configs():
-    nodes = known_nodes(("dl-x-0001", "dl-a10b-0621"))
-    assert len(nodes) == 36 and nodes[0] == "dl-a10b-0621" and nodes[-1] == "dl-x-0001"
-
-
 @pytest.mark.parametrize("download", ["proxy", "redirect"])
 def test_cdn_node_auto_picks_the_fastest_node_that_answers(
     emulator, ca, gateway_for, download, caplog
@@ -145,7 +122,7 @@ def test_cdn_node_auto_picks_the_fastest_node_that_answers(
     )
     with proxy_for(emulator) as proxy:
         gw = gateway_for(proxy, download, cdn_node="auto")
-        choice = gw.mounts[0].route.choice
+        choice = gw.mounts[0].reading.route.choice
         assert choice.host == "dl-a10b-0870.mypikpak.com"
         assert choice.answered == 34 and choice.probed == 35
         assert re.search(
@@ -239,52 +216,6 @@ def test_an_upload_host_that_cannot_be_reached_is_tried_on_the_other_domain(
     assert "upload host mypikpak.net did not answer" in caplog.text
 
 
-def test_the_probe_picks_the_fastest_answering_node_every_time(emulator, ca):
-    """The choice rests on timings: 10 probes in a row on a busy machine all agree (each takes
-    about 1 s: three requests to nodes that answer in 0.3 s)."""
-    configure(
-        emulator,
-        ca,
-        cdn_latency={"*": 0.3, "dl-a10b-0870": 0.005, "dl-a10b-0871": 0.0},
-        cdn_down=["dl-a10b-0871"],
-    )
-    nodes = ("dl-a10b-0621", "dl-a10b-0870", "dl-a10b-0871", "dl-a10b-0872", "dl-a10b-0873")
-    with proxy_for(emulator) as proxy:
-        connection = Connection(ca_cert=str(ca.ca_cert), proxy=proxy.url)
-        with cdn_session(connection) as http:
-            route = LinkRoute(http, cdn_node="auto", nodes=nodes, name="test")
-            for _ in range(10):
-                choice = route.probe()
-                assert (choice.host, choice.answered, choice.probed) == (
-                    "dl-a10b-0870.mypikpak.com",
-                    4,
-                    5,
-                )
-
-
-def test_the_route_probes_again_and_follows_the_fastest_node(emulator, ca):
-    """Every probe_every seconds the nodes are asked again: when the fastest changes, links
-    follow (10 changes in a row); close() ends the probing."""
-    nodes = ("dl-a10b-0870", "dl-a10b-0871", "dl-a10b-0872")
-    with proxy_for(emulator) as proxy:
-        connection = Connection(ca_cert=str(ca.ca_cert), proxy=proxy.url)
-        with cdn_session(connection) as http:
-            route = LinkRoute(http, cdn_node="auto", nodes=nodes, probe_every=0.05, name="t")
-            link = Link("https://dl-a10b-0621.mypikpak.com/download/?fid=x&expire=1", 1.0)
-            for flip in range(10):
-                fast = nodes[flip % 2]
-                configure(emulator, ca, cdn_latency={"*": 0.05, fast: 0.0})
-                if flip == 0:
-                    route.start()
-                deadline = time.monotonic() + 10
-                while route.route(link).url != link.url.replace("dl-a10b-0621", fast):
-                    assert time.monotonic() < deadline, f"still on {route.choice}"
-                    time.sleep(0.02)
-                assert route.route(link).fallback == link.url
-            route.close()
-            assert not any(t.name == "cdn-probe:t" for t in threading.enumerate())
-
-
 # --------------------------------------------------------------------------- share mounts
 SHARED = "/shared/Films/film.mkv"
 
@@ -327,7 +258,7 @@ def test_a_share_mount_s_links_go_to_the_fastest_cdn_node(emulator, ca, tmp_path
     with proxy_for(emulator) as proxy:
         gw = share_gateway(emulator, ca, tmp_path, proxy, cdn_node="auto")
         try:
-            assert gw.mounts[0].route.choice.host == "dl-a10b-0870.mypikpak.com"
+            assert gw.mounts[0].reading.route.choice.host == "dl-a10b-0870.mypikpak.com"
             assert redirected_host(gw, SHARED) == "dl-a10b-0870.mypikpak.com"
             before = served_by(emulator, "dl-a10b-0870")
             assert read(gw, SHARED) == BODY

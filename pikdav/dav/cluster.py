@@ -2,7 +2,7 @@
 locks (its own :class:`LockStorageRedis`, on our connection), dead properties within the caps
 of :mod:`.limits`, and the ban on password guessing.
 
-While Redis is down (see :class:`pikdav.vfs.shared.SharedState`): LOCK, UNLOCK and PROPPATCH
+While Redis is down (see :class:`pikdav.vfs.cluster.Cluster`): LOCK, UNLOCK and PROPPATCH
 answer 503 with the reason; a PROPFIND is still answered, without lock discovery and dead
 properties (every write needs Redis anyway, so a lock unseen meanwhile protects nothing
 that could be written); bans are counted by each instance alone until Redis is back.
@@ -23,7 +23,7 @@ from wsgidav.lock_man.lock_manager import LockManager
 from wsgidav.lock_man.lock_storage_redis import LockStorageRedis
 from wsgidav.prop_man.property_manager import PropertyManager
 
-from pikdav.vfs.shared import SharedState, SharedStateDown
+from pikdav.vfs.cluster import Cluster, ClusterDown
 
 from . import limits
 from .auth import LIFT_ALL, FailedLogins, LoginFailures
@@ -36,85 +36,85 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _changing(shared: SharedState, action: Callable[[redis.Redis], T]) -> T:
+def _changing(cluster: Cluster, action: Callable[[redis.Redis], T]) -> T:
     """A change on Redis, or 503 with the reason."""
     try:
-        shared.check()
-        return shared.call(action)
-    except SharedStateDown as exc:
+        cluster.check()
+        return cluster.call(action)
+    except ClusterDown as exc:
         raise dav_error(exc, "changing the shared state") from None
 
 
-def _reading(shared: SharedState, action: Callable[[redis.Redis], T], otherwise: T) -> T:
+def _reading(cluster: Cluster, action: Callable[[redis.Redis], T], otherwise: T) -> T:
     """A read on Redis, or ``otherwise`` while it is down."""
-    if not shared.up:
+    if not cluster.up:
         return otherwise
     try:
-        return shared.call(action)
-    except SharedStateDown:
+        return cluster.call(action)
+    except ClusterDown:
         return otherwise
 
 
-class SharedLocks(LockStorageRedis):
+class ClusterLocks(LockStorageRedis):
     """WsgiDAV's Redis lock storage on the shared connection (it only takes host and port;
     this one also works with rediss:// and unix:// URLs), answering 503 while Redis is down."""
 
-    def __init__(self, shared: SharedState) -> None:
+    def __init__(self, cluster: Cluster) -> None:
         super().__init__()
-        self.shared = shared
+        self.cluster = cluster
 
     def __repr__(self) -> str:
-        return f"SharedLocks({self.shared.where})"
+        return f"ClusterLocks({self.shared.where})"
 
     def open(self) -> None:
-        self._redis = self.shared.client
+        self._redis = self.cluster.client
 
     def close(self) -> None:
         pass  # the connection is the shared state's
 
     def get(self, token):
-        return _reading(self.shared, lambda _: super(SharedLocks, self).get(token), None)
+        return _reading(self.cluster, lambda _: super(ClusterLocks, self).get(token), None)
 
     def get_lock_list(self, path, *, include_root, include_children, token_only):
         def read(_):
-            return super(SharedLocks, self).get_lock_list(
+            return super(ClusterLocks, self).get_lock_list(
                 path,
                 include_root=include_root,
                 include_children=include_children,
                 token_only=token_only,
             )
 
-        return _reading(self.shared, read, [])
+        return _reading(self.cluster, read, [])
 
     def create(self, path, lock):
-        return _changing(self.shared, lambda _: super(SharedLocks, self).create(path, lock))
+        return _changing(self.cluster, lambda _: super(ClusterLocks, self).create(path, lock))
 
     def refresh(self, token, *, timeout):
         return _changing(
-            self.shared, lambda _: super(SharedLocks, self).refresh(token, timeout=timeout)
+            self.cluster, lambda _: super(ClusterLocks, self).refresh(token, timeout=timeout)
         )
 
     def delete(self, token):
-        return _changing(self.shared, lambda _: super(SharedLocks, self).delete(token))
+        return _changing(self.cluster, lambda _: super(ClusterLocks, self).delete(token))
 
 
-class SharedLockManager(LockManager):
+class ClusterLockManager(LockManager):
     """WsgiDAV's lock manager, with its check for a conflicting lock and the new lock made one
     step for every instance (a Redis lock around them): WsgiDAV's own guard is per process,
     and two instances asked at once would each grant an exclusive lock."""
 
     GRANTING_FOR = 10.0  # seconds the guard may be held: a check and a create, on Redis
 
-    def __init__(self, storage: SharedLocks) -> None:
+    def __init__(self, storage: ClusterLocks) -> None:
         super().__init__(storage)
-        self.shared = storage.shared
-        self._guard = self.shared.key("locks", "granting")
+        self.cluster = storage.cluster
+        self._guard = self.cluster.key("locks", "granting")
 
     def acquire(self, **request: Any) -> dict[str, Any]:
-        guard = self.shared.client.lock(
+        guard = self.cluster.client.lock(
             self._guard, timeout=self.GRANTING_FOR, blocking_timeout=self.GRANTING_FOR
         )
-        if not _changing(self.shared, lambda _: guard.acquire()):
+        if not _changing(self.cluster, lambda _: guard.acquire()):
             raise DAVError(HTTP_SERVICE_UNAVAILABLE, "locks are busy; try again")
         try:
             return super().acquire(**request)
@@ -125,21 +125,21 @@ class SharedLockManager(LockManager):
                 pass  # it expires by itself
 
 
-class SharedPropertyManager(PropertyManager):
+class ClusterPropertyManager(PropertyManager):
     """Dead properties on Redis: a hash per resource (name → XML), a set of the resources
     that have any, and the bytes held in all; the caps are those of the in-memory store."""
 
-    def __init__(self, shared: SharedState) -> None:
+    def __init__(self, cluster: Cluster) -> None:
         super().__init__()
-        self.shared = shared
-        self._urls = shared.key("props", "urls")
-        self._held = shared.key("props", "held")
+        self.cluster = cluster
+        self._urls = cluster.key("props", "urls")
+        self._held = cluster.key("props", "held")
 
     def __repr__(self) -> str:
-        return f"SharedPropertyManager({self.shared.where})"
+        return f"ClusterPropertyManager({self.shared.where})"
 
     def _key(self, url: str) -> str:
-        return self.shared.key("props", "of", url)
+        return self.cluster.key("props", "of", url)
 
     @staticmethod
     def _sizes(r: redis.Redis, key: str) -> dict[str, int]:
@@ -147,17 +147,17 @@ class SharedPropertyManager(PropertyManager):
 
     def held(self) -> int:
         """Bytes of dead properties held, names included (0 while Redis is down)."""
-        return _reading(self.shared, lambda r: int(r.get(self._held) or 0), 0)
+        return _reading(self.cluster, lambda r: int(r.get(self._held) or 0), 0)
 
     # ------------------------------------------------------------------ reading
     def get_properties(self, norm_url, environ=None):
         def read(r: redis.Redis) -> list[str]:
             return [n.decode() for n in r.hkeys(self._key(norm_url))]
 
-        return _reading(self.shared, read, [])
+        return _reading(self.cluster, read, [])
 
     def get_property(self, norm_url, name, environ=None):
-        return _reading(self.shared, lambda r: r.hget(self._key(norm_url), name), None)
+        return _reading(self.cluster, lambda r: r.hget(self._key(norm_url), name), None)
 
     def any_properties(self, urls: Iterable[str]) -> bool:
         """Whether any of ``urls`` has a dead property (one round trip)."""
@@ -170,7 +170,7 @@ class SharedPropertyManager(PropertyManager):
                     p.exists(self._key(url))
                 return any(p.execute())
 
-        return _reading(self.shared, read, False)
+        return _reading(self.cluster, read, False)
 
     # ------------------------------------------------------------------ changing
     def write_property(self, norm_url, name, property_value, dry_run=False, environ=None):
@@ -197,7 +197,7 @@ class SharedPropertyManager(PropertyManager):
                 p.incrby(self._held, size - stored.get(name, 0))
                 p.execute()
 
-        _changing(self.shared, write)
+        _changing(self.cluster, write)
 
     def remove_property(self, norm_url, name, dry_run=False, environ=None):
         def remove(r: redis.Redis) -> None:
@@ -212,7 +212,7 @@ class SharedPropertyManager(PropertyManager):
             if not r.exists(key):
                 r.srem(self._urls, norm_url)
 
-        _changing(self.shared, remove)
+        _changing(self.cluster, remove)
 
     def _drop(self, r: redis.Redis, url: str) -> None:
         freed = sum(self._sizes(r, self._key(url)).values())
@@ -223,7 +223,7 @@ class SharedPropertyManager(PropertyManager):
             p.execute()
 
     def remove_properties(self, norm_url, environ=None):
-        _changing(self.shared, lambda r: self._drop(r, norm_url))
+        _changing(self.cluster, lambda r: self._drop(r, norm_url))
 
     def _copy(self, r: redis.Redis, src_url: str, dest_url: str) -> None:
         props = r.hgetall(self._key(src_url))
@@ -246,7 +246,7 @@ class SharedPropertyManager(PropertyManager):
                 return
             self._copy(r, src_url, dest_url)
 
-        _changing(self.shared, copy)
+        _changing(self.cluster, copy)
 
     def move_properties(self, src_url, dest_url, with_children, environ=None):
         def move(r: redis.Redis) -> None:
@@ -261,26 +261,26 @@ class SharedPropertyManager(PropertyManager):
                 self._copy(r, url, target)
                 self._drop(r, url)
 
-        _changing(self.shared, move)
+        _changing(self.cluster, move)
 
 
-class SharedFailedLogins(FailedLogins):
+class ClusterFailedLogins(FailedLogins):
     """The ban on password guessing, counted for every instance on Redis: failed logins of
     an address in a sorted set per address, a ban as a key that expires with it. While Redis
     is down, each instance counts alone (the in-memory ban)."""
 
-    def __init__(self, shared: SharedState, settings: LoginFailures) -> None:
+    def __init__(self, cluster: Cluster, settings: LoginFailures) -> None:
         super().__init__(settings.max, settings.window, settings.ban)
-        self.shared = shared
+        self.cluster = cluster
         # Addresses whose failures this instance counted: a login that works clears their
         # count (others' counts fade after ``window``), and every other login costs no call.
         self._counted: set[str] = set()
 
     def _failures(self, ip: str) -> str:
-        return self.shared.key("logins", "failed", ip)
+        return self.cluster.key("logins", "failed", ip)
 
     def _banned(self, ip: str) -> str:
-        return self.shared.key("logins", "banned", ip)
+        return self.cluster.key("logins", "banned", ip)
 
     def record_failure(self, ip: str) -> bool:
         if self.max_failures <= 0:
@@ -304,8 +304,8 @@ class SharedFailedLogins(FailedLogins):
             return True
 
         try:
-            started = self.shared.call(count)
-        except SharedStateDown:
+            started = self.cluster.call(count)
+        except ClusterDown:
             return super().record_failure(ip)
         with self._lock:
             if len(self._counted) < self._max_clients:
@@ -320,7 +320,7 @@ class SharedFailedLogins(FailedLogins):
             if ip not in self._counted:
                 return
             self._counted.discard(ip)
-        _reading(self.shared, lambda r: r.delete(self._failures(ip)), 0)
+        _reading(self.cluster, lambda r: r.delete(self._failures(ip)), 0)
 
     def retry_after(self, ip: str) -> int:
         left = self._left_anywhere(ip)
@@ -330,8 +330,8 @@ class SharedFailedLogins(FailedLogins):
 
     def _left_anywhere(self, ip: str) -> int:
         local = super().retry_after(ip)
-        shared = _reading(self.shared, lambda r: r.ttl(self._banned(ip)), 0)
-        return max(local, shared if shared > 0 else 0)
+        cluster = _reading(self.cluster, lambda r: r.ttl(self._banned(ip)), 0)
+        return max(local, cluster if cluster > 0 else 0)
 
     def _shared_bans(self) -> dict[str, int]:
         """The addresses banned on Redis, with their seconds left."""
@@ -346,7 +346,7 @@ class SharedFailedLogins(FailedLogins):
                     found[name[len(prefix) :]] = left
             return found
 
-        return _reading(self.shared, scan, {})
+        return _reading(self.cluster, scan, {})
 
     def banned(self) -> list[tuple[str, int]]:
         """Every instance's bans (on Redis) and this one's own (counted while Redis was down)."""
@@ -358,7 +358,7 @@ class SharedFailedLogins(FailedLogins):
     def lift(self, ip: str) -> bool:
         """End the ban on ``ip`` for every instance (and this one's own)."""
         local = super().lift(ip)
-        removed = _reading(self.shared, lambda r: r.delete(self._banned(ip)), 0)
+        removed = _reading(self.cluster, lambda r: r.delete(self._banned(ip)), 0)
         if removed and not local:
             log.info("the ban on %s was lifted by an admin", client_text(ip))
         return local or bool(removed)
@@ -369,7 +369,7 @@ class SharedFailedLogins(FailedLogins):
         for ip, left in self._shared_bans().items():
             began = now - (self.ban - left)
             if (ip in addresses or LIFT_ALL in addresses) and began <= asked_at:
-                if _reading(self.shared, lambda r, ip=ip: r.delete(self._banned(ip)), 0):
+                if _reading(self.cluster, lambda r, ip=ip: r.delete(self._banned(ip)), 0):
                     lifted.add(ip)
         return sorted(lifted)
 
@@ -381,9 +381,9 @@ class SharedSecret:
     cannot be reached, this process's own key stands in, and a form is then accepted by the
     instance that served it alone."""
 
-    def __init__(self, shared: SharedState, name: str) -> None:
-        self.shared = shared
-        self._key = shared.key("secret", name)
+    def __init__(self, cluster: Cluster, name: str) -> None:
+        self.cluster = cluster
+        self._key = cluster.key("secret", name)
         self._own = secrets.token_bytes(32)
         self._found: bytes | None = None
 
@@ -394,27 +394,27 @@ class SharedSecret:
                 r.set(self._key, secrets.token_hex(32), nx=True)
                 return r.get(self._key)
 
-            value = _reading(self.shared, made_or_read, None)
+            value = _reading(self.cluster, made_or_read, None)
             if value is None:
                 return self._own
             self._found = bytes.fromhex(value.decode() if isinstance(value, bytes) else value)
         return self._found
 
 
-def shared_dav_state(shared: SharedState, login_failures: LoginFailures) -> dict[str, Any]:
+def cluster_dav_state(cluster: Cluster, login_failures: LoginFailures) -> dict[str, Any]:
     """The WsgiDAV settings and pikdav's own that put locks, dead properties, bans and the
-    status page's CSRF key on ``shared``."""
+    status page's CSRF key on ``cluster``."""
     return {
-        "lock_storage": SharedLocks(shared),  # its manager is replaced by shared_locks()
-        "property_manager": SharedPropertyManager(shared),
-        "failed_logins": SharedFailedLogins(shared, login_failures),
-        "csrf_key": SharedSecret(shared, "csrf"),
+        "lock_storage": ClusterLocks(cluster),  # its manager is replaced by cluster_locks()
+        "property_manager": ClusterPropertyManager(cluster),
+        "failed_logins": ClusterFailedLogins(cluster, login_failures),
+        "csrf_key": SharedSecret(cluster, "csrf"),
     }
 
 
-def shared_locks(dav: Any, provider: Any) -> None:
-    """Put the app's lock storage (a :class:`SharedLocks`) under a :class:`SharedLockManager`
+def cluster_locks(dav: Any, provider: Any) -> None:
+    """Put the app's lock storage (a :class:`ClusterLocks`) under a :class:`ClusterLockManager`
     (WsgiDAV makes a plain manager of whatever storage it is given)."""
-    manager = SharedLockManager(dav.lock_manager.storage)
+    manager = ClusterLockManager(dav.lock_manager.storage)
     dav.lock_manager = manager
     provider.set_lock_manager(manager)

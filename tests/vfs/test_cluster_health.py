@@ -8,36 +8,34 @@ import time
 import pytest
 
 from pikdav.pikpak.http import shown_url
-from pikdav.vfs.shared import SharedState, SharedStateDown
+from pikdav.vfs.cluster import Cluster, ClusterDown
 from tests.support.redis_server import redis_process
+from tests.support.waits import wait_until
 
 
 def test_redis_going_away_and_coming_back_is_seen_and_shown(tmp_path):
     with redis_process(tmp_path, persistent=True) as redis:
-        shared = SharedState(redis.url)
+        cluster = Cluster(redis.url)
         heard: list[str] = []
-        shared.on_notice("changes:pikpak", lambda message: heard.append("notice"))
+        cluster.on_notice("changes:pikpak", lambda message: heard.append("notice"))
         # Forgetting takes a while (as when many listings are held): "up" must wait for it.
-        shared.on_return(lambda: (time.sleep(0.2), heard.append("back")))
-        shared.start()
+        cluster.on_return(lambda: (time.sleep(0.2), heard.append("back")))
+        cluster.start()
         try:
-            assert shared.status().up and shared.status().problem == ""
+            assert cluster.status().up and cluster.status().problem == ""
             for cycle in range(1, 4):
                 redis.stop()
-                with pytest.raises(SharedStateDown):
-                    shared.call(lambda r: r.ping())
-                status = shared.status()
+                with pytest.raises(ClusterDown):
+                    cluster.call(lambda r: r.ping())
+                status = cluster.status()
                 assert not status.up and "ConnectionError" in status.problem
-                with pytest.raises(SharedStateDown, match="Redis"):
-                    shared.check()  # changes are refused at once, without asking Redis
+                with pytest.raises(ClusterDown, match="Redis"):
+                    cluster.check()  # changes are refused at once, without asking Redis
                 redis.start()
-                deadline = time.monotonic() + 5
-                while not shared.status().up:
-                    assert time.monotonic() < deadline, "not back within 5 s"
-                    time.sleep(0.05)
+                wait_until(lambda: cluster.status().up, "back", 5)
                 assert heard.count("back") == cycle  # every cache forgets, once per return
         finally:
-            shared.close()
+            cluster.close()
 
 
 def test_a_redis_url_is_shown_without_its_password():
@@ -45,6 +43,4 @@ def test_a_redis_url_is_shown_without_its_password():
     assert shown_url("redis://db.example/0?password=s3cret") == "redis://db.example/0?password=***"
     assert shown_url("socks5h://me:pw@[::1") == "socks5h://***@[::1"
     assert shown_url("unix:///run/redis.sock") == "unix:///run/redis.sock"
-    assert (
-        SharedState("redis://:s3cret@127.0.0.1:1/0").status().where == "redis://***@127.0.0.1:1/0"
-    )
+    assert Cluster("redis://:s3cret@127.0.0.1:1/0").status().where == "redis://***@127.0.0.1:1/0"

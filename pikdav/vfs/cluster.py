@@ -2,8 +2,8 @@
 ``redis:`` setting): the link to Redis, whether it answers, and the change notices that keep
 every instance's listings and links coherent.
 
-Every instance talks to Redis through one :class:`SharedState`. A call that Redis does not
-answer marks it down (one log line), and the caller gets :class:`SharedStateDown`, which the
+Every instance talks to Redis through one :class:`Cluster`. A call that Redis does not
+answer marks it down (one log line), and the caller gets :class:`ClusterDown`, which the
 DAV layer answers with 503 and the reason. A listener thread holds the pub/sub connection; it
 notices when Redis comes back (one log line) and then tells every tree to forget what it has
 cached, because change notices sent meanwhile may have been missed.
@@ -14,7 +14,7 @@ the folders and files a write touched do.
 Read your own writes, whichever instance reads: every notice carries the next number of its
 channel (``seq:<channel>``, counted up and published in one step on Redis, before the write is
 answered), and each instance remembers the last number it has applied. Before a request reads
-what a mount has cached, :meth:`SharedState.catch_up` asks Redis for the channels' numbers and
+what a mount has cached, :meth:`Cluster.catch_up` asks Redis for the channels' numbers and
 waits until the notices up to them have been applied here; a client that wrote through one
 instance and reads through another at once (litmus does, behind a round-robin balancer) never
 sees the state before its write.
@@ -59,12 +59,12 @@ return n
 _UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
 
 
-class SharedStateDown(MountError):
+class ClusterDown(MountError):
     """Redis, which holds what the instances share, does not answer; the message says so."""
 
 
 @dataclass(frozen=True)
-class SharedStatus:
+class ClusterStatus:
     """What the status page shows about the shared state."""
 
     where: str  # the Redis address, without a password
@@ -73,7 +73,7 @@ class SharedStatus:
     problem: str  # why it is down ("" while up)
 
 
-class SharedState:
+class Cluster:
     """One instance's link to the shared Redis (see the module docstring)."""
 
     def __init__(self, url: str, *, timeout: float = redisconn.TIMEOUT) -> None:
@@ -97,7 +97,7 @@ class SharedState:
         self._applying = threading.Condition()
 
     def __repr__(self) -> str:
-        return f"SharedState({self.where})"
+        return f"Cluster({self.where})"
 
     def key(self, *parts: str) -> str:
         return PREFIX + ":".join(parts)
@@ -107,23 +107,23 @@ class SharedState:
     def up(self) -> bool:
         return self._up
 
-    def status(self) -> SharedStatus:
+    def status(self) -> ClusterStatus:
         with self._guard:
-            return SharedStatus(self.where, self._up, self._since, self._problem)
+            return ClusterStatus(self.where, self._up, self._since, self._problem)
 
     def check(self) -> None:
-        """:class:`SharedStateDown` now while Redis is known to be down."""
+        """:class:`ClusterDown` now while Redis is known to be down."""
         if not self._up:
             raise self._down_error()
 
-    def _down_error(self) -> SharedStateDown:
-        return SharedStateDown(
+    def _down_error(self) -> ClusterDown:
+        return ClusterDown(
             "the shared state (Redis) is unreachable; changes are refused until it is back"
         )
 
     def call(self, action: Callable[[redis.Redis], T]) -> T:
         """``action(client)``; a Redis that does not answer marks the state down and raises
-        :class:`SharedStateDown`."""
+        :class:`ClusterDown`."""
         try:
             result = action(self.client)
         except _UNREACHABLE as exc:
@@ -222,7 +222,7 @@ class SharedState:
         """Listen for notices (after every :meth:`on_notice`), until :meth:`close`."""
         if self._listener is None and self._channels:
             self._listener = threading.Thread(
-                target=self._listen, name="pikdav-shared-state", daemon=True
+                target=self._listen, name="pikdav-cluster", daemon=True
             )
             self._listener.start()
             self._subscribed.wait(timeout=redisconn.TIMEOUT)

@@ -4,17 +4,17 @@ a ban made through one instance hold on the others."""
 from __future__ import annotations
 
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from pikdav.vfs.shared import SharedState
+from pikdav.vfs.cluster import Cluster
 from pikdav.vfs.sidefiles import RedisSideStore
 from tests.support.davclients import put_files
 from tests.support.gateway import _HASH, DAV_PASSWORD, dav
 from tests.support.pikpak_raw import control
+from tests.support.waits import wait_until
 
 LOCK_BODY = (
     '<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>'
@@ -70,14 +70,14 @@ def test_finders_side_file_written_through_one_instance_is_read_through_another(
 
 
 def test_side_files_on_redis_are_bounded_and_expire(redis_url):
-    shared = SharedState(redis_url)
-    store = RedisSideStore(shared, "pikpak", max_bytes=1000, keep=3600)
+    cluster = Cluster(redis_url)
+    store = RedisSideStore(cluster, "pikpak", max_bytes=1000, keep=3600)
     for i in range(5):
         store.put(f"/pikpak/._{i}", bytes(300))
     # 1000 bytes hold three of 300: the two used least recently went first.
     kept = [i for i in range(5) if store.get(f"/pikpak/._{i}") is not None]
     assert kept == [2, 3, 4]
-    ttl = shared.client.ttl(shared.key("side", "pikpak", "file", "/pikpak/._4"))
+    ttl = cluster.client.ttl(cluster.key("side", "pikpak", "file", "/pikpak/._4"))
     assert 0 < ttl <= 3600
     store.move("/pikpak/", "/pikpak/Old/")
     assert store.get("/pikpak/._4") is None
@@ -113,13 +113,14 @@ def test_a_waiting_upload_is_listed_by_every_instance_and_only_its_owner_deletes
     for i in range(5):
         assert dav(a, "PUT", f"/pikpak/Docs/w{i}.bin", data=b"w" * 1000).status_code == 201
     # A's notices reach B through Redis (without them B never lists the waiting files).
-    deadline = time.monotonic() + 15
-    while True:
-        listed = dav(b, "PROPFIND", "/pikpak/Docs/", headers={"Depth": "1"})
-        if all(f"w{i}.bin" in listed.text for i in range(5)):
-            break
-        assert time.monotonic() < deadline, listed.text
-        time.sleep(0.05)
+    wait_until(
+        lambda: all(
+            f"w{i}.bin" in dav(b, "PROPFIND", "/pikpak/Docs/", headers={"Depth": "1"}).text
+            for i in range(5)
+        ),
+        "B lists the waiting files",
+        15,
+    )
     # w4 waits behind the others (w0 may be on its way already).
     refused = dav(b, "DELETE", "/pikpak/Docs/w4.bin")
     assert refused.status_code == 423
@@ -129,14 +130,14 @@ def test_a_waiting_upload_is_listed_by_every_instance_and_only_its_owner_deletes
     assert dav(a, "DELETE", "/pikpak/Docs/w4.bin").status_code == 204
     control(emulator.base_url, "faults", method="DELETE")
     # Once stored, every instance lists (and serves) the stored files.
-    deadline = time.monotonic() + 30
-    while not a.mounts[0].pending.idle():
-        assert time.monotonic() < deadline, "the uploads did not finish"
-        time.sleep(0.05)
-    deadline = time.monotonic() + 15  # the owner's notice that the upload is done reaches B
-    while dav(b, "GET", "/pikpak/Docs/w3.bin").status_code != 200:
-        assert time.monotonic() < deadline, "B still sees the upload as waiting"
-        time.sleep(0.02)
+    wait_until(a.mounts[0].pending.idle, "the uploads finished")
+    # The owner's notice that the upload is done reaches B.
+    wait_until(
+        lambda: dav(b, "GET", "/pikpak/Docs/w3.bin").status_code == 200,
+        "B sees the upload as done",
+        15,
+        every=0.02,
+    )
     for gw in (a, b):
         listed = dav(gw, "PROPFIND", "/pikpak/Docs/", headers={"Depth": "1"})
         assert "w4.bin" not in listed.text
