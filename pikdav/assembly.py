@@ -191,6 +191,7 @@ def build_mounts(
     session (``sessions`` may hold sessions made already, and gets those made here).
     ``background=False``: no mount takes up background uploads (a command beside a
     running server must not upload what the server's uploads folder holds)."""
+    keep_memory_flat()  # before any thread: the heaps glibc makes before it stay
     sessions = sessions if sessions is not None else {}
     # One memory budget for every stream's read-ahead, the block cache and listing caches.
     memory = MemoryBudget(config.server.memory_budget)

@@ -120,7 +120,7 @@ def test_stream_settings_have_defaults_bounds_and_an_off():
 
 
 def test_the_memory_budget_is_a_size_of_at_least_one_mib():
-    assert parse_config(minimal(), "c", {}).server.memory_budget == 128 << 20
+    assert parse_config(minimal(), "c", {}).server.memory_budget == 64 << 20
     config = parse_config(minimal(server={"memory_budget": "48M"}), "c", {})
     assert config.server.memory_budget == 48 << 20
     for wrong in (0, "512K", "lots"):

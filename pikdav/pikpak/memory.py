@@ -14,6 +14,7 @@ stacks, sockets' buffers and the bytes of each read on their way to a client are
 
 from __future__ import annotations
 
+import mmap
 import threading
 from collections.abc import Callable
 
@@ -22,8 +23,10 @@ from .retry import pause_for
 KIB, MIB = 1 << 10, 1 << 20
 
 #: What a gateway holds on purpose unless ``server.memory_budget`` says otherwise: room for a
-#: household's streams and a block cache on a small NAS or single-board computer.
-MEMORY_BUDGET = 128 * MIB
+#: household's streams and a block cache on a small NAS or single-board computer (with 128
+#: MiB, 50 clients' peak was near 300 MiB and one 1 GiB GET's 60 MiB above rclone's:
+#: BENCHMARKS.md, "memory under 50 clients").
+MEMORY_BUDGET = 64 * MIB
 
 #: Who holds bytes of the budget (shown apart on the status page and in /metrics).
 STREAMS, BLOCK_CACHE, LISTINGS = "streams", "block cache", "listings"
@@ -99,6 +102,24 @@ class MemoryBudget:
     def stream_ended(self) -> None:
         with self._lock:
             self.streams -= 1
+
+
+#: Buffers at least this large get pages of their own (see :func:`buffer`).
+OWN_PAGES = 128 * KIB
+
+
+def buffer(size: int) -> bytearray | mmap.mmap:
+    """A writable buffer of ``size`` zero bytes for a stream's segment or a cached piece.
+
+    One of :data:`OWN_PAGES` or more is an anonymous mapping of its own, not a block of
+    glibc's heaps: its pages are given back to the system the moment it is freed, and only
+    the pages written count in the RSS (a segment cut short by a seek costs what it got).
+    Taken from the heaps, each freed segment raised glibc's mmap threshold to its size (up
+    to 32 MiB), after which every buffer below that size came from the heaps, which grew
+    under 50 clients to 3x what was held (BENCHMARKS.md: "memory under 50 clients")."""
+    if size < OWN_PAGES:
+        return bytearray(size)
+    return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
 
 
 class _Trimmer:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import io
 import logging
+import mmap
 import socket
 import threading
 import time
@@ -47,7 +48,7 @@ from .cdn import (
     described,
 )
 from .errors import CdnAnswer, cdn_answer
-from .memory import BLOCK_CACHE, STREAMS, MemoryBudget, hand_back_freed_memory
+from .memory import BLOCK_CACHE, STREAMS, MemoryBudget, buffer, hand_back_freed_memory
 from .retry import CDN_BUSY, STREAM_RESUMES, RetryPolicy
 from .types import Link
 
@@ -271,9 +272,10 @@ class _Segment:
         self.end = end
         # A cached piece is read as it is (it is never written again). A fetched one is
         # filled in place, made at its full size at once: growing it as bytes
-        # came copied it again and again, and left glibc's heaps in pieces (BENCHMARKS.md).
-        self.data: bytearray | bytes | memoryview = (
-            cached if cached is not None else bytearray(end - start)
+        # came copied it again and again, and left glibc's heaps in pieces (BENCHMARKS.md);
+        # pages of its own are handed back to the system as soon as it is let go.
+        self.data: bytearray | bytes | memoryview | mmap.mmap = (
+            cached if cached is not None else buffer(end - start)
         )
         self.got = len(self.data) if cached is not None else 0  # bytes in it so far
         self.held = held  # bytes of the memory budget taken for it
@@ -556,9 +558,10 @@ class SegmentedReader(LinkBytes):
         if self._cache is not None and segment.fetched and segment.got > segment.kept:
             segment.kept = segment.got
             # A finished segment is written no more (``done`` is set under the lock held here,
-            # after its last byte): the cache takes its bytes as they are. Copying them made a
-            # second 32 MiB at each hand-over of a fast stream, the top of the gateway's RSS.
-            data = segment.data if segment.done else bytes(memoryview(segment.data)[: segment.got])
+            # after its last byte), nor are the bytes it got (a worker writes only after them):
+            # the cache takes them as they are. Copying them made a second 32 MiB at each
+            # hand-over of a fast stream, the top of the gateway's RSS.
+            data = segment.data if segment.done else memoryview(segment.data)[: segment.got]
             self._cache.keep(self._key, segment.start, data, seek=self._run_start)
 
     # ------------------------------------------------------------------ workers
@@ -901,8 +904,10 @@ class OneConnectionFirst(ByteReader):
         self._fast = fast
         self._measured = measured
         self._keep = keep
-        self._head: bytearray | None = None  # what was read from ``_head_at`` on, in a row
-        self._head_at = 0
+        # What was read from ``_head_at`` on, in a row: ``_head_len`` bytes of a buffer made
+        # at its full size (growing it as reads came copied it again and again).
+        self._head: bytearray | mmap.mmap | None = None
+        self._head_at = self._head_len = 0
         self.delivered = 0  # bytes handed to the caller, by either reader
 
     def tell(self) -> int:
@@ -910,7 +915,7 @@ class OneConnectionFirst(ByteReader):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         at = self._current.seek(offset, whence)
-        if self._head is not None and at != self._head_at + len(self._head):
+        if self._head is not None and at != self._head_at + self._head_len:
             self._keep_head()  # a seek ends the run of bytes kept
         return at
 
@@ -943,16 +948,21 @@ class OneConnectionFirst(ByteReader):
                     if not self._held:
                         self._keep = None  # no room: the head is not kept this time
                         return data
-                self._head, self._head_at = bytearray(), at
-            self._head += data
-            if len(self._head) >= MEASURE_AFTER:
+                self._head, self._head_at, self._head_len = buffer(MEASURE_AFTER), at, 0
+            room = min(len(data), MEASURE_AFTER - self._head_len)
+            with memoryview(data) as view:
+                self._head[self._head_len : self._head_len + room] = view[:room]
+            self._head_len += room
+            if self._head_len >= MEASURE_AFTER:
                 self._keep_head()
         return data
 
     def _keep_head(self) -> None:
         head, self._head = self._head, None
-        if head and self._keep is not None:
-            self._keep(self._head_at, head)  # nobody writes it after: the cache takes it as it is
+        if head is not None and self._head_len and self._keep is not None:
+            # Nobody writes it after: the cache takes it as it is.
+            whole = self._head_len == len(head)
+            self._keep(self._head_at, head if whole else memoryview(head)[: self._head_len])
         self._keep = None  # once per stream
         if self._memory is not None and self._held:
             self._memory.give_back(
