@@ -196,7 +196,7 @@ def build_mounts(
     # One memory budget for every stream's read-ahead, the block cache and listing caches.
     memory = MemoryBudget(config.server.memory_budget)
     # One cache for every stream: players re-read the same header and index blocks.
-    disk = disk_cache(config)
+    disk = disk_cache(config, memory)
     cache = (
         BlockCache(config.server.stream_cache, memory, tier=disk)
         if config.server.stream_cache
@@ -316,12 +316,16 @@ def _drive_mount(
     )
 
 
-def disk_cache(config: Config) -> DiskCache | None:
-    """The disk cache of listings and blocks (None when ``cache.disk_size`` is 0)."""
+def disk_cache(config: Config, memory: MemoryBudget | None = None) -> DiskCache | None:
+    """The disk cache of listings and blocks (None when ``cache.disk_size`` is 0); the blocks
+    waiting to be written count in ``memory``."""
     if not config.cache.disk_size:
         return None
     return DiskCache(
-        config.cache_dir, config.cache.disk_size, serve_stale_for=config.cache.serve_stale_for
+        config.cache_dir,
+        config.cache.disk_size,
+        serve_stale_for=config.cache.serve_stale_for,
+        memory=memory,
     )
 
 

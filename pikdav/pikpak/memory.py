@@ -30,6 +30,7 @@ MEMORY_BUDGET = 64 * MIB
 
 #: Who holds bytes of the budget (shown apart on the status page and in /metrics).
 STREAMS, BLOCK_CACHE, LISTINGS = "streams", "block cache", "listings"
+DISK_WRITES = "disk writes"  # blocks waiting for the disk cache's writer
 
 
 class MemoryBudget:
@@ -42,8 +43,8 @@ class MemoryBudget:
         self.limit = limit
         self.in_use = 0
         self.peak = 0
-        self.held: dict[str, int] = {STREAMS: 0, BLOCK_CACHE: 0, LISTINGS: 0}
-        self.refusals: dict[str, int] = {STREAMS: 0, BLOCK_CACHE: 0, LISTINGS: 0}
+        self.held: dict[str, int] = {STREAMS: 0, BLOCK_CACHE: 0, LISTINGS: 0, DISK_WRITES: 0}
+        self.refusals: dict[str, int] = dict.fromkeys(self.held, 0)
         self.streams = 0  # streams holding read-ahead now (see share)
         self._reclaimers: list[Callable[[int], None]] = []
         self._lock = threading.Lock()

@@ -47,6 +47,7 @@ from pikdav.pikpak.errors import (
     Transient,
     redact,
 )
+from pikdav.pikpak.memory import DISK_WRITES, MemoryBudget
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +112,17 @@ class DiskCache:
     """Listings and blocks on disk under ``directory``, at most ``size`` bytes in all."""
 
     def __init__(
-        self, directory: Path, size: int = DISK_SIZE, *, serve_stale_for: float = SERVE_STALE_FOR
+        self,
+        directory: Path,
+        size: int = DISK_SIZE,
+        *,
+        serve_stale_for: float = SERVE_STALE_FOR,
+        memory: MemoryBudget | None = None,
     ) -> None:
+        """``memory``: the gateway's budget, which the blocks waiting to be written count in
+        (when it is full, a block is not kept rather than held outside it)."""
         self.directory = directory
+        self._memory = memory
         self.size_limit = size
         self.serve_stale_for = serve_stale_for
         directory.mkdir(parents=True, exist_ok=True)
@@ -282,13 +291,24 @@ class DiskCache:
                     self._pending += count
                     self._spilled += count if spill else 0
                     self._spans.pop(_name(cell, spill), None)
-                if spill:  # a copy: the piece let go of is not kept alive by a part of it
-                    piece = bytes(memoryview(data)[lo - start : cell_end - start])
-                    self._queue.put((cell, lo, piece, 0, count, spill))
-                else:
-                    self._queue.put((cell, lo, data, lo - start, cell_end - start, spill))
+                # The memory block cache makes room for a head, tail or seek going to disk
+                # (not for a piece it lets go of itself: it is the one letting go).
+                if self._memory is not None and not self._memory.take(
+                    count, holder=DISK_WRITES, reclaim=not spill
+                ):
+                    self._unqueue(count, spill)
+                    return False  # the budget is full: these bytes are not kept
+                # A copy of the cell alone: the segment or piece it was cut from (up to 32 MiB)
+                # is not kept alive, outside the budget, until the writer gets to it.
+                piece = bytes(memoryview(data)[lo - start : cell_end - start])
+                self._queue.put((cell, lo, piece, 0, count, spill))
             lo = cell_end
         return True
+
+    def _unqueue(self, count: int, spill: bool) -> None:
+        with self._lock:
+            self._pending -= count
+            self._spilled -= count if spill else 0
 
     def flush(self) -> None:
         """Wait until the blocks given so far are written."""
@@ -315,9 +335,9 @@ class DiskCache:
                     self._spilled_store.close()
                     return
                 cell, lo, data, a, b, spill = job
-                with self._lock:
-                    self._pending -= b - a
-                    self._spilled -= b - a if spill else 0
+                self._unqueue(b - a, spill)
+                if self._memory is not None:
+                    self._memory.give_back(b - a, holder=DISK_WRITES)
                 try:
                     self._write_cell(cell, lo, bytes(data[a:b]), spill)
                 except Exception:  # a full or failing disk: the bytes are only not kept

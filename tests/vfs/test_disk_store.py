@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 
+from pikdav.pikpak.memory import DISK_WRITES, MemoryBudget
 from pikdav.vfs.disk import CHUNK, SEEK, DiskCache, content_key
 from tests.support import disk_writer
 from tests.support.disk_writer import SIZE, expected, gcid
@@ -133,3 +134,26 @@ def test_kill_9_during_writes_never_serves_a_wrong_byte_after_a_restart_20_cycle
         assert disk.get_block(content_key(gcid(77), SIZE), 10) == (0, expected(77, 0, BLOCK))
         disk.close()
     assert served > 0  # blocks were there to be checked
+
+
+def test_blocks_waiting_for_the_disk_count_in_the_memory_budget_and_never_beyond_it(tmp_path):
+    budget = MemoryBudget(2 * CHUNK)
+    disk = DiskCache(tmp_path / "cache", LIMIT * 4, memory=budget)
+    size = 64 << 20
+    held: list[int] = []
+    for number in range(20):
+        key = content_key(gcid(number), size)
+        # A player's head read: 8 MiB the disk keeps, more than the budget has room for.
+        disk.put_block(key, 0, expected(number, 0, 8 * CHUNK))
+        held.append(budget.held[DISK_WRITES])
+        assert budget.in_use <= budget.limit, number
+    disk.flush()
+    assert max(held) > 0  # what waited was counted
+    assert budget.held[DISK_WRITES] == 0 and budget.in_use == 0  # and given back once written
+    assert budget.refusals[DISK_WRITES] > 0  # beyond the budget, blocks were not kept
+    # What was kept is right; what was not is a miss, never a wrong byte.
+    for number in range(20):
+        found = disk.get_block(content_key(gcid(number), size), 0)
+        if found is not None:
+            assert found[1] == expected(number, found[0], found[0] + len(found[1]))
+    disk.close()
