@@ -23,6 +23,7 @@ import argparse
 import os
 import random
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -179,7 +180,13 @@ def run_once(tmp: Path, base: str, source: Path, args) -> dict:
     finally:
         stop(gateway)
     later = [rss for at, rss in samples if at >= 60]
+    # Each whole minute's median sample: whether RSS creeps, apart from its swings with the load.
+    minutes = [
+        statistics.median(rss for at, rss in samples if m * 60 <= at < (m + 1) * 60) / 1024
+        for m in range(int(samples[-1][0] // 60) if samples else 0)
+    ]
     return {
+        "minutes": minutes,
         "before": before["VmRSS"] / 1024,
         "peak": end["VmHWM"] / 1024,
         "end": end["VmRSS"] / 1024,
@@ -243,6 +250,15 @@ def main() -> None:
             f"{answers} |"
         )
     print("(RSS in MiB)\n")
+    for label, r in results.items():
+        steady = r["minutes"][1:]  # after the first minute
+        if steady:
+            spread = (max(steady) - min(steady)) / min(steady) * 100
+            print(
+                f"{label}: median RSS of each minute: "
+                f"{', '.join(f'{m:.0f}' for m in r['minutes'])} MiB; after the first minute "
+                f"{min(steady):.0f} – {max(steady):.0f} ({spread:.0f} % apart)"
+            )
     if any(sum(r["failed"].values()) for r in results.values()):
         raise SystemExit("some answers were wrong")
 
