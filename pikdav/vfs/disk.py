@@ -123,6 +123,9 @@ class DiskCache:
         (when it is full, a block is not kept rather than held outside it)."""
         self.directory = directory
         self._memory = memory
+        # Blocks waiting for the writer hold at most a quarter of the budget: streams keep
+        # the rest for their read-ahead (a full queue starved them).
+        self._pending_limit = min(PENDING, memory.limit // 4) if memory else PENDING
         self.size_limit = size
         self.serve_stale_for = serve_stale_for
         directory.mkdir(parents=True, exist_ok=True)
@@ -284,17 +287,17 @@ class DiskCache:
             if not held:
                 count = cell_end - lo
                 with self._lock:
-                    if self._pending + count > PENDING or (
+                    if self._pending + count > self._pending_limit or (
                         spill and self._spilled + count > SPILL_PENDING
                     ):
                         return False
                     self._pending += count
                     self._spilled += count if spill else 0
                     self._spans.pop(_name(cell, spill), None)
-                # The memory block cache makes room for a head, tail or seek going to disk
-                # (not for a piece it lets go of itself: it is the one letting go).
+                # Counted in the budget; nothing is reclaimed for it (the block cache's pieces
+                # are worth more to streams re-reading them than a write is).
                 if self._memory is not None and not self._memory.take(
-                    count, holder=DISK_WRITES, reclaim=not spill
+                    count, holder=DISK_WRITES, reclaim=False
                 ):
                     self._unqueue(count, spill)
                     return False  # the budget is full: these bytes are not kept
