@@ -24,6 +24,7 @@ import yaml
 
 from pikdav.dav.auth import hash_password
 from tests.support import web
+from tests.support.command import end_process
 from tests.support.pikpak_raw import RawSession, control
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,14 +117,7 @@ def gateway_config(
 
 
 def stop(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    end_process(proc)
 
 
 def export_checkout(rev: str, folder: Path) -> Path:

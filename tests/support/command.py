@@ -173,3 +173,15 @@ def content_length(head: bytes) -> int:
     found = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
     assert found, head
     return int(found.group(1))
+
+
+def end_process(proc: subprocess.Popen | None, timeout: float = 10) -> None:
+    """Terminate ``proc`` (if it still runs), and kill it after ``timeout`` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

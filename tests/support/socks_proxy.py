@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from .command import end_process
 from .waits import wait_for_port
 from .web import free_port
 
@@ -43,9 +44,4 @@ def socks_proxy(
         wait_for_port(port, "microsocks", proc)
         yield SocksProxy("127.0.0.1", port, user, password)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc, timeout=5)
