@@ -22,6 +22,7 @@ from pikdav.vfs.tree import DriveTree
 from tests.support.command import basic
 from tests.support.gateway import DAV_PASSWORD, DAV_USER, PIKPAK_USER
 from tests.support.pikpak_raw import control
+from tests.support.waits import request_lines, wait_until
 
 USER = "alice@example.com"
 DATA = bytes(range(256)) * 4096  # 1 MiB
@@ -361,12 +362,13 @@ def test_a_stream_the_cdn_gives_up_on_ends_short_with_one_warning(emulator, make
     assert resp.status_code == 200
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
         resp.content  # noqa: B018 - a short body, then the connection closes
+    lines = wait_until(lambda: request_lines(caplog, "GET", 1), "the request line", 10)
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "giving up" in warnings[0].getMessage(), warnings
     assert "Traceback" not in caplog.text and "start_response" not in caplog.text
     # The request's log line says 200 (the status sent before the body broke), never 500;
     # its time in milliseconds may be anything, 500 too.
-    statuses = [r.getMessage().split(" ")[3] for r in caplog.records if r.name == "pikdav.requests"]
+    statuses = [line.split(" ")[3] for line in lines]
     assert statuses == ["200"], statuses
 
 
@@ -424,5 +426,8 @@ def test_the_request_line_names_the_client_behind_a_trusted_proxy(make_gateway, 
                 timeout=30,
             )
             assert resp.status_code == 207
-    lines = [r.getMessage() for r in caplog.records if "PROPFIND /pikpak/" in r.getMessage()]
+        # The line is written once the answer is out, so the client can read the answer first.
+        lines = wait_until(
+            lambda: request_lines(caplog, "PROPFIND /pikpak/", 2), "two request lines", 10
+        )
     assert [line.split()[0] for line in lines] == ["203.0.113.9", "198.51.100.7"], lines

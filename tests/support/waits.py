@@ -53,3 +53,15 @@ def wait_for_port(
         return listening(port)
 
     wait_until(up, f"{what} did not start listening", seconds)
+
+
+def request_lines(caplog, containing: str, count: int) -> list[str] | None:
+    """The gateway's request log lines (``pikdav.requests``) that contain ``containing``, once
+    there are at least ``count`` of them (else None, for ``wait_until``). The front door writes a
+    request's line after the answer is out, so a client may read the answer before it."""
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "pikdav.requests" and containing in r.getMessage()
+    ]
+    return lines if len(lines) >= count else None
