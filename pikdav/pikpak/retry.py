@@ -15,7 +15,8 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -32,6 +33,23 @@ def pause_for(seconds: float, cancel: threading.Event | None = None) -> bool:
         return cancel.wait(seconds)
     time.sleep(seconds)
     return False
+
+
+_watching = threading.local()
+
+
+@contextmanager
+def failures_shown_to(seen: Callable[[BaseException], object]) -> Iterator[None]:
+    """Within the block, on this thread, every attempt of :meth:`RetryPolicy.run` that
+    failed and is to be tried again is shown to ``seen`` (its cause) before the wait: a
+    caller with another answer at hand (a listing on disk) can give it at the first failure
+    instead of after all the retries, which go on."""
+    before = getattr(_watching, "seen", None)
+    _watching.seen = seen
+    try:
+        yield
+    finally:
+        _watching.seen = before
 
 
 #: An attempt count that never runs out (a bound in time, or none, decides instead).
@@ -129,6 +147,9 @@ class RetryPolicy:
                     wait = min(max(0.0, again.wait), self.retry_after_max)
                 if self.exhausted(number, time.monotonic() - started + wait):
                     raise again.cause from None
+                seen = getattr(_watching, "seen", None)
+                if seen is not None:
+                    seen(again.cause)
                 (pause_for if sleep is None else sleep)(wait)
 
     def poll(self, check: Callable[[], T | None], *, timeout: float | None = None) -> T | None:

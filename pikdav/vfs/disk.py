@@ -462,11 +462,27 @@ class Outage:
         self.reason = ""
         self._tried = 0.0
         self._wait = probe_every
+        self._doubts = 0
         self._lock = threading.Lock()
 
     @property
     def active(self) -> bool:
         return self.since is not None
+
+    @property
+    def doubted(self) -> bool:
+        """True while a fetch that PikPak failed once tries again: whether PikPak is away is
+        not known yet, and folders kept on disk are served from there meanwhile."""
+        return self._doubts > 0
+
+    def doubt(self) -> None:
+        with self._lock:
+            self._doubts += 1
+
+    def settle(self) -> None:
+        """The doubting fetch ended (with an answer, or with :meth:`began`)."""
+        with self._lock:
+            self._doubts = max(0, self._doubts - 1)
 
     def began(self, exc: BaseException) -> None:
         asked = exc.retry_after if isinstance(exc, PikPakError) else None

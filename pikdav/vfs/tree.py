@@ -13,11 +13,12 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from pikdav.pikpak.errors import PikPakError
 from pikdav.pikpak.links import LinkRoute
 from pikdav.pikpak.memory import MemoryBudget, hand_back_freed_memory
+from pikdav.pikpak.retry import failures_shown_to
 from pikdav.pikpak.types import File, Link
 
 from .cache import LinkCache, TtlCache
@@ -239,19 +240,55 @@ class DriveTree:
             )
             self.listings.hits += 1
             return listing
-        usable = listing is not None and age <= self.disk.serve_stale_for
-        if listing is not None and usable and (self.outage.active or at < self._started):
+        if listing is None or age > self.disk.serve_stale_for:
+            return self.listings.fetch(folder_id, self._loader(folder_id))
+        if self.outage.active or at < self._started:
             self.disk.stale_answers += 1
             self._revalidate(folder_id)
             return listing
-        try:
-            return self.listings.fetch(folder_id, self._loader(folder_id))
-        except PikPakError as exc:
-            if listing is None or not (usable and is_away(exc)):
-                raise
-            self.outage.began(exc)
-            self.disk.stale_answers += 1
+        if self.outage.doubted:
+            self.disk.stale_answers += 1  # the doubting fetch decides; this folder is asked later
             return listing
+        return self._fetch_or_stale(folder_id, listing)
+
+    def _fetch_or_stale(self, folder_id: str, kept: Listing) -> Listing:
+        """Fetch the folder while the listing ``kept`` on disk could answer instead: PikPak's
+        answer when it gives one; ``kept`` as soon as PikPak fails in a way that says it may
+        be away (refused, timed out, 5xx, 429, "too frequent"). The fetch's retries go on in
+        the background and decide whether PikPak is away; other folders kept on disk are
+        served from there meanwhile. A client waits for one failure, not for all retries."""
+        settled = threading.Event()
+        outcome: dict[str, Any] = {}
+
+        def seen(exc: BaseException) -> None:
+            if "doubt" not in outcome and is_away(exc):
+                outcome["doubt"] = exc
+                self.outage.doubt()
+                settled.set()
+
+        def run() -> None:
+            try:
+                with failures_shown_to(seen):
+                    outcome["listing"] = self.listings.fetch(folder_id, self._loader(folder_id))
+            except BaseException as exc:  # handed to the waiting caller
+                outcome["error"] = exc
+                if isinstance(exc, PikPakError) and is_away(exc):
+                    self.outage.began(exc)
+            finally:
+                if "doubt" in outcome:
+                    self.outage.settle()
+                settled.set()
+
+        threading.Thread(target=run, name="fetch listing", daemon=True).start()
+        settled.wait()
+        found = outcome.get("listing")
+        if found is not None:
+            return found
+        error = outcome.get("error")
+        if error is not None and not (isinstance(error, PikPakError) and is_away(error)):
+            raise error
+        self.disk.stale_answers += 1
+        return kept
 
     def _ttl(self, folder_id: str) -> float:
         # A source may keep some folders fresher (a share list's file may change).

@@ -60,6 +60,19 @@ def test_the_attempt_bound_ends_in_the_last_cause(clock):
     assert len(calls) == 4 and len(clock.slept) == 3
 
 
+def test_a_watcher_sees_each_failure_that_is_tried_again_on_its_thread_only(clock):
+    seen: list[str] = []
+    attempt, calls = failing(100)
+    with retry.failures_shown_to(lambda exc: seen.append(str(exc))):
+        with pytest.raises(Transient, match="fault 3"):
+            RetryPolicy(attempts=3, seconds=1e9).run(attempt)
+    # The last failure goes to the caller, not to the watcher; after the block, no watcher.
+    assert seen == ["fault 1", "fault 2"]
+    attempt, calls = failing(1)
+    assert RetryPolicy(attempts=3).run(attempt) == "done"
+    assert seen == ["fault 1", "fault 2"]
+
+
 def test_the_time_bound_ends_it_before_the_attempts_run_out(clock):
     attempt, calls = failing(100, wait=10)
     policy = RetryPolicy(attempts=100, seconds=35, retry_after_max=60)

@@ -16,17 +16,18 @@ from pikdav.vfs.parts import Reading, Writing
 from pikdav.vfs.source import DriveSource
 from tests.support.davclients import put_files
 from tests.support.pikpak_raw import control
+from tests.support.waits import wait_until
 
 USER, PASSWORD = "alice@example.com", "correct horse"
 
 
-def mount(emulator, disk: DiskCache) -> Mount:
+def mount(emulator, disk: DiskCache, retry: RetryPolicy | None = None) -> Mount:
     session = Session(
         Credentials(USER, PASSWORD),
         MemoryTokenStore(),
         user_api=emulator.base_url,
         drive_api=emulator.base_url,
-        retry=RetryPolicy(attempts=2, backoff=0.1, retry_after_max=1.0, slow_down=0.1),
+        retry=retry or RetryPolicy(attempts=2, backoff=0.1, retry_after_max=1.0, slow_down=0.1),
     )
     source = DriveSource(Drive(session))
     reading = Reading(http.cdn_session(session.connection), disk=disk)
@@ -58,7 +59,8 @@ def test_pikpak_away_any_way_serves_the_folder_from_disk_and_says_why(
     control(emulator.base_url, "faults", {"path": "^/drive/", **fault})
     assert [e.name for e in films_mount.children(films)] == ["a.mkv", "b.mkv"]
     outage = films_mount.tree.outage
-    assert outage.active
+    # The fetch's last retry fails in the background, after the client had its answer.
+    wait_until(lambda: outage.active, "the outage to begin", 10)
     assert said in outage.reason
     assert "serving from its disk cache since" in outage.describe()
     assert disk.stale_answers == 1
@@ -76,4 +78,64 @@ def test_a_folder_pikpak_says_is_gone_is_not_served_from_disk(emulator, tmp_path
     with pytest.raises(NotFound):
         films_mount.children(films)
     assert not films_mount.tree.outage.active
+    disk.close()
+
+
+def faults_fired(emulator) -> int:
+    return emulator.world.stats.snapshot()["total"].get("faults_fired", 0)
+
+
+def test_a_folder_kept_on_disk_answers_at_pikpak_s_first_failure_not_after_every_retry(
+    emulator, tmp_path
+):
+    """A client waits for one failed call, not for the whole retry policy (it used to wait
+    about 11 s, longer than some clients' timeouts): the kept listing answers, the fetch's
+    retries go on behind it and decide whether PikPak is away; meanwhile other folders kept
+    on disk answer from there without a call."""
+    put_files(emulator, {"Films/a.mkv": b"a", "Shows/s.mkv": b"s"})
+    # The retry comes 2–4 s after the first failure: the answers below come before it.
+    retry = RetryPolicy(attempts=2, backoff=4.0, jitter=0.5)
+    for cycle in range(3):
+        disk = DiskCache(tmp_path / f"cache{cycle}")
+        library = mount(emulator, disk, retry)
+        films, shows = library.resolve(["Films"]), library.resolve(["Shows"])
+        assert films is not None and shows is not None
+        library.children(films), library.children(shows)
+        outage = library.tree.outage
+
+        control(emulator.base_url, "faults", {"path": "^/drive/v1/files$", "status": 503})
+        before = faults_fired(emulator)
+        assert [e.name for e in library.children(films)] == ["a.mkv"]
+        assert faults_fired(emulator) == before + 1  # one call failed; its retry is pending
+        assert outage.doubted and not outage.active
+        assert [e.name for e in library.children(shows)] == ["s.mkv"]
+        assert faults_fired(emulator) == before + 1  # no call for a folder kept on disk
+        assert disk.stale_answers == 2
+
+        wait_until(lambda o=outage: o.active and not o.doubted, "the outage to begin", 15)
+        assert faults_fired(emulator) == before + 2
+        control(emulator.base_url, "faults", method="DELETE")
+        disk.close()
+
+
+def test_a_failure_pikpak_recovers_from_on_its_retry_is_no_outage(emulator, tmp_path):
+    """One failed call answers from disk at once, and the retry's answer is kept: PikPak
+    answered, so no outage is said and the next listing is PikPak's, fresh."""
+    put_files(emulator, {"Films/a.mkv": b"a"})
+    disk = DiskCache(tmp_path / "cache")
+    library = mount(emulator, disk, RetryPolicy(attempts=3, backoff=0.5))
+    films = library.resolve(["Films"])
+    assert films is not None
+    library.children(films)
+    outage = library.tree.outage
+    for cycle in range(20):
+        control(
+            emulator.base_url, "faults", {"path": "^/drive/v1/files$", "status": 503, "times": 1}
+        )
+        put_files(emulator, {f"Films/new{cycle}.mkv": b"n"})
+        shown = [e.name for e in library.children(films)]
+        assert f"new{cycle}.mkv" not in shown  # the kept listing, from before the new file
+        wait_until(lambda: not outage.doubted, "the retry to end", 10)
+        assert not outage.active
+        assert f"new{cycle}.mkv" in [e.name for e in library.children(films)]
     disk.close()
