@@ -70,7 +70,7 @@ def test_a_watcher_sees_each_failure_that_is_tried_again_on_its_thread_only(cloc
     assert seen == ["fault 1", "fault 2"]
     attempt, calls = failing(1)
     assert RetryPolicy(attempts=3).run(attempt) == "done"
-    assert seen == ["fault 1", "fault 2"]
+    assert seen == ["fault 1", "fault 2"] and len(calls) == 2
 
 
 def test_the_time_bound_ends_it_before_the_attempts_run_out(clock):
