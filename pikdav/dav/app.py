@@ -26,7 +26,6 @@ from .auth import (
     LoginThrottle,
     PikdavDomainController,
 )
-from .cluster import cluster_dav_state, cluster_locks
 from .deadprops import CappedPropertyManager
 from .frontdoor import (
     ErrorAnswers,
@@ -74,6 +73,9 @@ def build_dav_app(
         "metrics": metrics if "metrics" not in {m.name.casefold() for m in mounts} else None,
     }
     if cluster is not None:
+        # Only a gateway with a Redis imports what keeps DAV state there (and the package).
+        from .cluster import cluster_dav_state, cluster_locks
+
         on_redis = cluster_dav_state(cluster, auth.login_failures)
         logins = on_redis.pop("failed_logins")
         logins.lift_requests, logins.behind_proxy = auth.lift_requests, bool(auth.trusted_proxies)

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import redis
-
 from pikdav.durable import write_durably
 
 from . import redisconn
@@ -182,6 +180,8 @@ class RedisTokenStore:
     def __init__(
         self, url: str, name: str, lock_timeout: float = 180.0, save_for: float = 30.0
     ) -> None:
+        import redis  # only a gateway with a Redis token store needs it
+
         self._errors = redis.RedisError
         self._redis = redisconn.connect(url)
         self._key = f"pikdav:auth:{name}"

@@ -29,13 +29,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import redis
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..pikpak import redisconn
 from ..pikpak.http import shown_url
 from .errors import MountError
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,19 @@ return n
 """
 
 
-# What says Redis cannot be reached; any other error of Redis is a fault of the request,
-# not a reason to refuse every change on this instance.
-_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+def _unreachable() -> tuple[type[Exception], ...]:
+    """What says Redis cannot be reached; any other error of Redis is a fault of the request,
+    not a reason to refuse every change on this instance. (An ``except`` clause evaluates
+    this only when something was raised: the package is imported only where Redis is used.)"""
+    import redis
+
+    return (redis.ConnectionError, redis.TimeoutError)
+
+
+def _any_error() -> type[Exception]:
+    import redis
+
+    return redis.RedisError
 
 
 class ClusterDown(MountError):
@@ -126,7 +137,7 @@ class Cluster:
         :class:`ClusterDown`."""
         try:
             result = action(self.client)
-        except _UNREACHABLE as exc:
+        except _unreachable() as exc:
             self.went_down(exc)
             raise self._down_error() from None
         return result
@@ -172,7 +183,7 @@ class Cluster:
         body = json.dumps({"from": self.instance, **message})
         try:
             self._publish(keys=[self.key("seq", channel), self.key(channel)], args=[body])
-        except _UNREACHABLE as exc:
+        except _unreachable() as exc:
             self.went_down(exc)
 
     def catch_up(self, channels: list[str]) -> None:
@@ -185,7 +196,7 @@ class Cluster:
             return
         try:
             numbers = self.client.mget([self.key("seq", k[len(PREFIX) :]) for k in keys])
-        except _UNREACHABLE as exc:
+        except _unreachable() as exc:
             self.went_down(exc)
             return
         wanted = {k: int(n or 0) for k, n in zip(keys, numbers, strict=True)}
@@ -248,7 +259,7 @@ class Cluster:
                     elif not self._up:
                         self.client.ping()  # a call failed elsewhere: is it back?
                         self._came_back()
-            except redis.RedisError as exc:
+            except _any_error() as exc:
                 if self._stopping.is_set():
                     break
                 self.went_down(exc)
@@ -256,7 +267,7 @@ class Cluster:
             finally:
                 try:
                     pubsub.close()
-                except redis.RedisError:
+                except _any_error():
                     pass
 
     def _confirmed(self, pubsub: Any) -> None:
@@ -271,6 +282,8 @@ class Cluster:
             elif message is not None:
                 self._deliver(message)
             elif time.monotonic() > deadline:
+                import redis
+
                 raise redis.TimeoutError("Redis did not confirm the subscription")
 
     def _deliver(self, message: dict[str, Any]) -> None:
