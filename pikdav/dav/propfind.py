@@ -171,8 +171,9 @@ def try_fast_propfind(
     q = None if clients.hides_quota(environ) else mount.quota_at(resource.entry)
     quota = (q.usage, q.available) if q is not None else None
     locking = not resource.prevent_locking()
-    parts = ['<?xml version="1.0" encoding="utf-8" ?><D:multistatus xmlns:D="DAV:">']
-    parts.append(
+    answer = _Pieces()
+    answer.add('<?xml version="1.0" encoding="utf-8" ?><D:multistatus xmlns:D="DAV:">')
+    answer.add(
         _response(
             folder_href,
             _props(resource.entry, name=resource.get_display_name(), quota=quota, locking=locking),
@@ -181,21 +182,45 @@ def try_fast_propfind(
     )
     for entry in children:
         href = folder_href + quote(entry.name, safe=_SAFE) + ("/" if entry.is_folder else "")
-        parts.append(
+        answer.add(
             _response(href, _props(entry, name=entry.name, quota=None, locking=locking), wanted)
         )
-    parts.append("</D:multistatus>")
-    data = "".join(parts).encode()
+    answer.add("</D:multistatus>")
+    pieces = answer.done()
     environ["wsgidav.all_input_read"] = 1
     start_response(
         "207 Multi-Status",
         [
             ("Content-Type", "application/xml; charset=utf-8"),
             ("Date", util.get_rfc1123_time()),
-            ("Content-Length", str(len(data))),
+            ("Content-Length", str(sum(len(piece) for piece in pieces))),
         ],
     )
-    return [data]
+    return pieces
+
+
+class _Pieces:
+    """An answer kept as encoded pieces of about :data:`PIECE` bytes: a folder of 10,000
+    entries is held once, as UTF-8, never also as one string (which a single name outside
+    ASCII makes two or four bytes a character) and as its encoding."""
+
+    PIECE = 64 * 1024
+
+    def __init__(self) -> None:
+        self._pieces: list[bytes] = []
+        self._filling = bytearray()
+
+    def add(self, text: str) -> None:
+        self._filling += text.encode()
+        if len(self._filling) >= self.PIECE:
+            self._pieces.append(bytes(self._filling))
+            self._filling.clear()
+
+    def done(self) -> list[bytes]:
+        if self._filling:
+            self._pieces.append(bytes(self._filling))
+            self._filling = bytearray()
+        return self._pieces
 
 
 def _has_locks_or_dead_props(
