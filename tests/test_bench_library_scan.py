@@ -29,6 +29,9 @@ def test_the_library_scan_benchmark_runs_and_the_outage_scan_answers_everything(
     for scan in (
         "pikdav: after a restart",
         "pikdav: seek again after a restart",
+        "pikdav: PikPak goes away while it runs",
         "pikdav: restarted during an outage",
     ):
         assert rows[scan][3:6] == ["0", "0", "0"], (scan, rows[scan])  # no 5xx, no failure
+    # PikPak was asked while it was away (the listings had gone stale), and refused.
+    assert int(rows["pikdav: PikPak goes away while it runs"][1]) > 0
