@@ -15,7 +15,10 @@ task's file appears beside them under its own name.
 
 One dropped file starts at most ``links_per_file`` tasks (more: 413, none started), and one
 user at most ``links_per_minute`` within any minute (more: 429 with Retry-After, none
-started): a list of thousands of links is refused, not thousands of tasks started.
+started): a list of thousands of links is refused, not thousands of tasks started. With several
+instances on one Redis (the top-level ``redis:`` setting) the minute is one for the user across
+every instance, counted on Redis; while Redis does not answer, drops are refused (503) like
+every other change.
 """
 
 from __future__ import annotations
@@ -24,16 +27,19 @@ import logging
 import math
 import plistlib
 import re
+import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from pikdav.pikpak.errors import PikPakError
 from pikdav.pikpak.offline import OfflineTasks
 from pikdav.pikpak.types import Task
 
+from .cluster import Cluster, ClusterDown
 from .errors import LinkRefused, LinksTooFast, MountError, NotLinks, TooManyLinks
 from .tree import DriveTree, Entry
 
@@ -122,6 +128,133 @@ class Offline:
         return path or None
 
 
+def _too_fast(cap: int, used: int, wait: float) -> LinksTooFast:
+    return LinksTooFast(
+        f"too many links: at most {cap} offline downloads a minute, {used} started in the "
+        f"last minute; try again in {math.ceil(wait)} s",
+        max(1, math.ceil(wait)),
+    )
+
+
+class _Window(Protocol):
+    """A user's minute of links started by drops."""
+
+    def take(self, user: str, links: int) -> Callable[[int], None]:
+        """Count ``links`` against the user's minute (LinksTooFast when they do not fit,
+        nothing counted): a function that sets the count to the links actually started."""
+        ...
+
+
+class _LocalWindow:
+    """The minute counted in this process alone (one instance, no Redis)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._lock = threading.Lock()
+        self._started: dict[str, deque[list[float]]] = {}  # user: [[monotonic, links], …]
+
+    def take(self, user: str, links: int) -> Callable[[int], None]:
+        now = time.monotonic()
+        with self._lock:
+            window = self._started.setdefault(user, deque())
+            while window and window[0][0] <= now - WINDOW:
+                window.popleft()
+            used = sum(n for _, n in window)
+            if used + links > self.cap:
+                freed, wait = used + links - self.cap, WINDOW
+                for at, n in window:  # the oldest go first
+                    freed -= n
+                    if freed <= 0:
+                        wait = at + WINDOW - now
+                        break
+                raise _too_fast(self.cap, int(used), wait)
+            taken = [now, float(links)]
+            window.append(taken)
+
+        def count(started: int) -> None:
+            with self._lock:
+                taken[1] = started
+
+        return count
+
+
+# One user's minute on Redis, in one step: forget the drops older than the window, sum the
+# links of the rest (each member is "LINKS:TOKEN", its score the Redis server's clock, the one
+# clock all instances share), and either add this drop or say how long until it would fit
+# (the oldest leave first). ARGV: window seconds, cap, links, token.
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local window, cap, links = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local held = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local used = 0
+for i = 1, #held, 2 do used = used + tonumber(string.match(held[i], '^(%d+):')) end
+if used + links > cap then
+  local freed, wait = used + links - cap, window
+  for i = 1, #held, 2 do
+    freed = freed - tonumber(string.match(held[i], '^(%d+):'))
+    if freed <= 0 then
+      wait = tonumber(held[i + 1]) + window - now
+      break
+    end
+  end
+  return {0, used, tostring(wait)}
+end
+redis.call('ZADD', KEYS[1], now, links .. ':' .. ARGV[4])
+redis.call('EXPIRE', KEYS[1], math.ceil(window) + 1)
+return {1, used, ''}
+"""
+
+# A drop's count becomes the links it started (0: it leaves the window); ARGV: the member
+# as taken, the member with the new count.
+_COUNT = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  if tonumber(string.match(ARGV[2], '^(%d+):')) > 0 then
+    redis.call('ZADD', KEYS[1], score, ARGV[2])
+  end
+end
+return 0
+"""
+
+
+class _SharedWindow:
+    """The minute counted on Redis, one for the user across every instance that shares it
+    (ClusterDown while Redis does not answer: no drop is counted, none started)."""
+
+    def __init__(self, cap: int, cluster: Cluster, mount: str) -> None:
+        self.cap = cap
+        self.cluster = cluster
+        self.mount = mount
+        self._take = cluster.client.register_script(_TAKE)
+        self._count = cluster.client.register_script(_COUNT)
+
+    def take(self, user: str, links: int) -> Callable[[int], None]:
+        key = self.cluster.key("drops", self.mount, user)
+        token = secrets.token_hex(8)
+        fits, used, wait = self.cluster.call(
+            lambda _: self._take(keys=[key], args=[WINDOW, self.cap, links, token])
+        )
+        if not fits:
+            raise _too_fast(self.cap, int(used), float(wait))
+
+        def count(started: int) -> None:
+            if started == links:
+                return
+            try:
+                self.cluster.call(
+                    lambda _: self._count(
+                        keys=[key], args=[f"{links}:{token}", f"{started}:{token}"]
+                    )
+                )
+            except ClusterDown:
+                pass  # the drop keeps counting all its links: never fewer than started
+
+        return count
+
+
 class LinkDrops:
     """The tasks and receipts of one mount's drop folder: the links dropped, the tasks they
     started within the caps, and the folder's own entries."""
@@ -132,12 +265,20 @@ class LinkDrops:
         *,
         links_per_file: int = LINKS_PER_FILE,
         links_per_minute: int = LINKS_PER_MINUTE,
+        cluster: Cluster | None = None,
+        mount: str = "",
     ) -> None:
+        """``cluster``: the Redis the instances share (None: the minute is this process's
+        alone); ``mount``: the mount's name, which with the user names the minute."""
         self.tasks = tasks
         self.links_per_file = links_per_file
         self.links_per_minute = links_per_minute
+        self._window: _Window = (
+            _LocalWindow(links_per_minute)
+            if cluster is None
+            else _SharedWindow(links_per_minute, cluster, mount)
+        )
         self._lock = threading.Lock()
-        self._started: dict[str, deque[list[float]]] = {}  # user: [[monotonic, links], …]
         self._receipts: dict[tuple[str, str], _Receipt] = {}
         self._listed: tuple[float, tuple[Entry, ...]] = (0.0, ())
         self._running: set[str] = set()  # entry ids of the tasks unfinished at the last look
@@ -152,7 +293,12 @@ class LinkDrops:
                 f"the file holds {len(links)} links; one file may start at most "
                 f"{self.links_per_file} offline downloads"
             )
-        taken = self._take(user, len(links))
+        if len(links) > self.links_per_minute:
+            raise TooManyLinks(
+                f"the file holds {len(links)} links; one user may start at most "
+                f"{self.links_per_minute} offline downloads a minute"
+            )
+        count = self._window.take(user, len(links))
         started = 0
         try:
             for link in links:
@@ -163,8 +309,7 @@ class LinkDrops:
                     raise LinkRefused(f"PikPak refused the link{before}: {exc.problem}") from None
                 started += 1
         finally:
-            with self._lock:
-                taken[1] = started  # links PikPak refused do not count
+            count(started)  # links PikPak refused do not count
         now = time.time()
         entry = Entry(
             f"{ID_PREFIX}drop:{folder_id}:{name}", name, False, len(data), now, now,
@@ -175,37 +320,6 @@ class LinkDrops:
             self._receipts[(folder_id, name)] = receipt
             self._listed = (0.0, ())  # the new tasks show at once
         return entry
-
-    def _take(self, user: str, links: int) -> list[float]:
-        """Count ``links`` against the user's minute (LinksTooFast when they do not fit):
-        the entry, whose count the caller sets to the links actually started."""
-        now = time.monotonic()
-        with self._lock:
-            window = self._started.setdefault(user, deque())
-            while window and window[0][0] <= now - WINDOW:
-                window.popleft()
-            used = sum(n for _, n in window)
-            if used + links > self.links_per_minute:
-                if links > self.links_per_minute:
-                    raise TooManyLinks(
-                        f"the file holds {links} links; one user may start at most "
-                        f"{self.links_per_minute} offline downloads a minute"
-                    )
-                freed, wait = used + links - self.links_per_minute, WINDOW
-                for at, n in window:  # the oldest go first
-                    freed -= n
-                    if freed <= 0:
-                        wait = at + WINDOW - now
-                        break
-                raise LinksTooFast(
-                    f"too many links: at most {self.links_per_minute} offline downloads a "
-                    f"minute, {used} started in the last minute; try again in "
-                    f"{math.ceil(wait)} s",
-                    max(1, math.ceil(wait)),
-                )
-            taken = [now, float(links)]
-            window.append(taken)
-            return taken
 
     def entries(self, folder_id: str) -> tuple[tuple[Entry, ...], bool]:
         """The folder's own entries (its receipts and the unfinished tasks), and whether a
@@ -269,13 +383,16 @@ class DropFolder:
         mount: str = "",
     ) -> None:
         """``make``: makes the folder at a path with its parents (None: the mount is
-        read-only, the folder is never made); ``mount``: its name, for the log."""
+        read-only, the folder is never made); ``mount``: its name, for the log and for the
+        users' minute on Redis (when ``tree`` has a cluster: one minute across instances)."""
         assert offline.folder_path is not None
         self.path = offline.folder_path
         self.drops = LinkDrops(
             offline.tasks,
             links_per_file=offline.links_per_file,
             links_per_minute=offline.links_per_minute,
+            cluster=tree.cluster,
+            mount=mount,
         )
         self._tree = tree
         self._make = make
