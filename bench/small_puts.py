@@ -24,7 +24,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.stream import DAV_PASSWORD, DAV_USER, serve, stop
+from bench.common import DAV_PASSWORD, DAV_USER, serve, stop
 from pikdav.dav.auth import hash_password
 
 USER, PASSWORD = "alice@example.com", "correct horse"
