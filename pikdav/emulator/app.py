@@ -127,6 +127,8 @@ class EmulatorApp:
         if rule is None:
             return None
         self.world.stats.add("faults_fired", account)
+        if rule.after:
+            time.sleep(rule.after)
         if rule.action == "delay":
             time.sleep(float(rule.value))
             return None

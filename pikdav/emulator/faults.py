@@ -2,7 +2,9 @@
 
 A rule matches on a regular expression searched in the path (and optionally the method,
 the Host header and the account), may let the first ``skip`` matches through and fires at
-most ``times`` times (unlimited when absent). Its action is exactly one of:
+most ``times`` times (unlimited when absent), and with ``after`` waits that many seconds
+before its action (a slow failure: a gateway timing out upstream). Its action is exactly one
+of:
 
 - ``status`` (+ optional ``error`` body fields): answer that status in PikPak's error shape;
 - ``delay``: sleep that many seconds, then serve the request normally;
@@ -40,6 +42,7 @@ class Rule:
     error: dict[str, Any] = field(default_factory=dict)
     skip: int = 0
     times: int | None = None
+    after: float = 0.0
     seen: int = 0
     fired: int = 0
 
@@ -54,6 +57,7 @@ class Rule:
             "account": self.account,
             "skip": self.skip,
             "times": self.times,
+            "after": self.after,
             "fired": self.fired,
         }
 
@@ -96,6 +100,9 @@ class Faults:
                 and (not isinstance(spec[key], int) or spec[key] < 0)
             ):
                 raise BadRule(f"'{key}' must be a non-negative integer")
+        after = spec.get("after") or 0
+        if not isinstance(after, int | float) or isinstance(after, bool) or after < 0:
+            raise BadRule("'after' must be a non-negative number of seconds")
         rule = Rule(
             id=next(self._ids),
             path=_compile(spec.get("path", ".*"), "path"),
@@ -107,6 +114,7 @@ class Faults:
             error=spec.get("error") or {},
             skip=spec.get("skip") or 0,
             times=spec.get("times"),
+            after=float(after),
         )
         with self._lock:
             self._rules.append(rule)

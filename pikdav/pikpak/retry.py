@@ -39,11 +39,13 @@ _watching = threading.local()
 
 
 @contextmanager
-def failures_shown_to(seen: Callable[[BaseException], object]) -> Iterator[None]:
+def failures_shown_to(seen: Callable[[BaseException | None], object]) -> Iterator[None]:
     """Within the block, on this thread, every attempt of :meth:`RetryPolicy.run` that
-    failed and is to be tried again is shown to ``seen`` (its cause) before the wait: a
-    caller with another answer at hand (a listing on disk) can give it at the first failure
-    instead of after all the retries, which go on."""
+    failed and is to be tried again is shown to ``seen`` (its cause) before the wait, and an
+    attempt that succeeds after such a failure as None: a caller with another answer at hand
+    (a listing on disk) can give it at the first failure instead of after all the retries,
+    which go on. Only the outermost run reports: a policy inside an attempt (a token renewed
+    within a call) speaks through the attempt's own outcome."""
     before = getattr(_watching, "seen", None)
     _watching.seen = seen
     try:
@@ -136,21 +138,29 @@ class RetryPolicy:
         lets a caller cut the wait short; the next attempt then sees why)."""
         started = time.monotonic()
         number = 0
-        while True:
-            number += 1
-            try:
-                return attempt()
-            except Again as again:
-                if again.wait is None:
-                    wait = self.delay(number)
+        seen = getattr(_watching, "seen", None)
+        _watching.seen = None  # policies inside an attempt report nothing
+        try:
+            while True:
+                number += 1
+                try:
+                    result = attempt()
+                except Again as again:
+                    if again.wait is None:
+                        wait = self.delay(number)
+                    else:
+                        wait = min(max(0.0, again.wait), self.retry_after_max)
+                    if self.exhausted(number, time.monotonic() - started + wait):
+                        raise again.cause from None
+                    if seen is not None:
+                        seen(again.cause)
+                    (pause_for if sleep is None else sleep)(wait)
                 else:
-                    wait = min(max(0.0, again.wait), self.retry_after_max)
-                if self.exhausted(number, time.monotonic() - started + wait):
-                    raise again.cause from None
-                seen = getattr(_watching, "seen", None)
-                if seen is not None:
-                    seen(again.cause)
-                (pause_for if sleep is None else sleep)(wait)
+                    if seen is not None and number > 1:
+                        seen(None)  # answered after all
+                    return result
+        finally:
+            _watching.seen = seen
 
     def poll(self, check: Callable[[], T | None], *, timeout: float | None = None) -> T | None:
         """Call ``check`` until it returns something other than None, waiting the backoff

@@ -39,7 +39,7 @@ from pikdav.pikpak.errors import PikPakError
 from pikdav.pikpak.offline import OfflineTasks
 from pikdav.pikpak.types import Task
 
-from .cluster import Cluster, ClusterDown
+from .cluster import Cluster
 from .errors import LinkRefused, LinksTooFast, MountError, NotLinks, TooManyLinks
 from .tree import DriveTree, Entry
 
@@ -207,13 +207,15 @@ return {1, used, ''}
 """
 
 # A drop's count becomes the links it started (0: it leaves the window); ARGV: the member
-# as taken, the member with the new count.
+# as taken, the member with the new count, the window in seconds (the key's expiry again: a
+# key emptied and made anew has none).
 _COUNT = """
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if score then
   redis.call('ZREM', KEYS[1], ARGV[1])
   if tonumber(string.match(ARGV[2], '^(%d+):')) > 0 then
     redis.call('ZADD', KEYS[1], score, ARGV[2])
+    redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[3])) + 1)
   end
 end
 return 0
@@ -246,11 +248,12 @@ class _SharedWindow:
             try:
                 self.cluster.call(
                     lambda _: self._count(
-                        keys=[key], args=[f"{links}:{token}", f"{started}:{token}"]
+                        keys=[key], args=[f"{links}:{token}", f"{started}:{token}", WINDOW]
                     )
                 )
-            except ClusterDown:
-                pass  # the drop keeps counting all its links: never fewer than started
+            except Exception as exc:  # Redis away or refusing: the tasks started all the same
+                # The drop keeps counting all its links: never fewer than started.
+                log.warning("mount %s: drops not counted down on Redis: %s", self.mount, exc)
 
         return count
 

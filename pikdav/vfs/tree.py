@@ -29,6 +29,11 @@ from .source import Source
 
 log = logging.getLogger(__name__)
 
+
+class _AwayMeanwhile(Exception):
+    """A fetch given up before asking: PikPak went away while it waited its turn."""
+
+
 LISTING_TTL = 60.0  # seconds a folder's listing is served from the cache
 ENTRY_BYTES = 512  # about what one listed item weighs in memory (measured with tracemalloc)
 BIG_LISTING = 1000  # items: the pages of PikPak's answer freed after it are worth handing back
@@ -257,38 +262,69 @@ class DriveTree:
         be away (refused, timed out, 5xx, 429, "too frequent"). The fetch's retries go on in
         the background and decide whether PikPak is away; other folders kept on disk are
         served from there meanwhile. A client waits for one failure, not for all retries."""
-        settled = threading.Event()
+        settled = threading.Event()  # the fetch ended, or PikPak failed once
+        left = threading.Event()  # the caller has its answer from disk
         outcome: dict[str, Any] = {}
+        doubting = False
+        load = self._loader(folder_id)
 
-        def seen(exc: BaseException) -> None:
-            if "doubt" not in outcome and is_away(exc):
-                outcome["doubt"] = exc
-                self.outage.doubt()
+        def seen(exc: BaseException | None) -> None:
+            nonlocal doubting
+            if exc is None:  # a retry was answered: PikPak is there
+                if doubting:
+                    doubting = False
+                    self.outage.settle()
+            elif is_away(exc):
+                if not doubting:
+                    doubting = True
+                    self.outage.doubt()
                 settled.set()
+
+        def load_unless_away() -> tuple[Listing, float]:
+            if self.outage.active:
+                raise _AwayMeanwhile  # PikPak went away while this one waited its turn
+            return load()
 
         def run() -> None:
             try:
                 with failures_shown_to(seen):
-                    outcome["listing"] = self.listings.fetch(folder_id, self._loader(folder_id))
-            except BaseException as exc:  # handed to the waiting caller
+                    outcome["listing"] = self.listings.fetch(folder_id, load_unless_away)
+            except _AwayMeanwhile:
+                pass
+            except BaseException as exc:  # handed to the waiting caller, or logged
                 outcome["error"] = exc
-                if isinstance(exc, PikPakError) and is_away(exc):
-                    self.outage.began(exc)
+                self._fetched_too_late(folder_id, exc, answered=left.is_set())
             finally:
-                if "doubt" in outcome:
+                if doubting:
                     self.outage.settle()
                 settled.set()
 
         threading.Thread(target=run, name="fetch listing", daemon=True).start()
-        settled.wait()
+        # Another caller's fetch of the folder (or of another one) may be the one that meets
+        # PikPak's failure: this one answers from disk as soon as the outage is in doubt.
+        while not settled.wait(0.1):
+            if self.outage.doubted or self.outage.active:
+                break
         found = outcome.get("listing")
         if found is not None:
             return found
         error = outcome.get("error")
         if error is not None and not (isinstance(error, PikPakError) and is_away(error)):
             raise error
+        left.set()
         self.disk.stale_answers += 1
         return kept
+
+    def _fetched_too_late(self, folder_id: str, exc: BaseException, *, answered: bool) -> None:
+        """A background fetch of :meth:`_fetch_or_stale` failed: PikPak away begins the
+        outage; otherwise, once the caller had its answer from disk, the failure is logged
+        and a folder PikPak answered about (gone, say) is no longer kept on disk."""
+        if isinstance(exc, PikPakError) and is_away(exc):
+            self.outage.began(exc)
+        elif answered:
+            if isinstance(exc, PikPakError) and self.disk is not None:
+                self.disk.forget_listing(self.scope, folder_id)
+            log.info("fetching a listing served from disk meanwhile: %s", exc)
 
     def _ttl(self, folder_id: str) -> float:
         # A source may keep some folders fresher (a share list's file may change).

@@ -73,6 +73,27 @@ def test_a_watcher_sees_each_failure_that_is_tried_again_on_its_thread_only(cloc
     assert seen == ["fault 1", "fault 2"] and len(calls) == 2
 
 
+def test_a_watcher_hears_of_the_outermost_run_only_and_of_its_answer_after_a_failure(clock):
+    """A failed token renewal inside a call is the call's business (the call may go on with
+    the token it has): the watcher hears of the call's own failures, and of its answer."""
+    seen: list[str | None] = []
+    inner, inner_calls = failing(100)
+
+    def outer() -> str:
+        try:
+            RetryPolicy(attempts=3, seconds=1e9).run(inner)
+        except Transient:
+            pass  # the renewal failed; the call goes on
+        return "answered"
+
+    with retry.failures_shown_to(lambda exc: seen.append(None if exc is None else str(exc))):
+        assert RetryPolicy(attempts=3).run(outer) == "answered"
+        assert seen == [] and len(inner_calls) == 3  # nothing heard of the inner failures
+        attempt, _ = failing(1)
+        assert RetryPolicy(attempts=3).run(attempt) == "done"
+    assert seen == ["fault 1", None]
+
+
 def test_the_time_bound_ends_it_before_the_attempts_run_out(clock):
     attempt, calls = failing(100, wait=10)
     policy = RetryPolicy(attempts=100, seconds=35, retry_after_max=60)

@@ -3,6 +3,9 @@ why; a refusal that is no outage (the folder is gone) is passed on as it is."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from pikdav.pikpak import http
@@ -118,24 +121,41 @@ def test_a_folder_kept_on_disk_answers_at_pikpak_s_first_failure_not_after_every
         disk.close()
 
 
+def fetching() -> bool:
+    return any(t.name == "fetch listing" for t in threading.enumerate())
+
+
 def test_a_failure_pikpak_recovers_from_on_its_retry_is_no_outage(emulator, tmp_path):
-    """One failed call answers from disk at once, and the retry's answer is kept: PikPak
-    answered, so no outage is said and the next listing is PikPak's, fresh."""
+    """A folder's clients all answer from disk at PikPak's first failure, also those that
+    came while another one's call was on its way (a file manager asks for a folder twice);
+    the retry's answer is kept: PikPak answered, so no outage is said and the next listing is
+    PikPak's, fresh."""
     put_files(emulator, {"Films/a.mkv": b"a"})
     disk = DiskCache(tmp_path / "cache")
-    library = mount(emulator, disk, RetryPolicy(attempts=3, backoff=0.5))
+    # The failure comes 0.2 s after the call, the retry 1 s after the failure.
+    library = mount(emulator, disk, RetryPolicy(attempts=3, backoff=1.0, jitter=0.0))
     films = library.resolve(["Films"])
     assert films is not None
     library.children(films)
     outage = library.tree.outage
     for cycle in range(20):
-        control(
-            emulator.base_url, "faults", {"path": "^/drive/v1/files$", "status": 503, "times": 1}
-        )
+        fault = {"path": "^/drive/v1/files$", "status": 503, "times": 1, "after": 0.2}
+        control(emulator.base_url, "faults", fault)
         put_files(emulator, {f"Films/new{cycle}.mkv": b"n"})
-        shown = [e.name for e in library.children(films)]
-        assert f"new{cycle}.mkv" not in shown  # the kept listing, from before the new file
+        together = threading.Barrier(3)
+
+        def look(together: threading.Barrier = together) -> list[str]:
+            together.wait()
+            return [e.name for e in library.children(films)]
+
+        with ThreadPoolExecutor(3) as pool:
+            shown = list(pool.map(lambda _: look(), range(3)))
+        for names in shown:  # the kept listing, from before the new file, for every client
+            assert f"new{cycle}.mkv" not in names and "a.mkv" in names, (cycle, shown)
         wait_until(lambda: not outage.doubted, "the retry to end", 10)
+        # The other clients' fetches end too (here, with listing_ttl 0, each asks again).
+        wait_until(lambda: not fetching(), "the fetches to end", 10)
         assert not outage.active
         assert f"new{cycle}.mkv" in [e.name for e in library.children(films)]
+        control(emulator.base_url, "faults", method="DELETE")
     disk.close()

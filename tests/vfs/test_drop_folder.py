@@ -143,6 +143,9 @@ def test_links_pikpak_refused_do_not_count_on_any_instance(emulator, two_instanc
     control(emulator.base_url, "config", {"task_daily_limit": 2})
     with pytest.raises(LinkRefused, match=r"\(2 of 3 started before it\)"):
         drop_links(a, "three.txt", 3)
+    shared = a.cluster
+    assert shared is not None  # counted down to 2, the key still goes with the minute
+    assert 0 < shared.client.ttl(shared.key("drops", "pikpak", "alice")) <= 61
     control(emulator.base_url, "config", {"task_daily_limit": 100})
     drop_links(b, "more.txt", 3)  # 2 of the minute's 5 were used: 3 more fit
     with pytest.raises(LinksTooFast, match="5 started in the last minute"):
