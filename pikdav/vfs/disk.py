@@ -463,6 +463,7 @@ class Outage:
         self._tried = 0.0
         self._wait = probe_every
         self._doubts = 0
+        self._doubted = (0.0, "")  # since when (wall clock) and why, while doubted
         self._lock = threading.Lock()
 
     @property
@@ -475,8 +476,11 @@ class Outage:
         not known yet, and folders kept on disk are served from there meanwhile."""
         return self._doubts > 0
 
-    def doubt(self) -> None:
+    def doubt(self, exc: BaseException) -> None:
+        """A fetch failed once with ``exc`` and tries again (see :attr:`doubted`)."""
         with self._lock:
+            if self._doubts == 0:
+                self._doubted = (time.time(), _reason(exc))
             self._doubts += 1
 
     def settle(self) -> None:
@@ -528,10 +532,18 @@ class Outage:
             return max(1, math.ceil(self._wait - (time.monotonic() - self._tried)))
 
     def describe(self) -> str:
-        """ "serving from its disk cache since 12:00:03 UTC because …" (or "")."""
+        """ "serving from its disk cache since 12:00:03 UTC because …" (or ""); while a
+        failure is in doubt, that folders kept on disk are answered from there meanwhile."""
         since = self.since
         if since is None:
-            return ""
+            if not self.doubted:
+                return ""
+            since, reason = self._doubted
+            clock = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since))
+            return (
+                f"a call failed ({reason}); folders kept on disk are answered from there "
+                f"while PikPak is asked again (since {clock})"
+            )
         clock = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since))
         return f"serving from its disk cache since {clock} because {self.reason}"
 

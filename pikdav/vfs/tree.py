@@ -277,7 +277,7 @@ class DriveTree:
             elif is_away(exc):
                 if not doubting:
                     doubting = True
-                    self.outage.doubt()
+                    self.outage.doubt(exc)
                 settled.set()
 
         def load_unless_away() -> tuple[Listing, float]:

@@ -111,6 +111,9 @@ def test_a_folder_kept_on_disk_answers_at_pikpak_s_first_failure_not_after_every
         assert [e.name for e in library.children(films)] == ["a.mkv"]
         assert faults_fired(emulator) == before + 1  # one call failed; its retry is pending
         assert outage.doubted and not outage.active
+        # The status page says so (it shows what describe() says).
+        assert "folders kept on disk are answered from there" in outage.describe()
+        assert "temporary fault" in outage.describe()
         assert [e.name for e in library.children(shows)] == ["s.mkv"]
         assert faults_fired(emulator) == before + 1  # no call for a folder kept on disk
         assert disk.stale_answers == 2
