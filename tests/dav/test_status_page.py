@@ -24,7 +24,6 @@ from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.gateway import _HASH, DAV_PASSWORD, PIKPAK_USER
@@ -75,8 +74,19 @@ def submit(browser, form_css: str) -> None:
             if attempt == 2:
                 raise
             continue
-        WebDriverWait(browser, 20).until(expected_conditions.staleness_of(old))
+        WebDriverWait(browser, 20).until(lambda _, old=old: gone(old))
         return
+
+
+def gone(element) -> bool:
+    """Whether ``element`` left the document (a new page came). Chrome says so with a stale
+    element error, or, while the new page loads, with an unknown error that the node "does not
+    belong to the document" (selenium's ``staleness_of`` lets that one through)."""
+    try:
+        element.is_enabled()
+    except WebDriverException:
+        return True
+    return False
 
 
 def fail_logins_from(url: str, address: str, count: int) -> None:
